@@ -1,0 +1,39 @@
+# Hindsight's recipes. On a machine with only rustup, run them through ./justw.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+target_dir := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
+dist := justfile_directory() / "client-wasm" / "dist"
+
+# Build everything and run Hindsight at http://127.0.0.1:3000 (extra flags go to the server).
+run *FLAGS: client
+    cargo run --release -p hindsight-server -- {{FLAGS}}
+
+# Run every test: unit, integration, protocol compatibility and browser tests.
+test: setup client
+    cargo check -p hindsight-shared --target wasm32-unknown-unknown
+    cargo test --workspace --exclude hindsight-client
+
+# Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver.
+setup:
+    scripts/setup-wasm.sh
+    scripts/setup-browser.sh
+
+# Build the browser client into client-wasm/dist (the server embeds it at compile time).
+client:
+    scripts/setup-wasm.sh
+    cargo rustc --profile wasm-release -p hindsight-client --lib --target wasm32-unknown-unknown --crate-type cdylib
+    mkdir -p {{dist}}
+    wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+        --out-dir {{dist}} {{target_dir}}/wasm32-unknown-unknown/wasm-release/hindsight_client.wasm
+    cp client-wasm/index.html client-wasm/style.css {{dist}}/
+
+# Print the size of the client bundle, raw and gzipped.
+size: client
+    @for f in {{dist}}/*.wasm {{dist}}/*.js; do printf '%-40s %8d raw %8d gzip\n' "$(basename $f)" "$(wc -c < $f)" "$(gzip -9c $f | wc -c)"; done
+
+# Check formatting and lints.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --exclude hindsight-client --all-targets -- -D warnings
+    cargo clippy -p hindsight-client --target wasm32-unknown-unknown -- -D warnings

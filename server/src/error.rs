@@ -1,0 +1,41 @@
+//! The one error type HTTP handlers return: a clear JSON message for the client, full details in
+//! the log for internal failures.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An HTTP handler's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is wrong; the message tells the client how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Our fault. Logged with its cause; the client sees a generic message.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, (*message).to_owned()),
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_owned())
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}

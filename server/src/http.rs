@@ -1,0 +1,183 @@
+//! HTTP routes: the JSON API, the pages and assets of the browser client, and the WebSocket upgrade.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hindsight_shared::ids::{DocumentId, random_token};
+use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
+use hindsight_shared::templates::{self, TEMPLATES, Template};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_util::task::TaskTracker;
+
+use crate::assets;
+use crate::config::Config;
+use crate::connection::{self, ConnectionContext};
+use crate::error::AppError;
+use crate::store::{BoardRecord, Store};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub connections: ConnectionContext,
+    pub tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, connections: ConnectionContext, tracker: TaskTracker) -> Self {
+        Self(Arc::new(Shared { config, store, connections, tracker, next_conn: AtomicU64::new(1) }))
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/b/{board_id}", get(board_page))
+        .route("/api/boards", post(create_board))
+        .route("/api/templates", get(list_templates))
+        .route("/assets/{file}", get(asset))
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// The body of `POST /api/boards`.
+#[derive(Debug, Deserialize)]
+pub struct CreateBoard {
+    pub title: String,
+    pub template: String,
+}
+
+/// The answer to `POST /api/boards`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BoardCreated {
+    pub board_id: String,
+    /// The link to share with participants.
+    pub url: String,
+    /// The secret that grants facilitator rights. Shown once; only its hash is stored.
+    pub facilitator_key: String,
+}
+
+async fn create_board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateBoard>, JsonRejection>,
+) -> Result<(StatusCode, Json<BoardCreated>), AppError> {
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let title = request.title.trim();
+    if title.is_empty() {
+        return Err(AppError::BadRequest("the board needs a title".into()));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(AppError::BadRequest(format!("a title may have at most {MAX_TITLE_CHARS} characters")));
+    }
+    let template: &Template = templates::find(&request.template).ok_or_else(|| {
+        let known: Vec<&str> = TEMPLATES.iter().map(|t| t.id).collect();
+        AppError::BadRequest(format!("unknown template `{}`; known: {}", request.template, known.join(", ")))
+    })?;
+
+    let id = DocumentId::random();
+    let facilitator_key = random_token::<16>();
+    let doc = schema::new_board_document(automerge::ActorId::random(), title, template)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let record = BoardRecord {
+        id,
+        created_at_ms: now_ms(),
+        facilitator_key_hash: Sha256::digest(facilitator_key.as_bytes()).into(),
+    };
+    state.0.store.create_board(record, doc.save()).await?;
+    tracing::info!(board = %id, template = template.id, "created board");
+    let url = format!("{}/b/{id}", public_url(&state.0.config, &headers));
+    Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The server's public URL: the configured one, else `http://` and the request's Host.
+fn public_url(config: &Config, headers: &HeaderMap) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:3000");
+    format!("http://{host}")
+}
+
+async fn list_templates() -> Json<&'static [Template]> {
+    Json(TEMPLATES)
+}
+
+/// The page shell. The board link is the board's only secret, so pages ask browsers not to leak
+/// it in `Referer` headers.
+fn shell(status: StatusCode) -> Response {
+    let mut response = (status, Html(assets::INDEX_HTML)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+async fn page() -> Response {
+    shell(StatusCode::OK)
+}
+
+/// The board page: the same shell, with 404 for a board that does not exist (the client then
+/// says so).
+async fn board_page(State(state): State<AppState>, Path(board_id): Path<String>) -> Result<Response, AppError> {
+    let Ok(id) = board_id.parse::<DocumentId>() else {
+        return Ok(shell(StatusCode::NOT_FOUND));
+    };
+    let exists = state.0.store.board(id).await?.is_some();
+    Ok(shell(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND }))
+}
+
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+    let asset = assets::find(&format!("/assets/{file}")).ok_or(AppError::NotFound("no such asset"))?;
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let body = if gzip { asset.gzip } else { asset.body };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
+}
+
+async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let shared = &state.0;
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let ctx = shared.connections.clone();
+    let tracker = shared.tracker.clone();
+    upgrade
+        // Small buffers keep an idle connection cheap; messages larger than the limit are refused.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(shared.config.max_message_bytes)
+        .max_frame_size(shared.config.max_message_bytes)
+        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, conn, ctx)))
+}

@@ -1,0 +1,80 @@
+//! The board registry: which boards are in memory on this node, and the seam for a cluster.
+//!
+//! [`Registry::board`] is the one way to reach a board. On a single node it returns the handle
+//! of a local actor, spawning it on first use. In a cluster (one owner node per board), this is
+//! where a node would look up the board's owner and return a handle whose messages travel to it:
+//! connections only ever see a [`BoardHandle`], so they would not change.
+//!
+//! Locking: the map is a `DashMap`. A shard lock is held only for the synchronous insert or
+//! remove below, never across an `.await`; spawning a task inside `or_insert_with` does not wait.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use hindsight_shared::ids::DocumentId;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::board::actor::{BoardActor, BoardContext};
+use crate::board::BoardHandle;
+
+/// How many messages may wait in one board's inbox before senders wait (backpressure).
+const INBOX_CAPACITY: usize = 1024;
+
+/// The boards this node holds in memory.
+#[derive(Debug)]
+pub struct Registry {
+    boards: DashMap<DocumentId, BoardHandle>,
+    ctx: BoardContext,
+    tracker: TaskTracker,
+}
+
+impl Registry {
+    pub fn new(ctx: BoardContext, tracker: TaskTracker) -> Arc<Self> {
+        Arc::new(Self { boards: DashMap::new(), ctx, tracker })
+    }
+
+    /// A handle to the board, loading it into memory if it is not there yet.
+    ///
+    /// Unknown ids get a handle too: their actor answers every request with `doc-unavailable`.
+    pub fn board(self: &Arc<Self>, id: DocumentId) -> BoardHandle {
+        if let Some(handle) = self.boards.get(&id) {
+            return handle.clone();
+        }
+        self.boards
+            .entry(id)
+            .or_insert_with(|| {
+                let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+                let actor = BoardActor::new(id, self.ctx.clone(), Arc::clone(self), inbox);
+                self.tracker.spawn(actor.run());
+                BoardHandle::new(id, inbox_tx)
+            })
+            .clone()
+    }
+
+    /// How many boards are in memory.
+    pub fn len(&self) -> usize {
+        self.boards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.boards.is_empty()
+    }
+
+    /// Removes the board if nobody but the registry holds its handle. Checked and removed under
+    /// the shard's write lock, so no connection can take a new handle in between.
+    pub(crate) fn evict_if_unused(&self, id: DocumentId) -> bool {
+        self.boards.remove_if(&id, |_, handle| handle.holders() == 1).is_some()
+    }
+
+    /// Removes the board whatever holds it; connections still holding the old handle find it
+    /// gone and ask again.
+    pub(crate) fn evict(&self, id: DocumentId) {
+        self.boards.remove(&id);
+    }
+
+    /// True if `handle` is the one the registry currently has for its board.
+    pub fn is_current(&self, handle: &BoardHandle) -> bool {
+        self.boards.get(&handle.id()).is_some_and(|current| current.same(handle))
+    }
+}

@@ -1,0 +1,411 @@
+//! Durable storage of boards in SQLite: board records, document snapshots and incremental changes.
+//!
+//! One writer thread owns the database connection. Requests reach it over a channel and every
+//! write that is waiting when it wakes up goes into one transaction (group commit), so a busy
+//! server pays one `fsync` for many boards. A call to [`Store::append`] returns only after its
+//! transaction committed: the caller may then tell peers the changes are accepted.
+//!
+//! Each document is a snapshot (`Automerge::save`) plus the changes accepted since, one row per
+//! change keyed by its hash. When a document has gathered [`COMPACT_AFTER`] changes, a separate
+//! compactor thread loads snapshot and changes, saves one new snapshot, and the writer swaps it
+//! in and deletes exactly the changes it contains, in one transaction. A crash at any point
+//! leaves either the old rows or the new ones, and loading both would merge to the same document.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::thread;
+
+use hindsight_shared::ids::DocumentId;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+/// A document is compacted into a new snapshot once this many changes are stored beside it.
+pub const COMPACT_AFTER: usize = 256;
+
+/// A stored document: its latest snapshot and the changes accepted after it.
+#[derive(Debug, Default)]
+pub struct StoredDoc {
+    pub snapshot: Vec<u8>,
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// One accepted change, as Automerge encodes it.
+#[derive(Debug, Clone)]
+pub struct StoredChange {
+    pub hash: [u8; 32],
+    pub bytes: Vec<u8>,
+}
+
+/// What the server knows about a board outside its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardRecord {
+    pub id: DocumentId,
+    pub created_at_ms: i64,
+    /// SHA-256 of the facilitator key; the key itself is never stored.
+    pub facilitator_key_hash: [u8; 32],
+}
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not create the data directory {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the transaction did not commit: {0}")]
+    Commit(String),
+    #[error("the storage thread has stopped")]
+    Stopped,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Request {
+    CreateBoard { record: BoardRecord, snapshot: Vec<u8>, reply: Reply<()> },
+    Board { id: DocumentId, reply: Reply<Option<BoardRecord>> },
+    Load { doc: DocumentId, reply: Reply<Option<StoredDoc>> },
+    Append { doc: DocumentId, changes: Vec<StoredChange>, reply: Reply<()> },
+    /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
+    Compacted { doc: DocumentId, result: Option<(Vec<u8>, Vec<[u8; 32]>)> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A handle to the storage thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `data_dir` and starts the writer and compactor threads.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::CreateDir { path: data_dir.display().to_string(), source })?;
+        let conn = open_connection(&data_dir.join("hindsight.sqlite3"))?;
+        let (requests, inbox) = mpsc::unbounded_channel();
+        let (compact_tx, compact_rx) = std::sync::mpsc::channel();
+        let results = requests.clone();
+        thread::Builder::new()
+            .name("hindsight-compactor".into())
+            .spawn(move || compactor(compact_rx, results))
+            .map_err(|e| StoreError::CreateDir { path: "compactor thread".into(), source: e })?;
+        let writer = Writer { conn, compact: compact_tx, pending: HashMap::new(), compacting: HashSet::new() };
+        thread::Builder::new()
+            .name("hindsight-store".into())
+            .spawn(move || writer.run(inbox))
+            .map_err(|e| StoreError::CreateDir { path: "storage thread".into(), source: e })?;
+        Ok(Self { requests })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(make(reply)).map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Stores a new board with its first snapshot. Durable when it returns.
+    pub async fn create_board(&self, record: BoardRecord, snapshot: Vec<u8>) -> Result<(), StoreError> {
+        self.call(|reply| Request::CreateBoard { record, snapshot, reply }).await
+    }
+
+    /// The board's record, if the board exists.
+    pub async fn board(&self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
+        self.call(|reply| Request::Board { id, reply }).await
+    }
+
+    /// Everything stored for a document, or `None` if it was never stored.
+    pub async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
+        self.call(|reply| Request::Load { doc, reply }).await
+    }
+
+    /// Stores accepted changes. Durable (committed and synced to disk) when it returns.
+    pub async fn append(&self, doc: DocumentId, changes: Vec<StoredChange>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Request::Append { doc, changes, reply }).await
+    }
+
+    /// Finishes every request already queued, checkpoints the write-ahead log and stops the thread.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.requests.send(Request::Shutdown { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    // WAL with synchronous=FULL: a commit returns after the log is fsynced, so a committed
+    // change survives a crash of the process or the machine.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS boards (
+             id BLOB PRIMARY KEY,
+             created_at_ms INTEGER NOT NULL,
+             facilitator_key_hash BLOB NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS snapshots (
+             doc BLOB PRIMARY KEY,
+             data BLOB NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS changes (
+             doc BLOB NOT NULL,
+             hash BLOB NOT NULL,
+             data BLOB NOT NULL,
+             PRIMARY KEY (doc, hash)
+         ) WITHOUT ROWID;",
+    )?;
+    Ok(conn)
+}
+
+/// The state of the writer thread.
+struct Writer {
+    conn: Connection,
+    compact: std::sync::mpsc::Sender<(DocumentId, CompactionJob)>,
+    /// How many changes each document has stored beside its snapshot, as far as this run knows.
+    pending: HashMap<DocumentId, usize>,
+    /// Documents whose compaction is under way.
+    compacting: HashSet<DocumentId>,
+}
+
+impl Writer {
+    fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
+        while let Some(first) = inbox.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match inbox.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            if let Some(reply) = self.handle(batch) {
+                if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log at shutdown");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    /// Handles one batch: all writes in one transaction, then the reads. Returns the shutdown
+    /// reply if the batch asked to stop.
+    fn handle(&mut self, batch: Vec<Request>) -> Option<oneshot::Sender<()>> {
+        let mut reads = Vec::new();
+        let mut writes = Vec::new();
+        let mut shutdown = None;
+        for request in batch {
+            match request {
+                Request::Board { .. } | Request::Load { .. } => reads.push(request),
+                Request::Shutdown { reply } => shutdown = Some(reply),
+                write => writes.push(write),
+            }
+        }
+        if !writes.is_empty() {
+            self.write(writes);
+        }
+        for read in reads {
+            match read {
+                Request::Board { id, reply } => {
+                    let _ = reply.send(self.read_board(id));
+                }
+                Request::Load { doc, reply } => {
+                    let result = self.read_doc(doc);
+                    if let Ok(Some(stored)) = &result {
+                        self.pending.insert(doc, stored.changes.len());
+                    }
+                    let _ = reply.send(result);
+                }
+                _ => {}
+            }
+        }
+        shutdown
+    }
+
+    fn write(&mut self, writes: Vec<Request>) {
+        let mut done: Vec<(Request, Result<(), rusqlite::Error>)> = Vec::with_capacity(writes.len());
+        let committed = (|| -> Result<(), rusqlite::Error> {
+            let mut tx = self.conn.transaction()?;
+            for write in writes {
+                // A savepoint per request: one failing write does not fail its neighbours.
+                let result = (|| {
+                    let sp = tx.savepoint()?;
+                    apply_write(&sp, &write)?;
+                    sp.commit()
+                })();
+                done.push((write, result));
+            }
+            tx.commit()
+        })();
+        let commit_error = committed.err().map(|e| e.to_string());
+        for (write, result) in done {
+            let result = match (&commit_error, result) {
+                (Some(e), _) => Err(StoreError::Commit(e.clone())),
+                (None, result) => result.map_err(StoreError::from),
+            };
+            match write {
+                Request::CreateBoard { reply, .. } => {
+                    let _ = reply.send(result);
+                }
+                Request::Append { doc, changes, reply } => {
+                    if result.is_ok() {
+                        *self.pending.entry(doc).or_insert(0) += changes.len();
+                        self.maybe_compact(doc);
+                    }
+                    let _ = reply.send(result);
+                }
+                Request::Compacted { doc, result: compacted } => {
+                    self.compacting.remove(&doc);
+                    if let (Ok(()), Some((_, hashes))) = (result, compacted) {
+                        let left = self.pending.get(&doc).copied().unwrap_or(0).saturating_sub(hashes.len());
+                        self.pending.insert(doc, left);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Hands a document to the compactor once enough changes piled up beside its snapshot.
+    fn maybe_compact(&mut self, doc: DocumentId) {
+        let pending = self.pending.get(&doc).copied().unwrap_or(0);
+        if pending < COMPACT_AFTER || self.compacting.contains(&doc) {
+            return;
+        }
+        match read_doc_with_hashes(&self.conn, doc) {
+            Ok(Some(job)) => {
+                self.compacting.insert(doc);
+                let _ = self.compact.send((doc, job));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%doc, error = %e, "could not read a document for compaction"),
+        }
+    }
+
+    fn read_board(&self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
+        let record = self
+            .conn
+            .query_row(
+                "SELECT created_at_ms, facilitator_key_hash FROM boards WHERE id = ?1",
+                params![id.as_bytes()],
+                |row| {
+                    let created_at_ms: i64 = row.get(0)?;
+                    let hash: Vec<u8> = row.get(1)?;
+                    Ok((created_at_ms, hash))
+                },
+            )
+            .optional()?;
+        Ok(record.and_then(|(created_at_ms, hash)| {
+            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: hash.try_into().ok()? })
+        }))
+    }
+
+    fn read_doc(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
+        Ok(read_doc_with_hashes(&self.conn, doc)?.map(|job| StoredDoc {
+            snapshot: job.snapshot,
+            changes: job.changes.into_iter().map(|(_, bytes)| bytes).collect(),
+        }))
+    }
+}
+
+fn apply_write(conn: &Connection, write: &Request) -> Result<(), rusqlite::Error> {
+    match write {
+        Request::CreateBoard { record, snapshot, .. } => {
+            conn.execute(
+                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash) VALUES (?1, ?2, ?3)",
+                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash],
+            )?;
+            conn.execute(
+                "INSERT INTO snapshots (doc, data) VALUES (?1, ?2)",
+                params![record.id.as_bytes(), snapshot],
+            )?;
+        }
+        Request::Append { doc, changes, .. } => {
+            let mut insert =
+                conn.prepare_cached("INSERT OR IGNORE INTO changes (doc, hash, data) VALUES (?1, ?2, ?3)")?;
+            for change in changes {
+                insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
+            }
+        }
+        Request::Compacted { doc, result: Some((snapshot, hashes)) } => {
+            conn.execute(
+                "INSERT INTO snapshots (doc, data) VALUES (?1, ?2)
+                 ON CONFLICT (doc) DO UPDATE SET data = excluded.data",
+                params![doc.as_bytes(), snapshot],
+            )?;
+            let mut delete = conn.prepare_cached("DELETE FROM changes WHERE doc = ?1 AND hash = ?2")?;
+            for hash in hashes {
+                delete.execute(params![doc.as_bytes(), hash])?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A document as stored, with the hash of every change: what the compactor works on.
+struct CompactionJob {
+    snapshot: Vec<u8>,
+    changes: Vec<([u8; 32], Vec<u8>)>,
+}
+
+fn read_doc_with_hashes(conn: &Connection, doc: DocumentId) -> Result<Option<CompactionJob>, StoreError> {
+    let snapshot: Option<Vec<u8>> = conn
+        .query_row("SELECT data FROM snapshots WHERE doc = ?1", params![doc.as_bytes()], |row| row.get(0))
+        .optional()?;
+    let mut statement = conn.prepare_cached("SELECT hash, data FROM changes WHERE doc = ?1")?;
+    let changes = statement
+        .query_map(params![doc.as_bytes()], |row| {
+            let hash: Vec<u8> = row.get(0)?;
+            let data: Vec<u8> = row.get(1)?;
+            Ok((hash, data))
+        })?
+        .filter_map(|row| match row {
+            Ok((hash, data)) => Some(Ok((<[u8; 32]>::try_from(hash).ok()?, data))),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if snapshot.is_none() && changes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(CompactionJob { snapshot: snapshot.unwrap_or_default(), changes }))
+}
+
+/// The compactor thread: turns a snapshot plus changes into one new snapshot, off the writer.
+fn compactor(jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob)>, results: mpsc::UnboundedSender<Request>) {
+    while let Ok((doc, job)) = jobs.recv() {
+        let hashes: Vec<[u8; 32]> = job.changes.iter().map(|(hash, _)| *hash).collect();
+        let compacted = (|| -> Result<Vec<u8>, automerge::AutomergeError> {
+            let mut merged = if job.snapshot.is_empty() {
+                automerge::Automerge::new()
+            } else {
+                automerge::Automerge::load(&job.snapshot)?
+            };
+            for (_, bytes) in &job.changes {
+                merged.load_incremental(bytes)?;
+            }
+            Ok(merged.save())
+        })();
+        let result = match compacted {
+            Ok(snapshot) => Some((snapshot, hashes)),
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "could not compact a document; its changes stay as they are");
+                None
+            }
+        };
+        if results.send(Request::Compacted { doc, result }).is_err() {
+            return;
+        }
+    }
+}

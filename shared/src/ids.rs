@@ -1,0 +1,210 @@
+//! Newtype identifiers: documents (boards), peers, notes, columns, and the random source behind them.
+//!
+//! A [`DocumentId`] is the automerge-repo document id: 16 random bytes written as bs58check, so a
+//! board link is both unguessable (128 bits) and openable by any automerge-repo implementation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+/// Fills a fixed-size array from the platform's secure random source.
+///
+/// On wasm32 this is the browser's `crypto.getRandomValues`, natively the OS generator. Failure
+/// of the OS generator is not something a program can recover from, so it aborts loudly.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the platform's secure random source failed");
+    bytes
+}
+
+/// A random token of `N` bytes written as plain base58: used for peer ids, note ids and secrets.
+pub fn random_token<const N: usize>() -> String {
+    bs58::encode(random_bytes::<N>()).into_string()
+}
+
+/// The id of an automerge-repo document. Every board is one document, and the board id is its
+/// document id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocumentId([u8; 16]);
+
+/// A board is identified by the id of its document.
+pub type BoardId = DocumentId;
+
+impl DocumentId {
+    /// A fresh, unguessable document id.
+    pub fn random() -> Self {
+        Self(random_bytes())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The `automerge:` URL that automerge-repo implementations accept in `find`.
+    pub fn automerge_url(&self) -> String {
+        format!("automerge:{self}")
+    }
+}
+
+impl From<[u8; 16]> for DocumentId {
+    fn from(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl TryFrom<&[u8]> for DocumentId {
+    type Error = ParseIdError;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+        <[u8; 16]>::try_from(bytes).map(Self).map_err(|_| ParseIdError::Length)
+    }
+}
+
+fn checksum(payload: &[u8]) -> [u8; 4] {
+    let twice = Sha256::digest(Sha256::digest(payload));
+    [twice[0], twice[1], twice[2], twice[3]]
+}
+
+impl fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut with_check = [0u8; 20];
+        with_check[..16].copy_from_slice(&self.0);
+        with_check[16..].copy_from_slice(&checksum(&self.0));
+        f.write_str(&bs58::encode(with_check).into_string())
+    }
+}
+
+impl fmt::Debug for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocumentId({self})")
+    }
+}
+
+impl FromStr for DocumentId {
+    type Err = ParseIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.strip_prefix("automerge:").unwrap_or(s);
+        // 20 bytes of bs58 never take more than 28 characters; refuse long input before decoding.
+        if s.is_empty() || s.len() > 28 {
+            return Err(ParseIdError::Length);
+        }
+        let mut buf = [0u8; 20];
+        let n = bs58::decode(s).onto(&mut buf).map_err(|_| ParseIdError::Encoding)?;
+        if n != 20 {
+            return Err(ParseIdError::Length);
+        }
+        let (payload, check) = buf.split_at(16);
+        if checksum(payload) != check {
+            return Err(ParseIdError::Checksum);
+        }
+        Self::try_from(payload)
+    }
+}
+
+/// Why a string or byte slice is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseIdError {
+    #[error("the id is not valid base58")]
+    Encoding,
+    #[error("the id has the wrong length")]
+    Length,
+    #[error("the id's checksum does not match")]
+    Checksum,
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $bytes:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn random() -> Self {
+                Self(random_token::<$bytes>())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::convert::Infallible;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(Self(s.to_owned()))
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The id a peer announces in its `join` message. Chosen by the peer; unique per connection.
+    PeerId,
+    12
+);
+string_id!(
+    /// The id of a sticky note, chosen at random by the browser that writes it.
+    NoteId,
+    9
+);
+string_id!(
+    /// The id of a column, fixed by the board's template (`start`, `stop`, ...).
+    ColumnId,
+    6
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_id_round_trips_through_bs58check() {
+        let id = DocumentId::random();
+        let text = id.to_string();
+        assert_eq!(text.parse::<DocumentId>(), Ok(id));
+        assert_eq!(format!("automerge:{text}").parse::<DocumentId>(), Ok(id));
+    }
+
+    #[test]
+    fn document_id_matches_automerge_repo_encoding() {
+        // An id produced by automerge-repo's `generateAutomergeUrl` (bs58check of a v4 UUID).
+        let id: DocumentId = "4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse().expect("valid id");
+        assert_eq!(id.to_string(), "4NMNnkMhL8jXrdJ9jamS58PAVdXu");
+    }
+
+    #[test]
+    fn document_id_rejects_corruption() {
+        let text = DocumentId::random().to_string();
+        let mut corrupted: Vec<char> = text.chars().collect();
+        corrupted[3] = if corrupted[3] == '2' { '3' } else { '2' };
+        let corrupted: String = corrupted.into_iter().collect();
+        assert!(corrupted.parse::<DocumentId>().is_err());
+        assert_eq!("".parse::<DocumentId>(), Err(ParseIdError::Length));
+        assert_eq!("0OIl".parse::<DocumentId>(), Err(ParseIdError::Encoding));
+        assert!("x".repeat(500).parse::<DocumentId>().is_err());
+    }
+}
