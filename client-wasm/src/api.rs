@@ -1,0 +1,49 @@
+//! Calls to the server's JSON API.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestInit, Response};
+
+#[derive(Serialize)]
+struct CreateBoard<'a> {
+    title: &'a str,
+    template: &'a str,
+}
+
+/// The server's answer to a new board.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BoardCreated {
+    pub board_id: String,
+    pub facilitator_key: String,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    error: String,
+}
+
+/// Creates a board. The error is a sentence to show the user.
+pub async fn create_board(title: &str, template: &str) -> Result<BoardCreated, String> {
+    let body = serde_json::to_string(&CreateBoard { title, template }).map_err(|e| e.to_string())?;
+    let text = post_json("/api/boards", &body).await.map_err(|_| "Could not reach the server.".to_owned())?;
+    match text {
+        (true, text) => serde_json::from_str(&text).map_err(|e| format!("Unexpected answer from the server: {e}")),
+        (false, text) => Err(serde_json::from_str::<ApiError>(&text)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| "The server could not create the board.".to_owned())),
+    }
+}
+
+/// POSTs JSON; returns whether the status was a success, and the body.
+async fn post_json(url: &str, body: &str) -> Result<(bool, String), JsValue> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    let request = Request::new_with_str_and_init(url, &init)?;
+    request.headers().set("content-type", "application/json")?;
+    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request)).await?.dyn_into()?;
+    let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
+    Ok((response.ok(), text))
+}

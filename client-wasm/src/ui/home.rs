@@ -1,0 +1,117 @@
+//! The home page: a title, a template picker, and the button that creates a board.
+
+use hindsight_shared::schema::MAX_TITLE_CHARS;
+use hindsight_shared::templates::TEMPLATES;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api;
+use crate::ui::Brand;
+
+#[component]
+pub fn Home() -> impl IntoView {
+    let title = RwSignal::new(String::new());
+    let template = RwSignal::new(TEMPLATES[0].id);
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+
+    let create = move || {
+        let chosen = title.get_untracked();
+        let chosen = chosen.trim().to_owned();
+        if chosen.is_empty() {
+            error.set(Some("Give the board a title.".into()));
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::create_board(&chosen, template.get_untracked()).await {
+                Ok(created) => {
+                    // The facilitator key travels in the fragment, which never reaches a server.
+                    let target = format!("/b/{}#key={}", created.board_id, created.facilitator_key);
+                    let _ = window().location().assign(&target);
+                }
+                Err(message) => {
+                    error.set(Some(message));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <div class="page home">
+            <header class="topbar">
+                <Brand />
+            </header>
+            <main class="home-main">
+                <section class="hero">
+                    <h1>"Retros and postmortems your team will want to join"</h1>
+                    <p>
+                        "Write in private, reveal together, cluster to root causes, dot-vote and leave with owned actions. "
+                        "Live for everyone, and it keeps working when the Wi-Fi doesn't."
+                    </p>
+                </section>
+                <form
+                    class="create-card"
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        create();
+                    }
+                >
+                    <label class="field-label" for="title">
+                        "Board title"
+                    </label>
+                    <input
+                        id="title"
+                        name="title"
+                        type="text"
+                        placeholder="Sprint 42 retrospective"
+                        maxlength=MAX_TITLE_CHARS
+                        autocomplete="off"
+                        autofocus
+                        prop:value=move || title.get()
+                        on:input=move |ev| title.set(event_target_value(&ev))
+                    />
+                    <span class="field-label">"Template"</span>
+                    <div class="templates" role="radiogroup" aria-label="Template">
+                        {TEMPLATES
+                            .iter()
+                            .map(|t| {
+                                let id = t.id;
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="template"
+                                        role="radio"
+                                        data-template=id
+                                        aria-checked=move || (template.get() == id).to_string()
+                                        on:click=move |_| template.set(id)
+                                    >
+                                        <span class="template-name">{t.name}</span>
+                                        <span class="template-description">{t.description}</span>
+                                        <span class="template-columns">
+                                            {t
+                                                .columns
+                                                .iter()
+                                                .map(|c| view! { <span class="chip">{c.title}</span> })
+                                                .collect_view()}
+                                        </span>
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
+                    </div>
+                    <Show when=move || error.get().is_some()>
+                        <p class="error" role="alert">
+                            {move || error.get()}
+                        </p>
+                    </Show>
+                    <button id="create" type="submit" class="primary" disabled=move || busy.get()>
+                        {move || if busy.get() { "Creating…" } else { "Create board" }}
+                    </button>
+                </form>
+            </main>
+        </div>
+    }
+}

@@ -1,0 +1,81 @@
+//! [`TestServer`]: the real server, run in this process by `hindsight_server::run` on a port of its
+//! own and a fresh data directory, shut down through the same future the binary uses for signals.
+
+use std::net::SocketAddr;
+
+use hindsight_server::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, BoardCreated};
+use crate::within;
+
+/// A server running in this process. Dropping it without [`shutdown`](Self::shutdown) still stops
+/// it, but only `shutdown` checks that it stopped cleanly.
+pub struct TestServer {
+    address: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Kept so the data directory lives exactly as long as the server.
+    data_dir: TempDir,
+}
+
+impl TestServer {
+    /// A server with the default configuration.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server whose configuration `configure` may change first (the data directory is set).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("could not create a data directory");
+        let mut config = Config::with_data_dir(data_dir.path());
+        configure(&mut config);
+        // The socket is bound before the server starts, so clients may connect at once: their
+        // connections wait in the backlog until the server accepts them.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("could not bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("a bound listener has an address");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(hindsight_server::run(config, listener, shutdown.clone().cancelled_owned()));
+        Self { address, shutdown, task: Some(task), data_dir }
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The WebSocket endpoint, `ws://127.0.0.1:PORT/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// Creates a board through the HTTP API.
+    pub async fn create_board(&self, title: &str, template: &str) -> BoardCreated {
+        http::create_board(&self.http_url(), title, template).await.expect("could not create a board")
+    }
+
+    /// Resolves the shutdown future and waits for `run` to return, which must be `Ok`.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("the server task is taken only here");
+        let result = within("the server to shut down", async { Ok(task.await?) }).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("the server's run() failed: {e:#}"),
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
