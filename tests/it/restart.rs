@@ -1,7 +1,7 @@
-//! Durability across restarts of the server process: what the server acknowledged is back after a
-//! graceful stop (SIGTERM, with a `going away` close for every client) and after a SIGKILL.
+//! Durability: what the server acknowledged is back after a graceful stop of the process (SIGTERM,
+//! with a `going away` close for every client), after a SIGKILL, and after the board left memory.
 
-use hindsight_tests::{ServerProcess, SyncPeer, http};
+use hindsight_tests::{ServerProcess, SyncPeer, TestServer, http};
 
 const NOTES: [(&str, &str); 4] = [
     ("liked", "Pairing on the parser"),
@@ -32,7 +32,11 @@ async fn notes_survive_a_graceful_restart() -> anyhow::Result<()> {
 
     first.stop().await?;
     let closing = writer.client().expect_close().await?;
-    assert_eq!(closing.code, Some(1001), "a client of a server that shuts down is told it is going away: {closing:?}");
+    assert_eq!(
+        closing.code,
+        Some(1001),
+        "a client of a server that shuts down is told it is going away: {closing:?}"
+    );
     first.assert_no_panics();
 
     let mut second = ServerProcess::start(data.path()).await?;
@@ -43,7 +47,11 @@ async fn notes_survive_a_graceful_restart() -> anyhow::Result<()> {
     let board = reader.board();
     assert_eq!(board.title, "Quarterly retro");
     assert_eq!(board, writer.board());
-    let mut texts: Vec<&str> = board.notes.values().map(|note| note.text.as_str()).collect();
+    let mut texts: Vec<&str> = board
+        .notes
+        .values()
+        .map(|note| note.text.as_str())
+        .collect();
     texts.sort_unstable();
     let mut expected: Vec<&str> = NOTES.iter().map(|(_, text)| *text).collect();
     expected.sort_unstable();
@@ -71,5 +79,30 @@ async fn acknowledged_notes_survive_sigkill() -> anyhow::Result<()> {
 
     second.stop().await?;
     second.assert_no_panics();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_board_evicted_from_memory_comes_back_whole() -> anyhow::Result<()> {
+    // With no idle time a board leaves memory as soon as its last peer does, so each round races
+    // a reload against an eviction.
+    let server = TestServer::spawn_with(|config| config.board_idle_secs = 0).await;
+    let board = server.create_board("Evicted", "sailboat").await;
+    const ROUNDS: usize = 10;
+    for round in 0..=ROUNDS {
+        let mut peer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+        peer.pump_until(&format!("the {round} notes of earlier rounds"), |b| {
+            b.notes.len() == round
+        })
+        .await?;
+        if round == ROUNDS {
+            break;
+        }
+        let column = peer.board().columns[round % 4].id.clone();
+        peer.add_note(&column, &format!("round {round}")).await?;
+        peer.wait_acknowledged().await?;
+        peer.close().await?;
+    }
+    server.shutdown().await;
     Ok(())
 }

@@ -33,7 +33,10 @@ pub use ws::{Closing, WsClient};
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `future` with the harness's [`TIMEOUT`], failing with `what` when time runs out.
-pub async fn within<T>(what: &str, future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub async fn within<T>(
+    what: &str,
+    future: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     match tokio::time::timeout(TIMEOUT, future).await {
         Ok(result) => result,
         Err(_) => anyhow::bail!("timed out after {TIMEOUT:?} waiting for {what}"),

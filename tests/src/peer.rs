@@ -2,6 +2,8 @@
 //! browser tab does: `request` with a sync message from an empty document, then `sync` messages
 //! both ways, answering every message the server sends.
 
+use std::collections::VecDeque;
+
 use anyhow::{Context, bail, ensure};
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, ChangeHash, ReadDoc};
@@ -22,6 +24,8 @@ pub struct SyncPeer {
     /// The heads in the server's latest sync message. The server sends only what is on disk, so
     /// these are the heads it has stored.
     server_heads: Vec<ChangeHash>,
+    /// `ephemeral` messages relayed to us, waiting for [`next_ephemeral`](Self::next_ephemeral).
+    ephemera: VecDeque<WireMessage>,
 }
 
 impl SyncPeer {
@@ -38,8 +42,12 @@ impl SyncPeer {
             doc: Automerge::new(),
             state: sync::State::new(),
             server_heads: Vec::new(),
+            ephemera: VecDeque::new(),
         };
-        let first = peer.doc.generate_sync_message(&mut peer.state).context("an empty document has a first message")?;
+        let first = peer
+            .doc
+            .generate_sync_message(&mut peer.state)
+            .context("an empty document has a first message")?;
         let request = WireMessage::Request {
             document_id: board_id,
             sender_id: peer.me.clone(),
@@ -47,8 +55,10 @@ impl SyncPeer {
             data: first.encode(),
         };
         peer.client.send(&request).await?;
-        peer.pump("the board document to arrive", |peer| !peer.doc.get_heads().is_empty() && peer.try_board().is_ok())
-            .await?;
+        peer.pump("the board document to arrive", |peer| {
+            !peer.doc.get_heads().is_empty() && peer.try_board().is_ok()
+        })
+        .await?;
         Ok(peer)
     }
 
@@ -68,7 +78,8 @@ impl SyncPeer {
 
     /// The board as this replica sees it now.
     pub fn board(&self) -> Board {
-        self.try_board().expect("the replica's document is not a board")
+        self.try_board()
+            .expect("the replica's document is not a board")
     }
 
     fn try_board(&self) -> anyhow::Result<Board> {
@@ -78,25 +89,32 @@ impl SyncPeer {
     /// Writes a note into `column` and sends the change; returns the note's id.
     pub async fn add_note(&mut self, column: &str, text: &str) -> anyhow::Result<NoteId> {
         let id = NoteId::random();
-        let note = Note { id: id.to_string(), column: column.into(), text: text.into(), created_at: now_ms(), cluster: None };
-        self.change(|tx| schema::add_note(tx, &note)).await?;
+        let note = Note {
+            id: id.to_string(),
+            column: column.into(),
+            text: text.into(),
+            created_at: now_ms(),
+            cluster: None,
+        };
+        self.change(|tx| Ok(schema::add_note(tx, &note)?)).await?;
         Ok(id)
     }
 
     /// Replaces a note's text and sends the change.
     pub async fn edit_note(&mut self, id: &NoteId, text: &str) -> anyhow::Result<()> {
-        self.change(|tx| schema::set_note_text(tx, id, text)).await
+        self.change(|tx| Ok(schema::set_note_text(tx, id, text)?))
+            .await
     }
 
     /// Deletes a note and sends the change.
     pub async fn delete_note(&mut self, id: &NoteId) -> anyhow::Result<()> {
-        self.change(|tx| schema::delete_note(tx, id)).await
+        self.change(|tx| Ok(schema::delete_note(tx, id)?)).await
     }
 
     /// Makes one change in a transaction, then tells the server.
     async fn change(
         &mut self,
-        write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), schema::SchemaError>,
+        write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut tx = self.doc.transaction();
         write(&mut tx)?;
@@ -105,31 +123,76 @@ impl SyncPeer {
     }
 
     /// Receives and answers sync messages until `done` holds for the board.
-    pub async fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Board) -> bool) -> anyhow::Result<()> {
-        self.pump(what, |peer| peer.try_board().is_ok_and(|board| done(&board))).await
+    pub async fn pump_until(
+        &mut self,
+        what: &str,
+        mut done: impl FnMut(&Board) -> bool,
+    ) -> anyhow::Result<()> {
+        self.pump(what, |peer| {
+            peer.try_board().is_ok_and(|board| done(&board))
+        })
+        .await
     }
 
     /// Receives and answers sync messages until this replica has exactly `heads`.
     pub async fn pump_until_heads(&mut self, heads: &[ChangeHash]) -> anyhow::Result<()> {
         let mut want = heads.to_vec();
         want.sort_unstable();
-        self.pump(&format!("heads {want:?}"), |peer| peer.doc.get_heads() == want).await
+        self.pump(&format!("heads {want:?}"), |peer| {
+            peer.doc.get_heads() == want
+        })
+        .await
     }
 
     /// Receives and answers sync messages until the server has stored every change this replica
     /// has, which it shows by sending heads that descend from all of ours.
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
-        self.pump("the server to acknowledge our changes", Self::server_has_our_changes).await
+        self.pump(
+            "the server to acknowledge our changes",
+            Self::server_has_our_changes,
+        )
+        .await
     }
 
     fn server_has_our_changes(&self) -> bool {
-        if self.server_heads.iter().any(|head| self.doc.get_change_by_hash(head).is_none()) {
+        if self
+            .server_heads
+            .iter()
+            .any(|head| self.doc.get_change_by_hash(head).is_none())
+        {
             return false;
         }
         let ours = self.doc.get_heads();
         // Changes the server's heads do not include; none of them may be one of our heads.
         let unseen = self.doc.get_changes(&self.server_heads);
         !unseen.iter().any(|change| ours.contains(&change.hash()))
+    }
+
+    /// Sends an `ephemeral` message (presence, say) about the board.
+    pub async fn send_ephemeral(
+        &mut self,
+        session_id: &str,
+        count: u64,
+        data: &[u8],
+    ) -> anyhow::Result<()> {
+        let message = WireMessage::Ephemeral {
+            document_id: self.board_id,
+            sender_id: self.me.clone(),
+            target_id: self.server.clone(),
+            session_id: session_id.to_owned(),
+            count,
+            data: data.to_vec(),
+        };
+        self.client.send(&message).await
+    }
+
+    /// The next `ephemeral` message relayed to us, syncing meanwhile.
+    pub async fn next_ephemeral(&mut self) -> anyhow::Result<WireMessage> {
+        self.pump("an ephemeral message", |peer| !peer.ephemera.is_empty())
+            .await?;
+        self.ephemera
+            .pop_front()
+            .context("pump returned with a message waiting")
     }
 
     /// Closes the connection politely.
@@ -143,28 +206,57 @@ impl SyncPeer {
     }
 
     /// Handles messages until `done`, failing on anything a healthy sync would not produce.
-    async fn pump(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
+    async fn pump(
+        &mut self,
+        what: &str,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> anyhow::Result<()> {
         while !done(self) {
-            let message = self.client.recv().await.with_context(|| format!("while waiting for {what}"))?;
-            self.handle(message).await.with_context(|| format!("while waiting for {what}"))?;
+            let message = self
+                .client
+                .recv()
+                .await
+                .with_context(|| format!("while waiting for {what}"))?;
+            self.handle(message)
+                .await
+                .with_context(|| format!("while waiting for {what}"))?;
         }
         Ok(())
     }
 
     async fn handle(&mut self, message: WireMessage) -> anyhow::Result<()> {
         match message {
-            WireMessage::Sync { document_id, sender_id, target_id, data } => {
-                ensure!(document_id == self.board_id, "a sync message for another document: {document_id}");
-                ensure!(sender_id == self.server && target_id == self.me, "a sync message from {sender_id} to {target_id}");
-                let message = sync::Message::decode(&data).context("the server's sync message does not decode")?;
+            WireMessage::Sync {
+                document_id,
+                sender_id,
+                target_id,
+                data,
+            } => {
+                ensure!(
+                    document_id == self.board_id,
+                    "a sync message for another document: {document_id}"
+                );
+                ensure!(
+                    sender_id == self.server && target_id == self.me,
+                    "a sync message from {sender_id} to {target_id}"
+                );
+                let message = sync::Message::decode(&data)
+                    .context("the server's sync message does not decode")?;
                 self.server_heads = message.heads.clone();
-                self.doc.receive_sync_message(&mut self.state, message).context("could not apply the server's changes")?;
+                self.doc
+                    .receive_sync_message(&mut self.state, message)
+                    .context("could not apply the server's changes")?;
                 self.push().await
             }
-            WireMessage::DocUnavailable { document_id, .. } => bail!("the server says {document_id} is unavailable"),
+            WireMessage::DocUnavailable { document_id, .. } => {
+                bail!("the server says {document_id} is unavailable")
+            }
             WireMessage::Error { message } => bail!("the server sent an error: {message}"),
-            // Presence of other peers: not part of the document.
-            WireMessage::Ephemeral { .. } => Ok(()),
+            // Presence of other peers: not part of the document; kept for `next_ephemeral`.
+            WireMessage::Ephemeral { .. } => {
+                self.ephemera.push_back(message);
+                Ok(())
+            }
             other => bail!("unexpected message {other:?}"),
         }
     }

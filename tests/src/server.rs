@@ -35,11 +35,24 @@ impl TestServer {
         configure(&mut config);
         // The socket is bound before the server starts, so clients may connect at once: their
         // connections wait in the backlog until the server accepts them.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("could not bind 127.0.0.1:0");
-        let address = listener.local_addr().expect("a bound listener has an address");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("could not bind 127.0.0.1:0");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(hindsight_server::run(config, listener, shutdown.clone().cancelled_owned()));
-        Self { address, shutdown, task: Some(task), data_dir }
+        let task = tokio::spawn(hindsight_server::run(
+            config,
+            listener,
+            shutdown.clone().cancelled_owned(),
+        ));
+        Self {
+            address,
+            shutdown,
+            task: Some(task),
+            data_dir,
+        }
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -58,13 +71,18 @@ impl TestServer {
 
     /// Creates a board through the HTTP API.
     pub async fn create_board(&self, title: &str, template: &str) -> BoardCreated {
-        http::create_board(&self.http_url(), title, template).await.expect("could not create a board")
+        http::create_board(&self.http_url(), title, template)
+            .await
+            .expect("could not create a board")
     }
 
     /// Resolves the shutdown future and waits for `run` to return, which must be `Ok`.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let task = self.task.take().expect("the server task is taken only here");
+        let task = self
+            .task
+            .take()
+            .expect("the server task is taken only here");
         let result = within("the server to shut down", async { Ok(task.await?) }).await;
         match result {
             Ok(Ok(())) => {}

@@ -25,6 +25,8 @@ pub struct Closing {
     /// The code of the close frame, if the server sent one.
     pub code: Option<u16>,
     pub reason: String,
+    /// How the connection ended when no close frame came (`connection reset`, say).
+    pub ended: Option<String>,
 }
 
 impl Closing {
@@ -40,14 +42,19 @@ impl Closing {
 /// One thing the server did on the connection.
 enum Event {
     Message(WireMessage),
-    Closed(Option<CloseFrame>),
+    /// The server sent a close frame.
+    Closed(CloseFrame),
+    /// The connection ended without a close frame; how.
+    Ended(String),
 }
 
 impl WsClient {
     /// Opens a WebSocket to `url` (`ws://127.0.0.1:PORT/ws`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let (socket, _) = within(&format!("a WebSocket to {url}"), async {
-            tokio_tungstenite::connect_async(url).await.with_context(|| format!("could not open a WebSocket to {url}"))
+            tokio_tungstenite::connect_async(url)
+                .await
+                .with_context(|| format!("could not open a WebSocket to {url}"))
         })
         .await?;
         Ok(Self { socket })
@@ -58,13 +65,27 @@ impl WsClient {
         self.send(&WireMessage::Join {
             sender_id: peer.clone(),
             supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-            metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
+            metadata: Some(PeerMetadata {
+                storage_id: None,
+                is_ephemeral: true,
+            }),
         })
         .await?;
         match self.recv().await.context("no answer to `join`")? {
-            WireMessage::Peer { sender_id, target_id, selected_protocol_version, .. } => {
-                anyhow::ensure!(&target_id == peer, "the `peer` answer targets `{target_id}`, not us (`{peer}`)");
-                anyhow::ensure!(selected_protocol_version == PROTOCOL_VERSION, "the server chose version {selected_protocol_version}");
+            WireMessage::Peer {
+                sender_id,
+                target_id,
+                selected_protocol_version,
+                ..
+            } => {
+                anyhow::ensure!(
+                    &target_id == peer,
+                    "the `peer` answer targets `{target_id}`, not us (`{peer}`)"
+                );
+                anyhow::ensure!(
+                    selected_protocol_version == PROTOCOL_VERSION,
+                    "the server chose version {selected_protocol_version}"
+                );
                 Ok(sender_id)
             }
             other => bail!("expected `peer` in answer to `join`, got {other:?}"),
@@ -73,7 +94,8 @@ impl WsClient {
 
     /// Sends one protocol message as a binary frame.
     pub async fn send(&mut self, message: &WireMessage) -> anyhow::Result<()> {
-        self.send_frame(Message::Binary(message.encode().into())).await
+        self.send_frame(Message::Binary(message.encode().into()))
+            .await
     }
 
     /// Sends arbitrary bytes as one binary frame.
@@ -87,15 +109,25 @@ impl WsClient {
     }
 
     async fn send_frame(&mut self, frame: Message) -> anyhow::Result<()> {
-        within("a frame to be sent", async { self.socket.send(frame).await.context("could not send a frame") }).await
+        within("a frame to be sent", async {
+            self.socket
+                .send(frame)
+                .await
+                .context("could not send a frame")
+        })
+        .await
     }
 
     /// The next protocol message. A close, or a message that does not decode, is an error.
     pub async fn recv(&mut self) -> anyhow::Result<WireMessage> {
         match self.next_event().await? {
             Event::Message(message) => Ok(message),
-            Event::Closed(Some(frame)) => bail!("the server closed the connection: {} {}", frame.code, frame.reason),
-            Event::Closed(None) => bail!("the connection ended without a close frame"),
+            Event::Closed(frame) => bail!(
+                "the server closed the connection: {} {}",
+                frame.code,
+                frame.reason
+            ),
+            Event::Ended(how) => bail!("the connection ended without a close frame: {how}"),
         }
     }
 
@@ -103,20 +135,26 @@ impl WsClient {
     pub async fn expect_close(&mut self) -> anyhow::Result<Closing> {
         let mut closing = Closing::default();
         loop {
-            match self.next_event().await.context("waiting for the server to close the connection")? {
+            match self
+                .next_event()
+                .await
+                .context("waiting for the server to close the connection")?
+            {
                 Event::Message(message) => closing.messages.push(message),
                 Event::Closed(frame) => {
-                    if let Some(frame) = frame {
-                        closing.code = Some(frame.code.into());
-                        closing.reason = frame.reason.to_string();
-                        // Let tungstenite answer the close frame and see the socket end, so the
-                        // server's close handshake completes.
-                        let _ = within("the socket to end", async {
-                            while let Some(Ok(_)) = self.socket.next().await {}
-                            Ok(())
-                        })
-                        .await;
-                    }
+                    closing.code = Some(frame.code.into());
+                    closing.reason = frame.reason.to_string();
+                    // Let tungstenite answer the close frame and see the socket end, so the
+                    // server's close handshake completes.
+                    let _ = within("the socket to end", async {
+                        while let Some(Ok(_)) = self.socket.next().await {}
+                        Ok(())
+                    })
+                    .await;
+                    return Ok(closing);
+                }
+                Event::Ended(how) => {
+                    closing.ended = Some(how);
                     return Ok(closing);
                 }
             }
@@ -127,13 +165,14 @@ impl WsClient {
         within("a message from the server", async {
             loop {
                 let frame = match self.socket.next().await {
-                    None => return Ok(Event::Closed(None)),
+                    None => return Ok(Event::Ended("the stream ended".into())),
                     Some(Err(e)) => {
                         use tokio_tungstenite::tungstenite::Error;
                         return match e {
-                            Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) | Error::Protocol(_) => {
-                                Ok(Event::Closed(None))
-                            }
+                            Error::ConnectionClosed
+                            | Error::AlreadyClosed
+                            | Error::Io(_)
+                            | Error::Protocol(_) => Ok(Event::Ended(e.to_string())),
                             other => Err(other).context("the WebSocket failed"),
                         };
                     }
@@ -141,11 +180,15 @@ impl WsClient {
                 };
                 match frame {
                     Message::Binary(bytes) => {
-                        let message = WireMessage::decode(&bytes)
-                            .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"))?;
+                        let message = WireMessage::decode(&bytes).with_context(|| {
+                            format!("the server sent a frame that does not decode: {bytes:02x?}")
+                        })?;
                         return Ok(Event::Message(message));
                     }
-                    Message::Close(frame) => return Ok(Event::Closed(frame)),
+                    Message::Close(Some(frame)) => return Ok(Event::Closed(frame)),
+                    Message::Close(None) => {
+                        return Ok(Event::Ended("a close frame without a code".into()));
+                    }
                     Message::Text(text) => bail!("the server sent a text frame: {text}"),
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 }
