@@ -32,7 +32,7 @@ impl samod::Dialer for WebSocketDialer {
     ) -> BoxFuture<'static, Result<samod::Transport, samod::DialError<Infallible>>> {
         let url = self.url.to_string();
         async move {
-            let (socket, _) = tokio_tungstenite::connect_async(url)
+            let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
                 .await
                 .map_err(samod::DialError::transient)?;
             let (sink, stream) = socket.split();

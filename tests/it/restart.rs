@@ -10,18 +10,20 @@ const NOTES: [(&str, &str); 4] = [
     ("longed-for", "Fewer meetings"),
 ];
 
-/// Starts a server on `data_dir`, creates a board, writes [`NOTES`] and waits until the server
-/// acknowledged them. Returns the server and the writer.
+/// Starts a server on `data_dir`, creates a board, and writes [`NOTES`], each acknowledged by the
+/// server before the next. Returns the server and the writer.
 async fn board_with_acknowledged_notes(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<(ServerProcess, SyncPeer, hindsight_shared::ids::DocumentId)> {
     let server = ServerProcess::start(data_dir).await?;
     let board = server.create_board("Quarterly retro", "4ls").await?;
     let mut writer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+    // One at a time: acknowledgements of a burst can be lost (see
+    // sync::every_stored_change_is_acknowledged_to_its_writer).
     for (column, text) in NOTES {
         writer.add_note(column, text).await?;
+        writer.wait_acknowledged().await?;
     }
-    writer.wait_acknowledged().await?;
     Ok((server, writer, board.board_id))
 }
 

@@ -1,8 +1,9 @@
 //! Sync through the server: peers that write at the same time converge on one document, the
-//! server holds all of it, edits and deletes travel from one peer to another, and presence
-//! (`ephemeral`) is relayed but never stored.
+//! server holds all of it and acknowledges every stored change to its writer, edits and deletes
+//! travel from one peer to another, and presence (`ephemeral`) is relayed but never stored.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use hindsight_shared::protocol::WireMessage;
 use hindsight_tests::{SyncPeer, TestServer};
@@ -32,7 +33,6 @@ async fn three_peers_writing_at_once_converge_and_the_server_keeps_all() -> anyh
                     peer.add_note(column, &format!("peer {i}, note {n}"))
                         .await?;
                 }
-                peer.wait_acknowledged().await?;
                 anyhow::Ok(peer)
             })
         })
@@ -77,6 +77,44 @@ async fn three_peers_writing_at_once_converge_and_the_server_keeps_all() -> anyh
     assert_eq!(late.board(), content);
     assert_eq!(late.board().title, "Sprint 42");
 
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_stored_change_is_acknowledged_to_its_writer() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server
+        .create_board("Acknowledgements", "mad-sad-glad")
+        .await;
+    let mut writer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+    for round in 0..10 {
+        // The first note keeps the board busy storing it while the second note and a message
+        // that restates the writer's heads (a browser answering a server message) queue up; the
+        // board then takes both in one batch.
+        writer
+            .add_note("glad", &format!("round {round}, first"))
+            .await?;
+        writer
+            .add_note("glad", &format!("round {round}, second"))
+            .await?;
+        writer.restate_heads().await?;
+        if tokio::time::timeout(Duration::from_secs(5), writer.wait_acknowledged())
+            .await
+            .is_err()
+        {
+            let mut probe = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+            probe.pump_until_heads(&writer.heads()).await?;
+            panic!(
+                "SERVER BUG: round {round}: the server stored the writer's note (a fresh peer gets heads \
+                 {:?}) but never sent the writer a sync message with those heads, so its client shows \
+                 the edit as unsynced. When a peer's change and its next heads-only message are in one \
+                 batch, automerge's receive_sync_message sets last_sent_heads to the peer's heads and \
+                 generate_sync_message then returns None (server/src/board/core.rs, flush).",
+                writer.heads()
+            );
+        }
+    }
     server.shutdown().await;
     Ok(())
 }
@@ -164,7 +202,6 @@ async fn presence_is_relayed_to_the_other_peers_and_never_stored() -> anyhow::Re
 
     // Not stored: a note written afterwards is the only change a newcomer finds beyond the board.
     bob.add_note("glad", "After the cursor moved").await?;
-    bob.wait_acknowledged().await?;
     let mut newcomer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
     newcomer.pump_until_heads(&bob.heads()).await?;
     assert_eq!(

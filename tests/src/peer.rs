@@ -119,7 +119,8 @@ impl SyncPeer {
         let mut tx = self.doc.transaction();
         write(&mut tx)?;
         tx.commit();
-        self.push().await
+        self.push().await?;
+        Ok(())
     }
 
     /// Receives and answers sync messages until `done` holds for the board.
@@ -145,7 +146,10 @@ impl SyncPeer {
     }
 
     /// Receives and answers sync messages until the server has stored every change this replica
-    /// has, which it shows by sending heads that descend from all of ours.
+    /// has, which it shows by sending heads that descend from all of ours. Today's server may
+    /// leave the last change of a burst unacknowledged (the failing test
+    /// `sync::every_stored_change_is_acknowledged_to_its_writer`), so tests that rely on this
+    /// write one change at a time.
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
         self.pump(
             "the server to acknowledge our changes",
@@ -166,6 +170,15 @@ impl SyncPeer {
         // Changes the server's heads do not include; none of them may be one of our heads.
         let unseen = self.doc.get_changes(&self.server_heads);
         !unseen.iter().any(|change| ours.contains(&change.hash()))
+    }
+
+    /// Sends a sync message that restates this replica's heads and carries no changes, as a peer
+    /// does when it answers a server message that crossed its own latest change.
+    pub async fn restate_heads(&mut self) -> anyhow::Result<()> {
+        // A peer answering the server may speak although its last message is still unanswered.
+        self.state.in_flight = false;
+        ensure!(self.push().await?, "the sync state had nothing to restate");
+        Ok(())
     }
 
     /// Sends an `ephemeral` message (presence, say) about the board.
@@ -246,7 +259,8 @@ impl SyncPeer {
                 self.doc
                     .receive_sync_message(&mut self.state, message)
                     .context("could not apply the server's changes")?;
-                self.push().await
+                self.push().await?;
+                Ok(())
             }
             WireMessage::DocUnavailable { document_id, .. } => {
                 bail!("the server says {document_id} is unavailable")
@@ -261,8 +275,8 @@ impl SyncPeer {
         }
     }
 
-    /// Sends the server whatever our sync state says it lacks.
-    async fn push(&mut self) -> anyhow::Result<()> {
+    /// Sends the server whatever our sync state says it lacks; true if there was something.
+    async fn push(&mut self) -> anyhow::Result<bool> {
         if let Some(message) = self.doc.generate_sync_message(&mut self.state) {
             let sync = WireMessage::Sync {
                 document_id: self.board_id,
@@ -271,8 +285,9 @@ impl SyncPeer {
                 data: message.encode(),
             };
             self.client.send(&sync).await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

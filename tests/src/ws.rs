@@ -49,10 +49,11 @@ enum Event {
 }
 
 impl WsClient {
-    /// Opens a WebSocket to `url` (`ws://127.0.0.1:PORT/ws`).
+    /// Opens a WebSocket to `url` (`ws://127.0.0.1:PORT/ws`). Like a browser, the client turns
+    /// Nagle's algorithm off, so each frame leaves at once.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let (socket, _) = within(&format!("a WebSocket to {url}"), async {
-            tokio_tungstenite::connect_async(url)
+            tokio_tungstenite::connect_async_with_config(url, None, true)
                 .await
                 .with_context(|| format!("could not open a WebSocket to {url}"))
         })
