@@ -14,9 +14,8 @@ use sha2::{Digest, Sha256};
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let dist = env::var_os("HINDSIGHT_CLIENT_DIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../client-wasm/dist"));
+    let dist =
+        env::var_os("HINDSIGHT_CLIENT_DIST").map(PathBuf::from).unwrap_or_else(|| manifest.join("../client-wasm/dist"));
     println!("cargo:rerun-if-env-changed=HINDSIGHT_CLIENT_DIST");
     println!("cargo:rerun-if-changed={}", dist.display());
 

@@ -10,15 +10,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use automerge::Automerge;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transaction;
-use automerge::Automerge;
 use hindsight_shared::ids::{DocumentId, PeerId};
-use hindsight_shared::protocol::{PeerMetadata, WireMessage, PROTOCOL_VERSION};
+use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{Board, SchemaError};
 use leptos::prelude::*;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 /// The state of the connection, as the connection indicator shows it.
@@ -132,7 +132,10 @@ impl BoardSession {
     }
 
     /// Makes a local edit: applies it now, shows it, and sends it if connected.
-    pub fn change(&self, edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>) -> Result<(), SchemaError> {
+    pub fn change(
+        &self,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
+    ) -> Result<(), SchemaError> {
         {
             let mut inner = self.inner.borrow_mut();
             let mut tx = inner.doc.transaction();
@@ -230,10 +233,8 @@ impl BoardSession {
         };
         match message {
             WireMessage::Peer { sender_id, .. } => self.on_joined(sender_id),
-            WireMessage::Sync { document_id, data, .. } => {
-                if document_id == self.inner.borrow().board_id {
-                    self.on_sync(&data);
-                }
+            WireMessage::Sync { document_id, data, .. } if document_id == self.inner.borrow().board_id => {
+                self.on_sync(&data);
             }
             WireMessage::DocUnavailable { document_id, .. } => {
                 let unknown = {

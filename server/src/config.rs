@@ -6,12 +6,19 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// The address the server listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// The largest WebSocket message a client may send unless told otherwise: 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Seconds an idle board stays in memory unless told otherwise.
+pub const DEFAULT_BOARD_IDLE_SECS: u64 = 60;
+
 /// Hindsight: real-time retrospective and postmortem boards.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hindsight", version, about)]
 pub struct Config {
     /// The address to listen on.
-    #[arg(long, env = "HINDSIGHT_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "HINDSIGHT_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// The directory that holds the board database. Created if missing.
@@ -24,11 +31,11 @@ pub struct Config {
     pub public_url: Option<String>,
 
     /// The largest WebSocket message a client may send, in bytes.
-    #[arg(long, env = "HINDSIGHT_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "HINDSIGHT_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
     /// Seconds a board without peers stays in memory before it is evicted.
-    #[arg(long, env = "HINDSIGHT_BOARD_IDLE_SECS", default_value_t = 60)]
+    #[arg(long, env = "HINDSIGHT_BOARD_IDLE_SECS", default_value_t = DEFAULT_BOARD_IDLE_SECS)]
     pub board_idle_secs: u64,
 
     /// The log format.
@@ -46,11 +53,17 @@ pub enum LogFormat {
 }
 
 impl Config {
-    /// A configuration with every default and the given data directory.
+    /// A configuration with every default and the given data directory. Unlike [`Parser::parse`],
+    /// it reads no environment variables, so embedding code and tests get exactly these values.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut config = Self::parse_from(["hindsight"]);
-        config.data_dir = data_dir.into();
-        config
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: data_dir.into(),
+            public_url: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            board_idle_secs: DEFAULT_BOARD_IDLE_SECS,
+            log_format: LogFormat::Text,
+        }
     }
 
     pub fn board_idle(&self) -> Duration {

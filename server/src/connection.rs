@@ -27,6 +27,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// The longest one write to the socket may take before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the client's close frame after sending ours.
+const LINGER: Duration = Duration::from_secs(2);
 /// How many documents one connection may have open at once.
 const MAX_DOCS_PER_CONNECTION: usize = 16;
 
@@ -64,6 +66,7 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
             let link = PeerLink::new(conn, PeerId::from("unjoined"), outbox, closing);
             finish(&link, end);
             write_loop(sink, outbox_rx, link).await;
+            linger(&mut stream).await;
             return;
         }
     };
@@ -85,7 +88,22 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
     }
     finish(&link, end);
     let _ = writer.await;
+    linger(&mut stream).await;
     tracing::debug!(conn, %peer, "peer left");
+}
+
+/// After our close frame, reads until the client's own close frame (or a short timeout) before
+/// the socket is dropped: dropping it with unread input would make the kernel reset the
+/// connection, and a reset can destroy the close frame before the client reads it.
+async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Queues the last words and closes the link.
@@ -132,10 +150,7 @@ fn parse(frame: Message) -> Result<Option<WireMessage>, End> {
         Message::Binary(bytes) => WireMessage::decode(&bytes)
             .map(Some)
             .map_err(|e| End::Error(format!("malformed message: {e}"), CloseReason::PROTOCOL)),
-        Message::Text(_) => Err(End::Error(
-            "messages must be binary CBOR frames".into(),
-            CloseReason::UNSUPPORTED,
-        )),
+        Message::Text(_) => Err(End::Error("messages must be binary CBOR frames".into(), CloseReason::UNSUPPORTED)),
         Message::Ping(_) | Message::Pong(_) => Ok(None),
         Message::Close(_) => Err(End::Close(CloseReason::NORMAL)),
     }
@@ -225,11 +240,7 @@ impl Reader<'_> {
         }
         // A board that stopped (evicted after a storage failure) is asked for afresh, once.
         for _ in 0..2 {
-            let board = self
-                .boards
-                .entry(document_id)
-                .or_insert_with(|| self.ctx.registry.board(document_id))
-                .clone();
+            let board = self.boards.entry(document_id).or_insert_with(|| self.ctx.registry.board(document_id)).clone();
             let sent = board.send(BoardMsg::FromPeer { link: self.link.clone(), message: message.clone() }).await;
             if sent.is_ok() {
                 return Ok(());

@@ -15,8 +15,8 @@ use hindsight_shared::ids::DocumentId;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::board::actor::{BoardActor, BoardContext};
 use crate::board::BoardHandle;
+use crate::board::actor::{BoardActor, BoardContext};
 
 /// How many messages may wait in one board's inbox before senders wait (backpressure).
 const INBOX_CAPACITY: usize = 1024;

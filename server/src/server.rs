@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use hindsight_shared::ids::{PeerId, random_token};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,12 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let server = PeerId::from(format!("hindsight-{}", random_token::<8>()));
     let registry = Registry::new(
-        BoardContext { store: store.clone(), server: server.clone(), idle: config.board_idle(), shutdown: token.clone() },
+        BoardContext {
+            store: store.clone(),
+            server: server.clone(),
+            idle: config.board_idle(),
+            shutdown: token.clone(),
+        },
         tracker.clone(),
     );
     let connections = ConnectionContext { registry, server, shutdown: token.clone() };
@@ -41,6 +47,13 @@ pub async fn run(
     tokio::spawn(async move {
         shutdown.await;
         signal.cancel();
+    });
+    // No Nagle delay: sync messages are small and latency-bound, and a close frame must not wait
+    // behind an unacknowledged frame.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
     });
     let served = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).await;
     token.cancel();

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::thread;
 
 use hindsight_shared::ids::DocumentId;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 /// A document is compacted into a new snapshot once this many changes are stored beside it.
@@ -61,13 +61,32 @@ pub enum StoreError {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Request {
-    CreateBoard { record: BoardRecord, snapshot: Vec<u8>, reply: Reply<()> },
-    Board { id: DocumentId, reply: Reply<Option<BoardRecord>> },
-    Load { doc: DocumentId, reply: Reply<Option<StoredDoc>> },
-    Append { doc: DocumentId, changes: Vec<StoredChange>, reply: Reply<()> },
+    CreateBoard {
+        record: BoardRecord,
+        snapshot: Vec<u8>,
+        reply: Reply<()>,
+    },
+    Board {
+        id: DocumentId,
+        reply: Reply<Option<BoardRecord>>,
+    },
+    Load {
+        doc: DocumentId,
+        reply: Reply<Option<StoredDoc>>,
+    },
+    Append {
+        doc: DocumentId,
+        changes: Vec<StoredChange>,
+        reply: Reply<()>,
+    },
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
-    Compacted { doc: DocumentId, result: Option<(Vec<u8>, Vec<[u8; 32]>)> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Compacted {
+        doc: DocumentId,
+        result: Option<(Vec<u8>, Vec<[u8; 32]>)>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A handle to the storage thread. Cheap to clone.
@@ -326,10 +345,7 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), rusqlite::Error
                 "INSERT INTO boards (id, created_at_ms, facilitator_key_hash) VALUES (?1, ?2, ?3)",
                 params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash],
             )?;
-            conn.execute(
-                "INSERT INTO snapshots (doc, data) VALUES (?1, ?2)",
-                params![record.id.as_bytes(), snapshot],
-            )?;
+            conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
         Request::Append { doc, changes, .. } => {
             let mut insert =

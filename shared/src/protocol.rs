@@ -31,18 +31,9 @@ pub struct PeerMetadata {
 pub enum WireMessage {
     /// Client -> server, first message on a connection: who the client is and which protocol
     /// versions it speaks.
-    Join {
-        sender_id: PeerId,
-        supported_protocol_versions: Vec<String>,
-        metadata: Option<PeerMetadata>,
-    },
+    Join { sender_id: PeerId, supported_protocol_versions: Vec<String>, metadata: Option<PeerMetadata> },
     /// Server -> client, the answer to `join`: the server's peer id and the version it chose.
-    Peer {
-        sender_id: PeerId,
-        target_id: PeerId,
-        selected_protocol_version: String,
-        metadata: Option<PeerMetadata>,
-    },
+    Peer { sender_id: PeerId, target_id: PeerId, selected_protocol_version: String, metadata: Option<PeerMetadata> },
     /// Advisory: the sender is about to disconnect.
     Leave { sender_id: PeerId },
     /// The sender does not have the document yet and asks for it. `data` is an Automerge sync
@@ -321,8 +312,7 @@ impl Fields {
         let target = |field: Option<String>| need(field, "targetId").map(PeerId::from);
         let document = |field: Option<String>| {
             let text = need(field, "documentId")?;
-            text.parse::<DocumentId>()
-                .map_err(|_| DecodeError::InvalidDocumentId(text.chars().take(64).collect()))
+            text.parse::<DocumentId>().map_err(|_| DecodeError::InvalidDocumentId(text.chars().take(64).collect()))
         };
         let payload = |field: Option<Vec<u8>>| field.ok_or(DecodeError::MissingField(kind, "data"));
         Ok(match kind {
@@ -366,10 +356,9 @@ impl Fields {
                 data: payload(data)?,
             },
             "error" => WireMessage::Error { message: message.unwrap_or_default() },
-            "remote-subscription-change" => WireMessage::RemoteSubscriptionChange {
-                sender_id: sender(sender_id)?,
-                target_id: target(target_id)?,
-            },
+            "remote-subscription-change" => {
+                WireMessage::RemoteSubscriptionChange { sender_id: sender(sender_id)?, target_id: target(target_id)? }
+            }
             _ => WireMessage::RemoteHeadsChanged {
                 document_id: document(document_id)?,
                 sender_id: sender(sender_id)?,
@@ -501,8 +490,18 @@ mod tests {
             metadata: None,
         });
         round_trip(WireMessage::Leave { sender_id: a.clone() });
-        round_trip(WireMessage::Request { document_id: doc, sender_id: a.clone(), target_id: b.clone(), data: vec![1] });
-        round_trip(WireMessage::Sync { document_id: doc, sender_id: a.clone(), target_id: b.clone(), data: vec![2, 3] });
+        round_trip(WireMessage::Request {
+            document_id: doc,
+            sender_id: a.clone(),
+            target_id: b.clone(),
+            data: vec![1],
+        });
+        round_trip(WireMessage::Sync {
+            document_id: doc,
+            sender_id: a.clone(),
+            target_id: b.clone(),
+            data: vec![2, 3],
+        });
         round_trip(WireMessage::DocUnavailable { document_id: doc, sender_id: b.clone(), target_id: a.clone() });
         round_trip(WireMessage::Ephemeral {
             document_id: doc,

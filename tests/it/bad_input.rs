@@ -32,23 +32,13 @@ impl Joined {
     /// A `request` for `document_id`, as a browser opening a board sends it.
     fn request(&self, document_id: DocumentId) -> WireMessage {
         let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Request {
-            document_id,
-            sender_id,
-            target_id,
-            data: empty_doc_sync_message(),
-        }
+        WireMessage::Request { document_id, sender_id, target_id, data: empty_doc_sync_message() }
     }
 
     /// A `sync` message from us to the server carrying `data`.
     fn sync(&self, document_id: DocumentId, data: Vec<u8>) -> WireMessage {
         let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Sync {
-            document_id,
-            sender_id,
-            target_id,
-            data,
-        }
+        WireMessage::Sync { document_id, sender_id, target_id, data }
     }
 
     /// Reads until the server closes, and checks it refused us as [`assert_refused`] says.
@@ -60,27 +50,16 @@ impl Joined {
 
 /// Checks that the server closed with `code` after an `error` message containing `error`.
 fn assert_refused(case: &str, closing: &Closing, code: u16, error: &str) {
-    assert_eq!(
-        closing.code,
-        Some(code),
-        "{case}: the close code; the server said {closing:?}"
-    );
+    assert_eq!(closing.code, Some(code), "{case}: the close code; the server said {closing:?}");
     assert_eq!(closing.ended, None, "{case}: {closing:?}");
-    let said = closing
-        .error()
-        .unwrap_or_else(|| panic!("{case}: no `error` message before the close: {closing:?}"));
-    assert!(
-        said.contains(error),
-        "{case}: the error `{said}` does not mention `{error}`"
-    );
+    let said = closing.error().unwrap_or_else(|| panic!("{case}: no `error` message before the close: {closing:?}"));
+    assert!(said.contains(error), "{case}: the error `{said}` does not mention `{error}`");
 }
 
 /// The first sync message of an empty document: what `request` carries.
 fn empty_doc_sync_message() -> Vec<u8> {
     let message = automerge::Automerge::new().generate_sync_message(&mut sync::State::new());
-    message
-        .expect("an empty document has a first sync message")
-        .encode()
+    message.expect("an empty document has a first sync message").encode()
 }
 
 /// A CBOR map with the given string fields, for messages our own encoder would never write.
@@ -113,15 +92,11 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 /// A server process with a small message limit, a board, and a healthy peer syncing it. The
 /// data directory lives as long as the returned guard.
-async fn server_with_a_healthy_peer()
--> anyhow::Result<(ServerProcess, DocumentId, SyncPeer, tempfile::TempDir)> {
+async fn server_with_a_healthy_peer() -> anyhow::Result<(ServerProcess, DocumentId, SyncPeer, tempfile::TempDir)> {
     let data = tempfile::tempdir()?;
     let limit = MAX_MESSAGE_BYTES.to_string();
     let server = ServerProcess::start_with(data.path(), &["--max-message-bytes", &limit]).await?;
-    let board = server
-        .create_board("Hostile retro", "mad-sad-glad")
-        .await?
-        .board_id;
+    let board = server.create_board("Hostile retro", "mad-sad-glad").await?.board_id;
     let healthy = SyncPeer::open(&server.ws_url(), board).await?;
     Ok((server, board, healthy, data))
 }
@@ -134,9 +109,7 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     macro_rules! healthy_peer_still_syncs {
         ($after:expr) => {
             notes += 1;
-            healthy
-                .add_note("glad", &format!("still here after {}", $after))
-                .await?;
+            healthy.add_note("glad", &format!("still here after {}", $after)).await?;
             healthy.wait_acknowledged().await?;
         };
     }
@@ -144,72 +117,39 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     // Frames that are not protocol messages, before and after `join`.
     let mut c = WsClient::connect(&server.ws_url()).await?;
     c.send_binary(noise(1, 300)).await?;
-    assert_refused(
-        "random bytes before join",
-        &c.expect_close().await?,
-        1002,
-        "malformed message",
-    );
+    assert_refused("random bytes before join", &c.expect_close().await?, 1002, "malformed message");
     for seed in 2..12 {
         let mut j = joined(&server).await?;
-        j.client
-            .send_binary(noise(seed, 1 + (seed as usize * 37) % 500))
-            .await?;
-        j.expect_refused(
-            &format!("random bytes, seed {seed}"),
-            1002,
-            "malformed message",
-        )
-        .await?;
+        j.client.send_binary(noise(seed, 1 + (seed as usize * 37) % 500)).await?;
+        j.expect_refused(&format!("random bytes, seed {seed}"), 1002, "malformed message").await?;
     }
     let mut j = joined(&server).await?;
     j.client.send_binary(vec![0x82, 0x01, 0x02]).await?;
-    j.expect_refused("a CBOR array", 1002, "must be a CBOR map")
-        .await?;
+    j.expect_refused("a CBOR array", 1002, "must be a CBOR map").await?;
     let mut j = joined(&server).await?;
     j.client.send_text(r#"{"type":"sync"}"#).await?;
     j.expect_refused("a text frame", 1003, "binary").await?;
     let mut j = joined(&server).await?;
-    j.client
-        .send_binary(cbor_map(&[
-            ("senderId", j.me.as_str()),
-            ("targetId", j.server.as_str()),
-        ]))
-        .await?;
-    j.expect_refused("a map without `type`", 1002, "no `type` field")
-        .await?;
+    j.client.send_binary(cbor_map(&[("senderId", j.me.as_str()), ("targetId", j.server.as_str())])).await?;
+    j.expect_refused("a map without `type`", 1002, "no `type` field").await?;
     let mut j = joined(&server).await?;
-    j.client
-        .send_binary(cbor_map(&[("type", "launch-missiles")]))
-        .await?;
-    j.expect_refused("an unknown message type", 1002, "unknown message type")
-        .await?;
+    j.client.send_binary(cbor_map(&[("type", "launch-missiles")])).await?;
+    j.expect_refused("an unknown message type", 1002, "unknown message type").await?;
     healthy_peer_still_syncs!("malformed frames");
 
     // Garbage where a sync message belongs, on the very board the healthy peer has open.
     let mut j = joined(&server).await?;
     j.client.send(&j.sync(board, noise(99, 64))).await?;
-    j.expect_refused(
-        "a sync message with garbage data",
-        1002,
-        "sync message is malformed",
-    )
-    .await?;
+    j.expect_refused("a sync message with garbage data", 1002, "sync message is malformed").await?;
 
     // A well-formed sync message whose change was tampered with: automerge drops the change (its
     // checksum fails), so the server stores nothing and answers with the heads it had.
     let mut j = joined(&server).await?;
-    j.client
-        .send(&j.sync(board, tampered_change_sync_message()))
-        .await?;
+    j.client.send(&j.sync(board, tampered_change_sync_message())).await?;
     match j.client.recv().await? {
         WireMessage::Sync { data, .. } => {
             let answer = sync::Message::decode(&data)?;
-            assert_eq!(
-                answer.heads,
-                healthy.heads(),
-                "a tampered change must not be stored"
-            );
+            assert_eq!(answer.heads, healthy.heads(), "a tampered change must not be stored");
         }
         other => panic!("a tampered change: expected the server's `sync`, got {other:?}"),
     }
@@ -221,15 +161,8 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     let unknown = DocumentId::random();
     j.client.send(&j.request(unknown)).await?;
     match j.client.recv().await? {
-        WireMessage::DocUnavailable {
-            document_id,
-            sender_id,
-            target_id,
-        } => {
-            assert_eq!(
-                (document_id, &sender_id, &target_id),
-                (unknown, &j.server, &j.me)
-            );
+        WireMessage::DocUnavailable { document_id, sender_id, target_id } => {
+            assert_eq!((document_id, &sender_id, &target_id), (unknown, &j.server, &j.me));
         }
         other => panic!("an unknown board: expected `doc-unavailable`, got {other:?}"),
     }
@@ -251,8 +184,7 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     invalid[0] += 1;
     invalid.extend_from_slice(&[0x64, b'd', b'a', b't', b'a', 0x41, 0x00]);
     j.client.send_binary(invalid).await?;
-    j.expect_refused("an invalid document id", 1002, "not a valid document id")
-        .await?;
+    j.expect_refused("an invalid document id", 1002, "not a valid document id").await?;
 
     // One connection may have at most 16 documents open.
     let mut j = joined(&server).await?;
@@ -261,51 +193,27 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
         j.client.send(&j.request(unknown)).await?;
         let answer = j.client.recv().await?;
         let unavailable = matches!(answer, WireMessage::DocUnavailable { document_id, .. } if document_id == unknown);
-        assert!(
-            unavailable,
-            "an unknown board: expected `doc-unavailable`, got {answer:?}"
-        );
+        assert!(unavailable, "an unknown board: expected `doc-unavailable`, got {answer:?}");
     }
     j.client.send(&j.request(board)).await?;
-    j.expect_refused("a seventeenth document", 1008, "at most 16 documents")
-        .await?;
+    j.expect_refused("a seventeenth document", 1008, "at most 16 documents").await?;
     healthy_peer_still_syncs!("unknown, invalid and too many document ids");
 
     // The handshake: `join` first, once, with a version we speak.
     let mut c = WsClient::connect(&server.ws_url()).await?;
     let me = PeerId::random();
-    let early = WireMessage::Leave {
-        sender_id: me.clone(),
-    };
+    let early = WireMessage::Leave { sender_id: me.clone() };
     c.send(&early).await?;
-    assert_refused(
-        "a first message that is not join",
-        &c.expect_close().await?,
-        1002,
-        "first message must be `join`",
-    );
+    assert_refused("a first message that is not join", &c.expect_close().await?, 1002, "first message must be `join`");
     let mut c = WsClient::connect(&server.ws_url()).await?;
-    let old = WireMessage::Join {
-        sender_id: me,
-        supported_protocol_versions: vec!["0".into()],
-        metadata: None,
-    };
+    let old = WireMessage::Join { sender_id: me, supported_protocol_versions: vec!["0".into()], metadata: None };
     c.send(&old).await?;
-    assert_refused(
-        "an unsupported protocol version",
-        &c.expect_close().await?,
-        1002,
-        "unsupported protocol",
-    );
+    assert_refused("an unsupported protocol version", &c.expect_close().await?, 1002, "unsupported protocol");
     let mut j = joined(&server).await?;
-    let again = WireMessage::Join {
-        sender_id: j.me.clone(),
-        supported_protocol_versions: vec!["1".into()],
-        metadata: None,
-    };
+    let again =
+        WireMessage::Join { sender_id: j.me.clone(), supported_protocol_versions: vec!["1".into()], metadata: None };
     j.client.send(&again).await?;
-    j.expect_refused("a second join", 1002, "already joined")
-        .await?;
+    j.expect_refused("a second join", 1002, "already joined").await?;
     healthy_peer_still_syncs!("handshake violations");
 
     // Spoofing: speaking as the healthy peer, or to someone other than the server.
@@ -315,35 +223,21 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
         *sender_id = healthy.peer_id().clone();
     }
     j.client.send(&spoof).await?;
-    j.expect_refused("a spoofed senderId", 1002, "senderId must be")
-        .await?;
+    j.expect_refused("a spoofed senderId", 1002, "senderId must be").await?;
     let mut j = joined(&server).await?;
     let mut misdirected = j.sync(board, empty_doc_sync_message());
     if let WireMessage::Sync { target_id, .. } = &mut misdirected {
         *target_id = healthy.peer_id().clone();
     }
     j.client.send(&misdirected).await?;
-    j.expect_refused("a targetId other than the server", 1002, "targetId must be")
-        .await?;
+    j.expect_refused("a targetId other than the server", 1002, "targetId must be").await?;
 
     // Joining under the healthy peer's own id and sending garbage ends only the impostor.
     let mut impostor = WsClient::connect(&server.ws_url()).await?;
     let server_id = impostor.join(healthy.peer_id()).await?;
     let (sender_id, target_id) = (healthy.peer_id().clone(), server_id);
-    impostor
-        .send(&WireMessage::Sync {
-            document_id: board,
-            sender_id,
-            target_id,
-            data: vec![0x42, 0xff],
-        })
-        .await?;
-    assert_refused(
-        "an impostor with garbage",
-        &impostor.expect_close().await?,
-        1002,
-        "sync message is malformed",
-    );
+    impostor.send(&WireMessage::Sync { document_id: board, sender_id, target_id, data: vec![0x42, 0xff] }).await?;
+    assert_refused("an impostor with garbage", &impostor.expect_close().await?, 1002, "sync message is malformed");
     healthy_peer_still_syncs!("spoofing");
 
     // Everything the healthy peer wrote is on the server, as a newcomer sees.
@@ -362,33 +256,22 @@ async fn an_oversized_frame_is_refused_with_close_code_1009() -> anyhow::Result<
 
     // A frame just under the limit is read, and refused for what it says.
     let mut j = joined(&server).await?;
-    j.client
-        .send_binary(noise(7, MAX_MESSAGE_BYTES - 1024))
-        .await?;
-    j.expect_refused("a frame under the limit", 1002, "malformed")
-        .await?;
+    j.client.send_binary(noise(7, MAX_MESSAGE_BYTES - 1024)).await?;
+    j.expect_refused("a frame under the limit", 1002, "malformed").await?;
 
     // A frame over the limit is refused unread.
     let mut j = joined(&server).await?;
-    j.client
-        .send_binary(noise(8, MAX_MESSAGE_BYTES + 40 * 1024))
-        .await?;
+    j.client.send_binary(noise(8, MAX_MESSAGE_BYTES + 40 * 1024)).await?;
     let closing = j.client.expect_close().await?;
 
-    healthy
-        .add_note("mad", "An attacker sent a huge frame")
-        .await?;
+    healthy.add_note("mad", "An attacker sent a huge frame").await?;
     healthy.wait_acknowledged().await?;
     let mut newcomer = SyncPeer::open(&server.ws_url(), board).await?;
     newcomer.pump_until_heads(&healthy.heads()).await?;
     server.stop().await?;
     server.assert_no_panics();
 
-    assert_eq!(
-        closing.error(),
-        Some("message too big"),
-        "an oversized frame: {closing:?}"
-    );
+    assert_eq!(closing.error(), Some("message too big"), "an oversized frame: {closing:?}");
     assert_eq!(
         closing.code,
         Some(1009),
@@ -412,29 +295,15 @@ fn tampered_change_sync_message() -> Vec<u8> {
     tx.commit();
     let mut state = sync::State::new();
     // Pretend the other side has nothing, so the message carries the change.
-    let first = doc
-        .generate_sync_message(&mut state)
-        .expect("a first message");
+    let first = doc.generate_sync_message(&mut state).expect("a first message");
     let mut reply_state = sync::State::new();
     let mut empty = automerge::Automerge::new();
-    empty
-        .receive_sync_message(&mut reply_state, first)
-        .expect("an empty doc takes a first message");
-    let reply = empty
-        .generate_sync_message(&mut reply_state)
-        .expect("a reply");
-    doc.receive_sync_message(&mut state, reply)
-        .expect("the reply applies");
-    let mut bytes = doc
-        .generate_sync_message(&mut state)
-        .expect("a message with the change")
-        .encode();
+    empty.receive_sync_message(&mut reply_state, first).expect("an empty doc takes a first message");
+    let reply = empty.generate_sync_message(&mut reply_state).expect("a reply");
+    doc.receive_sync_message(&mut state, reply).expect("the reply applies");
+    let mut bytes = doc.generate_sync_message(&mut state).expect("a message with the change").encode();
     // Flip a byte in the middle of the title's text, inside the change.
-    let at = bytes
-        .windows(8)
-        .position(|w| w == b"xxxxxxxx")
-        .expect("the change is in the message")
-        + 4;
+    let at = bytes.windows(8).position(|w| w == b"xxxxxxxx").expect("the change is in the message") + 4;
     bytes[at] ^= 0x55;
     bytes
 }

@@ -27,9 +27,7 @@ impl samod::Dialer for WebSocketDialer {
         self.url.clone()
     }
 
-    fn connect(
-        &self,
-    ) -> BoxFuture<'static, Result<samod::Transport, samod::DialError<Infallible>>> {
+    fn connect(&self) -> BoxFuture<'static, Result<samod::Transport, samod::DialError<Infallible>>> {
         let url = self.url.to_string();
         async move {
             let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
@@ -42,17 +40,14 @@ impl samod::Dialer for WebSocketDialer {
                 .filter_map(|frame| async move {
                     match frame {
                         Ok(Message::Binary(bytes)) => Some(Ok(bytes.to_vec())),
-                        Ok(Message::Text(_)) => {
-                            Some(Err(tungstenite::Error::Utf8("a text frame".into())))
-                        }
+                        Ok(Message::Text(_)) => Some(Err(tungstenite::Error::Utf8("a text frame".into()))),
                         Ok(_) => None,
                         Err(e) => Some(Err(e)),
                     }
                 })
                 .boxed();
-            let sink = sink.with(|bytes: Vec<u8>| async move {
-                Ok::<_, tungstenite::Error>(Message::Binary(bytes.into()))
-            });
+            let sink =
+                sink.with(|bytes: Vec<u8>| async move { Ok::<_, tungstenite::Error>(Message::Binary(bytes.into())) });
             Ok(samod::Transport::new(stream, Box::pin(sink)))
         }
         .boxed()
@@ -76,24 +71,16 @@ async fn samod_opens_a_board_and_syncs_notes_both_ways() -> anyhow::Result<()> {
     // samod connects and finds the board by the URL automerge-repo apps share.
     let repo = samod::Repo::build_tokio().load().await;
     let url = samod::Url::parse(&server.ws_url())?;
-    let dialer = repo.dial(
-        samod::BackoffConfig::default(),
-        Arc::new(WebSocketDialer { url }),
-    )?;
-    within("samod's handshake with our server", async {
-        Ok(dialer.established().await?)
-    })
-    .await?;
+    let dialer = repo.dial(samod::BackoffConfig::default(), Arc::new(WebSocketDialer { url }))?;
+    within("samod's handshake with our server", async { Ok(dialer.established().await?) }).await?;
     let address: samod::AutomergeUrl = created
         .board_id
         .automerge_url()
         .parse()
         .map_err(|e| anyhow::anyhow!("samod refuses the board's URL: {e:?}"))?;
-    let handle = within("samod to find the board", async {
-        Ok(repo.find(address.document_id().clone()).await?)
-    })
-    .await?
-    .context("samod says the board is unavailable")?;
+    let handle = within("samod to find the board", async { Ok(repo.find(address.document_id().clone()).await?) })
+        .await?
+        .context("samod says the board is unavailable")?;
     assert_eq!(handle.url().to_string(), created.board_id.automerge_url());
 
     let seen = read_board(&handle)?;
@@ -103,10 +90,7 @@ async fn samod_opens_a_board_and_syncs_notes_both_ways() -> anyhow::Result<()> {
     let column_ids: Vec<&str> = seen.columns.iter().map(|c| c.id.as_str()).collect();
     let template_ids: Vec<&str> = template.columns.iter().map(|c| c.id).collect();
     assert_eq!(column_ids, template_ids);
-    assert_eq!(
-        seen.notes[ours_note.as_str()].text,
-        "Written by our own peer"
-    );
+    assert_eq!(seen.notes[ours_note.as_str()].text, "Written by our own peer");
 
     // A change made through samod reaches our peer through the server.
     let samod_note = NoteId::random();
@@ -123,38 +107,24 @@ async fn samod_opens_a_board_and_syncs_notes_both_ways() -> anyhow::Result<()> {
         tx.commit();
         anyhow::Ok(())
     })?;
-    ours.pump_until("samod's note", |board| {
-        board.notes.contains_key(samod_note.as_str())
-    })
-    .await?;
-    assert_eq!(
-        ours.board().notes[samod_note.as_str()].text,
-        "Written through samod"
-    );
+    ours.pump_until("samod's note", |board| board.notes.contains_key(samod_note.as_str())).await?;
+    assert_eq!(ours.board().notes[samod_note.as_str()].text, "Written through samod");
 
     // And our edit of samod's note reaches samod.
-    ours.edit_note(&samod_note, "Edited by our own peer")
-        .await?;
+    ours.edit_note(&samod_note, "Edited by our own peer").await?;
     let mut changes = handle.changes();
     within("samod to see our edit", async {
         loop {
-            let text = read_board(&handle)?
-                .notes
-                .get(samod_note.as_str())
-                .map(|n| n.text.clone());
+            let text = read_board(&handle)?.notes.get(samod_note.as_str()).map(|n| n.text.clone());
             if text.as_deref() == Some("Edited by our own peer") {
                 return Ok(());
             }
-            changes
-                .next()
-                .await
-                .context("samod's change stream ended")?;
+            changes.next().await.context("samod's change stream ended")?;
         }
     })
     .await?;
     let samod_board = read_board(&handle)?;
-    ours.pump_until("the same board as samod's", |board| *board == samod_board)
-        .await?;
+    ours.pump_until("the same board as samod's", |board| *board == samod_board).await?;
 
     repo.stop().await;
     server.shutdown().await;

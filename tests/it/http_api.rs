@@ -7,52 +7,28 @@ use hindsight_shared::ids::DocumentId;
 use hindsight_tests::{TestServer, http};
 use serde_json::json;
 
-const TEMPLATE_IDS: [&str; 6] = [
-    "start-stop-continue",
-    "mad-sad-glad",
-    "4ls",
-    "sailboat",
-    "went-well",
-    "incident-postmortem",
-];
+const TEMPLATE_IDS: [&str; 6] =
+    ["start-stop-continue", "mad-sad-glad", "4ls", "sailboat", "went-well", "incident-postmortem"];
 
 #[tokio::test]
 async fn creating_a_board_answers_201_with_an_id_a_link_and_a_key() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
-    let response = http::post_json(
-        &format!("{}/api/boards", server.http_url()),
-        &json!({"title": "Sprint 9", "template": "4ls"}),
-    )
-    .await?;
+    let response =
+        http::post_json(&format!("{}/api/boards", server.http_url()), &json!({"title": "Sprint 9", "template": "4ls"}))
+            .await?;
     assert_eq!(response.status, 201, "{}", response.text());
-    assert!(
-        response
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json"))
-    );
+    assert!(response.header("content-type").is_some_and(|t| t.starts_with("application/json")));
     let body: serde_json::Value = response.json()?;
     let id = body["board_id"].as_str().expect("board_id is a string");
-    let parsed: DocumentId = id
-        .parse()
-        .expect("board_id is an automerge-repo document id");
+    let parsed: DocumentId = id.parse().expect("board_id is an automerge-repo document id");
     assert_eq!(parsed.to_string(), id);
     let url = body["url"].as_str().expect("url is a string");
     assert_eq!(url, format!("{}/b/{id}", server.http_url()));
-    assert!(
-        !body["facilitator_key"]
-            .as_str()
-            .expect("facilitator_key is a string")
-            .is_empty()
-    );
+    assert!(!body["facilitator_key"].as_str().expect("facilitator_key is a string").is_empty());
 
     let page = http::get(url).await?;
     assert_eq!(page.status, 200);
-    assert!(
-        page.header("content-type")
-            .is_some_and(|t| t.starts_with("text/html")),
-        "{:?}",
-        page.headers
-    );
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{:?}", page.headers);
     server.shutdown().await;
     Ok(())
 }
@@ -76,44 +52,20 @@ async fn bad_board_requests_get_400_with_a_json_error() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
     let boards = format!("{}/api/boards", server.http_url());
 
-    let unknown =
-        http::post_json(&boards, &json!({"title": "Retro", "template": "kanban"})).await?;
-    assert_eq!(
-        unknown.status,
-        400,
-        "an unknown template: {}",
-        unknown.text()
-    );
-    let error = unknown.json::<serde_json::Value>()?["error"]
-        .as_str()
-        .expect("an error string")
-        .to_owned();
-    assert!(
-        error.contains("kanban"),
-        "the error names the bad template: {error}"
-    );
+    let unknown = http::post_json(&boards, &json!({"title": "Retro", "template": "kanban"})).await?;
+    assert_eq!(unknown.status, 400, "an unknown template: {}", unknown.text());
+    let error = unknown.json::<serde_json::Value>()?["error"].as_str().expect("an error string").to_owned();
+    assert!(error.contains("kanban"), "the error names the bad template: {error}");
     for id in TEMPLATE_IDS {
-        assert!(
-            error.contains(id),
-            "the error lists the known template `{id}`: {error}"
-        );
+        assert!(error.contains(id), "the error lists the known template `{id}`: {error}");
     }
 
     let broken = http::post(&boards, "application/json", b"{\"title\": \"Retro\", ").await?;
     assert_eq!(broken.status, 400, "broken JSON: {}", broken.text());
-    assert!(
-        broken.json::<serde_json::Value>()?["error"].is_string(),
-        "broken JSON: {}",
-        broken.text()
-    );
+    assert!(broken.json::<serde_json::Value>()?["error"].is_string(), "broken JSON: {}", broken.text());
 
     let missing = http::post_json(&boards, &json!({"title": "Retro"})).await?;
-    assert_eq!(
-        missing.status,
-        400,
-        "a missing template: {}",
-        missing.text()
-    );
+    assert_eq!(missing.status, 400, "a missing template: {}", missing.text());
     assert!(missing.json::<serde_json::Value>()?["error"].is_string());
 
     for title in ["", "   "] {
@@ -122,11 +74,7 @@ async fn bad_board_requests_get_400_with_a_json_error() -> anyhow::Result<()> {
         assert!(empty.json::<serde_json::Value>()?["error"].is_string());
     }
 
-    let long = http::post_json(
-        &boards,
-        &json!({"title": "x".repeat(500), "template": "4ls"}),
-    )
-    .await?;
+    let long = http::post_json(&boards, &json!({"title": "x".repeat(500), "template": "4ls"})).await?;
     assert_eq!(long.status, 400, "a 500-character title: {}", long.text());
     server.shutdown().await;
     Ok(())
@@ -141,16 +89,9 @@ async fn the_template_list_names_all_six_templates() -> anyhow::Result<()> {
     let ids: BTreeSet<&str> = templates.iter().filter_map(|t| t["id"].as_str()).collect();
     assert_eq!(ids, BTreeSet::from(TEMPLATE_IDS));
     for template in &templates {
-        let columns = template["columns"]
-            .as_array()
-            .expect("every template has columns");
+        let columns = template["columns"].as_array().expect("every template has columns");
         assert!(!columns.is_empty(), "{template}");
-        assert!(
-            template["name"]
-                .as_str()
-                .is_some_and(|name| !name.is_empty()),
-            "{template}"
-        );
+        assert!(template["name"].as_str().is_some_and(|name| !name.is_empty()), "{template}");
     }
     server.shutdown().await;
     Ok(())
@@ -161,12 +102,7 @@ async fn board_pages_are_404_for_unknown_or_malformed_ids() -> anyhow::Result<()
     let server = TestServer::spawn().await;
     let unknown = http::get(&format!("{}/b/{}", server.http_url(), DocumentId::random())).await?;
     assert_eq!(unknown.status, 404);
-    assert!(
-        unknown
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("text/html")),
-        "the client says so itself"
-    );
+    assert!(unknown.header("content-type").is_some_and(|t| t.starts_with("text/html")), "the client says so itself");
     let malformed = http::get(&format!("{}/b/not-a-board", server.http_url())).await?;
     assert_eq!(malformed.status, 404);
     server.shutdown().await;
@@ -184,15 +120,9 @@ async fn healthz_says_ok() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn board_links_use_the_configured_public_url() -> anyhow::Result<()> {
-    let server = TestServer::spawn_with(|config| {
-        config.public_url = Some("https://retro.example.com/".into())
-    })
-    .await;
+    let server = TestServer::spawn_with(|config| config.public_url = Some("https://retro.example.com/".into())).await;
     let board = server.create_board("Retro", "went-well").await;
-    assert_eq!(
-        board.url,
-        format!("https://retro.example.com/b/{}", board.board_id)
-    );
+    assert_eq!(board.url, format!("https://retro.example.com/b/{}", board.board_id));
     server.shutdown().await;
     Ok(())
 }

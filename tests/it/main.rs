@@ -6,9 +6,12 @@
 //! - [`bad_input`]: malformed and hostile input gets an error and a close, never a panic, and
 //!   never disturbs other connections.
 //! - [`http_api`]: the JSON API, the pages and the health check.
+//! - [`browser`]: the WASM client in headless Chromium: two browsers on one board, the home page,
+//!   offline edits, unknown boards.
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, syncs a board with us.
 
 mod bad_input;
+mod browser;
 mod compat;
 mod http_api;
 mod restart;

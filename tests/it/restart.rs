@@ -34,11 +34,7 @@ async fn notes_survive_a_graceful_restart() -> anyhow::Result<()> {
 
     first.stop().await?;
     let closing = writer.client().expect_close().await?;
-    assert_eq!(
-        closing.code,
-        Some(1001),
-        "a client of a server that shuts down is told it is going away: {closing:?}"
-    );
+    assert_eq!(closing.code, Some(1001), "a client of a server that shuts down is told it is going away: {closing:?}");
     first.assert_no_panics();
 
     let mut second = ServerProcess::start(data.path()).await?;
@@ -49,11 +45,7 @@ async fn notes_survive_a_graceful_restart() -> anyhow::Result<()> {
     let board = reader.board();
     assert_eq!(board.title, "Quarterly retro");
     assert_eq!(board, writer.board());
-    let mut texts: Vec<&str> = board
-        .notes
-        .values()
-        .map(|note| note.text.as_str())
-        .collect();
+    let mut texts: Vec<&str> = board.notes.values().map(|note| note.text.as_str()).collect();
     texts.sort_unstable();
     let mut expected: Vec<&str> = NOTES.iter().map(|(_, text)| *text).collect();
     expected.sort_unstable();
@@ -93,10 +85,7 @@ async fn a_board_evicted_from_memory_comes_back_whole() -> anyhow::Result<()> {
     const ROUNDS: usize = 10;
     for round in 0..=ROUNDS {
         let mut peer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
-        peer.pump_until(&format!("the {round} notes of earlier rounds"), |b| {
-            b.notes.len() == round
-        })
-        .await?;
+        peer.pump_until(&format!("the {round} notes of earlier rounds"), |b| b.notes.len() == round).await?;
         if round == ROUNDS {
             break;
         }

@@ -29,10 +29,7 @@ impl HttpResponse {
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy: a test only reads it).
@@ -70,52 +67,27 @@ pub async fn create_board(base: &str, title: &str, template: &str) -> anyhow::Re
         url: String,
         facilitator_key: String,
     }
-    let response = post_json(
-        &format!("{base}/api/boards"),
-        &serde_json::json!({ "title": title, "template": template }),
-    )
-    .await?;
+    let response =
+        post_json(&format!("{base}/api/boards"), &serde_json::json!({ "title": title, "template": template })).await?;
     if response.status != 201 {
-        bail!(
-            "creating a board answered {} {}",
-            response.status,
-            response.text()
-        );
+        bail!("creating a board answered {} {}", response.status, response.text());
     }
     let answer: Answer = response.json()?;
-    let board_id = answer
-        .board_id
-        .parse()
-        .with_context(|| format!("`{}` is not a document id", answer.board_id))?;
-    Ok(BoardCreated {
-        board_id,
-        url: answer.url,
-        facilitator_key: answer.facilitator_key,
-    })
+    let board_id = answer.board_id.parse().with_context(|| format!("`{}` is not a document id", answer.board_id))?;
+    Ok(BoardCreated { board_id, url: answer.url, facilitator_key: answer.facilitator_key })
 }
 
-async fn request(
-    method: &str,
-    url: &str,
-    body: Option<(&str, &[u8])>,
-) -> anyhow::Result<HttpResponse> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("`{url}` is not an http:// URL"))?;
+async fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<HttpResponse> {
+    let rest = url.strip_prefix("http://").with_context(|| format!("`{url}` is not an http:// URL"))?;
     let (host, path) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
         None => (rest, "/"),
     };
     within(&format!("{method} {url}"), async {
-        let mut stream = TcpStream::connect(host)
-            .await
-            .with_context(|| format!("could not connect to {host}"))?;
+        let mut stream = TcpStream::connect(host).await.with_context(|| format!("could not connect to {host}"))?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
         if let Some((content_type, bytes)) = body {
-            head.push_str(&format!(
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            ));
+            head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await?;
@@ -123,20 +95,14 @@ async fn request(
             stream.write_all(bytes).await?;
         }
         let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .context("could not read the response")?;
+        stream.read_to_end(&mut raw).await.context("could not read the response")?;
         parse_response(&raw)
     })
     .await
 }
 
 fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the response has no end of headers")?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("the response has no end of headers")?;
     let head = std::str::from_utf8(&raw[..end]).context("the response head is not UTF-8")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -149,15 +115,8 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    let mut response = HttpResponse {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    };
-    if response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
+    let mut response = HttpResponse { status, headers, body: raw[end + 4..].to_vec() };
+    if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         response.body = dechunk(&response.body)?;
     }
     Ok(response)
@@ -167,24 +126,14 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
 fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("a chunk has no size line")?;
-        let size_text = std::str::from_utf8(&body[..line_end])?
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .with_context(|| format!("bad chunk size `{size_text}`"))?;
+        let line_end = body.windows(2).position(|w| w == b"\r\n").context("a chunk has no size line")?;
+        let size_text = std::str::from_utf8(&body[..line_end])?.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).with_context(|| format!("bad chunk size `{size_text}`"))?;
         body = &body[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
-        let chunk = body
-            .get(..size)
-            .context("a chunk is shorter than its size")?;
+        let chunk = body.get(..size).context("a chunk is shorter than its size")?;
         out.extend_from_slice(chunk);
         body = body.get(size + 2..).context("a chunk lacks its line end")?;
     }

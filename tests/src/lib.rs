@@ -6,6 +6,8 @@
 //!   data directory.
 //! - [`process`]: [`ServerProcess`], the `hindsight` binary as a child process, for restarts,
 //!   signals and watching its logs.
+//! - [`browser`]: [`Browser`](browser::Browser), headless Chromium through chromedriver, and
+//!   [`Page`](browser::Page), the gestures of a participant on a board page.
 //! - [`http`]: a tiny HTTP/1.1 client, enough for the JSON API and the pages.
 //! - [`ws`]: [`WsClient`], one raw protocol connection: join, send any frame, receive messages,
 //!   see how the server closed it.
@@ -14,6 +16,7 @@
 //! Every wait is bounded by a timeout that turns into a test failure naming what was awaited;
 //! nothing sleeps to let the server catch up.
 
+pub mod browser;
 pub mod http;
 pub mod peer;
 pub mod process;
@@ -33,10 +36,7 @@ pub use ws::{Closing, WsClient};
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `future` with the harness's [`TIMEOUT`], failing with `what` when time runs out.
-pub async fn within<T>(
-    what: &str,
-    future: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
+pub async fn within<T>(what: &str, future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     match tokio::time::timeout(TIMEOUT, future).await {
         Ok(result) => result,
         Err(_) => anyhow::bail!("timed out after {TIMEOUT:?} waiting for {what}"),

@@ -44,10 +44,7 @@ impl SyncPeer {
             server_heads: Vec::new(),
             ephemera: VecDeque::new(),
         };
-        let first = peer
-            .doc
-            .generate_sync_message(&mut peer.state)
-            .context("an empty document has a first message")?;
+        let first = peer.doc.generate_sync_message(&mut peer.state).context("an empty document has a first message")?;
         let request = WireMessage::Request {
             document_id: board_id,
             sender_id: peer.me.clone(),
@@ -55,10 +52,8 @@ impl SyncPeer {
             data: first.encode(),
         };
         peer.client.send(&request).await?;
-        peer.pump("the board document to arrive", |peer| {
-            !peer.doc.get_heads().is_empty() && peer.try_board().is_ok()
-        })
-        .await?;
+        peer.pump("the board document to arrive", |peer| !peer.doc.get_heads().is_empty() && peer.try_board().is_ok())
+            .await?;
         Ok(peer)
     }
 
@@ -78,8 +73,7 @@ impl SyncPeer {
 
     /// The board as this replica sees it now.
     pub fn board(&self) -> Board {
-        self.try_board()
-            .expect("the replica's document is not a board")
+        self.try_board().expect("the replica's document is not a board")
     }
 
     fn try_board(&self) -> anyhow::Result<Board> {
@@ -89,21 +83,15 @@ impl SyncPeer {
     /// Writes a note into `column` and sends the change; returns the note's id.
     pub async fn add_note(&mut self, column: &str, text: &str) -> anyhow::Result<NoteId> {
         let id = NoteId::random();
-        let note = Note {
-            id: id.to_string(),
-            column: column.into(),
-            text: text.into(),
-            created_at: now_ms(),
-            cluster: None,
-        };
+        let note =
+            Note { id: id.to_string(), column: column.into(), text: text.into(), created_at: now_ms(), cluster: None };
         self.change(|tx| Ok(schema::add_note(tx, &note)?)).await?;
         Ok(id)
     }
 
     /// Replaces a note's text and sends the change.
     pub async fn edit_note(&mut self, id: &NoteId, text: &str) -> anyhow::Result<()> {
-        self.change(|tx| Ok(schema::set_note_text(tx, id, text)?))
-            .await
+        self.change(|tx| Ok(schema::set_note_text(tx, id, text)?)).await
     }
 
     /// Deletes a note and sends the change.
@@ -124,25 +112,15 @@ impl SyncPeer {
     }
 
     /// Receives and answers sync messages until `done` holds for the board.
-    pub async fn pump_until(
-        &mut self,
-        what: &str,
-        mut done: impl FnMut(&Board) -> bool,
-    ) -> anyhow::Result<()> {
-        self.pump(what, |peer| {
-            peer.try_board().is_ok_and(|board| done(&board))
-        })
-        .await
+    pub async fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Board) -> bool) -> anyhow::Result<()> {
+        self.pump(what, |peer| peer.try_board().is_ok_and(|board| done(&board))).await
     }
 
     /// Receives and answers sync messages until this replica has exactly `heads`.
     pub async fn pump_until_heads(&mut self, heads: &[ChangeHash]) -> anyhow::Result<()> {
         let mut want = heads.to_vec();
         want.sort_unstable();
-        self.pump(&format!("heads {want:?}"), |peer| {
-            peer.doc.get_heads() == want
-        })
-        .await
+        self.pump(&format!("heads {want:?}"), |peer| peer.doc.get_heads() == want).await
     }
 
     /// Receives and answers sync messages until the server has stored every change this replica
@@ -151,19 +129,11 @@ impl SyncPeer {
     /// `sync::every_stored_change_is_acknowledged_to_its_writer`), so tests that rely on this
     /// write one change at a time.
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
-        self.pump(
-            "the server to acknowledge our changes",
-            Self::server_has_our_changes,
-        )
-        .await
+        self.pump("the server to acknowledge our changes", Self::server_has_our_changes).await
     }
 
     fn server_has_our_changes(&self) -> bool {
-        if self
-            .server_heads
-            .iter()
-            .any(|head| self.doc.get_change_by_hash(head).is_none())
-        {
+        if self.server_heads.iter().any(|head| self.doc.get_change_by_hash(head).is_none()) {
             return false;
         }
         let ours = self.doc.get_heads();
@@ -182,12 +152,7 @@ impl SyncPeer {
     }
 
     /// Sends an `ephemeral` message (presence, say) about the board.
-    pub async fn send_ephemeral(
-        &mut self,
-        session_id: &str,
-        count: u64,
-        data: &[u8],
-    ) -> anyhow::Result<()> {
+    pub async fn send_ephemeral(&mut self, session_id: &str, count: u64, data: &[u8]) -> anyhow::Result<()> {
         let message = WireMessage::Ephemeral {
             document_id: self.board_id,
             sender_id: self.me.clone(),
@@ -201,11 +166,8 @@ impl SyncPeer {
 
     /// The next `ephemeral` message relayed to us, syncing meanwhile.
     pub async fn next_ephemeral(&mut self) -> anyhow::Result<WireMessage> {
-        self.pump("an ephemeral message", |peer| !peer.ephemera.is_empty())
-            .await?;
-        self.ephemera
-            .pop_front()
-            .context("pump returned with a message waiting")
+        self.pump("an ephemeral message", |peer| !peer.ephemera.is_empty()).await?;
+        self.ephemera.pop_front().context("pump returned with a message waiting")
     }
 
     /// Closes the connection politely.
@@ -219,42 +181,23 @@ impl SyncPeer {
     }
 
     /// Handles messages until `done`, failing on anything a healthy sync would not produce.
-    async fn pump(
-        &mut self,
-        what: &str,
-        mut done: impl FnMut(&Self) -> bool,
-    ) -> anyhow::Result<()> {
+    async fn pump(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
         while !done(self) {
-            let message = self
-                .client
-                .recv()
-                .await
-                .with_context(|| format!("while waiting for {what}"))?;
-            self.handle(message)
-                .await
-                .with_context(|| format!("while waiting for {what}"))?;
+            let message = self.client.recv().await.with_context(|| format!("while waiting for {what}"))?;
+            self.handle(message).await.with_context(|| format!("while waiting for {what}"))?;
         }
         Ok(())
     }
 
     async fn handle(&mut self, message: WireMessage) -> anyhow::Result<()> {
         match message {
-            WireMessage::Sync {
-                document_id,
-                sender_id,
-                target_id,
-                data,
-            } => {
-                ensure!(
-                    document_id == self.board_id,
-                    "a sync message for another document: {document_id}"
-                );
+            WireMessage::Sync { document_id, sender_id, target_id, data } => {
+                ensure!(document_id == self.board_id, "a sync message for another document: {document_id}");
                 ensure!(
                     sender_id == self.server && target_id == self.me,
                     "a sync message from {sender_id} to {target_id}"
                 );
-                let message = sync::Message::decode(&data)
-                    .context("the server's sync message does not decode")?;
+                let message = sync::Message::decode(&data).context("the server's sync message does not decode")?;
                 self.server_heads = message.heads.clone();
                 self.doc
                     .receive_sync_message(&mut self.state, message)

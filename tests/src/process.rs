@@ -42,13 +42,7 @@ impl ServerProcess {
     pub async fn start_with(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(binary()?);
         command
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "text",
-                "--data-dir",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--log-format", "text", "--data-dir"])
             .arg(data_dir)
             .args(flags)
             .env("RUST_LOG", "info")
@@ -63,24 +57,15 @@ impl ServerProcess {
                 command.env_remove(name);
             }
         }
-        let mut child = command
-            .spawn()
-            .context("could not start the server binary")?;
+        let mut child = command.spawn().context("could not start the server binary")?;
         let stderr = child.stderr.take().context("the child's stderr is piped")?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (address_tx, address_rx) = oneshot::channel();
         let reader = tokio::spawn(copy_log(stderr, Arc::clone(&log), address_tx));
-        let mut process = Self {
-            child,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-            reader: Some(reader),
-        };
+        let mut process = Self { child, address: SocketAddr::from(([127, 0, 0, 1], 0)), log, reader: Some(reader) };
 
         let address = within("the server to log its address", async {
-            address_rx
-                .await
-                .context("the server closed stderr before it listened")
+            address_rx.await.context("the server closed stderr before it listened")
         })
         .await;
         process.address = match address {
@@ -91,12 +76,7 @@ impl ServerProcess {
             }
         };
         let health = http::get(&format!("{}/healthz", process.http_url())).await?;
-        ensure!(
-            health.status == 200 && health.text() == "ok",
-            "/healthz answered {} {}",
-            health.status,
-            health.text()
-        );
+        ensure!(health.status == 200 && health.text() == "ok", "/healthz answered {} {}", health.status, health.text());
         Ok(process)
     }
 
@@ -116,17 +96,10 @@ impl ServerProcess {
     /// Sends SIGTERM and waits for the process to exit; a graceful shutdown exits with success.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         let pid = self.child.id().context("the server has already exited")?;
-        let kill = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await?;
+        let kill = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
         ensure!(kill.success(), "`kill -TERM {pid}` failed: {kill}");
         let status = self.wait("the server to exit after SIGTERM").await?;
-        ensure!(
-            status.success(),
-            "the server exited with {status} after SIGTERM; its log:\n{}",
-            self.log_text()
-        );
+        ensure!(status.success(), "the server exited with {status} after SIGTERM; its log:\n{}", self.log_text());
         Ok(())
     }
 
@@ -147,10 +120,7 @@ impl ServerProcess {
 
     /// The log lines so far. After [`stop`](Self::stop) or [`kill9`](Self::kill9), all of them.
     pub fn log(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .map(|log| log.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.log.lock().map(|log| log.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
     pub fn log_text(&self) -> String {
@@ -161,15 +131,8 @@ impl ServerProcess {
     /// stderr even when tokio catches the panic of a task).
     pub fn assert_no_panics(&self) {
         let log = self.log();
-        let panics: Vec<&String> = log
-            .iter()
-            .filter(|line| line.contains("panicked"))
-            .collect();
-        assert!(
-            panics.is_empty(),
-            "the server panicked: {panics:#?}\nits whole log:\n{}",
-            log.join("\n")
-        );
+        let panics: Vec<&String> = log.iter().filter(|line| line.contains("panicked")).collect();
+        assert!(panics.is_empty(), "the server panicked: {panics:#?}\nits whole log:\n{}", log.join("\n"));
     }
 }
 
@@ -181,35 +144,20 @@ fn binary() -> anyhow::Result<PathBuf> {
     // Older Cargo sets the variable only at build time. Test binaries live in
     // `target/<profile>/deps`, the server binary one level up.
     let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join(BINARY))
-        .context("no target directory")?;
-    ensure!(
-        path.exists(),
-        "{} is not built; run the tests through `cargo test -p hindsight-tests`",
-        path.display()
-    );
+    let path = exe.parent().and_then(Path::parent).map(|dir| dir.join(BINARY)).context("no target directory")?;
+    ensure!(path.exists(), "{} is not built; run the tests through `cargo test -p hindsight-tests`", path.display());
     Ok(path)
 }
 
 /// Copies the child's stderr into `log` (and into the test's output, shown when a test fails),
 /// and reports the address from the "listening" line.
-async fn copy_log(
-    stderr: ChildStderr,
-    log: Arc<Mutex<Vec<String>>>,
-    address: oneshot::Sender<SocketAddr>,
-) {
+async fn copy_log(stderr: ChildStderr, log: Arc<Mutex<Vec<String>>>, address: oneshot::Sender<SocketAddr>) {
     let mut address = Some(address);
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line = strip_ansi(&line);
         eprintln!("[server] {line}");
-        if let Some(found) = line
-            .split(LISTENING)
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
+        if let Some(found) = line.split(LISTENING).nth(1).and_then(|rest| rest.split_whitespace().next())
             && let Ok(found) = found.parse()
             && let Some(tx) = address.take()
         {

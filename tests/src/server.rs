@@ -16,10 +16,28 @@ use crate::within;
 /// it, but only `shutdown` checks that it stopped cleanly.
 pub struct TestServer {
     address: SocketAddr,
+    config: Config,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    /// Kept so the data directory lives exactly as long as the server.
+    /// Kept so the data directory lives exactly as long as the server (taken by [`Self::stop`]).
+    data_dir: Option<TempDir>,
+}
+
+/// A server that was stopped cleanly, with its address and data directory kept for a restart.
+pub struct StoppedServer {
+    address: SocketAddr,
+    config: Config,
     data_dir: TempDir,
+}
+
+impl StoppedServer {
+    /// Starts the server again on the same address and data directory, as a restarted process
+    /// would: browsers that were connected find it where they left it.
+    pub async fn start_again(self) -> TestServer {
+        let listener =
+            TcpListener::bind(self.address).await.expect("could not bind the stopped server's address again");
+        TestServer::start(self.config, listener, self.data_dir)
+    }
 }
 
 impl TestServer {
@@ -35,24 +53,15 @@ impl TestServer {
         configure(&mut config);
         // The socket is bound before the server starts, so clients may connect at once: their
         // connections wait in the backlog until the server accepts them.
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("could not bind 127.0.0.1:0");
-        let address = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("could not bind 127.0.0.1:0");
+        Self::start(config, listener, data_dir)
+    }
+
+    fn start(config: Config, listener: TcpListener, data_dir: TempDir) -> Self {
+        let address = listener.local_addr().expect("a bound listener has an address");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(hindsight_server::run(
-            config,
-            listener,
-            shutdown.clone().cancelled_owned(),
-        ));
-        Self {
-            address,
-            shutdown,
-            task: Some(task),
-            data_dir,
-        }
+        let task = tokio::spawn(hindsight_server::run(config.clone(), listener, shutdown.clone().cancelled_owned()));
+        Self { address, config, shutdown, task: Some(task), data_dir: Some(data_dir) }
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -66,23 +75,33 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self.data_dir.path()
+        self.data_dir.as_ref().expect("a running server has its data directory").path()
     }
 
     /// Creates a board through the HTTP API.
     pub async fn create_board(&self, title: &str, template: &str) -> BoardCreated {
-        http::create_board(&self.http_url(), title, template)
-            .await
-            .expect("could not create a board")
+        http::create_board(&self.http_url(), title, template).await.expect("could not create a board")
     }
 
     /// Resolves the shutdown future and waits for `run` to return, which must be `Ok`.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// Shuts down cleanly (as [`shutdown`](Self::shutdown)) but keeps the address and the data
+    /// directory, to [`start_again`](StoppedServer::start_again).
+    pub async fn stop(mut self) -> StoppedServer {
+        self.stop_task().await;
+        StoppedServer {
+            address: self.address,
+            config: self.config.clone(),
+            data_dir: self.data_dir.take().expect("the data directory is taken only here"),
+        }
+    }
+
+    async fn stop_task(&mut self) {
         self.shutdown.cancel();
-        let task = self
-            .task
-            .take()
-            .expect("the server task is taken only here");
+        let task = self.task.take().expect("the server task is taken only here");
         let result = within("the server to shut down", async { Ok(task.await?) }).await;
         match result {
             Ok(Ok(())) => {}

@@ -66,23 +66,12 @@ impl WsClient {
         self.send(&WireMessage::Join {
             sender_id: peer.clone(),
             supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-            metadata: Some(PeerMetadata {
-                storage_id: None,
-                is_ephemeral: true,
-            }),
+            metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
         })
         .await?;
         match self.recv().await.context("no answer to `join`")? {
-            WireMessage::Peer {
-                sender_id,
-                target_id,
-                selected_protocol_version,
-                ..
-            } => {
-                anyhow::ensure!(
-                    &target_id == peer,
-                    "the `peer` answer targets `{target_id}`, not us (`{peer}`)"
-                );
+            WireMessage::Peer { sender_id, target_id, selected_protocol_version, .. } => {
+                anyhow::ensure!(&target_id == peer, "the `peer` answer targets `{target_id}`, not us (`{peer}`)");
                 anyhow::ensure!(
                     selected_protocol_version == PROTOCOL_VERSION,
                     "the server chose version {selected_protocol_version}"
@@ -95,8 +84,7 @@ impl WsClient {
 
     /// Sends one protocol message as a binary frame.
     pub async fn send(&mut self, message: &WireMessage) -> anyhow::Result<()> {
-        self.send_frame(Message::Binary(message.encode().into()))
-            .await
+        self.send_frame(Message::Binary(message.encode().into())).await
     }
 
     /// Sends arbitrary bytes as one binary frame.
@@ -110,24 +98,14 @@ impl WsClient {
     }
 
     async fn send_frame(&mut self, frame: Message) -> anyhow::Result<()> {
-        within("a frame to be sent", async {
-            self.socket
-                .send(frame)
-                .await
-                .context("could not send a frame")
-        })
-        .await
+        within("a frame to be sent", async { self.socket.send(frame).await.context("could not send a frame") }).await
     }
 
     /// The next protocol message. A close, or a message that does not decode, is an error.
     pub async fn recv(&mut self) -> anyhow::Result<WireMessage> {
         match self.next_event().await? {
             Event::Message(message) => Ok(message),
-            Event::Closed(frame) => bail!(
-                "the server closed the connection: {} {}",
-                frame.code,
-                frame.reason
-            ),
+            Event::Closed(frame) => bail!("the server closed the connection: {} {}", frame.code, frame.reason),
             Event::Ended(how) => bail!("the connection ended without a close frame: {how}"),
         }
     }
@@ -136,11 +114,7 @@ impl WsClient {
     pub async fn expect_close(&mut self) -> anyhow::Result<Closing> {
         let mut closing = Closing::default();
         loop {
-            match self
-                .next_event()
-                .await
-                .context("waiting for the server to close the connection")?
-            {
+            match self.next_event().await.context("waiting for the server to close the connection")? {
                 Event::Message(message) => closing.messages.push(message),
                 Event::Closed(frame) => {
                     closing.code = Some(frame.code.into());
@@ -170,10 +144,9 @@ impl WsClient {
                     Some(Err(e)) => {
                         use tokio_tungstenite::tungstenite::Error;
                         return match e {
-                            Error::ConnectionClosed
-                            | Error::AlreadyClosed
-                            | Error::Io(_)
-                            | Error::Protocol(_) => Ok(Event::Ended(e.to_string())),
+                            Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) | Error::Protocol(_) => {
+                                Ok(Event::Ended(e.to_string()))
+                            }
                             other => Err(other).context("the WebSocket failed"),
                         };
                     }
@@ -181,9 +154,8 @@ impl WsClient {
                 };
                 match frame {
                     Message::Binary(bytes) => {
-                        let message = WireMessage::decode(&bytes).with_context(|| {
-                            format!("the server sent a frame that does not decode: {bytes:02x?}")
-                        })?;
+                        let message = WireMessage::decode(&bytes)
+                            .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"))?;
                         return Ok(Event::Message(message));
                     }
                     Message::Close(Some(frame)) => return Ok(Event::Closed(frame)),

@@ -44,9 +44,7 @@ pub fn BoardPage(id: DocumentId) -> impl IntoView {
 
     let title = move || board.with(|b| b.as_ref().map(|b| b.title.clone()).unwrap_or_default());
     let template_name = move || {
-        board.with(|b| {
-            b.as_ref().and_then(|b| templates::find(&b.template)).map(|t| t.name).unwrap_or_default()
-        })
+        board.with(|b| b.as_ref().and_then(|b| templates::find(&b.template)).map(|t| t.name).unwrap_or_default())
     };
     Effect::new(move |_| {
         let t = title();
@@ -153,7 +151,9 @@ fn ColumnView(session: Session, board: RwSignal<Option<schema::Board>>, column: 
     let column_id = column.id.clone();
     let notes = {
         let column_id = column_id.clone();
-        move || board.with(|b| b.as_ref().map(|b| b.notes_in(&column_id).cloned().collect::<Vec<_>>()).unwrap_or_default())
+        move || {
+            board.with(|b| b.as_ref().map(|b| b.notes_in(&column_id).cloned().collect::<Vec<_>>()).unwrap_or_default())
+        }
     };
     let count = {
         let notes = notes.clone();

@@ -160,6 +160,12 @@ impl BoardCore {
                 continue;
             }
             peer.owed = false;
+            if changed {
+                // A peer whose change and a later heads-only message arrive in one batch has told
+                // us heads equal to ours, and Automerge would then stay silent. But our heads are
+                // the acknowledgement that its change is stored: always send them after a change.
+                peer.sync.last_sent_heads.clear();
+            }
             if let Some(message) = self.doc.generate_sync_message(&mut peer.sync) {
                 out.push((
                     conn,
@@ -210,7 +216,9 @@ mod tests {
                         quiet = false;
                         let peer = PeerId::from(format!("client-{i}"));
                         let mut out = Vec::new();
-                        self.core.receive(i as ConnId, &peer, DocMessage::Sync(message.encode()), &mut out).expect("receive");
+                        self.core
+                            .receive(i as ConnId, &peer, DocMessage::Sync(message.encode()), &mut out)
+                            .expect("receive");
                     }
                 }
                 self.core.saved();
@@ -237,7 +245,13 @@ mod tests {
         net.run_until_quiet();
         for (i, (doc, _)) in net.clients.iter_mut().enumerate() {
             let mut tx = doc.transaction();
-            let note = Note { id: format!("n{i}"), column: "start".into(), text: format!("from {i}"), created_at: 0, cluster: None };
+            let note = Note {
+                id: format!("n{i}"),
+                column: "start".into(),
+                text: format!("from {i}"),
+                created_at: 0,
+                cluster: None,
+            };
             schema::add_note(&mut tx, &note).expect("add");
             tx.commit();
         }

@@ -1,0 +1,190 @@
+//! [`Browser`]: headless Chromium driven through chromedriver, and [`Page`], one browser window
+//! on a Hindsight page with the gestures a participant makes (add, edit, delete a note).
+//!
+//! Each page gets a session of its own with a fresh profile directory, so pages share nothing
+//! but the server. Waits poll the page for a condition, bounded by [`crate::TIMEOUT`].
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::TIMEOUT;
+
+/// A running chromedriver. Pages opened from it are separate browser sessions.
+pub struct Browser {
+    driver: Child,
+    url: String,
+}
+
+/// Where screenshots go: `tests/artifacts/`.
+pub fn artifacts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts")
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and waits until it says it is ready.
+    pub async fn launch() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port for chromedriver")
+            .port();
+        let mut driver = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver must be installed (`just setup` installs it)");
+        let stdout = driver.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("started successfully") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(matches!(ready, Ok(true)), "chromedriver did not start");
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { driver, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Opens `url` in a new headless Chromium with a fresh profile.
+    pub async fn open(&self, url: &str) -> Page {
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,860",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a chromium session");
+        client.goto(url).await.expect("the page loads");
+        Page { client, _profile: profile }
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.driver.kill().await;
+    }
+}
+
+/// One browser window.
+pub struct Page {
+    client: Client,
+    _profile: TempDir,
+}
+
+impl Page {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Waits until an element matching `locator` exists.
+    pub async fn wait_for(&self, locator: Locator<'_>) -> Element {
+        let described = format!("{locator:?}");
+        self.client
+            .wait()
+            .at_most(TIMEOUT)
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|e| panic!("waited for {described}: {e}"))
+    }
+
+    pub async fn click(&self, locator: Locator<'_>) {
+        self.wait_for(locator).await.click().await.expect("click");
+    }
+
+    /// Waits until the connection indicator is in `state` (`connected`, `reconnecting`, ...).
+    pub async fn wait_state(&self, state: &str) {
+        self.wait_for(Locator::Css(&format!("#connection[data-state='{state}']"))).await;
+    }
+
+    /// Waits until the board is loaded and the connection is live.
+    pub async fn wait_connected(&self) {
+        self.wait_state("connected").await;
+        self.wait_for(Locator::Css(".column")).await;
+    }
+
+    fn note_xpath(column: &str, text: &str) -> String {
+        format!(
+            "//section[@data-column='{column}']//article[contains(@class,'note')][.//p[@class='note-text' and normalize-space(.)='{text}']]"
+        )
+    }
+
+    /// Types a note into a column's composer and adds it.
+    pub async fn add_note(&self, column: &str, text: &str) {
+        let composer = format!(".column[data-column='{column}'] textarea.new-note");
+        self.wait_for(Locator::Css(&composer)).await.send_keys(text).await.expect("type the note");
+        self.click(Locator::Css(&format!(".column[data-column='{column}'] .add-note"))).await;
+    }
+
+    /// Waits until a note with exactly `text` shows in `column`.
+    pub async fn wait_for_note(&self, column: &str, text: &str) -> Element {
+        self.wait_for(Locator::XPath(&Self::note_xpath(column, text))).await
+    }
+
+    /// Waits until the column's counter shows `count`.
+    pub async fn wait_for_count(&self, column: &str, count: usize) {
+        let xpath =
+            format!("//section[@data-column='{column}']//span[@class='count' and normalize-space(.)='{count}']");
+        self.wait_for(Locator::XPath(&xpath)).await;
+    }
+
+    /// The texts of the notes in a column, in display order.
+    pub async fn notes(&self, column: &str) -> Vec<String> {
+        let css = format!(".column[data-column='{column}'] .note-text");
+        let mut texts = Vec::new();
+        for element in self.client.find_all(Locator::Css(&css)).await.expect("find notes") {
+            texts.push(element.text().await.expect("note text"));
+        }
+        texts
+    }
+
+    /// Replaces the text of the note that reads `old`.
+    pub async fn edit_note(&self, column: &str, old: &str, new: &str) {
+        let note = self.wait_for_note(column, old).await;
+        note.find(Locator::Css(".edit-note")).await.expect("edit button").click().await.expect("click edit");
+        let editor = note.find(Locator::Css("textarea.note-editor")).await.expect("the editor opens");
+        editor.clear().await.expect("clear the editor");
+        editor.send_keys(new).await.expect("type the new text");
+        note.find(Locator::Css(".save-note")).await.expect("save button").click().await.expect("click save");
+        self.wait_for_note(column, new).await;
+    }
+
+    /// Deletes the note that reads `text`.
+    pub async fn delete_note(&self, column: &str, text: &str) {
+        let note = self.wait_for_note(column, text).await;
+        note.find(Locator::Css(".delete-note")).await.expect("delete button").click().await.expect("click delete");
+    }
+
+    /// Saves a PNG of the window to `tests/artifacts/<name>.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).expect("create tests/artifacts");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
