@@ -47,3 +47,47 @@ async fn post_json(url: &str, body: &str) -> Result<(bool, String), JsValue> {
     let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
     Ok((response.ok(), text))
 }
+
+#[derive(Serialize)]
+struct JoinBoard<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facilitator_key: Option<&'a str>,
+}
+
+/// Who this browser is on a board, as the server said when it joined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    pub participant_id: String,
+    /// The secret id of this participant's desk document.
+    pub desk_id: String,
+    #[serde(default)]
+    pub facilitator: bool,
+}
+
+/// Why joining failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// There is no such board.
+    NoBoard,
+    /// A sentence to show.
+    Other(String),
+}
+
+/// Joins a board under a display name, as facilitator when the key is given.
+pub async fn join_board(board: &str, name: &str, facilitator_key: Option<&str>) -> Result<Identity, JoinError> {
+    let body =
+        serde_json::to_string(&JoinBoard { name, facilitator_key }).map_err(|e| JoinError::Other(e.to_string()))?;
+    let (ok, text) = post_json(&format!("/api/boards/{board}/participants"), &body)
+        .await
+        .map_err(|_| JoinError::Other("Could not reach the server.".into()))?;
+    if ok {
+        return serde_json::from_str(&text).map_err(|e| JoinError::Other(format!("Unexpected answer: {e}")));
+    }
+    let message = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or_default();
+    if message.contains("no such board") {
+        Err(JoinError::NoBoard)
+    } else {
+        Err(JoinError::Other(if message.is_empty() { "Could not join the board.".into() } else { message }))
+    }
+}

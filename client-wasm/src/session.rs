@@ -1,21 +1,27 @@
-//! The live link to one board: the local Automerge copy, the WebSocket with automatic reconnect,
-//! and the automerge-repo sync protocol between them.
+//! The live link to one board: local Automerge copies of the board and of this participant's
+//! private desk, the WebSocket with automatic reconnect, and the automerge-repo sync protocol.
 //!
-//! The local copy is the source of truth for the UI. Edits apply to it at once, whether or not
-//! the server is reachable; the sync protocol sends them whenever a connection is up, so edits
-//! made offline merge when the network returns. Each new connection starts a fresh sync state,
-//! and the first exchange tells both sides what the other lacks.
+//! The local copies are the source of truth for the UI. Edits apply to them at once, whether or
+//! not the server is reachable; the sync protocol sends them whenever a connection is up, so
+//! edits made offline merge when the network returns. Each new connection starts fresh sync
+//! states, and the first exchange tells both sides what the other lacks.
+//!
+//! Anonymity: every change to the shared board is made under a fresh random actor id and with
+//! no timestamp, so nothing in the board's history ties two changes to one browser. Notes are
+//! written on the desk, which only this browser and the server ever hold.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
-use automerge::Automerge;
 use automerge::sync::{self, SyncDoc};
-use automerge::transaction::Transaction;
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, ChangeHash};
 use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
-use hindsight_shared::schema::{Board, SchemaError};
+use hindsight_shared::schema::{Board, Desk, SchemaError};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -49,11 +55,18 @@ impl Status {
 #[derive(Debug, Clone, Copy)]
 pub struct BoardView {
     pub board: RwSignal<Option<Board>>,
+    pub desk: RwSignal<Desk>,
     pub status: RwSignal<Status>,
-    /// The server does not know this board.
+    /// The server does not know this board (or this browser's desk).
     pub unavailable: RwSignal<bool>,
     /// Local edits the server has not acknowledged yet.
     pub unsynced: RwSignal<bool>,
+    /// Who is here, as the server last said.
+    pub people: RwSignal<Vec<PresenceEntry>>,
+    /// The server's clock minus this browser's, in milliseconds.
+    pub clock_offset: RwSignal<i64>,
+    /// The reason the server last refused one of our changes.
+    pub refusal: RwSignal<Option<String>>,
 }
 
 /// A handle to the session of one board. Cheap to clone.
@@ -63,11 +76,41 @@ pub struct BoardSession {
     pub view: BoardView,
 }
 
-struct Inner {
-    board_id: DocumentId,
-    peer_id: PeerId,
+/// One document kept in sync with the server.
+struct Replica {
+    id: DocumentId,
     doc: Automerge,
     sync: sync::State,
+}
+
+impl Replica {
+    fn new(id: DocumentId) -> Self {
+        Self { id, doc: Automerge::new(), sync: sync::State::new() }
+    }
+
+    /// Drops the refused changes and every change built on them, and starts syncing afresh.
+    fn drop_changes(&mut self, refused: &[[u8; 32]]) {
+        let mut dropped: HashSet<ChangeHash> = refused.iter().map(|h| ChangeHash(*h)).collect();
+        let mut kept = Vec::new();
+        for change in self.doc.get_changes(&[]) {
+            if dropped.contains(&change.hash()) || change.deps().iter().any(|d| dropped.contains(d)) {
+                dropped.insert(change.hash());
+            } else {
+                kept.push(change);
+            }
+        }
+        let mut doc = Automerge::new();
+        if doc.apply_changes(kept).is_ok() {
+            self.doc = doc;
+        }
+        self.sync = sync::State::new();
+    }
+}
+
+struct Inner {
+    peer_id: PeerId,
+    board: Replica,
+    desk: Replica,
     socket: Option<Socket>,
     /// The server's peer id, once the handshake on the current socket completed.
     server: Option<PeerId>,
@@ -94,20 +137,31 @@ impl Drop for Socket {
     }
 }
 
+/// Which of the two documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Board,
+    Desk,
+}
+
 impl BoardSession {
-    /// Starts syncing a board: connects now and keeps reconnecting for the life of the page.
-    pub fn start(board_id: DocumentId) -> Self {
+    /// Starts syncing a board and this participant's desk: connects now and keeps reconnecting
+    /// for the life of the page.
+    pub fn start(board: DocumentId, desk: DocumentId) -> Self {
         let view = BoardView {
             board: RwSignal::new(None),
+            desk: RwSignal::new(Desk::default()),
             status: RwSignal::new(Status::Connecting),
             unavailable: RwSignal::new(false),
             unsynced: RwSignal::new(false),
+            people: RwSignal::new(Vec::new()),
+            clock_offset: RwSignal::new(0),
+            refusal: RwSignal::new(None),
         };
         let inner = Inner {
-            board_id,
             peer_id: PeerId::from(format!("browser-{}", PeerId::random())),
-            doc: Automerge::new(),
-            sync: sync::State::new(),
+            board: Replica::new(board),
+            desk: Replica::new(desk),
             socket: None,
             server: None,
             attempts: 0,
@@ -131,17 +185,36 @@ impl BoardSession {
         session
     }
 
-    /// Makes a local edit: applies it now, shows it, and sends it if connected.
-    pub fn change(
+    /// Changes the shared board: under a fresh actor and without a timestamp, so the change
+    /// cannot be tied to any other.
+    pub fn change_board(
         &self,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
+    ) -> Result<(), SchemaError> {
+        self.inner.borrow_mut().board.doc.set_actor(ActorId::random());
+        self.change(Which::Board, edit)
+    }
+
+    /// Changes this participant's private desk.
+    pub fn change_desk(
+        &self,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
+    ) -> Result<(), SchemaError> {
+        self.change(Which::Desk, edit)
+    }
+
+    fn change(
+        &self,
+        which: Which,
         edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
     ) -> Result<(), SchemaError> {
         {
             let mut inner = self.inner.borrow_mut();
-            let mut tx = inner.doc.transaction();
+            let replica = inner.replica(which);
+            let mut tx = replica.doc.transaction();
             match edit(&mut tx) {
                 Ok(()) => {
-                    tx.commit();
+                    tx.commit_with(CommitOptions::default().with_time(0));
                 }
                 Err(e) => {
                     tx.rollback();
@@ -149,8 +222,8 @@ impl BoardSession {
                 }
             }
         }
-        self.refresh();
-        self.push();
+        self.refresh(which);
+        self.push(which);
         Ok(())
     }
 
@@ -170,12 +243,9 @@ impl BoardSession {
             inner.server = None;
             inner.generation
         };
-        let ws = match WebSocket::new(&Self::ws_url()) {
-            Ok(ws) => ws,
-            Err(_) => {
-                self.schedule_reconnect(generation);
-                return;
-            }
+        let Ok(ws) = WebSocket::new(&Self::ws_url()) else {
+            self.schedule_reconnect(generation);
+            return;
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
 
@@ -233,15 +303,18 @@ impl BoardSession {
         };
         match message {
             WireMessage::Peer { sender_id, .. } => self.on_joined(sender_id),
-            WireMessage::Sync { document_id, data, .. } if document_id == self.inner.borrow().board_id => {
-                self.on_sync(&data);
+            WireMessage::Sync { document_id, data, .. } => {
+                if let Some(which) = self.which(document_id) {
+                    self.on_sync(which, &data);
+                }
+            }
+            WireMessage::Ephemeral { document_id, data, .. } => {
+                if let (Some(which), Ok(notice)) = (self.which(document_id), Notice::decode(&data)) {
+                    self.on_notice(which, notice);
+                }
             }
             WireMessage::DocUnavailable { document_id, .. } => {
-                let unknown = {
-                    let inner = self.inner.borrow();
-                    document_id == inner.board_id && inner.doc.get_heads().is_empty()
-                };
-                if unknown {
+                if self.which(document_id).is_some() {
                     self.view.unavailable.set(true);
                 }
             }
@@ -252,49 +325,71 @@ impl BoardSession {
         }
     }
 
-    /// The handshake completed: start syncing on a fresh sync state.
-    fn on_joined(&self, server: PeerId) {
-        let message = {
-            let mut inner = self.inner.borrow_mut();
-            inner.server = Some(server.clone());
-            inner.attempts = 0;
-            inner.sync = sync::State::new();
-            let Inner { doc, sync, board_id, peer_id, .. } = &mut *inner;
-            let data = doc.generate_sync_message(sync).map(|m| m.encode()).unwrap_or_default();
-            // A peer that has nothing yet asks for the document; one with a copy syncs it.
-            if doc.get_heads().is_empty() {
-                WireMessage::Request { document_id: *board_id, sender_id: peer_id.clone(), target_id: server, data }
-            } else {
-                WireMessage::Sync { document_id: *board_id, sender_id: peer_id.clone(), target_id: server, data }
-            }
-        };
-        self.view.status.set(Status::Connected);
-        self.send(&message);
+    fn which(&self, document_id: DocumentId) -> Option<Which> {
+        let inner = self.inner.borrow();
+        if document_id == inner.board.id {
+            Some(Which::Board)
+        } else if document_id == inner.desk.id {
+            Some(Which::Desk)
+        } else {
+            None
+        }
     }
 
-    fn on_sync(&self, data: &[u8]) {
+    /// The handshake completed: sync both documents on fresh states, the desk first (it tells
+    /// the server who this connection is).
+    fn on_joined(&self, server: PeerId) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.server = Some(server);
+            inner.attempts = 0;
+            inner.board.sync = sync::State::new();
+            inner.desk.sync = sync::State::new();
+        }
+        self.view.status.set(Status::Connected);
+        self.push(Which::Desk);
+        self.push(Which::Board);
+    }
+
+    fn on_sync(&self, which: Which, data: &[u8]) {
         let changed = {
             let mut inner = self.inner.borrow_mut();
-            let before = inner.doc.get_heads();
+            let replica = inner.replica(which);
+            let before = replica.doc.get_heads();
             let Ok(message) = sync::Message::decode(data) else {
                 leptos::logging::warn!("hindsight: ignoring a malformed sync message");
                 return;
             };
-            let Inner { doc, sync, .. } = &mut *inner;
-            if let Err(e) = doc.receive_sync_message(sync, message) {
+            if let Err(e) = replica.doc.receive_sync_message(&mut replica.sync, message) {
                 leptos::logging::warn!("hindsight: could not apply the server's changes: {e}");
                 return;
             }
-            inner.doc.get_heads() != before
+            replica.doc.get_heads() != before
         };
         if changed {
-            self.refresh();
+            self.refresh(which);
         }
-        self.push();
+        self.push(which);
+    }
+
+    fn on_notice(&self, which: Which, notice: Notice) {
+        match notice {
+            Notice::Presence { now_ms, participants, .. } => {
+                self.view.clock_offset.set(now_ms - js_sys::Date::now() as i64);
+                self.view.people.set(participants);
+            }
+            Notice::Refused { reason, changes } => {
+                // The server's state wins: forget what it refused, and sync afresh.
+                self.inner.borrow_mut().replica(which).drop_changes(&changes);
+                self.view.refusal.set(Some(reason));
+                self.refresh(which);
+                self.push(which);
+            }
+        }
     }
 
     /// Sends whatever the sync protocol says the server lacks, if connected.
-    fn push(&self) {
+    fn push(&self, which: Which) {
         let message = {
             let mut inner = self.inner.borrow_mut();
             let Some(server) = inner.server.clone() else {
@@ -302,12 +397,17 @@ impl BoardSession {
                 self.update_unsynced();
                 return;
             };
-            let Inner { doc, sync, board_id, peer_id, .. } = &mut *inner;
-            doc.generate_sync_message(sync).map(|m| WireMessage::Sync {
-                document_id: *board_id,
-                sender_id: peer_id.clone(),
-                target_id: server,
-                data: m.encode(),
+            let peer_id = inner.peer_id.clone();
+            let replica = inner.replica(which);
+            let empty = replica.doc.get_heads().is_empty();
+            replica.doc.generate_sync_message(&mut replica.sync).map(|m| {
+                let (document_id, sender_id, target_id, data) = (replica.id, peer_id, server, m.encode());
+                // A peer that has nothing yet asks for the document; one with a copy syncs it.
+                if empty {
+                    WireMessage::Request { document_id, sender_id, target_id, data }
+                } else {
+                    WireMessage::Sync { document_id, sender_id, target_id, data }
+                }
             })
         };
         if let Some(message) = message {
@@ -319,25 +419,40 @@ impl BoardSession {
     fn update_unsynced(&self) {
         let unsynced = {
             let inner = self.inner.borrow();
-            inner.sync.their_heads.as_deref() != Some(&inner.doc.get_heads()[..])
+            [&inner.board, &inner.desk]
+                .iter()
+                .any(|r| !r.doc.get_heads().is_empty() && r.sync.their_heads.as_deref() != Some(&r.doc.get_heads()[..]))
         };
         if self.view.unsynced.get_untracked() != unsynced {
             self.view.unsynced.set(unsynced);
         }
     }
 
-    /// Re-reads the board from the local document for the UI.
-    fn refresh(&self) {
-        let board = {
-            let inner = self.inner.borrow();
-            if inner.doc.get_heads().is_empty() {
-                return;
-            }
-            Board::read(&inner.doc)
+    /// Re-reads a document for the UI.
+    fn refresh(&self, which: Which) {
+        let inner = self.inner.borrow();
+        let doc = match which {
+            Which::Board => &inner.board.doc,
+            Which::Desk => &inner.desk.doc,
         };
-        match board {
-            Ok(board) => self.view.board.set(Some(board)),
-            Err(e) => leptos::logging::warn!("hindsight: the board document is not readable: {e}"),
+        if doc.get_heads().is_empty() {
+            return;
+        }
+        match which {
+            Which::Board => match Board::read(doc) {
+                Ok(board) => {
+                    drop(inner);
+                    self.view.board.set(Some(board));
+                }
+                Err(e) => leptos::logging::warn!("hindsight: the board document is not readable: {e}"),
+            },
+            Which::Desk => match Desk::read(doc) {
+                Ok(desk) => {
+                    drop(inner);
+                    self.view.desk.set(desk);
+                }
+                Err(e) => leptos::logging::warn!("hindsight: the desk document is not readable: {e}"),
+            },
         }
     }
 
@@ -373,5 +488,14 @@ impl BoardSession {
             },
             delay,
         );
+    }
+}
+
+impl Inner {
+    fn replica(&mut self, which: Which) -> &mut Replica {
+        match which {
+            Which::Board => &mut self.board,
+            Which::Desk => &mut self.desk,
+        }
     }
 }

@@ -83,8 +83,12 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
 
     let mut reader = Reader { conn, link: link.clone(), ctx: &ctx, boards: HashMap::new() };
     let end = reader.run(&mut stream).await;
+    // A board may be listed under its own id and its desks' ids: tell each board once.
+    let mut told = std::collections::HashSet::new();
     for board in reader.boards.values() {
-        let _ = board.send(BoardMsg::Left { conn }).await;
+        if told.insert(board.id()) {
+            let _ = board.send(BoardMsg::Left { conn }).await;
+        }
     }
     finish(&link, end);
     let _ = writer.await;
@@ -240,8 +244,17 @@ impl Reader<'_> {
         }
         // A board that stopped (evicted after a storage failure) is asked for afresh, once.
         for _ in 0..2 {
-            let board = self.boards.entry(document_id).or_insert_with(|| self.ctx.registry.board(document_id)).clone();
-            let sent = board.send(BoardMsg::FromPeer { link: self.link.clone(), message: message.clone() }).await;
+            let board = match self.boards.get(&document_id) {
+                Some(board) => board.clone(),
+                None => {
+                    let board = self.ctx.registry.resolve(document_id).await;
+                    self.boards.insert(document_id, board.clone());
+                    board
+                }
+            };
+            let sent = board
+                .send(BoardMsg::FromPeer { link: self.link.clone(), doc: document_id, message: message.clone() })
+                .await;
             if sent.is_ok() {
                 return Ok(());
             }

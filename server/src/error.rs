@@ -12,6 +12,9 @@ pub enum AppError {
     /// The request is wrong; the message tells the client how.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is understood but not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(&'static str),
@@ -30,6 +33,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, (*message).to_owned()),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, (*message).to_owned()),
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -11,17 +11,19 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hindsight_shared::ids::{DocumentId, random_token};
-use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
+use hindsight_shared::schema::{self, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 
 use crate::assets;
+use crate::board::actor::now_ms;
+use crate::board::{BoardMsg, Participant};
 use crate::config::Config;
 use crate::connection::{self, ConnectionContext};
 use crate::error::AppError;
-use crate::store::{BoardRecord, Store};
+use crate::store::{BoardRecord, ParticipantRecord, Store};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -48,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/b/{board_id}", get(board_page))
         .route("/api/boards", post(create_board))
+        .route("/api/boards/{board_id}/participants", post(join_board))
         .route("/api/templates", get(list_templates))
         .route("/assets/{file}", get(asset))
         .route("/ws", get(websocket))
@@ -105,8 +108,76 @@ async fn create_board(
     Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// The body of `POST /api/boards/{board_id}/participants`.
+#[derive(Debug, Deserialize)]
+pub struct JoinBoard {
+    /// The display name to show others; may be empty.
+    #[serde(default)]
+    pub name: String,
+    /// The board's facilitator key, to join as its facilitator.
+    #[serde(default)]
+    pub facilitator_key: Option<String>,
+}
+
+/// The answer to joining: who you are on this board, and your desk. Keep `desk_id` secret:
+/// whoever syncs that document is you.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinedBoard {
+    pub participant_id: String,
+    pub desk_id: String,
+    pub facilitator: bool,
+}
+
+async fn join_board(
+    State(state): State<AppState>,
+    Path(board_id): Path<String>,
+    body: Result<Json<JoinBoard>, JsonRejection>,
+) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
+    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
+    let name = request.name.trim().to_owned();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::BadRequest(format!("a name may have at most {MAX_NAME_CHARS} characters")));
+    }
+    let facilitator = match &request.facilitator_key {
+        None => false,
+        Some(key) if same_hash(&Sha256::digest(key.as_bytes()).into(), &record.facilitator_key_hash) => true,
+        Some(_) => return Err(AppError::Forbidden("the facilitator key does not match this board")),
+    };
+
+    let participant = Participant { id: random_token::<9>(), name, desk: DocumentId::random() };
+    let desk =
+        schema::new_desk_document(automerge::ActorId::random()).map_err(|e| AppError::Internal(e.into()))?.save();
+    let stored = ParticipantRecord {
+        board,
+        id: participant.id.clone(),
+        name: participant.name.clone(),
+        desk: participant.desk,
+        joined_at_ms: now_ms(),
+    };
+    state.0.store.create_participant(stored, desk.clone()).await?;
+    let registry = &state.0.connections.registry;
+    registry.remember_desk(participant.desk, board);
+    let joined =
+        JoinedBoard { participant_id: participant.id.clone(), desk_id: participant.desk.to_string(), facilitator };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    registry
+        .board(board)
+        .send(BoardMsg::Joined { participant, desk, facilitator, reply })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    answer
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("the board refused a participant: {e}")))?;
+    tracing::info!(%board, facilitator, "a participant joined");
+    Ok((StatusCode::CREATED, Json(joined)))
+}
+
+/// Compares two digests in constant time.
+fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The server's public URL: the configured one, else `http://` and the request's Host.

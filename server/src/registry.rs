@@ -25,13 +25,15 @@ const INBOX_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct Registry {
     boards: DashMap<DocumentId, BoardHandle>,
+    /// Desk id -> board id, for desks seen before. Desks never move, so entries never go stale.
+    desks: DashMap<DocumentId, DocumentId>,
     ctx: BoardContext,
     tracker: TaskTracker,
 }
 
 impl Registry {
     pub fn new(ctx: BoardContext, tracker: TaskTracker) -> Arc<Self> {
-        Arc::new(Self { boards: DashMap::new(), ctx, tracker })
+        Arc::new(Self { boards: DashMap::new(), desks: DashMap::new(), ctx, tracker })
     }
 
     /// A handle to the board, loading it into memory if it is not there yet.
@@ -50,6 +52,34 @@ impl Registry {
                 BoardHandle::new(id, inbox_tx)
             })
             .clone()
+    }
+
+    /// The handle of the board that holds document `doc`: the board itself, or the board a desk
+    /// belongs to. Unknown documents get the handle of a board by that id, which answers
+    /// `doc-unavailable`.
+    pub async fn resolve(self: &Arc<Self>, doc: DocumentId) -> BoardHandle {
+        if self.boards.contains_key(&doc) {
+            return self.board(doc);
+        }
+        if let Some(board) = self.desks.get(&doc).map(|entry| *entry.value()) {
+            return self.board(board);
+        }
+        match self.ctx.store.desk_owner(doc).await {
+            Ok(Some(board)) => {
+                self.desks.insert(doc, board);
+                self.board(board)
+            }
+            Ok(None) => self.board(doc),
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "could not look up a document's board");
+                self.board(doc)
+            }
+        }
+    }
+
+    /// Records that `desk` belongs to `board` (a participant just joined).
+    pub fn remember_desk(&self, desk: DocumentId, board: DocumentId) {
+        self.desks.insert(desk, board);
     }
 
     /// How many boards are in memory.
@@ -71,10 +101,5 @@ impl Registry {
     /// gone and ask again.
     pub(crate) fn evict(&self, id: DocumentId) {
         self.boards.remove(&id);
-    }
-
-    /// True if `handle` is the one the registry currently has for its board.
-    pub fn is_current(&self, handle: &BoardHandle) -> bool {
-        self.boards.get(&handle.id()).is_some_and(|current| current.same(handle))
     }
 }

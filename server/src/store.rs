@@ -45,6 +45,25 @@ pub struct BoardRecord {
     pub facilitator_key_hash: [u8; 32],
 }
 
+/// Someone who joined a board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantRecord {
+    pub board: DocumentId,
+    /// Public id, shown in presence.
+    pub id: String,
+    pub name: String,
+    /// Secret: the id of their desk document.
+    pub desk: DocumentId,
+    pub joined_at_ms: i64,
+}
+
+/// A board as stored: its document, and each participant with their desk.
+#[derive(Debug, Default)]
+pub struct StoredBoard {
+    pub doc: StoredDoc,
+    pub desks: Vec<(ParticipantRecord, StoredDoc)>,
+}
+
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,13 +89,25 @@ enum Request {
         id: DocumentId,
         reply: Reply<Option<BoardRecord>>,
     },
+    CreateParticipant {
+        record: ParticipantRecord,
+        desk: Vec<u8>,
+        reply: Reply<()>,
+    },
     Load {
         doc: DocumentId,
         reply: Reply<Option<StoredDoc>>,
     },
+    LoadBoard {
+        board: DocumentId,
+        reply: Reply<Option<StoredBoard>>,
+    },
+    DeskOwner {
+        desk: DocumentId,
+        reply: Reply<Option<DocumentId>>,
+    },
     Append {
-        doc: DocumentId,
-        changes: Vec<StoredChange>,
+        docs: Vec<(DocumentId, Vec<StoredChange>)>,
         reply: Reply<()>,
     },
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
@@ -138,17 +169,38 @@ impl Store {
         self.call(|reply| Request::Board { id, reply }).await
     }
 
+    /// Stores a participant and their new desk. Durable when it returns.
+    pub async fn create_participant(&self, record: ParticipantRecord, desk: Vec<u8>) -> Result<(), StoreError> {
+        self.call(|reply| Request::CreateParticipant { record, desk, reply }).await
+    }
+
     /// Everything stored for a document, or `None` if it was never stored.
     pub async fn load(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
         self.call(|reply| Request::Load { doc, reply }).await
     }
 
-    /// Stores accepted changes. Durable (committed and synced to disk) when it returns.
+    /// A board's document with every participant and desk, or `None` if there is no such board.
+    pub async fn load_board(&self, board: DocumentId) -> Result<Option<StoredBoard>, StoreError> {
+        self.call(|reply| Request::LoadBoard { board, reply }).await
+    }
+
+    /// The board a desk belongs to, if `desk` is a desk.
+    pub async fn desk_owner(&self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError> {
+        self.call(|reply| Request::DeskOwner { desk, reply }).await
+    }
+
+    /// Stores accepted changes of one document. Durable (committed and synced to disk) when it
+    /// returns.
     pub async fn append(&self, doc: DocumentId, changes: Vec<StoredChange>) -> Result<(), StoreError> {
-        if changes.is_empty() {
+        self.append_many(vec![(doc, changes)]).await
+    }
+
+    /// Stores accepted changes of several documents in one transaction. Durable when it returns.
+    pub async fn append_many(&self, docs: Vec<(DocumentId, Vec<StoredChange>)>) -> Result<(), StoreError> {
+        if docs.iter().all(|(_, changes)| changes.is_empty()) {
             return Ok(());
         }
-        self.call(|reply| Request::Append { doc, changes, reply }).await
+        self.call(|reply| Request::Append { docs, reply }).await
     }
 
     /// Finishes every request already queued, checkpoints the write-ahead log and stops the thread.
@@ -173,6 +225,14 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
              id BLOB PRIMARY KEY,
              created_at_ms INTEGER NOT NULL,
              facilitator_key_hash BLOB NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS participants (
+             board BLOB NOT NULL REFERENCES boards (id),
+             id TEXT NOT NULL,
+             desk BLOB NOT NULL UNIQUE,
+             name TEXT NOT NULL,
+             joined_at_ms INTEGER NOT NULL,
+             PRIMARY KEY (board, id)
          ) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS snapshots (
              doc BLOB PRIMARY KEY,
@@ -226,7 +286,10 @@ impl Writer {
         let mut shutdown = None;
         for request in batch {
             match request {
-                Request::Board { .. } | Request::Load { .. } => reads.push(request),
+                Request::Board { .. }
+                | Request::Load { .. }
+                | Request::LoadBoard { .. }
+                | Request::DeskOwner { .. } => reads.push(request),
                 Request::Shutdown { reply } => shutdown = Some(reply),
                 write => writes.push(write),
             }
@@ -241,10 +304,21 @@ impl Writer {
                 }
                 Request::Load { doc, reply } => {
                     let result = self.read_doc(doc);
-                    if let Ok(Some(stored)) = &result {
-                        self.pending.insert(doc, stored.changes.len());
-                    }
                     let _ = reply.send(result);
+                }
+                Request::LoadBoard { board, reply } => {
+                    let _ = reply.send(self.read_board_with_desks(board));
+                }
+                Request::DeskOwner { desk, reply } => {
+                    let owner = self
+                        .conn
+                        .query_row("SELECT board FROM participants WHERE desk = ?1", params![desk.as_bytes()], |row| {
+                            row.get::<_, Vec<u8>>(0)
+                        })
+                        .optional()
+                        .map(|owner| owner.and_then(|bytes| DocumentId::try_from(bytes.as_slice()).ok()))
+                        .map_err(StoreError::from);
+                    let _ = reply.send(owner);
                 }
                 _ => {}
             }
@@ -274,13 +348,15 @@ impl Writer {
                 (None, result) => result.map_err(StoreError::from),
             };
             match write {
-                Request::CreateBoard { reply, .. } => {
+                Request::CreateBoard { reply, .. } | Request::CreateParticipant { reply, .. } => {
                     let _ = reply.send(result);
                 }
-                Request::Append { doc, changes, reply } => {
+                Request::Append { docs, reply } => {
                     if result.is_ok() {
-                        *self.pending.entry(doc).or_insert(0) += changes.len();
-                        self.maybe_compact(doc);
+                        for (doc, changes) in &docs {
+                            *self.pending.entry(*doc).or_insert(0) += changes.len();
+                            self.maybe_compact(*doc);
+                        }
                     }
                     let _ = reply.send(result);
                 }
@@ -330,11 +406,46 @@ impl Writer {
         }))
     }
 
-    fn read_doc(&self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
-        Ok(read_doc_with_hashes(&self.conn, doc)?.map(|job| StoredDoc {
+    /// Reads a document, and remembers how many changes sit beside its snapshot.
+    fn read_doc(&mut self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
+        let stored = read_doc_with_hashes(&self.conn, doc)?.map(|job| StoredDoc {
             snapshot: job.snapshot,
             changes: job.changes.into_iter().map(|(_, bytes)| bytes).collect(),
-        }))
+        });
+        if let Some(stored) = &stored {
+            self.pending.insert(doc, stored.changes.len());
+        }
+        Ok(stored)
+    }
+
+    fn read_board_with_desks(&mut self, board: DocumentId) -> Result<Option<StoredBoard>, StoreError> {
+        if self.read_board(board)?.is_none() {
+            return Ok(None);
+        }
+        let Some(doc) = self.read_doc(board)? else {
+            return Ok(None);
+        };
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, desk, name, joined_at_ms FROM participants WHERE board = ?1 ORDER BY joined_at_ms, id",
+        )?;
+        let records = statement
+            .query_map(params![board.as_bytes()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(statement);
+        let mut desks = Vec::with_capacity(records.len());
+        for (id, desk, name, joined_at_ms) in records {
+            let Ok(desk) = DocumentId::try_from(desk.as_slice()) else { continue };
+            let stored = self.read_doc(desk)?.unwrap_or_default();
+            desks.push((ParticipantRecord { board, id, name, desk, joined_at_ms }, stored));
+        }
+        Ok(Some(StoredBoard { doc, desks }))
     }
 }
 
@@ -347,11 +458,20 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), rusqlite::Error
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
-        Request::Append { doc, changes, .. } => {
+        Request::CreateParticipant { record, desk, .. } => {
+            conn.execute(
+                "INSERT INTO participants (board, id, desk, name, joined_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![record.board.as_bytes(), record.id, record.desk.as_bytes(), record.name, record.joined_at_ms],
+            )?;
+            conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.desk.as_bytes(), desk])?;
+        }
+        Request::Append { docs, .. } => {
             let mut insert =
                 conn.prepare_cached("INSERT OR IGNORE INTO changes (doc, hash, data) VALUES (?1, ?2, ?3)")?;
-            for change in changes {
-                insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
+            for (doc, changes) in docs {
+                for change in changes {
+                    insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
+                }
             }
         }
         Request::Compacted { doc, result: Some((snapshot, hashes)) } => {

@@ -104,6 +104,17 @@ impl FromStr for DocumentId {
     }
 }
 
+/// The id under which the server publishes a participant's draft on the board.
+///
+/// Derived from the desk's id, which only the participant and the server know, so the author
+/// can recognise their own notes while nobody else can tell whose they are, and the same draft
+/// always maps to the same note.
+pub fn published_note_id(desk: &DocumentId, draft: &str) -> String {
+    let digest =
+        Sha256::new().chain_update(b"hindsight-note").chain_update(desk.0).chain_update(draft.as_bytes()).finalize();
+    bs58::encode(&digest[..12]).into_string()
+}
+
 /// Why a string or byte slice is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseIdError {
@@ -194,6 +205,14 @@ mod tests {
         // An id produced by automerge-repo's `generateAutomergeUrl` (bs58check of a v4 UUID).
         let id: DocumentId = "4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse().expect("valid id");
         assert_eq!(id.to_string(), "4NMNnkMhL8jXrdJ9jamS58PAVdXu");
+    }
+
+    #[test]
+    fn published_note_ids_are_stable_and_distinct() {
+        let (a, b) = (DocumentId::random(), DocumentId::random());
+        assert_eq!(published_note_id(&a, "n1"), published_note_id(&a, "n1"));
+        assert_ne!(published_note_id(&a, "n1"), published_note_id(&a, "n2"));
+        assert_ne!(published_note_id(&a, "n1"), published_note_id(&b, "n1"));
     }
 
     #[test]

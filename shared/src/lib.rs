@@ -3,13 +3,19 @@
 //! # Layout
 //! - [`ids`]: newtype ids ([`DocumentId`](ids::DocumentId) is the board id) and the random source.
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
-//! - [`schema`]: the board document over Automerge, read with autosurgeon, written with typed calls.
+//! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
+//! - [`edit`]: typed writes to both documents.
+//! - [`rules`]: who may change what in which phase, and what a valid board and desk look like.
+//! - [`presence`]: the server's ephemeral messages: who is here, writing, voting, ready; refusals.
 //! - [`templates`]: the boards a facilitator can start from.
 //!
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 
+pub mod edit;
 pub mod ids;
+pub mod presence;
 pub mod protocol;
+pub mod rules;
 pub mod schema;
 pub mod templates;
 

@@ -1,44 +1,128 @@
-//! The board document's schema over Automerge, with a typed read API (hydrate) and typed writes.
+//! The two document schemas over Automerge, read with autosurgeon: the shared board every
+//! participant receives, and each participant's private desk.
 //!
-//! The root map of every board document (field by field in ARCHITECTURE.md):
-//! `title`, `template`, `phase`, `columns` (list of `{id, title, prompt}`), `notes` (map from note
-//! id to `{id, column, text, created_at, cluster}`), `clusters` and `action_items`.
+//! The board's root map (field by field in ARCHITECTURE.md): `title`, `template`, `phase`,
+//! `columns`, `notes`, `clusters`, `action_items`, `settings`, `timer`, `revealed`, `focus`,
+//! `facilitator`, `vote_totals`. A desk's root map: `drafts`, `votes`, `ready`, `abstain`.
 //!
-//! The server creates the root objects once, when the board is created. Browsers only ever put
-//! entries into those existing maps, never replace them: two peers that each created a `notes`
-//! map would conflict, and one map (with its notes) would lose.
+//! The server creates every object of both documents when it creates the document. Browsers only
+//! put entries into those objects, never replace them: two peers that each created a `notes` map
+//! would conflict, and one map (with its entries) would lose.
 
 use std::collections::BTreeMap;
 
 use automerge::{ActorId, AutomergeError, ObjType, ROOT};
-use autosurgeon::{Doc, Hydrate, HydrateError, ReadDoc, Reconcile, ReconcileError};
+use autosurgeon::{Hydrate, HydrateError, ReadDoc, Reconcile, ReconcileError};
 
-use crate::ids::{ColumnId, NoteId};
 use crate::templates::Template;
 
-/// The longest note text a board accepts, in characters.
+/// The longest note text, in characters.
 pub const MAX_NOTE_CHARS: usize = 2_000;
 /// The longest board title, in characters.
 pub const MAX_TITLE_CHARS: usize = 120;
+/// The longest cluster title, in characters.
+pub const MAX_CLUSTER_TITLE_CHARS: usize = 200;
+/// The longest action item text, in characters.
+pub const MAX_ACTION_CHARS: usize = 500;
+/// The longest display name or action owner, in characters.
+pub const MAX_NAME_CHARS: usize = 60;
+/// The most notes one participant may write on one board.
+pub const MAX_DRAFTS_PER_DESK: usize = 200;
+/// The most notes, clusters or action items a board holds.
+pub const MAX_ITEMS_PER_BOARD: usize = 5_000;
+/// The largest vote budget a facilitator may set.
+pub const MAX_VOTE_BUDGET: i64 = 50;
 
 /// The stages of a retrospective, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Reconcile, Hydrate)]
 pub enum Phase {
+    /// Everyone writes notes in private.
     #[default]
     #[autosurgeon(rename = "write")]
     Write,
+    /// The facilitator reveals the notes, column by column or all at once.
     #[autosurgeon(rename = "reveal")]
     Reveal,
+    /// Notes are clustered into root causes.
     #[autosurgeon(rename = "group")]
     Group,
+    /// Dot-voting on clusters and lone notes.
     #[autosurgeon(rename = "vote")]
     Vote,
+    /// The items, most voted first, one at a time.
     #[autosurgeon(rename = "discuss")]
     Discuss,
+    /// Action items with owners and due dates.
     #[autosurgeon(rename = "actions")]
     Actions,
+    /// Read-only, with a summary.
     #[autosurgeon(rename = "done")]
     Done,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] =
+        [Phase::Write, Phase::Reveal, Phase::Group, Phase::Vote, Phase::Discuss, Phase::Actions, Phase::Done];
+
+    /// The word the document stores and the UI shows in lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Write => "write",
+            Phase::Reveal => "reveal",
+            Phase::Group => "group",
+            Phase::Vote => "vote",
+            Phase::Discuss => "discuss",
+            Phase::Actions => "actions",
+            Phase::Done => "done",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Write => "Write",
+            Phase::Reveal => "Reveal",
+            Phase::Group => "Group",
+            Phase::Vote => "Vote",
+            Phase::Discuss => "Discuss",
+            Phase::Actions => "Actions",
+            Phase::Done => "Done",
+        }
+    }
+
+    pub fn next(self) -> Option<Phase> {
+        Self::ALL.get(self as usize + 1).copied()
+    }
+
+    pub fn previous(self) -> Option<Phase> {
+        (self as usize).checked_sub(1).map(|i| Self::ALL[i])
+    }
+}
+
+/// Board settings, changed by the facilitator.
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate)]
+pub struct Settings {
+    /// Notes carry no author (the default). When false, the server writes each note's author.
+    pub anonymous: bool,
+    /// How many dots each participant may place.
+    pub vote_budget: i64,
+    /// How many of one participant's dots one item may take.
+    pub max_votes_per_item: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { anonymous: true, vote_budget: 5, max_votes_per_item: 3 }
+    }
+}
+
+/// A shared countdown, set by the facilitator.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
+pub struct Timer {
+    /// When it runs out, in milliseconds since the epoch by the facilitator's clock; none when
+    /// no timer runs.
+    pub ends_at: Option<i64>,
+    /// The length it was started with, in milliseconds.
+    pub duration_ms: i64,
 }
 
 /// The whole board, as read from its document.
@@ -49,9 +133,27 @@ pub struct Board {
     pub template: String,
     pub phase: Phase,
     pub columns: Vec<Column>,
+    /// Published notes, by id. Only the server writes notes, except their `cluster`.
     pub notes: BTreeMap<String, Note>,
     pub clusters: BTreeMap<String, Cluster>,
     pub action_items: BTreeMap<String, ActionItem>,
+    #[autosurgeon(missing = "Default::default")]
+    pub settings: Settings,
+    #[autosurgeon(missing = "Default::default")]
+    pub timer: Timer,
+    /// Columns the facilitator revealed, by column id. Every column counts as revealed from the
+    /// Group phase on.
+    #[autosurgeon(missing = "Default::default")]
+    pub revealed: BTreeMap<String, bool>,
+    /// The item under discussion (a cluster id or a note id).
+    #[autosurgeon(missing = "Default::default")]
+    pub focus: Option<String>,
+    /// The participant id of the current facilitator.
+    #[autosurgeon(missing = "Default::default")]
+    pub facilitator: Option<String>,
+    /// Dots per item, written by the server when voting closes; empty while votes are private.
+    #[autosurgeon(missing = "Default::default")]
+    pub vote_totals: BTreeMap<String, i64>,
 }
 
 /// A column of the board.
@@ -64,17 +166,20 @@ pub struct Column {
     pub prompt: String,
 }
 
-/// A sticky note.
+/// A published sticky note.
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate)]
 pub struct Note {
     pub id: String,
     /// The id of the column the note sits in.
     pub column: String,
     pub text: String,
-    /// Milliseconds since the Unix epoch, by the writer's clock.
+    /// Milliseconds since the Unix epoch.
     pub created_at: i64,
-    /// The cluster the note belongs to, if any.
+    /// The cluster the note belongs to, if any. A note whose cluster does not exist is a lone note.
     pub cluster: Option<String>,
+    /// The author's display name, only on boards with named notes.
+    #[autosurgeon(missing = "Default::default")]
+    pub author: Option<String>,
 }
 
 /// A group of notes that share a root cause.
@@ -92,27 +197,46 @@ pub struct ActionItem {
     pub owner: String,
     /// An ISO date (`2026-12-01`), or empty.
     pub due: String,
-    /// The cluster the action addresses, if any.
+    /// The cluster (or lone note) the action addresses, if any.
     pub cluster: Option<String>,
 }
 
-/// Why a document cannot be read or written as a board.
+/// A participant's private desk: what they write and how they vote, seen only by them and the
+/// server.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
+pub struct Desk {
+    /// The participant's notes, published by the server once their column is revealed.
+    pub drafts: BTreeMap<String, Draft>,
+    /// Dots per item (cluster id or note id).
+    pub votes: BTreeMap<String, i64>,
+    /// "I'm done" for the current phase.
+    pub ready: bool,
+    /// The participant chose not to vote.
+    pub abstain: bool,
+}
+
+/// A note as its author wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate)]
+pub struct Draft {
+    pub id: String,
+    pub column: String,
+    pub text: String,
+    pub created_at: i64,
+}
+
+/// Why a document cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("the document is not a board: {0}")]
+    #[error("the document does not have the expected shape: {0}")]
     Hydrate(#[from] HydrateError),
-    #[error("could not write the board: {0}")]
+    #[error("could not write the document: {0}")]
     Reconcile(#[from] ReconcileError),
     #[error("automerge refused the change: {0}")]
     Automerge(#[from] AutomergeError),
     #[error("the document has no `{0}` map")]
     MissingRoot(&'static str),
-    #[error("there is no note `{0}`")]
-    NoSuchNote(NoteId),
-    #[error("there is no column `{0}`")]
-    NoSuchColumn(ColumnId),
-    #[error("a note may hold at most {MAX_NOTE_CHARS} characters")]
-    NoteTooLong,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Board {
@@ -121,17 +245,104 @@ impl Board {
         Ok(autosurgeon::hydrate(doc)?)
     }
 
-    /// The notes of one column, oldest first.
+    /// The notes of one column in display order: oldest first, ties by id.
     pub fn notes_in<'a>(&'a self, column: &'a str) -> impl Iterator<Item = &'a Note> + 'a {
         let mut notes: Vec<&Note> = self.notes.values().filter(|n| n.column == column).collect();
         notes.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         notes.into_iter()
     }
+
+    /// True when a column's notes are public: revealed by the facilitator, or the retro moved
+    /// past revealing.
+    pub fn is_revealed(&self, column: &str) -> bool {
+        self.phase >= Phase::Group || (self.phase == Phase::Reveal && self.revealed.get(column) == Some(&true))
+    }
+
+    /// The cluster a note is in, if that cluster exists.
+    pub fn cluster_of(&self, note: &Note) -> Option<&Cluster> {
+        note.cluster.as_ref().and_then(|c| self.clusters.get(c))
+    }
+
+    /// The things one votes on: every cluster that holds notes, and every note in no cluster.
+    pub fn vote_items(&self) -> Vec<VoteItem> {
+        let mut clusters: BTreeMap<&str, Vec<&Note>> = BTreeMap::new();
+        let mut items = Vec::new();
+        for note in self.notes.values() {
+            match self.cluster_of(note) {
+                Some(cluster) => clusters.entry(cluster.id.as_str()).or_default().push(note),
+                None => items.push(VoteItem::Note(note.clone())),
+            }
+        }
+        for (id, notes) in clusters {
+            if let Some(cluster) = self.clusters.get(id) {
+                items.push(VoteItem::Cluster(cluster.clone(), notes.into_iter().cloned().collect()));
+            }
+        }
+        items
+    }
+
+    /// True if `id` names something one can vote on now.
+    pub fn is_vote_item(&self, id: &str) -> bool {
+        self.notes.get(id).is_some_and(|n| self.cluster_of(n).is_none())
+            || self.notes.values().any(|n| n.cluster.as_deref() == Some(id) && self.clusters.contains_key(id))
+    }
+
+    /// A readable name for an item: the cluster's title, or the note's text.
+    pub fn item_title(&self, id: &str) -> Option<String> {
+        if let Some(cluster) = self.clusters.get(id) {
+            if !cluster.title.trim().is_empty() {
+                return Some(cluster.title.clone());
+            }
+            return self.notes.values().find(|n| n.cluster.as_deref() == Some(id)).map(|n| n.text.clone());
+        }
+        self.notes.get(id).map(|n| n.text.clone())
+    }
+
+    /// Items ordered for discussion: most votes first, then by title.
+    pub fn ranked_items(&self) -> Vec<(VoteItem, i64)> {
+        let mut ranked: Vec<(VoteItem, i64)> = self
+            .vote_items()
+            .into_iter()
+            .map(|item| {
+                let votes = self.vote_totals.get(item.id()).copied().unwrap_or(0);
+                (item, votes)
+            })
+            .collect();
+        ranked.sort_by(|(a, va), (b, vb)| vb.cmp(va).then_with(|| a.id().cmp(b.id())));
+        ranked
+    }
+}
+
+/// Something one can vote on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteItem {
+    /// A cluster and its notes.
+    Cluster(Cluster, Vec<Note>),
+    /// A note in no cluster.
+    Note(Note),
+}
+
+impl VoteItem {
+    pub fn id(&self) -> &str {
+        match self {
+            VoteItem::Cluster(cluster, _) => &cluster.id,
+            VoteItem::Note(note) => &note.id,
+        }
+    }
+}
+
+impl Desk {
+    pub fn read(doc: &impl ReadDoc) -> Result<Self, SchemaError> {
+        Ok(autosurgeon::hydrate(doc)?)
+    }
+
+    /// How many dots the participant placed.
+    pub fn votes_cast(&self) -> i64 {
+        self.votes.values().sum()
+    }
 }
 
 /// Builds the document of a new board: the root map with every object it will ever need.
-///
-/// The actor is the server's; browsers never write the root objects.
 pub fn new_board_document(
     actor: ActorId,
     title: &str,
@@ -148,61 +359,28 @@ pub fn new_board_document(
             .collect(),
         ..Board::default()
     };
+    new_document(actor, &board)
+}
+
+/// Builds the document of a new, empty desk.
+pub fn new_desk_document(actor: ActorId) -> Result<automerge::Automerge, SchemaError> {
+    new_document(actor, &Desk::default())
+}
+
+fn new_document(actor: ActorId, value: &impl Reconcile) -> Result<automerge::Automerge, SchemaError> {
     let mut doc = automerge::Automerge::new().with_actor(actor);
     let mut tx = doc.transaction();
-    autosurgeon::reconcile(&mut tx, &board)?;
-    tx.commit();
+    autosurgeon::reconcile(&mut tx, value)?;
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(0));
     Ok(doc)
 }
 
-fn root_map(doc: &impl ReadDoc, name: &'static str) -> Result<automerge::ObjId, SchemaError> {
+/// The id of a map at the root of a document.
+pub fn root_map(doc: &impl ReadDoc, name: &'static str) -> Result<automerge::ObjId, SchemaError> {
     match doc.get(&ROOT, name)? {
         Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
         _ => Err(SchemaError::MissingRoot(name)),
     }
-}
-
-fn note_obj(doc: &impl ReadDoc, id: &NoteId) -> Result<automerge::ObjId, SchemaError> {
-    let notes = root_map(doc, "notes")?;
-    match doc.get(&notes, id.as_str())? {
-        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Err(SchemaError::NoSuchNote(id.clone())),
-    }
-}
-
-fn check_text(text: &str) -> Result<(), SchemaError> {
-    if text.chars().count() > MAX_NOTE_CHARS {
-        return Err(SchemaError::NoteTooLong);
-    }
-    Ok(())
-}
-
-/// Adds a note to a column. The note id must be fresh (see [`NoteId::random`]).
-pub fn add_note<T: Doc>(tx: &mut T, note: &Note) -> Result<(), SchemaError> {
-    check_text(&note.text)?;
-    let columns: Vec<Column> = autosurgeon::hydrate_prop(tx, ROOT, "columns")?;
-    if !columns.iter().any(|c| c.id == note.column) {
-        return Err(SchemaError::NoSuchColumn(ColumnId::from(note.column.as_str())));
-    }
-    let notes = root_map(tx, "notes")?;
-    autosurgeon::reconcile_prop(tx, &notes, note.id.as_str(), note)?;
-    Ok(())
-}
-
-/// Replaces a note's text.
-pub fn set_note_text<T: Doc>(tx: &mut T, id: &NoteId, text: &str) -> Result<(), SchemaError> {
-    check_text(text)?;
-    let note = note_obj(tx, id)?;
-    tx.put(&note, "text", text)?;
-    Ok(())
-}
-
-/// Deletes a note.
-pub fn delete_note<T: Doc>(tx: &mut T, id: &NoteId) -> Result<(), SchemaError> {
-    note_obj(tx, id)?;
-    let notes = root_map(tx, "notes")?;
-    tx.delete(&notes, id.as_str())?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -210,17 +388,13 @@ mod tests {
     use super::*;
     use crate::templates;
 
-    fn board_doc() -> automerge::Automerge {
+    pub(crate) fn board_doc() -> automerge::Automerge {
         let template = templates::find("mad-sad-glad").expect("template exists");
         new_board_document(ActorId::random(), "Sprint 42", template).expect("new board")
     }
 
-    fn note(id: &str, column: &str, text: &str) -> Note {
-        Note { id: id.into(), column: column.into(), text: text.into(), created_at: 1, cluster: None }
-    }
-
     #[test]
-    fn a_new_board_has_its_template_columns_and_no_notes() {
+    fn a_new_board_has_its_template_columns_and_defaults() {
         let board = Board::read(&board_doc()).expect("readable");
         assert_eq!(board.title, "Sprint 42");
         assert_eq!(board.template, "mad-sad-glad");
@@ -228,45 +402,44 @@ mod tests {
         let titles: Vec<_> = board.columns.iter().map(|c| c.title.as_str()).collect();
         assert_eq!(titles, ["Mad", "Sad", "Glad"]);
         assert!(board.notes.is_empty());
+        assert_eq!(board.settings, Settings::default());
+        assert!(board.settings.anonymous, "notes are anonymous by default");
     }
 
     #[test]
-    fn notes_are_added_edited_and_deleted() {
-        let mut doc = board_doc();
-        let mut tx = doc.transaction();
-        add_note(&mut tx, &note("n1", "glad", "Shipped on time")).expect("add");
-        add_note(&mut tx, &note("n2", "mad", "Flaky CI")).expect("add");
-        set_note_text(&mut tx, &"n1".into(), "Shipped early").expect("edit");
-        delete_note(&mut tx, &"n2".into()).expect("delete");
-        tx.commit();
-        let board = Board::read(&doc).expect("readable");
-        assert_eq!(board.notes.len(), 1);
-        assert_eq!(board.notes["n1"].text, "Shipped early");
-        assert_eq!(board.notes_in("glad").count(), 1);
+    fn a_new_desk_is_empty() {
+        let desk = Desk::read(&new_desk_document(ActorId::random()).expect("desk")).expect("readable");
+        assert_eq!(desk, Desk::default());
     }
 
     #[test]
-    fn writes_refuse_bad_input() {
-        let mut doc = board_doc();
-        let mut tx = doc.transaction();
-        assert!(matches!(add_note(&mut tx, &note("n", "nope", "x")), Err(SchemaError::NoSuchColumn(_))));
-        let long = "x".repeat(MAX_NOTE_CHARS + 1);
-        assert!(matches!(add_note(&mut tx, &note("n", "mad", &long)), Err(SchemaError::NoteTooLong)));
-        assert!(matches!(set_note_text(&mut tx, &"ghost".into(), "x"), Err(SchemaError::NoSuchNote(_))));
-        assert!(matches!(delete_note(&mut tx, &"ghost".into()), Err(SchemaError::NoSuchNote(_))));
+    fn phases_step_forward_and_back() {
+        assert_eq!(Phase::Write.next(), Some(Phase::Reveal));
+        assert_eq!(Phase::Done.next(), None);
+        assert_eq!(Phase::Write.previous(), None);
+        assert_eq!(Phase::Done.previous(), Some(Phase::Actions));
     }
 
     #[test]
-    fn concurrent_notes_from_two_peers_merge() {
-        let mut a = board_doc();
-        let mut b = a.fork();
-        let mut tx = a.transaction();
-        add_note(&mut tx, &note("a", "mad", "from a")).expect("add");
-        tx.commit();
-        let mut tx = b.transaction();
-        add_note(&mut tx, &note("b", "sad", "from b")).expect("add");
-        tx.commit();
-        a.merge(&mut b).expect("merge");
-        assert_eq!(Board::read(&a).expect("readable").notes.len(), 2);
+    fn vote_items_are_clusters_with_notes_and_lone_notes() {
+        let note = |id: &str, cluster: Option<&str>| Note {
+            id: id.into(),
+            column: "mad".into(),
+            text: id.into(),
+            created_at: 0,
+            cluster: cluster.map(Into::into),
+            author: None,
+        };
+        let mut board = Board::default();
+        board.clusters.insert("c".into(), Cluster { id: "c".into(), title: "CI".into() });
+        board.clusters.insert("empty".into(), Cluster { id: "empty".into(), title: "".into() });
+        for n in [note("a", Some("c")), note("b", Some("c")), note("lone", None), note("dangling", Some("gone"))] {
+            board.notes.insert(n.id.clone(), n);
+        }
+        let mut ids: Vec<_> = board.vote_items().iter().map(|i| i.id().to_owned()).collect();
+        ids.sort();
+        assert_eq!(ids, ["c", "dangling", "lone"]);
+        assert!(board.is_vote_item("c") && board.is_vote_item("lone") && board.is_vote_item("dangling"));
+        assert!(!board.is_vote_item("a") && !board.is_vote_item("empty") && !board.is_vote_item("nope"));
     }
 }

@@ -1,44 +1,165 @@
 //! Browser tests: the real WASM client in headless Chromium, driven through chromedriver.
 //!
-//! Covers: creating a board from the home page, two browsers sharing a board live (add, edit,
-//! delete), edits made while the server is down merging when it returns, and the page for an
-//! unknown board. Screenshots land in `tests/artifacts/`.
+//! Covers: a whole retro with three participants from Write to Done, run from the facilitator's
+//! UI (a screenshot of each phase lands in `tests/artifacts/`); notes that stay private until
+//! revealed and then follow their author's edits live; the home page; edits made while the server
+//! is down merging when it returns; the page for an unknown board.
 
 use fantoccini::Locator;
 use hindsight_tests::TestServer;
 use hindsight_tests::browser::{Browser, Page};
 
-/// Two participants on one board see each other's notes appear, change and disappear.
+/// Opens the board in a new window as its facilitator (with the key) and joins as `name`.
+async fn facilitator(browser: &Browser, url: &str, key: &str, name: &str) -> Page {
+    let page = browser.open(&format!("{url}#key={key}")).await;
+    page.join(name).await;
+    page.wait_for(Locator::Css("#facilitator-badge")).await;
+    page
+}
+
+async fn participant(browser: &Browser, url: &str, name: &str) -> Page {
+    let page = browser.open(url).await;
+    page.join(name).await;
+    page
+}
+
+/// A facilitator runs a retro with two participants, Write to Done, from the UI alone.
 #[tokio::test]
-async fn two_browsers_share_a_board_live() {
+async fn a_whole_retro_from_write_to_done() {
     let server = TestServer::spawn().await;
-    let board = server.create_board("Sprint 42 retro", "mad-sad-glad").await;
     let browser = Browser::launch().await;
-    let alice = browser.open(&board.url).await;
-    let bob = browser.open(&board.url).await;
-    alice.wait_connected().await;
-    bob.wait_connected().await;
+
+    // The facilitator creates the board from the home page and shares its link.
+    let fay = browser.open(&format!("{}/", server.http_url())).await;
+    fay.wait_for(Locator::Css("#title")).await.send_keys("Sprint 42 retro").await.expect("title");
+    fay.click(Locator::Css(".template[data-template='start-stop-continue']")).await;
+    fay.click(Locator::Css("#create")).await;
+    fay.join("Fay").await;
+    fay.wait_for(Locator::Css("#facilitator-badge")).await;
+    let link = fay.client().current_url().await.expect("url").to_string();
+    assert!(!link.contains('#'), "the shared link carries no facilitator key: {link}");
+    let ann = participant(&browser, &link, "Ann").await;
+    let bob = participant(&browser, &link, "Bob").await;
+    assert!(ann.client().find(Locator::Css("#next-phase")).await.is_err(), "only the facilitator moves phases");
+
+    // Write: in private; others see only counts.
+    ann.add_note("stop", "Friday deploys").await;
+    ann.add_note("start", "Write tests first").await;
+    bob.add_note("stop", "Late standups").await;
+    bob.add_note("continue", "Demo every sprint").await;
+    fay.add_note("start", "Pair on reviews").await;
+    fay.wait_person_status("Ann", "2 notes").await;
+    fay.wait_person_status("Bob", "2 notes").await;
+    assert!(!bob.html().await.contains("Friday deploys"), "Bob's page shows Ann's unrevealed note");
+    ann.screenshot("phase-1-write").await;
+
+    // Reveal: one column, then all.
+    fay.next_phase("reveal").await;
+    fay.click(Locator::Css(".reveal-column[data-column='stop']")).await;
+    bob.wait_for_note("stop", "Friday deploys").await;
+    assert!(!bob.html().await.contains("Write tests first"), "an unrevealed column stays private");
+    fay.click(Locator::Css("#reveal-all")).await;
+    bob.wait_for_note("start", "Write tests first").await;
+    ann.wait_for_note("continue", "Demo every sprint").await;
+    fay.screenshot("phase-2-reveal").await;
+
+    // Group: the two stop notes share a root cause.
+    fay.next_phase("group").await;
+    ann.wait_phase("group").await;
+    ann.group("Friday deploys", "Late standups").await;
+    let title = ann
+        .wait_for(Locator::XPath(&format!("{}//input[contains(@class,'cluster-title')]", Page::item_xpath("Friday deploys"))))
+        .await;
+    // Typing then Tab: the title is saved when the field loses focus.
+    let tab = char::from(fantoccini::key::Key::Tab);
+    title.send_keys(&format!("Our week starts badly{tab}")).await.expect("name the cluster");
+    bob.wait_for(Locator::XPath("//header[@class='cluster-header' and @data-title='Our week starts badly']")).await;
+    bob.screenshot("phase-3-group").await;
+
+    // Vote: dots stay private until voting closes.
+    fay.next_phase("vote").await;
+    ann.wait_phase("vote").await;
+    bob.wait_phase("vote").await;
+    ann.vote("Friday deploys", 1).await;
+    ann.vote("Friday deploys", 2).await;
+    ann.vote("Write tests first", 1).await;
+    bob.vote("Late standups", 1).await;
+    bob.vote("Demo every sprint", 1).await;
+    fay.vote("Friday deploys", 1).await;
+    ann.wait_for(Locator::Css("#dots-left[data-left='2']")).await;
+    fay.wait_for(Locator::XPath("//p[@id='not-voted' and normalize-space(.)='Everyone has voted.']")).await;
+    assert!(bob.client().find(Locator::Css(".votes")).await.is_err(), "no totals while voting");
+    ann.screenshot("phase-4-vote").await;
+
+    // Discuss: totals appear, most voted first; the facilitator focuses the top item.
+    fay.next_phase("discuss").await;
+    bob.wait_phase("discuss").await;
+    let top = bob.wait_for(Locator::Css(".items .item:first-child .votes")).await;
+    assert_eq!(top.attr("data-votes").await.expect("votes"), Some("4".to_owned()), "2 + 1 + 1 dots on the cluster");
+    fay.click_on_item("Friday deploys", "focus-item").await;
+    ann.wait_for(Locator::XPath("//h2[@id='focused-title' and normalize-space(.)='Our week starts badly']")).await;
+    ann.wait_for(Locator::Css("#action-text")).await.send_keys("Move deploys to Tuesday").await.expect("text");
+    ann.wait_for(Locator::Css("#action-owner")).await.send_keys("Ann").await.expect("owner");
+    ann.click(Locator::Css("#add-action")).await;
+    bob.wait_for(Locator::XPath("//li[contains(@class,'action-item')][.//span[normalize-space(.)='Move deploys to Tuesday']]")).await;
+    fay.screenshot("phase-5-discuss").await;
+
+    // Actions: another item, with an owner and a due date.
+    fay.next_phase("actions").await;
+    bob.wait_phase("actions").await;
+    bob.wait_for(Locator::Css("#action-text")).await.send_keys("Start standups at 9:30 sharp").await.expect("text");
+    bob.wait_for(Locator::Css("#action-owner")).await.send_keys("Bob").await.expect("owner");
+    bob.click(Locator::Css("#add-action")).await;
+    fay.wait_for(Locator::XPath("//li[contains(@class,'action-item')][.//span[normalize-space(.)='Start standups at 9:30 sharp']]")).await;
+    fay.screenshot("phase-6-actions").await;
+
+    // Done: read-only, with a summary everyone sees.
+    fay.next_phase("done").await;
+    for page in [&ann, &bob] {
+        page.wait_phase("done").await;
+        page.wait_for(Locator::XPath("//*[@id='summary']//span[@class='ranked-title' and normalize-space(.)='Our week starts badly']")).await;
+        assert!(page.client().find(Locator::Css("#action-text")).await.is_err(), "a done board is read-only");
+    }
+    let summary = ann.html().await;
+    assert!(summary.contains("Move deploys to Tuesday") && summary.contains("Start standups at 9:30 sharp"));
+    ann.screenshot("phase-7-done").await;
+
+    for page in [fay, ann, bob] {
+        page.close().await;
+    }
+    browser.quit().await;
+    server.shutdown().await;
+}
+
+/// A note stays on its author's desk until revealed; after that the author's edits and deletes
+/// reach everyone live.
+#[tokio::test]
+async fn revealed_notes_follow_their_authors_edits_live() {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Sprint 43", "mad-sad-glad").await;
+    let browser = Browser::launch().await;
+    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
+    let alice = participant(&browser, &board.url, "Alice").await;
 
     alice.add_note("glad", "Deploys got faster").await;
-    bob.wait_for_note("glad", "Deploys got faster").await;
+    alice.add_note("mad", "Flaky CI again").await;
+    fay.wait_person_status("Alice", "2 notes").await;
+    assert!(!fay.html().await.contains("Deploys got faster"));
 
-    bob.add_note("mad", "Flaky CI again").await;
-    alice.wait_for_note("mad", "Flaky CI again").await;
-
+    fay.next_phase("reveal").await;
+    fay.click(Locator::Css("#reveal-all")).await;
+    fay.wait_for_note("glad", "Deploys got faster").await;
     alice.edit_note("glad", "Deploys got faster", "Deploys got much faster").await;
-    bob.wait_for_note("glad", "Deploys got much faster").await;
-
+    fay.wait_for_note("glad", "Deploys got much faster").await;
     alice.delete_note("mad", "Flaky CI again").await;
-    bob.wait_for_count("mad", 0).await;
-    assert_eq!(bob.notes("mad").await, Vec::<String>::new());
-    assert_eq!(bob.notes("glad").await, ["Deploys got much faster"]);
-
-    alice.add_note("sad", "We skipped the demo").await;
-    bob.wait_for_note("sad", "We skipped the demo").await;
+    fay.wait_for_count("mad", 0).await;
+    assert_eq!(fay.notes("glad").await, ["Deploys got much faster"]);
+    assert!(fay.client().find(Locator::Css(".note .edit-note")).await.is_err(), "only authors edit their notes");
     alice.screenshot("board-two-browsers").await;
 
-    alice.close().await;
-    bob.close().await;
+    for page in [fay, alice] {
+        page.close().await;
+    }
     browser.quit().await;
     server.shutdown().await;
 }
@@ -53,12 +174,12 @@ async fn the_home_page_creates_a_board() {
     page.click(Locator::Css(".template[data-template='incident-postmortem']")).await;
     page.screenshot("home").await;
     page.click(Locator::Css("#create")).await;
+    page.join("Fay").await;
 
     page.wait_for(Locator::XPath("//h1[@id='board-title' and text()='Incident 7 postmortem']")).await;
-    page.wait_connected().await;
     let columns = page.client().find_all(Locator::Css(".column")).await.expect("columns");
     assert_eq!(columns.len(), 6, "the postmortem template has six columns");
-    page.wait_for(Locator::Css(".badge")).await;
+    page.wait_for(Locator::Css("#facilitator-badge")).await;
     let url = page.client().current_url().await.expect("url");
     assert!(url.path().starts_with("/b/"), "landed on the board, not {url}");
     assert_eq!(url.fragment(), None, "the facilitator key left the address bar");
@@ -68,35 +189,37 @@ async fn the_home_page_creates_a_board() {
     server.shutdown().await;
 }
 
-/// A participant keeps writing while the server is down; the note reaches the others once it is
-/// back, and both browsers reconnect by themselves.
+/// A participant keeps writing while the server is down; the note is there once it is back, and
+/// both browsers reconnect by themselves.
 #[tokio::test]
 async fn edits_made_while_disconnected_merge_on_reconnect() {
     let server = TestServer::spawn().await;
     let board = server.create_board("Offline retro", "start-stop-continue").await;
     let browser = Browser::launch().await;
-    let alice = browser.open(&board.url).await;
-    let bob = browser.open(&board.url).await;
-    alice.wait_connected().await;
-    bob.wait_connected().await;
+    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
+    let alice = participant(&browser, &board.url, "Alice").await;
     alice.add_note("start", "Written while online").await;
-    bob.wait_for_note("start", "Written while online").await;
+    fay.wait_person_status("Alice", "1 note").await;
 
     let stopped = server.stop().await;
     alice.wait_state("reconnecting").await;
-    bob.wait_state("reconnecting").await;
+    fay.wait_state("reconnecting").await;
     alice.add_note("stop", "Written while the server was down").await;
     alice.wait_for_note("stop", "Written while the server was down").await;
     alice.screenshot("board-reconnecting").await;
 
     let server = stopped.start_again().await;
     alice.wait_connected().await;
-    bob.wait_connected().await;
-    bob.wait_for_note("stop", "Written while the server was down").await;
-    assert_eq!(bob.notes("start").await, ["Written while online"]);
+    fay.wait_connected().await;
+    fay.wait_person_status("Alice", "2 notes").await;
+    fay.next_phase("reveal").await;
+    fay.click(Locator::Css("#reveal-all")).await;
+    fay.wait_for_note("stop", "Written while the server was down").await;
+    assert_eq!(fay.notes("start").await, ["Written while online"]);
 
-    alice.close().await;
-    bob.close().await;
+    for page in [fay, alice] {
+        page.close().await;
+    }
     browser.quit().await;
     server.shutdown().await;
 }
@@ -107,7 +230,9 @@ async fn an_unknown_board_says_it_does_not_exist() {
     let server = TestServer::spawn().await;
     let browser = Browser::launch().await;
     let unknown = hindsight_shared::ids::DocumentId::random();
-    let page: Page = browser.open(&format!("{}/b/{unknown}", server.http_url())).await;
+    let page = browser.open(&format!("{}/b/{unknown}", server.http_url())).await;
+    page.wait_for(Locator::Css("#join-name")).await.send_keys("Nobody").await.expect("type a name");
+    page.click(Locator::Css("#join")).await;
     page.wait_for(Locator::Css("#not-found")).await;
     page.close().await;
     browser.quit().await;

@@ -121,7 +121,66 @@ impl Page {
     /// Waits until the board is loaded and the connection is live.
     pub async fn wait_connected(&self) {
         self.wait_state("connected").await;
-        self.wait_for(Locator::Css(".column")).await;
+        self.wait_for(Locator::Css("#stage")).await;
+    }
+
+    /// Joins the board from the join dialog under `name`, and waits until the board shows.
+    pub async fn join(&self, name: &str) {
+        self.wait_for(Locator::Css("#join-name")).await.send_keys(name).await.expect("type a name");
+        self.click(Locator::Css("#join")).await;
+        self.wait_connected().await;
+    }
+
+    /// Waits until the board is in `phase` (`write`, `reveal`, ...).
+    pub async fn wait_phase(&self, phase: &str) {
+        self.wait_for(Locator::Css(&format!("#stage[data-phase='{phase}']"))).await;
+    }
+
+    /// The facilitator moves the retro to the next phase, which must be `phase`.
+    pub async fn next_phase(&self, phase: &str) {
+        self.click(Locator::Css("#next-phase")).await;
+        self.wait_phase(phase).await;
+    }
+
+    /// The XPath of the card (cluster or lone note) that holds a note reading `text`.
+    pub fn item_xpath(text: &str) -> String {
+        format!("//article[contains(@class,'item')][.//p[@class='note-text' and normalize-space(.)='{text}']]")
+    }
+
+    /// Clicks a button (by class) on the card holding the note reading `text`.
+    pub async fn click_on_item(&self, text: &str, button: &str) {
+        let xpath = format!("{}//button[contains(@class,'{button}')]", Self::item_xpath(text));
+        self.click(Locator::XPath(&xpath)).await;
+    }
+
+    /// Groups the note reading `note` with the card holding `onto`, the keyboard way.
+    pub async fn group(&self, note: &str, onto: &str) {
+        self.click_on_item(note, "group-note").await;
+        self.click_on_item(onto, "put-here").await;
+        let together = format!(
+            "//article[contains(@class,'cluster')][.//p[normalize-space(.)='{note}']][.//p[normalize-space(.)='{onto}']]"
+        );
+        self.wait_for(Locator::XPath(&together)).await;
+    }
+
+    /// Gives the card holding `text` one more dot, and waits until it shows `dots` of ours.
+    pub async fn vote(&self, text: &str, dots: u32) {
+        self.click_on_item(text, "vote-up").await;
+        let xpath = format!("{}//span[@class='my-dots' and @data-dots='{dots}']", Self::item_xpath(text));
+        self.wait_for(Locator::XPath(&xpath)).await;
+    }
+
+    /// Waits until a person's line in the people panel says `status`.
+    pub async fn wait_person_status(&self, name: &str, status: &str) {
+        let xpath = format!(
+            "//li[contains(@class,'person')][.//span[@class='person-name' and starts-with(normalize-space(.),'{name}')]]//span[@class='person-status' and normalize-space(.)='{status}']"
+        );
+        self.wait_for(Locator::XPath(&xpath)).await;
+    }
+
+    /// The page's HTML as it is now.
+    pub async fn html(&self) -> String {
+        self.client.source().await.expect("page source")
     }
 
     fn note_xpath(column: &str, text: &str) -> String {

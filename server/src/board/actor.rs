@@ -15,10 +15,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::core::{BoardCore, ConnId, DocMessage};
+use super::core::{BoardCore, ConnError, ConnId, DocMessage, Participant};
 use super::{BoardMsg, CloseReason, Delivery, PeerLink};
 use crate::registry::Registry;
 use crate::store::Store;
+
+/// Milliseconds since the Unix epoch, by this server's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
 
 /// The most messages one turn takes from the inbox.
 const MAX_BATCH: usize = 512;
@@ -104,19 +109,28 @@ impl BoardActor {
     }
 
     async fn load(&self) -> anyhow::Result<State> {
-        let Some(stored) = self.ctx.store.load(self.id).await? else {
+        let Some(stored) = self.ctx.store.load_board(self.id).await? else {
             return Ok(State::Unavailable);
         };
         let (id, server) = (self.id, self.ctx.server.clone());
         let started = std::time::Instant::now();
-        let core = tokio::task::spawn_blocking(move || BoardCore::load(id, server, &stored)).await??;
+        let core = tokio::task::spawn_blocking(move || {
+            let desks = stored
+                .desks
+                .into_iter()
+                .map(|(record, doc)| (Participant { id: record.id, name: record.name, desk: record.desk }, doc))
+                .collect();
+            BoardCore::load(id, server, &stored.doc, desks)
+        })
+        .await??;
         tracing::debug!(board = %self.id, elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
         Ok(State::Ready(Box::new(core)))
     }
 
-    /// One turn: apply a batch, store what it changed, then answer.
+    /// One turn: apply a batch, let the server react, store what changed, then answer.
     async fn turn(&mut self, state: &mut State, batch: Vec<BoardMsg>) -> anyhow::Result<()> {
         let mut out = Vec::new();
+        let mut joined = Vec::new();
         for message in batch {
             match message {
                 BoardMsg::Left { conn } => {
@@ -125,24 +139,40 @@ impl BoardActor {
                         core.leave(conn);
                     }
                 }
-                BoardMsg::FromPeer { link, message } => match state {
+                BoardMsg::Joined { participant, desk, facilitator, reply } => match state {
                     State::Unavailable => {
+                        let _ = reply.send(Err("there is no such board".into()));
+                    }
+                    State::Ready(core) => {
+                        let result = automerge::Automerge::load(&desk)
+                            .map_err(|e| e.to_string())
+                            .and_then(|desk| core.join(participant, desk, facilitator).map_err(|e| e.to_string()));
+                        match result {
+                            Ok(()) => joined.push(reply),
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                },
+                BoardMsg::FromPeer { link, doc, message } => match state {
+                    State::Ready(core) if core.holds(doc) => {
+                        let conn = link.conn();
+                        let peer = link.peer().clone();
+                        self.links.entry(conn).or_insert(link);
+                        if let Err(e) = core.receive(conn, &peer, doc, message, &mut out) {
+                            tracing::info!(board = %self.id, %peer, error = %e, "closing a peer's connection");
+                            self.refuse(core, conn, &e);
+                        }
+                    }
+                    _ => {
                         if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
                             let answer = WireMessage::DocUnavailable {
-                                document_id: self.id,
+                                document_id: doc,
                                 sender_id: self.ctx.server.clone(),
                                 target_id: link.peer().clone(),
                             };
                             link.deliver(answer.encode().into());
-                        }
-                    }
-                    State::Ready(core) => {
-                        let conn = link.conn();
-                        let peer = link.peer().clone();
-                        self.links.entry(conn).or_insert(link);
-                        if let Err(e) = core.receive(conn, &peer, message, &mut out) {
-                            tracing::info!(board = %self.id, %peer, error = %e, "refused a peer's message");
-                            self.refuse(core, conn, &e.to_string());
                         }
                     }
                 },
@@ -151,12 +181,16 @@ impl BoardActor {
         let State::Ready(core) = state else {
             return Ok(());
         };
+        let now = now_ms();
+        if let Err(e) = core.govern(now) {
+            tracing::error!(board = %self.id, error = %e, "the server could not apply its own rules");
+        }
         let changes = core.unsaved();
         if !changes.is_empty() {
-            self.ctx.store.append(self.id, changes).await?;
+            self.ctx.store.append_many(changes).await?;
             core.saved();
         }
-        core.flush(&mut out);
+        core.flush(now, &mut out);
         for (conn, message) in out {
             let Some(link) = self.links.get(&conn) else { continue };
             if link.deliver(message.encode().into()) == Delivery::Dropped {
@@ -164,13 +198,16 @@ impl BoardActor {
                 core.leave(conn);
             }
         }
+        for reply in joined {
+            let _ = reply.send(Ok(()));
+        }
         Ok(())
     }
 
     /// Sends a peer an error and closes its connection: its message broke the protocol.
-    fn refuse(&mut self, core: &mut BoardCore, conn: ConnId, why: &str) {
+    fn refuse(&mut self, core: &mut BoardCore, conn: ConnId, why: &ConnError) {
         if let Some(link) = self.links.remove(&conn) {
-            link.deliver(WireMessage::Error { message: why.to_owned() }.encode().into());
+            link.deliver(WireMessage::Error { message: why.to_string() }.encode().into());
             link.close(CloseReason::PROTOCOL);
         }
         core.leave(conn);

@@ -1,22 +1,34 @@
-//! The sans-IO heart of a board: its Automerge document and the sync state of each peer.
+//! The sans-IO heart of a board: its document, its participants' desks, who is connected as
+//! whom, and the server's authority over all of it.
 //!
 //! Messages go in ([`BoardCore::receive`]), messages come out ([`BoardCore::flush`]); nothing here
-//! touches a socket, a clock or the disk. The actor around it ([`super::actor`]) owns the I/O and
-//! keeps the one ordering rule that makes acknowledgements honest: it stores
+//! touches a socket, a clock or the disk (the actor passes the time in). The actor around it
+//! ([`super::actor`]) keeps the one ordering rule that makes acknowledgements honest: it stores
 //! [`BoardCore::unsaved`] changes and calls [`BoardCore::saved`] before it calls `flush`, so no
 //! peer ever hears of a change that is not on disk.
+//!
+//! Anonymity: notes reach the board document only through [`BoardCore::govern`], written by the
+//! server's actor, in one change per pass with notes ordered by an id derived from a secret. The
+//! author of a note is known here (its desk) and nowhere in any document a peer receives.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, ChangeHash};
-use hindsight_shared::ids::{DocumentId, PeerId};
+use automerge::{ActorId, Automerge, Change};
+use hindsight_shared::edit;
+use hindsight_shared::ids::{DocumentId, PeerId, published_note_id};
+use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::WireMessage;
+use hindsight_shared::rules::{self, Refusal, Role};
+use hindsight_shared::schema::{Board, Desk, Note, Phase, SchemaError};
 
+use super::replica::{LoadError, ReceiveError, Received, Replica};
 use crate::store::{StoredChange, StoredDoc};
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
+
+/// A peer that keeps sending changes the rules refuse is disconnected after this many.
+const MAX_REFUSALS_PER_CONNECTION: u32 = 50;
 
 /// A document message from a peer, as the board sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,271 +37,717 @@ pub enum DocMessage {
     Request(Vec<u8>),
     /// An Automerge sync message.
     Sync(Vec<u8>),
-    /// Presence and other transient data, relayed to the board's other peers.
+    /// Transient data from a peer, relayed to the board's other peers.
     Ephemeral { session_id: String, count: u64, data: Vec<u8> },
 }
 
-/// Why a peer's message was not taken.
+/// A message the connection cannot go on after: the actor sends it as an `error` and closes.
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
-    #[error("the sync message is malformed: {0}")]
-    Malformed(#[from] sync::ReadMessageError),
-    #[error("the changes could not be applied: {0}")]
-    Rejected(#[from] automerge::AutomergeError),
+pub enum ConnError {
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    #[error("{0}")]
+    Protocol(String),
 }
 
-/// Why a stored document could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("the stored document is corrupt: {0}")]
-pub struct LoadError(#[from] automerge::AutomergeError);
-
-struct Peer {
-    id: PeerId,
-    sync: sync::State,
-    /// The peer sent something since the last flush, so it may be owed an answer.
-    owed: bool,
+/// Someone who joined the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Public: shown in presence, never written on notes.
+    pub id: String,
+    pub name: String,
+    /// Secret: the id of their desk document.
+    pub desk: DocumentId,
 }
 
-/// One board's document and its peers.
+struct DeskEntry {
+    participant: String,
+    replica: Replica,
+    /// The desk as last read, to compare each change against.
+    cache: Desk,
+}
+
+/// One board: its document, its desks and its peers.
 pub struct BoardCore {
     id: DocumentId,
     server: PeerId,
-    doc: Automerge,
-    peers: HashMap<ConnId, Peer>,
-    /// Heads of the document as far as it is on disk.
-    saved_heads: Vec<ChangeHash>,
-    /// Heads of the document when peers were last sent sync messages.
-    flushed_heads: Vec<ChangeHash>,
+    actor: ActorId,
+    board: Replica,
+    /// The board as last read, to compare each change against.
+    cache: Board,
+    desks: HashMap<DocumentId, DeskEntry>,
+    participants: HashMap<String, Participant>,
+    /// Which participant each connection synced a desk as.
+    identities: HashMap<ConnId, String>,
+    refusals: HashMap<ConnId, u32>,
+    /// The phase the server last reacted to.
+    governed_phase: Phase,
+    /// The roster last sent, and to whom.
+    roster: Vec<PresenceEntry>,
+    roster_sent_to: HashSet<ConnId>,
+    notices_sent: u64,
 }
 
 impl BoardCore {
-    /// Rebuilds a board from what the store holds. CPU-bound: call it off the async runtime.
-    pub fn load(id: DocumentId, server: PeerId, stored: &StoredDoc) -> Result<Self, LoadError> {
-        let mut doc = if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
-        for change in &stored.changes {
-            doc.load_incremental(change)?;
+    /// Rebuilds a board and its desks from what the store holds. CPU-bound: call it off the
+    /// async runtime.
+    pub fn load(
+        id: DocumentId,
+        server: PeerId,
+        stored: &StoredDoc,
+        desks: Vec<(Participant, StoredDoc)>,
+    ) -> Result<Self, LoadError> {
+        let actor = ActorId::random();
+        let board = Replica::load(id, actor.clone(), stored)?;
+        let cache = Board::read(board.doc()).unwrap_or_default();
+        let mut core = Self {
+            id,
+            server,
+            actor,
+            board,
+            governed_phase: cache.phase,
+            cache,
+            desks: HashMap::new(),
+            participants: HashMap::new(),
+            identities: HashMap::new(),
+            refusals: HashMap::new(),
+            roster: Vec::new(),
+            roster_sent_to: HashSet::new(),
+            notices_sent: 0,
+        };
+        for (participant, stored) in desks {
+            let replica = Replica::load(participant.desk, core.actor.clone(), &stored)?;
+            core.add_desk(participant, replica);
         }
-        let heads = doc.get_heads();
-        Ok(Self { id, server, doc, peers: HashMap::new(), saved_heads: heads.clone(), flushed_heads: heads })
+        Ok(core)
     }
 
-    pub fn doc(&self) -> &Automerge {
-        &self.doc
+    fn add_desk(&mut self, participant: Participant, replica: Replica) {
+        let cache = Desk::read(replica.doc()).unwrap_or_default();
+        self.desks.insert(participant.desk, DeskEntry { participant: participant.id.clone(), replica, cache });
+        self.participants.insert(participant.id.clone(), participant);
+    }
+
+    pub fn id(&self) -> DocumentId {
+        self.id
+    }
+
+    pub fn board(&self) -> &Board {
+        &self.cache
+    }
+
+    pub fn board_doc(&self) -> &Automerge {
+        self.board.doc()
+    }
+
+    /// The desk document of a participant, for tests and exports that need the author's view.
+    pub fn desk_doc(&self, desk: DocumentId) -> Option<&Automerge> {
+        self.desks.get(&desk).map(|d| d.replica.doc())
     }
 
     pub fn has_peers(&self) -> bool {
-        !self.peers.is_empty()
+        self.board.peers().next().is_some() || self.desks.values().any(|d| d.replica.peers().next().is_some())
     }
 
-    /// Takes one message from a peer. Ephemeral messages are relayed at once (into `out`); sync
-    /// messages change the document and are answered at the next [`flush`](Self::flush).
-    pub fn receive(
-        &mut self,
-        conn: ConnId,
-        from: &PeerId,
-        message: DocMessage,
-        out: &mut Vec<(ConnId, WireMessage)>,
-    ) -> Result<(), ReceiveError> {
-        match message {
-            DocMessage::Request(data) | DocMessage::Sync(data) => {
-                let message = sync::Message::decode(&data)?;
-                let peer = self.peers.entry(conn).or_insert_with(|| Peer {
-                    id: from.clone(),
-                    sync: sync::State::new(),
-                    owed: false,
-                });
-                peer.owed = true;
-                self.doc.receive_sync_message(&mut peer.sync, message)?;
-            }
-            DocMessage::Ephemeral { session_id, count, data } => {
-                for (&other, peer) in &self.peers {
-                    if other != conn {
-                        out.push((
-                            other,
-                            WireMessage::Ephemeral {
-                                document_id: self.id,
-                                sender_id: from.clone(),
-                                target_id: peer.id.clone(),
-                                session_id: session_id.clone(),
-                                count,
-                                data: data.clone(),
-                            },
-                        ));
-                    }
-                }
-            }
+    /// True if `doc` is this board or one of its desks.
+    pub fn holds(&self, doc: DocumentId) -> bool {
+        doc == self.id || self.desks.contains_key(&doc)
+    }
+
+    /// Adds someone who joined. The desk document is already stored. Joining with the
+    /// facilitator key makes them the facilitator.
+    pub fn join(&mut self, participant: Participant, desk: Automerge, facilitator: bool) -> Result<(), SchemaError> {
+        let id = participant.id.clone();
+        let replica = Replica::new(participant.desk, self.actor.clone(), desk);
+        self.add_desk(participant, replica);
+        if facilitator && self.cache.facilitator.as_deref() != Some(id.as_str()) {
+            self.board.write(|tx| edit::hand_over(tx, &id))?;
+            self.refresh_board()?;
         }
         Ok(())
     }
 
-    /// Forgets a peer whose connection closed.
-    pub fn leave(&mut self, conn: ConnId) {
-        self.peers.remove(&conn);
+    fn refresh_board(&mut self) -> Result<(), SchemaError> {
+        self.cache = Board::read(self.board.doc())?;
+        Ok(())
     }
 
-    /// The changes accepted since the last [`saved`](Self::saved), ready for the store.
-    pub fn unsaved(&self) -> Vec<StoredChange> {
-        if self.doc.get_heads() == self.saved_heads {
-            return Vec::new();
+    fn role(&self, conn: ConnId) -> Role {
+        match self.identities.get(&conn) {
+            Some(id) if self.cache.facilitator.as_deref() == Some(id.as_str()) => Role::Facilitator,
+            Some(_) => Role::Participant,
+            None => Role::Viewer,
         }
-        self.doc
-            .get_changes(&self.saved_heads)
-            .into_iter()
-            .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
+    }
+
+    /// Takes one message from a peer about `doc` (this board or one of its desks). Refusals of
+    /// changes are answered in `out`; an error ends the connection.
+    pub fn receive(
+        &mut self,
+        conn: ConnId,
+        from: &PeerId,
+        doc: DocumentId,
+        message: DocMessage,
+        out: &mut Vec<(ConnId, WireMessage)>,
+    ) -> Result<(), ConnError> {
+        let data = match message {
+            DocMessage::Request(data) | DocMessage::Sync(data) => data,
+            DocMessage::Ephemeral { session_id, count, data } => {
+                self.relay(conn, from, doc, session_id, count, data, out);
+                return Ok(());
+            }
+        };
+        let received = if doc == self.id {
+            self.receive_board(conn, from, &data)?
+        } else {
+            self.receive_desk(conn, from, doc, &data)?
+        };
+        if let Some((refusal, hashes)) = received.refused {
+            tracing::info!(board = %self.id, %doc, peer = %from, reason = %refusal, "refused changes");
+            let count = self.refusals.entry(conn).or_insert(0);
+            *count += 1;
+            if *count > MAX_REFUSALS_PER_CONNECTION {
+                return Err(ConnError::Protocol("too many refused changes".into()));
+            }
+            let notice = Notice::Refused { reason: refusal.0, changes: hashes.iter().map(|h| h.0).collect() };
+            out.push((conn, self.notice(doc, from, &notice)));
+        }
+        Ok(())
+    }
+
+    fn receive_board(&mut self, conn: ConnId, from: &PeerId, data: &[u8]) -> Result<Received, ConnError> {
+        let role = self.role(conn);
+        let participants = &self.participants;
+        let cache = &mut self.cache;
+        Ok(self
+            .board
+            .receive(conn, from, data, |doc, change| check_board_change(role, participants, cache, doc, change))?)
+    }
+
+    fn receive_desk(
+        &mut self,
+        conn: ConnId,
+        from: &PeerId,
+        doc: DocumentId,
+        data: &[u8],
+    ) -> Result<Received, ConnError> {
+        let Some(entry) = self.desks.get_mut(&doc) else {
+            return Err(ConnError::Protocol(format!("document {doc} is not part of this board")));
+        };
+        match self.identities.get(&conn) {
+            Some(id) if *id != entry.participant => {
+                return Err(ConnError::Protocol("a connection syncs one participant's desk".into()));
+            }
+            Some(_) => {}
+            None => {
+                self.identities.insert(conn, entry.participant.clone());
+            }
+        }
+        let board = &self.cache;
+        let DeskEntry { replica, cache, .. } = entry;
+        Ok(replica.receive(conn, from, data, |doc, change| {
+            for (path, write) in rules::written_paths(doc, change)? {
+                rules::check_desk_write(&path, write)?;
+            }
+            let after = Desk::read(doc).map_err(|e| Refusal(format!("the desk would be malformed: {e}")))?;
+            rules::check_desk_state(cache, &after, board)?;
+            *cache = after;
+            Ok(())
+        })?)
+    }
+
+    /// Relays a peer's ephemeral message to the document's other peers.
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &self,
+        conn: ConnId,
+        from: &PeerId,
+        doc: DocumentId,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+        out: &mut Vec<(ConnId, WireMessage)>,
+    ) {
+        if doc != self.id {
+            return;
+        }
+        for (other, peer) in self.board.peers() {
+            if other != conn {
+                out.push((
+                    other,
+                    WireMessage::Ephemeral {
+                        document_id: doc,
+                        sender_id: from.clone(),
+                        target_id: peer.clone(),
+                        session_id: session_id.clone(),
+                        count,
+                        data: data.clone(),
+                    },
+                ));
+            }
+        }
+    }
+
+    fn notice(&mut self, doc: DocumentId, to: &PeerId, notice: &Notice) -> WireMessage {
+        self.notices_sent += 1;
+        WireMessage::Ephemeral {
+            document_id: doc,
+            sender_id: self.server.clone(),
+            target_id: to.clone(),
+            session_id: self.server.to_string(),
+            count: self.notices_sent,
+            data: notice.encode(),
+        }
+    }
+
+    /// Forgets a connection that closed.
+    pub fn leave(&mut self, conn: ConnId) {
+        self.board.leave(conn);
+        for desk in self.desks.values_mut() {
+            desk.replica.leave(conn);
+        }
+        self.identities.remove(&conn);
+        self.refusals.remove(&conn);
+        self.roster_sent_to.remove(&conn);
+    }
+
+    /// The server's own reactions to the state the peers left: publishes revealed notes (and
+    /// their edits and deletions), counts votes when voting closes, and clears everyone's
+    /// "ready" when the phase changes.
+    pub fn govern(&mut self, now_ms: i64) -> Result<(), SchemaError> {
+        if self.cache.phase != self.governed_phase {
+            self.governed_phase = self.cache.phase;
+            for desk in self.desks.values_mut() {
+                if desk.cache.ready {
+                    desk.replica.write(|tx| edit::set_ready(tx, false))?;
+                    desk.cache.ready = false;
+                }
+            }
+        }
+        self.publish(now_ms)?;
+        self.count_votes()?;
+        Ok(())
+    }
+
+    /// Brings the board's notes in line with the desks: a draft is published once its column is
+    /// revealed (and stays published), follows its draft's edits, and goes when the draft goes.
+    fn publish(&mut self, now_ms: i64) -> Result<(), SchemaError> {
+        let board = &self.cache;
+        let mut wanted: BTreeMap<String, Note> = BTreeMap::new();
+        for (desk_id, desk) in &self.desks {
+            let author = (!board.settings.anonymous)
+                .then(|| self.participants.get(&desk.participant).map(|p| p.name.clone()))
+                .flatten()
+                .filter(|name| !name.trim().is_empty());
+            for draft in desk.cache.drafts.values() {
+                let id = published_note_id(desk_id, &draft.id);
+                let current = board.notes.get(&id);
+                let due = current.is_some() || (board.phase != Phase::Write && board.is_revealed(&draft.column));
+                if !due {
+                    continue;
+                }
+                let note = Note {
+                    id: id.clone(),
+                    column: draft.column.clone(),
+                    text: draft.text.clone(),
+                    // Publication time, not writing time: the writer's clock says nothing here.
+                    created_at: current.map_or(now_ms, |n| n.created_at),
+                    cluster: current.and_then(|n| n.cluster.clone()),
+                    author: author.clone(),
+                };
+                wanted.insert(id, note);
+            }
+        }
+        let stale: Vec<String> = board.notes.keys().filter(|id| !wanted.contains_key(*id)).cloned().collect();
+        let changed: Vec<Note> = wanted.into_values().filter(|note| board.notes.get(&note.id) != Some(note)).collect();
+        if stale.is_empty() && changed.is_empty() {
+            return Ok(());
+        }
+        // One change for the whole pass, notes in id order: nothing in it groups notes by author.
+        self.board.write(|tx| {
+            for note in &changed {
+                edit::publish_note(tx, note)?;
+            }
+            for id in &stale {
+                edit::unpublish_note(tx, id)?;
+            }
+            Ok(())
+        })?;
+        self.refresh_board()
+    }
+
+    /// Writes the vote totals once voting is closed, and clears them if voting reopens.
+    fn count_votes(&mut self) -> Result<(), SchemaError> {
+        let board = &self.cache;
+        let totals: BTreeMap<String, i64> = if board.phase > Phase::Vote {
+            let mut totals: BTreeMap<String, i64> =
+                board.vote_items().iter().map(|item| (item.id().to_owned(), 0)).collect();
+            for desk in self.desks.values() {
+                for (item, dots) in &desk.cache.votes {
+                    if let Some(total) = totals.get_mut(item) {
+                        *total += dots;
+                    }
+                }
+            }
+            if !board.vote_totals.is_empty() {
+                // Counted when voting closed; nobody votes after that.
+                return Ok(());
+            }
+            totals
+        } else {
+            BTreeMap::new()
+        };
+        if totals == board.vote_totals {
+            return Ok(());
+        }
+        self.board.write(|tx| edit::set_vote_totals(tx, &totals))?;
+        self.refresh_board()
+    }
+
+    /// The roster as it stands.
+    fn current_roster(&self) -> Vec<PresenceEntry> {
+        let online: HashSet<&String> = self.identities.values().collect();
+        let phase = self.cache.phase;
+        let mut roster: Vec<PresenceEntry> = self
+            .desks
+            .values()
+            .filter_map(|desk| {
+                let participant = self.participants.get(&desk.participant)?;
+                Some(PresenceEntry {
+                    id: participant.id.clone(),
+                    name: participant.name.clone(),
+                    facilitator: self.cache.facilitator.as_deref() == Some(participant.id.as_str()),
+                    online: online.contains(&participant.id),
+                    notes: (phase == Phase::Write).then_some(desk.cache.drafts.len() as u32),
+                    voted: phase == Phase::Vote && (!desk.cache.votes.is_empty() || desk.cache.abstain),
+                    ready: desk.cache.ready,
+                })
+            })
+            .collect();
+        roster
+            .sort_by(|a, b| (!a.online, a.name.to_lowercase(), &a.id).cmp(&(!b.online, b.name.to_lowercase(), &b.id)));
+        roster
+    }
+
+    /// The changes accepted or written since the last [`saved`](Self::saved), per document.
+    pub fn unsaved(&self) -> Vec<(DocumentId, Vec<StoredChange>)> {
+        std::iter::once(&self.board)
+            .chain(self.desks.values().map(|d| &d.replica))
+            .map(|replica| (replica.id(), replica.unsaved()))
+            .filter(|(_, changes)| !changes.is_empty())
             .collect()
     }
 
     /// Records that everything [`unsaved`](Self::unsaved) returned is durable.
     pub fn saved(&mut self) {
-        self.saved_heads = self.doc.get_heads();
+        self.board.saved();
+        for desk in self.desks.values_mut() {
+            desk.replica.saved();
+        }
     }
 
-    /// Generates the sync messages peers are owed: every peer when the document changed, else
-    /// only the peers that spoke since the last flush.
-    pub fn flush(&mut self, out: &mut Vec<(ConnId, WireMessage)>) {
-        let heads = self.doc.get_heads();
-        if heads != self.saved_heads {
-            // The actor saves before it flushes; this would be a bug, and sending would
-            // acknowledge changes that are not durable.
-            tracing::error!(board = %self.id, "flush with unsaved changes; nothing sent");
-            return;
+    /// Generates the sync messages peers are owed, and the roster for whoever has not seen the
+    /// latest one.
+    pub fn flush(&mut self, now_ms: i64, out: &mut Vec<(ConnId, WireMessage)>) {
+        self.board.flush(&self.server, out);
+        for desk in self.desks.values_mut() {
+            desk.replica.flush(&self.server, out);
         }
-        let changed = heads != self.flushed_heads;
-        for (&conn, peer) in &mut self.peers {
-            if !(changed || peer.owed) {
-                continue;
-            }
-            peer.owed = false;
-            if changed {
-                // A peer whose change and a later heads-only message arrive in one batch has told
-                // us heads equal to ours, and Automerge would then stay silent. But our heads are
-                // the acknowledgement that its change is stored: always send them after a change.
-                peer.sync.last_sent_heads.clear();
-            }
-            if let Some(message) = self.doc.generate_sync_message(&mut peer.sync) {
-                out.push((
-                    conn,
-                    WireMessage::Sync {
-                        document_id: self.id,
-                        sender_id: self.server.clone(),
-                        target_id: peer.id.clone(),
-                        data: message.encode(),
-                    },
-                ));
-            }
+        let roster = self.current_roster();
+        if roster != self.roster {
+            self.roster = roster;
+            self.roster_sent_to.clear();
         }
-        self.flushed_heads = heads;
+        let recipients: Vec<(ConnId, PeerId)> = self
+            .board
+            .peers()
+            .filter(|(conn, _)| !self.roster_sent_to.contains(conn))
+            .map(|(conn, peer)| (conn, peer.clone()))
+            .collect();
+        for (conn, peer) in recipients {
+            let notice = Notice::Presence {
+                now_ms,
+                you: self.identities.get(&conn).cloned(),
+                participants: self.roster.clone(),
+            };
+            let message = self.notice(self.id, &peer, &notice);
+            out.push((conn, message));
+            self.roster_sent_to.insert(conn);
+        }
     }
+}
+
+/// Checks one change a peer made to the board: every write against the rules for its role and
+/// the phase, then the resulting board against the one before.
+fn check_board_change(
+    role: Role,
+    participants: &HashMap<String, Participant>,
+    cache: &mut Board,
+    doc: &Automerge,
+    change: &Change,
+) -> Result<(), Refusal> {
+    for (path, write) in rules::written_paths(doc, change)? {
+        rules::check_board_write(role, cache.phase, &path, write)?;
+    }
+    let after = Board::read(doc).map_err(|e| Refusal(format!("the board would be malformed: {e}")))?;
+    rules::check_board_state(cache, &after, |id| participants.contains_key(id))?;
+    *cache = after;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use hindsight_shared::schema::{self, Board, Note};
+    use automerge::sync::{self, SyncDoc};
+    use hindsight_shared::edit;
+    use hindsight_shared::schema::{self, Draft};
     use hindsight_shared::templates;
 
-    fn board() -> BoardCore {
-        let template = templates::find("start-stop-continue").expect("template");
-        let doc = schema::new_board_document(automerge::ActorId::random(), "Retro", template).expect("doc");
-        let stored = StoredDoc { snapshot: doc.save(), changes: vec![] };
-        BoardCore::load(DocumentId::random(), "server".into(), &stored).expect("load")
+    use super::*;
+
+    /// A browser in memory: the board and its desk, each with a sync state.
+    struct Client {
+        conn: ConnId,
+        peer: PeerId,
+        desk_id: DocumentId,
+        board: Automerge,
+        board_sync: sync::State,
+        desk: Automerge,
+        desk_sync: sync::State,
+        notices: Vec<Notice>,
     }
 
-    /// An in-memory network: the core and some clients, each an Automerge document with its
-    /// sync state. Delivers every message until nobody has anything to say, saving before every
-    /// flush as the actor does.
+    /// The core and its clients, delivering every message until nobody has anything to say, and
+    /// saving before every flush as the actor does.
     struct Net {
         core: BoardCore,
-        clients: Vec<(Automerge, sync::State)>,
+        clients: Vec<Client>,
+        now: i64,
     }
 
     impl Net {
-        fn new(clients: usize) -> Self {
-            Self { core: board(), clients: (0..clients).map(|_| (Automerge::new(), sync::State::new())).collect() }
+        fn new() -> Self {
+            let template = templates::find("mad-sad-glad").expect("template");
+            let doc = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
+            let stored = StoredDoc { snapshot: doc.save(), changes: vec![] };
+            let core = BoardCore::load(DocumentId::random(), "server".into(), &stored, vec![]).expect("load");
+            Self { core, clients: Vec::new(), now: 1_000 }
         }
 
-        fn run_until_quiet(&mut self) {
+        fn join(&mut self, name: &str, facilitator: bool) -> usize {
+            let desk_id = DocumentId::random();
+            let desk = schema::new_desk_document(ActorId::random()).expect("desk");
+            let participant = Participant { id: format!("p-{name}"), name: name.into(), desk: desk_id };
+            self.core.join(participant, desk, facilitator).expect("join");
+            let conn = self.clients.len() as ConnId;
+            self.clients.push(Client {
+                conn,
+                peer: PeerId::from(format!("browser-{name}")),
+                desk_id,
+                board: Automerge::new(),
+                board_sync: sync::State::new(),
+                desk: Automerge::new(),
+                desk_sync: sync::State::new(),
+                notices: Vec::new(),
+            });
+            self.settle();
+            conn as usize
+        }
+
+        fn settle(&mut self) {
+            let board_id = self.core.id();
             for _ in 0..50 {
                 let mut quiet = true;
-                for (i, (doc, state)) in self.clients.iter_mut().enumerate() {
-                    if let Some(message) = doc.generate_sync_message(state) {
+                let mut out = Vec::new();
+                for client in &mut self.clients {
+                    // The desk first, as the browser does, so the connection is known before it
+                    // writes to the board.
+                    if let Some(m) = client.desk.generate_sync_message(&mut client.desk_sync) {
                         quiet = false;
-                        let peer = PeerId::from(format!("client-{i}"));
-                        let mut out = Vec::new();
-                        self.core
-                            .receive(i as ConnId, &peer, DocMessage::Sync(message.encode()), &mut out)
-                            .expect("receive");
+                        let message = DocMessage::Sync(m.encode());
+                        self.core.receive(client.conn, &client.peer, client.desk_id, message, &mut out).expect("desk");
+                    }
+                    if let Some(m) = client.board.generate_sync_message(&mut client.board_sync) {
+                        quiet = false;
+                        let message = DocMessage::Sync(m.encode());
+                        self.core.receive(client.conn, &client.peer, board_id, message, &mut out).expect("board");
                     }
                 }
+                self.core.govern(self.now).expect("govern");
                 self.core.saved();
-                let mut out = Vec::new();
-                self.core.flush(&mut out);
-                for (to, message) in out {
-                    if let WireMessage::Sync { data, .. } = message {
-                        quiet = false;
-                        let (doc, state) = &mut self.clients[to as usize];
-                        doc.receive_sync_message(state, sync::Message::decode(&data).expect("decode")).expect("apply");
+                self.core.flush(self.now, &mut out);
+                for (conn, message) in out {
+                    let client = &mut self.clients[conn as usize];
+                    match message {
+                        WireMessage::Sync { document_id, data, .. } => {
+                            quiet = false;
+                            let m = sync::Message::decode(&data).expect("decode");
+                            if document_id == board_id {
+                                client.board.receive_sync_message(&mut client.board_sync, m).expect("apply");
+                            } else {
+                                client.desk.receive_sync_message(&mut client.desk_sync, m).expect("apply");
+                            }
+                        }
+                        WireMessage::Ephemeral { document_id, data, .. } => {
+                            let notice = Notice::decode(&data).expect("a notice");
+                            if let Notice::Refused { changes, .. } = &notice {
+                                // What the browser does: forget the refused changes, resync.
+                                let doc = if document_id == board_id { &mut client.board } else { &mut client.desk };
+                                let kept: Vec<_> = doc
+                                    .get_changes(&[])
+                                    .into_iter()
+                                    .filter(|c| !changes.contains(&c.hash().0))
+                                    .collect();
+                                let mut rebuilt = Automerge::new();
+                                rebuilt.apply_changes(kept).expect("rebuild");
+                                *doc = rebuilt;
+                                client.board_sync = sync::State::new();
+                                client.desk_sync = sync::State::new();
+                                quiet = false;
+                            }
+                            client.notices.push(notice);
+                        }
+                        _ => {}
                     }
                 }
                 if quiet {
                     return;
                 }
             }
-            panic!("sync did not settle");
+            panic!("the network did not settle");
+        }
+
+        fn board_edit(&mut self, who: usize, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &Board)) {
+            let client = &mut self.clients[who];
+            let board = Board::read(&client.board).expect("board");
+            client.board.set_actor(ActorId::random());
+            let mut tx = client.board.transaction();
+            f(&mut tx, &board);
+            tx.commit();
+            self.settle();
+        }
+
+        fn desk_edit(&mut self, who: usize, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
+            let mut tx = self.clients[who].desk.transaction();
+            f(&mut tx);
+            tx.commit();
+            self.settle();
+        }
+
+        fn write(&mut self, who: usize, id: &str, column: &str, text: &str) {
+            let draft = Draft { id: id.into(), column: column.into(), text: text.into(), created_at: 5 };
+            self.desk_edit(who, |tx| edit::add_draft(tx, &draft).expect("draft"));
+        }
+
+        fn board_of(&self, who: usize) -> Board {
+            Board::read(&self.clients[who].board).expect("board")
+        }
+
+        fn refusals(&self, who: usize) -> usize {
+            self.clients[who].notices.iter().filter(|n| matches!(n, Notice::Refused { .. })).count()
         }
     }
 
     #[test]
-    fn clients_converge_through_the_core() {
-        let mut net = Net::new(3);
-        net.run_until_quiet();
-        for (i, (doc, _)) in net.clients.iter_mut().enumerate() {
-            let mut tx = doc.transaction();
+    fn private_writing_reveal_and_publication() {
+        let mut net = Net::new();
+        let fac = net.join("Fay", true);
+        let ann = net.join("Ann", false);
+        assert_eq!(net.board_of(ann).facilitator.as_deref(), Some("p-Fay"));
+        net.write(ann, "d1", "mad", "Slow reviews");
+        net.write(fac, "d2", "glad", "Nice demo");
+        assert!(net.board_of(fac).notes.is_empty(), "drafts stay on desks while writing");
+
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Reveal).expect("phase"));
+        net.board_edit(fac, |tx, _| edit::reveal(tx, "mad").expect("reveal"));
+        let board = net.board_of(fac);
+        assert_eq!(board.notes.len(), 1, "only the revealed column is published");
+        let note = board.notes.values().next().expect("a note");
+        assert_eq!((note.text.as_str(), note.author.as_ref()), ("Slow reviews", None));
+        assert_eq!(note.id, published_note_id(&net.clients[ann].desk_id, "d1"));
+
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Group).expect("phase"));
+        assert_eq!(net.board_of(ann).notes.len(), 2, "everything is public from Group on");
+        net.desk_edit(ann, |tx| edit::set_draft_text(tx, "d1", "Slow code reviews").expect("edit"));
+        assert!(net.board_of(fac).notes.values().any(|n| n.text == "Slow code reviews"), "edits follow");
+        net.desk_edit(ann, |tx| edit::delete_draft(tx, "d1").expect("delete"));
+        assert_eq!(net.board_of(fac).notes.len(), 1, "deletions follow");
+
+        // Every note operation in the board's history is the server's: its actor now, or the one
+        // that created the board.
+        let history = net.core.board_doc().get_changes(&[]);
+        let server = [net.core.board_doc().get_actor().clone(), history[0].actor_id().clone()];
+        for change in &history {
+            let touches_notes = change.decode().operations.iter().any(|op| match &op.key {
+                automerge::legacy::Key::Map(k) => k.as_str() == "notes" || k.as_str() == "text",
+                _ => false,
+            });
+            if touches_notes {
+                assert!(server.contains(change.actor_id()), "a note was written by someone other than the server");
+            }
+        }
+    }
+
+    #[test]
+    fn forbidden_changes_are_refused_and_never_relayed() {
+        let mut net = Net::new();
+        let fac = net.join("Fay", true);
+        let ann = net.join("Ann", false);
+        let bob = net.join("Bob", false);
+        net.board_edit(ann, |tx, _| edit::set_phase(tx, Phase::Vote).expect("phase"));
+        assert_eq!(net.refusals(ann), 1);
+        assert_eq!(net.board_of(bob).phase, Phase::Write, "others never see it");
+        assert_eq!(net.board_of(ann).phase, Phase::Write, "the sender recovers the server's state");
+        assert_eq!(net.core.board().phase, Phase::Write);
+
+        net.board_edit(ann, |tx, _| {
             let note = Note {
-                id: format!("n{i}"),
-                column: "start".into(),
-                text: format!("from {i}"),
+                id: "forged".into(),
+                column: "mad".into(),
+                text: "I name you".into(),
                 created_at: 0,
                 cluster: None,
+                author: Some("Bob".into()),
             };
-            schema::add_note(&mut tx, &note).expect("add");
-            tx.commit();
-        }
-        net.run_until_quiet();
-        let heads = net.core.doc().get_heads();
-        for (doc, _) in &net.clients {
-            assert_eq!(doc.get_heads(), heads);
-            assert_eq!(Board::read(doc).expect("board").notes.len(), 3);
-        }
+            edit::publish_note(tx, &note).expect("write")
+        });
+        assert_eq!(net.refusals(ann), 2);
+        assert!(net.board_of(bob).notes.is_empty());
+
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Reveal).expect("phase"));
+        assert_eq!(net.board_of(bob).phase, Phase::Reveal, "the facilitator may");
+        net.write(ann, "late", "mad", "Too late");
+        assert_eq!(net.refusals(ann), 3, "no new notes after writing");
+        assert!(
+            net.core.desk_doc(net.clients[ann].desk_id).is_some_and(|d| Desk::read(d).expect("desk").drafts.is_empty())
+        );
     }
 
     #[test]
-    fn nothing_is_sent_before_changes_are_saved() {
-        let mut net = Net::new(1);
-        net.run_until_quiet();
-        let (client, state) = &mut net.clients[0];
-        let core = &mut net.core;
-        let mut tx = client.transaction();
-        let note = Note { id: "n".into(), column: "stop".into(), text: "x".into(), created_at: 0, cluster: None };
-        schema::add_note(&mut tx, &note).expect("add");
-        tx.commit();
-        let message = client.generate_sync_message(state).expect("message");
-        let mut out = Vec::new();
-        core.receive(0, &"client-0".into(), DocMessage::Sync(message.encode()), &mut out).expect("receive");
-        assert_eq!(core.unsaved().len(), 1);
-        core.flush(&mut out);
-        assert!(out.is_empty(), "an unsaved change must not be acknowledged");
-        core.saved();
-        assert!(core.unsaved().is_empty());
-        core.flush(&mut out);
-        assert_eq!(out.len(), 1);
-    }
+    fn votes_stay_private_until_closed_and_totals_are_right() {
+        let mut net = Net::new();
+        let fac = net.join("Fay", true);
+        let ann = net.join("Ann", false);
+        net.write(ann, "a", "mad", "A");
+        net.write(ann, "b", "sad", "B");
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Group).expect("phase"));
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Vote).expect("phase"));
+        let ids: Vec<String> = net.board_of(ann).notes.keys().cloned().collect();
+        net.desk_edit(ann, |tx| edit::set_votes(tx, &ids[0], 3).expect("vote"));
+        net.desk_edit(fac, |tx| edit::set_votes(tx, &ids[0], 2).expect("vote"));
+        net.desk_edit(fac, |tx| edit::set_votes(tx, &ids[1], 3).expect("vote"));
+        assert_eq!(net.refusals(fac), 0);
+        net.desk_edit(fac, |tx| edit::set_votes(tx, &ids[1], 4).expect("vote"));
+        assert_eq!(net.refusals(fac), 1, "per-item maximum");
+        assert!(net.board_of(ann).vote_totals.is_empty(), "votes are private while voting");
+        let roster = net.clients[ann].notices.iter().rev().find_map(|n| match n {
+            Notice::Presence { participants, .. } => Some(participants.clone()),
+            _ => None,
+        });
+        assert!(roster.expect("a roster").iter().all(|p| p.voted), "everyone voted, and that shows");
 
-    #[test]
-    fn garbage_sync_data_is_an_error_not_a_panic() {
-        let mut core = board();
-        let mut out = Vec::new();
-        let result = core.receive(1, &"c".into(), DocMessage::Sync(vec![0x42, 0xff, 0xff]), &mut out);
-        assert!(matches!(result, Err(ReceiveError::Malformed(_))));
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Discuss).expect("phase"));
+        let totals = net.board_of(ann).vote_totals;
+        assert_eq!(totals.get(&ids[0]), Some(&5));
+        assert_eq!(totals.get(&ids[1]), Some(&3));
     }
 }

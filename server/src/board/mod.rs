@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod core;
+pub mod replica;
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,15 +18,23 @@ use hindsight_shared::ids::{DocumentId, PeerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use self::core::{ConnId, DocMessage};
+pub use self::core::{ConnId, DocMessage, Participant};
 
-/// What a connection tells a board.
+/// What a connection (or the HTTP API) tells a board.
 #[derive(Debug)]
 pub enum BoardMsg {
-    /// A document message from the peer behind `link`.
-    FromPeer { link: PeerLink, message: DocMessage },
+    /// A message from the peer behind `link` about `doc`: the board or one of its desks.
+    FromPeer { link: PeerLink, doc: DocumentId, message: DocMessage },
     /// The connection closed: forget its peer.
     Left { conn: ConnId },
+    /// Someone joined; their desk (a saved document) is already stored. Answered once the
+    /// board knows them, and once any change their joining made is stored.
+    Joined {
+        participant: Participant,
+        desk: Vec<u8>,
+        facilitator: bool,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The board's task has stopped; ask the registry for a fresh handle.
@@ -59,11 +68,6 @@ impl BoardHandle {
     /// Queues a message for the board, waiting while its inbox is full (backpressure).
     pub async fn send(&self, message: BoardMsg) -> Result<(), BoardGone> {
         self.0.inbox.send(message).await.map_err(|_| BoardGone)
-    }
-
-    /// True when `self` and `other` reach the same actor.
-    pub(crate) fn same(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// How many clones of this handle exist (the registry's included).

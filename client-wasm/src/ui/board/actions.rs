@@ -1,0 +1,208 @@
+//! Action items: what the team will do, who owns it, by when, and what it addresses.
+
+use hindsight_shared::edit;
+use hindsight_shared::ids::NoteId;
+use hindsight_shared::rules;
+use hindsight_shared::schema::{ActionItem, MAX_ACTION_CHARS, MAX_NAME_CHARS};
+use leptos::prelude::*;
+
+use super::Ctx;
+
+/// The Actions phase: the top items for reference, and every action item.
+#[component]
+pub fn ActionsPhase() -> impl IntoView {
+    let ctx = Ctx::get();
+    let top = move || {
+        ctx.with_board(|b| {
+            b.ranked_items()
+                .into_iter()
+                .take(5)
+                .map(|(item, votes)| (item.id().to_owned(), b.item_title(item.id()).unwrap_or_default(), votes))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    };
+    view! {
+        <main class="actions-phase">
+            <section class="card top-items">
+                <h2>"Top items"</h2>
+                <ol>
+                    <For
+                        each=top
+                        key=|item| item.clone()
+                        children=|(_, title, votes)| {
+                            view! {
+                                <li>
+                                    <span>{title}</span>
+                                    <span class="votes">{format!("● {votes}")}</span>
+                                </li>
+                            }
+                        }
+                    />
+                </ol>
+            </section>
+            <section class="card">
+                <h2>"Action items"</h2>
+                <ActionList for_item=None />
+            </section>
+        </main>
+    }
+}
+
+/// The action items (all of them, or those addressing one item) and a form to add one.
+#[component]
+pub fn ActionList(for_item: Option<String>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let scope = for_item.clone();
+    let actions = move || {
+        ctx.with_board(|b| {
+            let mut items: Vec<ActionItem> = b
+                .action_items
+                .values()
+                .filter(|a| scope.as_ref().is_none_or(|item| a.cluster.as_ref() == Some(item)))
+                .cloned()
+                .collect();
+            items.sort_by(|a, b| (&a.due, &a.text).cmp(&(&b.due, &b.text)));
+            items
+        })
+        .unwrap_or_default()
+    };
+    let editable = move || rules::can_edit_actions(ctx.phase());
+    view! {
+        <ul class="action-items">
+            <For
+                each=actions
+                key=|a| format!("{a:?}")
+                children=move |action| {
+                    let id = action.id.clone();
+                    let target = action.cluster.clone().and_then(|c| ctx.with_board(|b| b.item_title(&c)).flatten());
+                    view! {
+                        <li class="action-item" data-action=action.id.clone()>
+                            <span class="action-text">{action.text.clone()}</span>
+                            <span class="action-owner">
+                                {if action.owner.is_empty() { "no owner".to_owned() } else { format!("Owner: {}", action.owner) }}
+                            </span>
+                            <span class="action-due">
+                                {if action.due.is_empty() { String::new() } else { format!("Due {}", action.due) }}
+                            </span>
+                            {target.map(|t| view! { <span class="tag">{t}</span> })}
+                            <Show when=editable>
+                                {
+                                    let id = id.clone();
+                                    view! {
+                                        <button
+                                            class="delete-action icon"
+                                            aria-label="Delete action item"
+                                            on:click=move |_| {
+                                                let id = id.clone();
+                                                ctx.edit_board(move |tx| edit::delete_action(tx, &id))
+                                            }
+                                        >
+                                            "✕"
+                                        </button>
+                                    }
+                                }
+                            </Show>
+                        </li>
+                    }
+                }
+            />
+        </ul>
+        <Show when=editable>
+            <ActionForm for_item=for_item.clone() />
+        </Show>
+    }
+}
+
+/// Adds an action item: text, owner, due date, and (outside a focused item) what it addresses.
+#[component]
+fn ActionForm(for_item: Option<String>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let text = RwSignal::new(String::new());
+    let owner = RwSignal::new(String::new());
+    let due = RwSignal::new(String::new());
+    let target = RwSignal::new(for_item.clone().unwrap_or_default());
+    let choose_target = for_item.is_none();
+    let targets = move || {
+        ctx.with_board(|b| {
+            b.ranked_items()
+                .into_iter()
+                .map(|(item, _)| (item.id().to_owned(), b.item_title(item.id()).unwrap_or_default()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    };
+    let names = move || {
+        ctx.view.people.with(|p| p.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.clone()).collect::<Vec<_>>())
+    };
+    let add = move || {
+        let item = ActionItem {
+            id: NoteId::random().to_string(),
+            text: text.get_untracked().trim().to_owned(),
+            owner: owner.get_untracked().trim().to_owned(),
+            due: due.get_untracked(),
+            cluster: Some(target.get_untracked()).filter(|t| !t.is_empty()),
+        };
+        if item.text.is_empty() {
+            return;
+        }
+        ctx.edit_board(|tx| edit::put_action(tx, &item));
+        text.set(String::new());
+        owner.set(String::new());
+        due.set(String::new());
+    };
+    view! {
+        <form
+            class="action-form"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                add();
+            }
+        >
+            <input
+                id="action-text"
+                type="text"
+                placeholder="What will we do?"
+                maxlength=MAX_ACTION_CHARS
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
+            />
+            <input
+                id="action-owner"
+                type="text"
+                placeholder="Owner"
+                list="people-names"
+                maxlength=MAX_NAME_CHARS
+                prop:value=move || owner.get()
+                on:input=move |ev| owner.set(event_target_value(&ev))
+            />
+            <datalist id="people-names">
+                <For each=names key=|n| n.clone() children=|name| view! { <option value=name></option> } />
+            </datalist>
+            <input
+                id="action-due"
+                type="date"
+                aria-label="Due date"
+                prop:value=move || due.get()
+                on:input=move |ev| due.set(event_target_value(&ev))
+            />
+            <Show when=move || choose_target>
+                <select
+                    id="action-target"
+                    aria-label="Addresses"
+                    on:change=move |ev| target.set(event_target_value(&ev))
+                >
+                    <option value="">"(no item)"</option>
+                    <For
+                        each=targets
+                        key=|t| t.clone()
+                        children=|(id, title)| view! { <option value=id>{title}</option> }
+                    />
+                </select>
+            </Show>
+            <button id="add-action" type="submit" class="primary" disabled=move || text.with(|t| t.trim().is_empty())>
+                "Add action"
+            </button>
+        </form>
+    }
+}

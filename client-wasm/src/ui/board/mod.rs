@@ -1,0 +1,371 @@
+//! The board page: joining, then the retro itself — the top bar, the phase bar with the shared
+//! timer, the people panel, and the view of the current phase.
+//!
+//! - [`write`]: Write and Reveal: private drafts and revealed notes, by column.
+//! - [`items`]: Group, Vote and Discuss: clusters and lone notes as cards.
+//! - [`actions`]: action items with owners and due dates.
+//! - [`summary`]: Done: the read-only summary.
+//! - [`people`]: who is here, writing, voting, ready.
+//! - [`phase_bar`]: the phases, the facilitator's controls, the timer.
+
+mod actions;
+mod items;
+mod people;
+mod phase_bar;
+mod summary;
+mod write;
+
+use hindsight_shared::ids::DocumentId;
+use hindsight_shared::schema::{Board, MAX_NAME_CHARS, Phase, SchemaError};
+use hindsight_shared::templates;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{self, Identity, JoinError};
+use crate::session::{BoardSession, BoardView, Status};
+use crate::ui::Brand;
+
+/// What every part of the board page shares, through Leptos context.
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub session: StoredValue<BoardSession, LocalStorage>,
+    pub view: BoardView,
+    /// This browser's participant id.
+    pub me: StoredValue<String>,
+    pub desk_id: DocumentId,
+    /// This browser's clock, ticking every second, for timers.
+    pub now: RwSignal<i64>,
+}
+
+impl Ctx {
+    pub fn get() -> Self {
+        expect_context::<Ctx>()
+    }
+
+    /// Reads the board (tracked). `None` until it arrives.
+    pub fn with_board<T>(&self, f: impl FnOnce(&Board) -> T) -> Option<T> {
+        self.view.board.with(|b| b.as_ref().map(f))
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.with_board(|b| b.phase).unwrap_or_default()
+    }
+
+    pub fn is_facilitator(&self) -> bool {
+        let me = self.me.get_value();
+        self.with_board(|b| b.facilitator.as_deref() == Some(me.as_str())).unwrap_or(false)
+    }
+
+    /// The server's idea of now (tracked), to read timers set in server time.
+    pub fn server_now(&self) -> i64 {
+        self.now.get() + self.view.clock_offset.get()
+    }
+
+    /// Changes the board, showing why if the change is invalid.
+    pub fn edit_board(
+        &self,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), SchemaError>,
+    ) {
+        let result = self.session.with_value(|s| s.change_board(edit));
+        self.report(result);
+    }
+
+    /// Changes this participant's desk, showing why if the change is invalid.
+    pub fn edit_desk(
+        &self,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), SchemaError>,
+    ) {
+        let result = self.session.with_value(|s| s.change_desk(edit));
+        self.report(result);
+    }
+
+    fn report(&self, result: Result<(), SchemaError>) {
+        if let Err(e) = result {
+            self.view.refusal.set(Some(e.to_string()));
+        }
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+/// Takes the facilitator key out of the URL fragment (`#key=...`) into this browser's storage,
+/// so the address bar shows the plain link to share. Returns the key if this browser holds it.
+fn facilitator_key(board: DocumentId) -> Option<String> {
+    let storage_key = format!("hindsight:facilitator:{board}");
+    let location = window().location();
+    if let Some(key) = location.hash().ok().and_then(|h| h.strip_prefix("#key=").map(str::to_owned)) {
+        if let Some(storage) = storage() {
+            let _ = storage.set_item(&storage_key, &key);
+        }
+        if let Ok(history) = window().history() {
+            let path = location.pathname().unwrap_or_default();
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+        }
+        return Some(key);
+    }
+    storage().and_then(|s| s.get_item(&storage_key).ok().flatten())
+}
+
+fn identity_key(board: DocumentId) -> String {
+    format!("hindsight:identity:{board}")
+}
+
+fn stored_identity(board: DocumentId) -> Option<Identity> {
+    let text = storage()?.get_item(&identity_key(board)).ok().flatten()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn store_identity(board: DocumentId, identity: &Identity) {
+    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(identity)) {
+        let _ = storage.set_item(&identity_key(board), &text);
+    }
+}
+
+#[component]
+pub fn BoardPage(id: DocumentId) -> impl IntoView {
+    let key = facilitator_key(id);
+    let identity = RwSignal::new(stored_identity(id));
+    let missing = RwSignal::new(false);
+    view! {
+        <div class="page board-page">
+            {move || match (identity.get(), missing.get()) {
+                (_, true) => view! { <NotFound /> }.into_any(),
+                (Some(identity), _) => match identity.desk_id.parse::<DocumentId>() {
+                    Ok(desk) => view! { <Retro id desk me=identity.participant_id /> }.into_any(),
+                    Err(_) => view! { <NotFound /> }.into_any(),
+                },
+                (None, _) => view! { <JoinDialog id key=key.clone() identity missing /> }.into_any(),
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <Brand />
+        </header>
+        <main id="not-found" class="message">
+            <h2>"This board does not exist"</h2>
+            <p>"Check the link, or start a new board."</p>
+            <a class="primary" href="/">
+                "New board"
+            </a>
+        </main>
+    }
+}
+
+/// Asks for a display name, then joins the board.
+#[component]
+fn JoinDialog(
+    id: DocumentId,
+    key: Option<String>,
+    identity: RwSignal<Option<Identity>>,
+    missing: RwSignal<bool>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let as_facilitator = key.is_some();
+    let join = move || {
+        busy.set(true);
+        let chosen = name.get_untracked().trim().to_owned();
+        let key = key.clone();
+        spawn_local(async move {
+            match api::join_board(&id.to_string(), &chosen, key.as_deref()).await {
+                Ok(joined) => {
+                    store_identity(id, &joined);
+                    identity.set(Some(joined));
+                }
+                Err(JoinError::NoBoard) => missing.set(true),
+                Err(JoinError::Other(message)) => {
+                    error.set(Some(message));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    let join_on_submit = join.clone();
+    view! {
+        <header class="topbar">
+            <Brand />
+        </header>
+        <main class="message">
+            <form
+                class="join-card"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    join_on_submit();
+                }
+            >
+                <h2>{if as_facilitator { "Join as the facilitator" } else { "Join the retro" }}</h2>
+                <p>"Pick a name others will see next to your presence. Your notes stay anonymous."</p>
+                <input
+                    id="join-name"
+                    type="text"
+                    placeholder="Your name (optional)"
+                    maxlength=MAX_NAME_CHARS
+                    autocomplete="nickname"
+                    autofocus
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                />
+                <Show when=move || error.get().is_some()>
+                    <p class="error" role="alert">
+                        {move || error.get()}
+                    </p>
+                </Show>
+                <button id="join" type="submit" class="primary" disabled=move || busy.get()>
+                    {move || if busy.get() { "Joining…" } else { "Join board" }}
+                </button>
+            </form>
+        </main>
+    }
+}
+
+/// The retro, once joined.
+#[component]
+fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
+    let session = BoardSession::start(id, desk);
+    let view = session.view;
+    let now = RwSignal::new(js_sys::Date::now() as i64);
+    let ticker =
+        set_interval_with_handle(move || now.set(js_sys::Date::now() as i64), std::time::Duration::from_secs(1));
+    on_cleanup(move || {
+        if let Ok(handle) = ticker {
+            handle.clear();
+        }
+    });
+    let ctx = Ctx { session: StoredValue::new_local(session), view, me: StoredValue::new(me), desk_id: desk, now };
+    provide_context(ctx);
+
+    let title = move || ctx.with_board(|b| b.title.clone()).unwrap_or_default();
+    Effect::new(move |_| {
+        let t = title();
+        if !t.is_empty() {
+            document().set_title(&format!("{t} · Hindsight"));
+        }
+    });
+    let template_name =
+        move || ctx.with_board(|b| templates::find(&b.template).map(|t| t.name)).flatten().unwrap_or_default();
+    let copied = RwSignal::new(false);
+    let copy_link = move |_| {
+        let link = window().location().href().unwrap_or_default();
+        let _ = window().navigator().clipboard().write_text(&link);
+        copied.set(true);
+        set_timeout(move || copied.set(false), std::time::Duration::from_secs(2));
+    };
+
+    view! {
+        <header class="topbar">
+            <Brand />
+            <div class="board-heading">
+                <h1 id="board-title">{title}</h1>
+                <span class="template-label">{template_name}</span>
+            </div>
+            <div class="topbar-actions">
+                <Show when=move || ctx.is_facilitator()>
+                    <span class="badge" id="facilitator-badge" title="You run this retro">
+                        "Facilitator"
+                    </span>
+                </Show>
+                <ConnectionIndicator status=view.status unsynced=view.unsynced />
+                <button id="share" class="secondary" on:click=copy_link>
+                    {move || if copied.get() { "Link copied" } else { "Copy link" }}
+                </button>
+            </div>
+        </header>
+        {move || {
+            if view.unavailable.get() {
+                view! { <NotFound /> }.into_any()
+            } else if view.board.with(Option::is_none) {
+                view! {
+                    <main class="message loading">
+                        <p>"Loading the board…"</p>
+                    </main>
+                }
+                    .into_any()
+            } else {
+                view! { <Stage /> }.into_any()
+            }
+        }}
+        <Toast />
+    }
+}
+
+/// The phase bar, the current phase's view and the people panel.
+#[component]
+fn Stage() -> impl IntoView {
+    let ctx = Ctx::get();
+    let phase = move || ctx.phase();
+    view! {
+        <phase_bar::PhaseBar />
+        <div class="stage" id="stage" data-phase=move || phase().as_str()>
+            <div class="stage-main">
+                {move || match phase() {
+                    Phase::Write | Phase::Reveal => view! { <write::Columns /> }.into_any(),
+                    Phase::Group | Phase::Vote | Phase::Discuss => view! { <items::Items /> }.into_any(),
+                    Phase::Actions => view! { <actions::ActionsPhase /> }.into_any(),
+                    Phase::Done => view! { <summary::Summary /> }.into_any(),
+                }}
+            </div>
+            <people::People />
+        </div>
+    }
+}
+
+/// Connected, reconnecting or offline, and whether local edits are waiting to sync.
+#[component]
+fn ConnectionIndicator(status: RwSignal<Status>, unsynced: RwSignal<bool>) -> impl IntoView {
+    let label = move || match (status.get(), unsynced.get()) {
+        (Status::Connecting, _) => "Connecting…",
+        (Status::Connected, true) => "Saving…",
+        (Status::Connected, false) => "Live",
+        (Status::Reconnecting, _) => "Reconnecting…",
+        (Status::Offline, _) => "Offline — edits are kept",
+    };
+    view! {
+        <span
+            id="connection"
+            class="connection"
+            data-state=move || status.get().as_str()
+            data-unsynced=move || unsynced.get().to_string()
+            role="status"
+        >
+            <span class="dot"></span>
+            {label}
+        </span>
+    }
+}
+
+/// Says why the server (or the rules) refused an edit, for a few seconds.
+#[component]
+fn Toast() -> impl IntoView {
+    let ctx = Ctx::get();
+    let refusal = ctx.view.refusal;
+    Effect::new(move |_| {
+        if refusal.get().is_some() {
+            set_timeout(move || refusal.set(None), std::time::Duration::from_secs(5));
+        }
+    });
+    view! {
+        <Show when=move || refusal.get().is_some()>
+            <div class="toast" id="refusal" role="alert">
+                <strong>"Not applied: "</strong>
+                {move || refusal.get()}
+                <button class="icon" aria-label="Dismiss" on:click=move |_| refusal.set(None)>
+                    "✕"
+                </button>
+            </div>
+        </Show>
+    }
+}
+
+/// Milliseconds as `m:ss`.
+pub fn clock(ms: i64) -> String {
+    let seconds = (ms.max(0) + 999) / 1000;
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}

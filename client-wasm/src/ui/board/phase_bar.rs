@@ -1,0 +1,139 @@
+//! The phase bar: where the retro stands, the facilitator's controls to move it, and the shared
+//! timer.
+
+use hindsight_shared::edit;
+use hindsight_shared::schema::Phase;
+use leptos::prelude::*;
+
+use super::{Ctx, clock};
+
+/// One line of help per phase, for everyone.
+fn hint(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Write => "Write your notes. Nobody sees their text until the facilitator reveals them.",
+        Phase::Reveal => "The facilitator reveals the notes, column by column or all at once.",
+        Phase::Group => "Drag a note onto another to group them, and name each group's root cause.",
+        Phase::Vote => "Place your dots on what matters most. Votes stay private until voting closes.",
+        Phase::Discuss => "Talk through the top items, one at a time, and capture actions.",
+        Phase::Actions => "Agree on action items, each with an owner.",
+        Phase::Done => "This retro is done. Here is what came out of it.",
+    }
+}
+
+#[component]
+pub fn PhaseBar() -> impl IntoView {
+    let ctx = Ctx::get();
+    let phase = move || ctx.phase();
+    let go = move |to: Option<Phase>| {
+        if let Some(to) = to {
+            ctx.edit_board(|tx| edit::set_phase(tx, to));
+        }
+    };
+    view! {
+        <nav class="phase-bar" aria-label="Phases">
+            <ol class="steps">
+                {Phase::ALL
+                    .iter()
+                    .map(|&step| {
+                        view! {
+                            <li
+                                class="step"
+                                data-phase=step.as_str()
+                                class:current=move || phase() == step
+                                class:past=move || step < phase()
+                                aria-current=move || (phase() == step).then_some("step")
+                            >
+                                <span class="step-number">{step as usize + 1}</span>
+                                <span class="step-name">{step.title()}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+            <div class="phase-row">
+                <p class="hint" id="phase-hint">
+                    {move || hint(phase())}
+                </p>
+                <Timer />
+                <Show when=move || ctx.is_facilitator()>
+                    <div class="facilitator-controls">
+                        <Show when=move || phase() == Phase::Reveal>
+                            <button
+                                id="reveal-all"
+                                class="secondary"
+                                on:click=move |_| ctx.edit_board(|tx| edit::reveal_all(tx))
+                            >
+                                "Reveal all"
+                            </button>
+                        </Show>
+                        <button
+                            id="prev-phase"
+                            class="secondary"
+                            disabled=move || phase().previous().is_none()
+                            on:click=move |_| go(phase().previous())
+                        >
+                            "← Back"
+                        </button>
+                        <button
+                            id="next-phase"
+                            class="primary"
+                            disabled=move || phase().next().is_none()
+                            on:click=move |_| go(phase().next())
+                        >
+                            {move || phase().next().map(|p| format!("Next: {} →", p.title())).unwrap_or_default()}
+                        </button>
+                    </div>
+                </Show>
+            </div>
+        </nav>
+    }
+}
+
+/// The shared countdown. Everyone sees it; the facilitator starts and stops it.
+#[component]
+fn Timer() -> impl IntoView {
+    let ctx = Ctx::get();
+    let ends_at = move || ctx.with_board(|b| b.timer.ends_at).flatten();
+    let remaining = move || ends_at().map(|end| end - ctx.server_now());
+    let start = move |minutes: i64| {
+        let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();
+        ctx.edit_board(|tx| edit::start_timer(tx, minutes * 60_000, now));
+    };
+    view! {
+        <div class="timer-box">
+            <Show when=move || remaining().is_some()>
+                <span id="timer" class="timer" class:expired=move || remaining().is_some_and(|r| r <= 0)>
+                    {move || remaining().map(|r| if r > 0 { clock(r) } else { "Time's up".to_owned() })}
+                </span>
+            </Show>
+            <Show when=move || ctx.is_facilitator() && ctx.phase() != Phase::Done>
+                <span class="timer-controls">
+                    {[2, 5, 10]
+                        .into_iter()
+                        .map(|minutes| {
+                            view! {
+                                <button
+                                    class="start-timer chip-button"
+                                    data-minutes=minutes
+                                    title=format!("Start a {minutes}-minute timer")
+                                    on:click=move |_| start(minutes)
+                                >
+                                    {format!("{minutes}m")}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                    <Show when=move || ends_at().is_some()>
+                        <button
+                            id="stop-timer"
+                            class="chip-button"
+                            on:click=move |_| ctx.edit_board(|tx| edit::stop_timer(tx))
+                        >
+                            "Stop"
+                        </button>
+                    </Show>
+                </span>
+            </Show>
+        </div>
+    }
+}

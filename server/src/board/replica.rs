@@ -1,0 +1,267 @@
+//! One document held by the server and the sync state of each peer syncing it: receive with a
+//! check of every incoming change, the server's own writes, and the flush of sync messages.
+//!
+//! Incoming changes are never handed to Automerge's `receive_sync_message` directly. They are
+//! taken out of the sync message, applied one at a time, and each is checked in the document it
+//! produces; a refused change is rolled back at once, before anything could be stored or relayed.
+//! The rest of the sync message (heads, needs, bloom filters) then goes through Automerge's own
+//! bookkeeping.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::protocol::WireMessage;
+use hindsight_shared::rules::Refusal;
+use hindsight_shared::schema::SchemaError;
+
+use super::core::ConnId;
+use crate::store::{StoredChange, StoredDoc};
+
+/// Why a peer's sync message could not be taken at all (as opposed to a change being refused).
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("the sync message is malformed: {0}")]
+    Malformed(#[from] sync::ReadMessageError),
+    #[error("the changes are malformed: {0}")]
+    BadChanges(#[from] automerge::AutomergeError),
+}
+
+/// Why a stored document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored document is corrupt: {0}")]
+pub struct LoadError(#[from] automerge::AutomergeError);
+
+/// What came of a sync message.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// How many new changes were accepted.
+    pub accepted: usize,
+    /// The changes refused, and why the first was.
+    pub refused: Option<(Refusal, Vec<ChangeHash>)>,
+}
+
+struct PeerSync {
+    peer: PeerId,
+    state: sync::State,
+    /// The peer sent something since the last flush, so it may be owed an answer.
+    owed: bool,
+}
+
+/// A document and its peers.
+pub struct Replica {
+    id: DocumentId,
+    doc: Automerge,
+    /// The server's actor for its own writes to this document.
+    actor: ActorId,
+    peers: HashMap<ConnId, PeerSync>,
+    /// Heads of the document as far as it is on disk.
+    saved_heads: Vec<ChangeHash>,
+    /// Heads of the document when peers were last sent sync messages.
+    flushed_heads: Vec<ChangeHash>,
+}
+
+impl Replica {
+    /// Rebuilds a document from what the store holds. CPU-bound: call it off the async runtime.
+    pub fn load(id: DocumentId, actor: ActorId, stored: &StoredDoc) -> Result<Self, LoadError> {
+        let mut doc = if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
+        for change in &stored.changes {
+            doc.load_incremental(change)?;
+        }
+        Ok(Self::new(id, actor, doc))
+    }
+
+    /// Wraps a document whose current state is already stored.
+    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge) -> Self {
+        doc.set_actor(actor.clone());
+        let heads = doc.get_heads();
+        Self { id, doc, actor, peers: HashMap::new(), saved_heads: heads.clone(), flushed_heads: heads }
+    }
+
+    pub fn id(&self) -> DocumentId {
+        self.id
+    }
+
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    pub fn has_peer(&self, conn: ConnId) -> bool {
+        self.peers.contains_key(&conn)
+    }
+
+    /// The connections syncing this document, with their peer ids.
+    pub fn peers(&self) -> impl Iterator<Item = (ConnId, &PeerId)> {
+        self.peers.iter().map(|(conn, p)| (*conn, &p.peer))
+    }
+
+    /// Takes a sync message from a peer. Every new change it carries is applied and passed to
+    /// `check` in the resulting document; a change `check` refuses is rolled back, as is every
+    /// later change of the message that depends on it.
+    pub fn receive(
+        &mut self,
+        conn: ConnId,
+        from: &PeerId,
+        data: &[u8],
+        mut check: impl FnMut(&Automerge, &Change) -> Result<(), Refusal>,
+    ) -> Result<Received, ReceiveError> {
+        let message = sync::Message::decode(data)?;
+        let incoming = self.new_changes(&message.changes)?;
+        let mut received = Received::default();
+        let mut refused: HashSet<ChangeHash> = HashSet::new();
+        for change in incoming {
+            let hash = change.hash();
+            let missing = change.deps().iter().any(|dep| refused.contains(dep) || !self.has_change(dep));
+            let verdict = if missing {
+                Err(Refusal("the change depends on changes the server does not have".into()))
+            } else {
+                let before = self.doc.get_heads();
+                self.doc.apply_changes([change.clone()])?;
+                let verdict = check(&self.doc, &change);
+                if verdict.is_err() {
+                    self.rollback(&before)?;
+                }
+                verdict
+            };
+            match verdict {
+                Ok(()) => received.accepted += 1,
+                Err(refusal) => {
+                    refused.insert(hash);
+                    match &mut received.refused {
+                        Some((_, hashes)) => hashes.push(hash),
+                        None => received.refused = Some((refusal, vec![hash])),
+                    }
+                }
+            }
+        }
+
+        let peer = self.peers.entry(conn).or_insert_with(|| PeerSync {
+            peer: from.clone(),
+            state: sync::State::new(),
+            owed: false,
+        });
+        peer.owed = true;
+        if received.refused.is_some() {
+            // The peer's heads name changes we refused; syncing on from this state would ask it
+            // for them again. Start afresh: the peer drops them when it reads the refusal.
+            peer.state = sync::State::new();
+            return Ok(received);
+        }
+        let had_changes = !message.changes.is_empty();
+        let last_sent = peer.state.last_sent_heads.clone();
+        let bookkeeping = sync::Message { changes: sync::ChunkList::empty(), ..message };
+        self.doc.receive_sync_message(&mut peer.state, bookkeeping)?;
+        if had_changes {
+            // Automerge would take a message without changes whose heads equal ours as "they
+            // know our heads"; it carried changes, so they still need our acknowledgement.
+            peer.state.last_sent_heads = last_sent;
+        }
+        Ok(received)
+    }
+
+    fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_meta_by_hash(hash).is_some()
+    }
+
+    /// The changes carried by a sync message that the document does not have yet, in order.
+    fn new_changes(&self, chunks: &sync::ChunkList) -> Result<Vec<Change>, ReceiveError> {
+        let mut changes = Vec::new();
+        for chunk in chunks.iter() {
+            match Change::try_from(chunk) {
+                Ok(change) => changes.push(change),
+                // A peer that sends most of a document sends it as one document chunk.
+                Err(_) => changes.extend(Automerge::load(chunk)?.get_changes(&[])),
+            }
+        }
+        let mut seen = HashSet::new();
+        changes.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
+        Ok(changes)
+    }
+
+    /// Rebuilds the document as it was at `heads`: Automerge cannot unapply a change. Costs a
+    /// replay of the history, which only a refused change pays.
+    fn rollback(&mut self, heads: &[ChangeHash]) -> Result<(), automerge::AutomergeError> {
+        let mut doc = self.doc.fork_at(heads)?;
+        doc.set_actor(self.actor.clone());
+        self.doc = doc;
+        Ok(())
+    }
+
+    /// Makes a change as the server. Nothing is written if `edit` fails or changes nothing.
+    pub fn write(
+        &mut self,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
+    ) -> Result<(), SchemaError> {
+        let mut tx = self.doc.transaction();
+        match edit(&mut tx) {
+            Ok(()) => {
+                tx.commit_with(CommitOptions::default().with_time(0));
+                Ok(())
+            }
+            Err(e) => {
+                tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets a peer whose connection closed.
+    pub fn leave(&mut self, conn: ConnId) {
+        self.peers.remove(&conn);
+    }
+
+    /// The changes accepted or written since the last [`saved`](Self::saved).
+    pub fn unsaved(&self) -> Vec<StoredChange> {
+        if self.doc.get_heads() == self.saved_heads {
+            return Vec::new();
+        }
+        self.doc
+            .get_changes(&self.saved_heads)
+            .into_iter()
+            .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
+            .collect()
+    }
+
+    /// Records that everything [`unsaved`](Self::unsaved) returned is durable.
+    pub fn saved(&mut self) {
+        self.saved_heads = self.doc.get_heads();
+    }
+
+    /// Generates the sync messages peers are owed: every peer when the document changed, else
+    /// only the peers that spoke since the last flush.
+    pub fn flush(&mut self, server: &PeerId, out: &mut Vec<(ConnId, WireMessage)>) {
+        let heads = self.doc.get_heads();
+        if heads != self.saved_heads {
+            // The actor saves before it flushes; sending now would acknowledge changes that are
+            // not durable.
+            tracing::error!(doc = %self.id, "flush with unsaved changes; nothing sent");
+            return;
+        }
+        let changed = heads != self.flushed_heads;
+        for (&conn, peer) in &mut self.peers {
+            if !(changed || peer.owed) {
+                continue;
+            }
+            peer.owed = false;
+            if changed {
+                // Our heads acknowledge stored changes: always send them after a change, even
+                // when the peer's latest message made Automerge believe it had.
+                peer.state.last_sent_heads.clear();
+            }
+            if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
+                out.push((
+                    conn,
+                    WireMessage::Sync {
+                        document_id: self.id,
+                        sender_id: server.clone(),
+                        target_id: peer.peer.clone(),
+                        data: message.encode(),
+                    },
+                ));
+            }
+        }
+        self.flushed_heads = heads;
+    }
+}

@@ -1,0 +1,405 @@
+//! Typed writes to board and desk documents. Each function checks its input and makes the
+//! smallest change that does the job, inside a transaction the caller commits.
+//!
+//! Who may call what is not decided here but in [`crate::rules`], which the server enforces on
+//! every change and the client consults to offer only what is allowed.
+
+use automerge::{ObjType, ROOT, ScalarValue};
+use autosurgeon::{Doc, ReadDoc};
+
+use crate::schema::{
+    ActionItem, Board, Cluster, Draft, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS,
+    MAX_TITLE_CHARS, Note, Phase, SchemaError, Settings, root_map,
+};
+
+fn too_long(what: &str, text: &str, max: usize) -> Result<(), SchemaError> {
+    if text.chars().count() > max {
+        return Err(SchemaError::Invalid(format!("{what} may hold at most {max} characters")));
+    }
+    Ok(())
+}
+
+fn entry(doc: &impl ReadDoc, map: &'static str, id: &str) -> Result<automerge::ObjId, SchemaError> {
+    let parent = root_map(doc, map)?;
+    match doc.get(&parent, id)? {
+        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Err(SchemaError::Invalid(format!("there is no `{id}` in `{map}`"))),
+    }
+}
+
+fn put_entry<T: autosurgeon::Reconcile>(
+    doc: &mut impl Doc,
+    map: &'static str,
+    id: &str,
+    value: &T,
+) -> Result<(), SchemaError> {
+    let parent = root_map(doc, map)?;
+    autosurgeon::reconcile_prop(doc, &parent, id, value)?;
+    Ok(())
+}
+
+fn delete_entry(doc: &mut impl Doc, map: &'static str, id: &str) -> Result<(), SchemaError> {
+    entry(doc, map, id)?;
+    let parent = root_map(doc, map)?;
+    doc.delete(&parent, id)?;
+    Ok(())
+}
+
+fn columns(doc: &impl ReadDoc) -> Result<Vec<String>, SchemaError> {
+    let columns: Vec<crate::schema::Column> = autosurgeon::hydrate_prop(doc, ROOT, "columns")?;
+    Ok(columns.into_iter().map(|c| c.id).collect())
+}
+
+// ---- The facilitator's controls -------------------------------------------------------------
+
+pub fn set_phase(doc: &mut impl Doc, phase: Phase) -> Result<(), SchemaError> {
+    autosurgeon::reconcile_prop(doc, ROOT, "phase", phase)?;
+    Ok(())
+}
+
+pub fn set_title(doc: &mut impl Doc, title: &str) -> Result<(), SchemaError> {
+    too_long("a title", title, MAX_TITLE_CHARS)?;
+    doc.put(ROOT, "title", title)?;
+    Ok(())
+}
+
+pub fn set_settings(doc: &mut impl Doc, settings: &Settings) -> Result<(), SchemaError> {
+    autosurgeon::reconcile_prop(doc, ROOT, "settings", settings)?;
+    Ok(())
+}
+
+/// Starts the shared countdown: it ends `duration_ms` after `now_ms`.
+pub fn start_timer(doc: &mut impl Doc, duration_ms: i64, now_ms: i64) -> Result<(), SchemaError> {
+    let timer = root_map(doc, "timer")?;
+    doc.put(&timer, "ends_at", now_ms.saturating_add(duration_ms))?;
+    doc.put(&timer, "duration_ms", duration_ms)?;
+    Ok(())
+}
+
+pub fn stop_timer(doc: &mut impl Doc) -> Result<(), SchemaError> {
+    let timer = root_map(doc, "timer")?;
+    doc.put(&timer, "ends_at", ScalarValue::Null)?;
+    Ok(())
+}
+
+/// Reveals one column's notes.
+pub fn reveal(doc: &mut impl Doc, column: &str) -> Result<(), SchemaError> {
+    if !columns(doc)?.iter().any(|c| c == column) {
+        return Err(SchemaError::Invalid(format!("there is no column `{column}`")));
+    }
+    let revealed = root_map(doc, "revealed")?;
+    doc.put(&revealed, column, true)?;
+    Ok(())
+}
+
+/// Reveals every column.
+pub fn reveal_all(doc: &mut impl Doc) -> Result<(), SchemaError> {
+    for column in columns(doc)? {
+        reveal(doc, &column)?;
+    }
+    Ok(())
+}
+
+/// Focuses one item for everyone during the discussion, or none.
+pub fn set_focus(doc: &mut impl Doc, item: Option<&str>) -> Result<(), SchemaError> {
+    match item {
+        Some(item) => doc.put(ROOT, "focus", item)?,
+        None => doc.put(ROOT, "focus", ScalarValue::Null)?,
+    }
+    Ok(())
+}
+
+/// Hands the facilitator role to another participant.
+pub fn hand_over(doc: &mut impl Doc, participant: &str) -> Result<(), SchemaError> {
+    doc.put(ROOT, "facilitator", participant)?;
+    Ok(())
+}
+
+// ---- Grouping (everyone, during Group) -------------------------------------------------------
+
+fn set_cluster(doc: &mut impl Doc, note: &str, cluster: Option<&str>) -> Result<(), SchemaError> {
+    let obj = entry(doc, "notes", note)?;
+    match cluster {
+        Some(cluster) => doc.put(&obj, "cluster", cluster)?,
+        None => doc.put(&obj, "cluster", ScalarValue::Null)?,
+    }
+    Ok(())
+}
+
+/// Drops note `dragged` onto `target`, a note or a cluster: onto a cluster it joins it; onto a
+/// note in a cluster it joins that cluster; onto a lone note both form a new cluster with id
+/// `new_cluster`.
+pub fn group(
+    doc: &mut impl Doc,
+    board: &Board,
+    dragged: &str,
+    target: &str,
+    new_cluster: &str,
+) -> Result<(), SchemaError> {
+    if dragged == target {
+        return Ok(());
+    }
+    if !board.notes.contains_key(dragged) {
+        return Err(SchemaError::Invalid(format!("there is no note `{dragged}`")));
+    }
+    if board.clusters.contains_key(target) {
+        return set_cluster(doc, dragged, Some(target));
+    }
+    let Some(target_note) = board.notes.get(target) else {
+        return Err(SchemaError::Invalid(format!("there is no note or cluster `{target}`")));
+    };
+    if let Some(cluster) = board.cluster_of(target_note) {
+        return set_cluster(doc, dragged, Some(&cluster.id));
+    }
+    put_entry(doc, "clusters", new_cluster, &Cluster { id: new_cluster.to_owned(), title: String::new() })?;
+    set_cluster(doc, target, Some(new_cluster))?;
+    set_cluster(doc, dragged, Some(new_cluster))
+}
+
+/// Takes a note out of its cluster.
+pub fn ungroup(doc: &mut impl Doc, note: &str) -> Result<(), SchemaError> {
+    set_cluster(doc, note, None)
+}
+
+/// Moves every note of cluster `from` into cluster `into`. The emptied cluster stays in the
+/// document (clusters are never deleted, so a concurrent move into it cannot dangle) and is no
+/// longer shown.
+pub fn merge_clusters(doc: &mut impl Doc, board: &Board, from: &str, into: &str) -> Result<(), SchemaError> {
+    if from == into {
+        return Ok(());
+    }
+    if !board.clusters.contains_key(into) {
+        return Err(SchemaError::Invalid(format!("there is no cluster `{into}`")));
+    }
+    let moving: Vec<String> =
+        board.notes.values().filter(|n| n.cluster.as_deref() == Some(from)).map(|n| n.id.clone()).collect();
+    for note in moving {
+        set_cluster(doc, &note, Some(into))?;
+    }
+    if board.clusters.get(into).is_some_and(|c| c.title.trim().is_empty()) {
+        if let Some(title) = board.clusters.get(from).map(|c| c.title.clone()).filter(|t| !t.trim().is_empty()) {
+            set_cluster_title(doc, into, &title)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names a cluster (the root cause it stands for).
+pub fn set_cluster_title(doc: &mut impl Doc, cluster: &str, title: &str) -> Result<(), SchemaError> {
+    too_long("a cluster title", title, MAX_CLUSTER_TITLE_CHARS)?;
+    let obj = entry(doc, "clusters", cluster)?;
+    doc.put(&obj, "title", title)?;
+    Ok(())
+}
+
+// ---- Action items (everyone, during Discuss and Actions) ------------------------------------
+
+fn check_action(item: &ActionItem) -> Result<(), SchemaError> {
+    too_long("an action item", &item.text, MAX_ACTION_CHARS)?;
+    too_long("an owner", &item.owner, MAX_NAME_CHARS)?;
+    if !item.due.is_empty() && !is_iso_date(&item.due) {
+        return Err(SchemaError::Invalid("a due date is written YYYY-MM-DD".into()));
+    }
+    Ok(())
+}
+
+/// True for `YYYY-MM-DD` with a plausible month and day.
+pub fn is_iso_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| text.get(range).and_then(|s| s.parse::<u32>().ok());
+    matches!((number(0..4), number(5..7), number(8..10)), (Some(_), Some(1..=12), Some(1..=31)))
+}
+
+/// Adds an action item, or replaces the one with the same id.
+pub fn put_action(doc: &mut impl Doc, item: &ActionItem) -> Result<(), SchemaError> {
+    check_action(item)?;
+    put_entry(doc, "action_items", &item.id, item)
+}
+
+pub fn delete_action(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "action_items", id)
+}
+
+// ---- The desk (its owner) ----------------------------------------------------------------------
+
+/// Writes a new note on the desk.
+pub fn add_draft(doc: &mut impl Doc, draft: &Draft) -> Result<(), SchemaError> {
+    too_long("a note", &draft.text, MAX_NOTE_CHARS)?;
+    if draft.text.trim().is_empty() {
+        return Err(SchemaError::Invalid("a note needs some text".into()));
+    }
+    put_entry(doc, "drafts", &draft.id, draft)
+}
+
+pub fn set_draft_text(doc: &mut impl Doc, id: &str, text: &str) -> Result<(), SchemaError> {
+    too_long("a note", text, MAX_NOTE_CHARS)?;
+    let obj = entry(doc, "drafts", id)?;
+    doc.put(&obj, "text", text)?;
+    Ok(())
+}
+
+pub fn delete_draft(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "drafts", id)
+}
+
+/// Sets how many dots the participant gives an item; zero takes them all back.
+pub fn set_votes(doc: &mut impl Doc, item: &str, dots: i64) -> Result<(), SchemaError> {
+    let votes = root_map(doc, "votes")?;
+    if dots <= 0 {
+        if doc.get(&votes, item)?.is_some() {
+            doc.delete(&votes, item)?;
+        }
+    } else {
+        doc.put(&votes, item, dots)?;
+    }
+    Ok(())
+}
+
+pub fn set_ready(doc: &mut impl Doc, ready: bool) -> Result<(), SchemaError> {
+    doc.put(ROOT, "ready", ready)?;
+    Ok(())
+}
+
+pub fn set_abstain(doc: &mut impl Doc, abstain: bool) -> Result<(), SchemaError> {
+    doc.put(ROOT, "abstain", abstain)?;
+    Ok(())
+}
+
+// ---- The server's own writes ------------------------------------------------------------------
+
+/// Publishes a note on the board (or rewrites it). Only the server does this.
+pub fn publish_note(doc: &mut impl Doc, note: &Note) -> Result<(), SchemaError> {
+    too_long("a note", &note.text, MAX_NOTE_CHARS)?;
+    put_entry(doc, "notes", &note.id, note)
+}
+
+/// Takes a published note off the board. Only the server does this.
+pub fn unpublish_note(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "notes", id)
+}
+
+/// Replaces the vote totals (empty clears them). Only the server does this.
+pub fn set_vote_totals(
+    doc: &mut impl Doc,
+    totals: &std::collections::BTreeMap<String, i64>,
+) -> Result<(), SchemaError> {
+    autosurgeon::reconcile_prop(doc, ROOT, "vote_totals", totals)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Desk, new_board_document, new_desk_document};
+    use crate::templates;
+
+    fn board_doc() -> automerge::Automerge {
+        let template = templates::find("start-stop-continue").expect("template");
+        new_board_document(automerge::ActorId::random(), "Retro", template).expect("board")
+    }
+
+    fn note(id: &str) -> Note {
+        Note { id: id.into(), column: "start".into(), text: id.into(), created_at: 0, cluster: None, author: None }
+    }
+
+    fn edit(doc: &mut automerge::Automerge, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
+        let mut tx = doc.transaction();
+        f(&mut tx);
+        tx.commit();
+    }
+
+    #[test]
+    fn grouping_forms_joins_and_merges_clusters() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b", "c", "d"] {
+                publish_note(tx, &note(id)).expect("publish");
+            }
+        });
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| group(tx, &board, "a", "b", "k1").expect("form"));
+        let board = Board::read(&doc).expect("board");
+        assert_eq!(board.notes["a"].cluster.as_deref(), Some("k1"));
+        assert_eq!(board.notes["b"].cluster.as_deref(), Some("k1"));
+        edit(&mut doc, |tx| group(tx, &board, "c", "a", "unused").expect("join via a note"));
+        edit(&mut doc, |tx| group(tx, &board, "d", "k1", "unused").expect("join the cluster"));
+        let board = Board::read(&doc).expect("board");
+        assert!(board.notes.values().all(|n| n.cluster.as_deref() == Some("k1")));
+        assert_eq!(board.clusters.len(), 1, "joining never creates a cluster");
+
+        edit(&mut doc, |tx| ungroup(tx, "d").expect("ungroup"));
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| group(tx, &board, "d", "c", "unused").expect("join again"));
+        edit(&mut doc, |tx| set_cluster_title(tx, "k1", "Slow CI").expect("title"));
+        let board = Board::read(&doc).expect("board");
+        assert_eq!(board.clusters["k1"].title, "Slow CI");
+        assert_eq!(board.vote_items().len(), 1);
+    }
+
+    #[test]
+    fn merging_moves_every_note_and_keeps_a_title() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b", "c", "d"] {
+                publish_note(tx, &note(id)).expect("publish");
+            }
+        });
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| group(tx, &board, "a", "b", "k1").expect("form"));
+        edit(&mut doc, |tx| group(tx, &board, "c", "d", "k2").expect("form"));
+        edit(&mut doc, |tx| set_cluster_title(tx, "k1", "Flaky tests").expect("title"));
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| merge_clusters(tx, &board, "k1", "k2").expect("merge"));
+        let board = Board::read(&doc).expect("board");
+        assert!(board.notes.values().all(|n| n.cluster.as_deref() == Some("k2")));
+        assert_eq!(board.clusters["k2"].title, "Flaky tests");
+        assert_eq!(board.vote_items().len(), 1);
+    }
+
+    #[test]
+    fn desk_edits_and_their_checks() {
+        let mut doc = new_desk_document(automerge::ActorId::random()).expect("desk");
+        let draft = Draft { id: "d1".into(), column: "start".into(), text: "Pair more".into(), created_at: 1 };
+        edit(&mut doc, |tx| {
+            add_draft(tx, &draft).expect("add");
+            set_draft_text(tx, "d1", "Pair more often").expect("edit");
+            set_votes(tx, "item", 2).expect("vote");
+            set_votes(tx, "other", 1).expect("vote");
+            set_votes(tx, "other", 0).expect("take back");
+            set_ready(tx, true).expect("ready");
+        });
+        let desk = Desk::read(&doc).expect("desk");
+        assert_eq!(desk.drafts["d1"].text, "Pair more often");
+        assert_eq!(desk.votes_cast(), 2);
+        assert!(desk.ready);
+        let mut tx = doc.transaction();
+        let empty = Draft { text: "  ".into(), ..draft };
+        assert!(add_draft(&mut tx, &empty).is_err());
+        assert!(set_draft_text(&mut tx, "ghost", "x").is_err());
+        assert!(delete_draft(&mut tx, "ghost").is_err());
+    }
+
+    #[test]
+    fn action_items_check_their_fields() {
+        let mut doc = board_doc();
+        let item = |due: &str| ActionItem {
+            id: "a1".into(),
+            text: "Fix the flaky test".into(),
+            owner: "Sam".into(),
+            due: due.into(),
+            cluster: None,
+        };
+        let mut tx = doc.transaction();
+        put_action(&mut tx, &item("2026-12-01")).expect("valid");
+        put_action(&mut tx, &item("")).expect("no date is fine");
+        assert!(put_action(&mut tx, &item("next week")).is_err());
+        assert!(put_action(&mut tx, &item("2026-13-01")).is_err());
+        delete_action(&mut tx, "a1").expect("delete");
+        tx.commit();
+        assert!(Board::read(&doc).expect("board").action_items.is_empty());
+        assert!(is_iso_date("2026-02-28") && !is_iso_date("2026-2-28"));
+    }
+}
