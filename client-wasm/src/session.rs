@@ -67,6 +67,8 @@ pub struct BoardView {
     pub clock_offset: RwSignal<i64>,
     /// The reason the server last refused one of our changes.
     pub refusal: RwSignal<Option<String>>,
+    /// Texts of notes a refusal took away, kept until the participant dismisses them.
+    pub lost_notes: RwSignal<Vec<String>>,
 }
 
 /// A handle to the session of one board. Cheap to clone.
@@ -157,6 +159,7 @@ impl BoardSession {
             people: RwSignal::new(Vec::new()),
             clock_offset: RwSignal::new(0),
             refusal: RwSignal::new(None),
+            lost_notes: RwSignal::new(Vec::new()),
         };
         let inner = Inner {
             peer_id: PeerId::from(format!("browser-{}", PeerId::random())),
@@ -379,10 +382,22 @@ impl BoardSession {
                 self.view.people.set(participants);
             }
             Notice::Refused { reason, changes } => {
-                // The server's state wins: forget what it refused, and sync afresh.
+                // The server's state wins: forget what it refused, and sync afresh. A note that
+                // goes with it is quoted back, so its text is not lost to its author.
+                let before = self.view.desk.get_untracked();
                 self.inner.borrow_mut().replica(which).drop_changes(&changes);
-                self.view.refusal.set(Some(reason));
                 self.refresh(which);
+                let after = self.view.desk.get_untracked();
+                let lost: Vec<String> = before
+                    .drafts
+                    .values()
+                    .filter(|d| after.drafts.get(&d.id).is_none_or(|a| a.text != d.text))
+                    .map(|d| d.text.clone())
+                    .collect();
+                if !lost.is_empty() {
+                    self.view.lost_notes.update(|notes| notes.extend(lost));
+                }
+                self.view.refusal.set(Some(reason));
                 self.push(which);
             }
         }

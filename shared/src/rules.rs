@@ -39,9 +39,16 @@ fn refuse<T>(reason: impl Into<String>) -> Result<T, Refusal> {
 
 // ---- What each phase allows --------------------------------------------------------------------
 
-/// New notes are written during Write only.
+/// New notes are written during Write only: the composer shows then.
 pub fn can_write_notes(phase: Phase) -> bool {
     phase == Phase::Write
+}
+
+/// The server takes new notes until grouping ends. A note written offline during Write reaches
+/// the server only when its author reconnects; it must still be revealed, not lost. (The server
+/// cannot tell when a note was written: its timestamp is the writer's word.)
+pub fn accepts_new_notes(phase: Phase) -> bool {
+    matches!(phase, Phase::Write | Phase::Reveal | Phase::Group)
 }
 
 /// Authors may edit or delete their notes until grouping ends.
@@ -328,8 +335,8 @@ pub fn check_desk_state(before: &Desk, after: &Desk, board: &Board) -> Result<()
             continue;
         }
         match old {
-            None if !can_write_notes(phase) => {
-                return refuse(format!("new notes are written in the write phase, not {}", phase.as_str()));
+            None if !accepts_new_notes(phase) => {
+                return refuse(format!("new notes are no longer taken in the {} phase", phase.as_str()));
             }
             Some(old) if !can_edit_notes(phase) => {
                 let _ = old;
@@ -450,7 +457,9 @@ mod tests {
         );
         assert!(check_desk_state(&before, &after, &board).is_ok());
         board.phase = Phase::Group;
-        assert!(check_desk_state(&before, &after, &board).is_err(), "no new notes after writing");
+        assert!(check_desk_state(&before, &after, &board).is_ok(), "a note written offline still arrives");
+        board.phase = Phase::Vote;
+        assert!(check_desk_state(&before, &after, &board).is_err(), "no new notes once voting starts");
 
         board.phase = Phase::Vote;
         let mut votes = Desk::default();

@@ -514,6 +514,8 @@ mod tests {
         desk: Automerge,
         desk_sync: sync::State,
         notices: Vec<Notice>,
+        /// Cut off from the server: sends nothing, receives nothing.
+        offline: bool,
     }
 
     /// The core and its clients, delivering every message until nobody has anything to say, and
@@ -548,6 +550,7 @@ mod tests {
                 desk: Automerge::new(),
                 desk_sync: sync::State::new(),
                 notices: Vec::new(),
+                offline: false,
             });
             self.settle();
             conn as usize
@@ -558,7 +561,7 @@ mod tests {
             for _ in 0..50 {
                 let mut quiet = true;
                 let mut out = Vec::new();
-                for client in &mut self.clients {
+                for client in self.clients.iter_mut().filter(|c| !c.offline) {
                     // The desk first, as the browser does, so the connection is known before it
                     // writes to the board.
                     if let Some(m) = client.desk.generate_sync_message(&mut client.desk_sync) {
@@ -577,6 +580,9 @@ mod tests {
                 self.core.flush(self.now, &mut out);
                 for (conn, message) in out {
                     let client = &mut self.clients[conn as usize];
+                    if client.offline {
+                        continue;
+                    }
                     match message {
                         WireMessage::Sync { document_id, data, .. } => {
                             quiet = false;
@@ -688,6 +694,28 @@ mod tests {
     }
 
     #[test]
+    fn notes_written_offline_are_revealed_when_their_author_returns() {
+        let mut net = Net::new();
+        let fac = net.join("Fay", true);
+        let ann = net.join("Ann", false);
+        net.clients[ann].offline = true;
+        net.write(ann, "d1", "mad", "Written on the train");
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Reveal).expect("phase"));
+        net.board_edit(fac, |tx, _| edit::reveal_all(tx).expect("reveal"));
+        assert!(net.board_of(fac).notes.is_empty(), "nothing reached the server yet");
+
+        // Back online: a fresh connection, as after a reconnect.
+        let client = &mut net.clients[ann];
+        client.offline = false;
+        client.board_sync = sync::State::new();
+        client.desk_sync = sync::State::new();
+        net.core.leave(client.conn);
+        net.settle();
+        let texts: Vec<String> = net.board_of(fac).notes.values().map(|n| n.text.clone()).collect();
+        assert_eq!(texts, ["Written on the train"]);
+    }
+
+    #[test]
     fn forbidden_changes_are_refused_and_never_relayed() {
         let mut net = Net::new();
         let fac = net.join("Fay", true);
@@ -713,10 +741,10 @@ mod tests {
         assert_eq!(net.refusals(ann), 2);
         assert!(net.board_of(bob).notes.is_empty());
 
-        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Reveal).expect("phase"));
-        assert_eq!(net.board_of(bob).phase, Phase::Reveal, "the facilitator may");
+        net.board_edit(fac, |tx, _| edit::set_phase(tx, Phase::Vote).expect("phase"));
+        assert_eq!(net.board_of(bob).phase, Phase::Vote, "the facilitator may");
         net.write(ann, "late", "mad", "Too late");
-        assert_eq!(net.refusals(ann), 3, "no new notes after writing");
+        assert_eq!(net.refusals(ann), 3, "no new notes once voting started");
         assert!(
             net.core.desk_doc(net.clients[ann].desk_id).is_some_and(|d| Desk::read(d).expect("desk").drafts.is_empty())
         );

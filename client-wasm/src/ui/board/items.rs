@@ -13,6 +13,9 @@ use web_sys::DragEvent;
 use super::Ctx;
 use super::actions::ActionList;
 
+/// How long an item is discussed by default once focused.
+const ITEM_TIMEBOX_MS: i64 = 5 * 60_000;
+
 /// What the participant picked up to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pick {
@@ -440,9 +443,14 @@ fn DiscussTools(id: String, votes: i64) -> impl IntoView {
                 view! {
                     <button
                         class="focus-item chip-button"
+                        title="Focus this item for everyone, with a 5-minute timebox"
                         on:click=move |_| {
                             let id = id.clone();
-                            ctx.edit_board(move |tx| edit::set_focus(tx, Some(&id)))
+                            let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();
+                            ctx.edit_board(move |tx| {
+                                edit::set_focus(tx, Some(&id))?;
+                                edit::start_timer(tx, ITEM_TIMEBOX_MS, now)
+                            })
                         }
                     >
                         "Discuss this"

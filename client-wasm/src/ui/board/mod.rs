@@ -292,7 +292,28 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
                 view! { <Stage /> }.into_any()
             }
         }}
+        <LostNotes />
         <Toast />
+    }
+}
+
+/// Notes the server could not take (written offline, arriving after writing closed): their text
+/// stays here, to copy elsewhere, until dismissed.
+#[component]
+fn LostNotes() -> impl IntoView {
+    let lost = Ctx::get().view.lost_notes;
+    view! {
+        <Show when=move || lost.with(|l| !l.is_empty())>
+            <aside class="lost-notes" id="lost-notes" role="alert">
+                <strong>"These notes arrived too late to be added:"</strong>
+                <ul>
+                    <For each=move || lost.get() key=|text| text.clone() children=|text| view! { <li>{text}</li> } />
+                </ul>
+                <button class="secondary" on:click=move |_| lost.set(Vec::new())>
+                    "Dismiss"
+                </button>
+            </aside>
+        </Show>
     }
 }
 

@@ -2,7 +2,8 @@
 //! timer.
 
 use hindsight_shared::edit;
-use hindsight_shared::schema::Phase;
+use hindsight_shared::rules;
+use hindsight_shared::schema::{MAX_VOTE_BUDGET, Phase, Settings};
 use leptos::prelude::*;
 
 use super::{Ctx, clock};
@@ -57,6 +58,9 @@ pub fn PhaseBar() -> impl IntoView {
                 <Timer />
                 <Show when=move || ctx.is_facilitator()>
                     <div class="facilitator-controls">
+                        <Show when=move || rules::can_change_settings(phase())>
+                            <SettingsMenu />
+                        </Show>
                         <Show when=move || phase() == Phase::Reveal>
                             <button
                                 id="reveal-all"
@@ -133,6 +137,79 @@ fn Timer() -> impl IntoView {
                         </button>
                     </Show>
                 </span>
+            </Show>
+        </div>
+    }
+}
+
+/// The facilitator's board settings: anonymity (until a note is published) and the vote budget.
+#[component]
+fn SettingsMenu() -> impl IntoView {
+    let ctx = Ctx::get();
+    let open = RwSignal::new(false);
+    let settings = move || ctx.with_board(|b| b.settings.clone()).unwrap_or_default();
+    let published = move || ctx.with_board(|b| !b.notes.is_empty()).unwrap_or(false);
+    let save = move |change: &dyn Fn(&mut Settings)| {
+        let mut next = settings();
+        change(&mut next);
+        next.vote_budget = next.vote_budget.clamp(1, MAX_VOTE_BUDGET);
+        next.max_votes_per_item = next.max_votes_per_item.clamp(1, next.vote_budget);
+        ctx.edit_board(|tx| edit::set_settings(tx, &next));
+    };
+    let number = |ev: &leptos::ev::Event| event_target_value(ev).parse::<i64>().ok();
+    view! {
+        <div class="settings">
+            <button id="settings" class="secondary" aria-expanded=move || open.get().to_string() on:click=move |_| open.update(|o| *o = !*o)>
+                "Settings"
+            </button>
+            <Show when=move || open.get()>
+                <div class="settings-panel" role="dialog" aria-label="Board settings">
+                    <label>
+                        <input
+                            id="setting-anonymous"
+                            type="checkbox"
+                            prop:checked=move || settings().anonymous
+                            disabled=published
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                save(&|s| s.anonymous = on)
+                            }
+                        />
+                        " Anonymous notes"
+                    </label>
+                    <p class="muted small">
+                        {move || if published() { "Fixed: notes are already revealed." } else { "When off, each note shows its author's name." }}
+                    </p>
+                    <label>
+                        "Dots per person "
+                        <input
+                            id="setting-budget"
+                            type="number"
+                            min="1"
+                            max=MAX_VOTE_BUDGET
+                            prop:value=move || settings().vote_budget.to_string()
+                            on:change=move |ev| {
+                                if let Some(n) = number(&ev) {
+                                    save(&|s| s.vote_budget = n)
+                                }
+                            }
+                        />
+                    </label>
+                    <label>
+                        "At most per item "
+                        <input
+                            id="setting-max"
+                            type="number"
+                            min="1"
+                            prop:value=move || settings().max_votes_per_item.to_string()
+                            on:change=move |ev| {
+                                if let Some(n) = number(&ev) {
+                                    save(&|s| s.max_votes_per_item = n)
+                                }
+                            }
+                        />
+                    </label>
+                </div>
             </Show>
         </div>
     }
