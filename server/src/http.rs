@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hindsight_shared::export;
 use hindsight_shared::ids::{DocumentId, random_token};
 use hindsight_shared::schema::{self, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/b/{board_id}", get(board_page))
         .route("/api/boards", post(create_board))
         .route("/api/boards/{board_id}/participants", post(join_board))
+        .route("/api/boards/{board_id}/export", get(export_board))
         .route("/api/templates", get(list_templates))
         .route("/assets/{file}", get(asset))
         .route("/ws", get(websocket))
@@ -173,6 +175,53 @@ async fn join_board(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("the board refused a participant: {e}")))?;
     tracing::info!(%board, facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))
+}
+
+/// The query of `GET /api/boards/{board_id}/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// `md`, `csv`, `json` or `html` (printable).
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "md".into()
+}
+
+/// The board as Markdown, CSV, JSON or a printable page. Anyone with the board's link may read
+/// it, as they may read the board; anonymous notes stay anonymous.
+async fn export_board(
+    State(state): State<AppState>,
+    Path(board_id): Path<String>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, AppError> {
+    let format = export::Format::parse(&query.format)
+        .ok_or_else(|| AppError::BadRequest(format!("unknown format `{}`; use md, csv, json or html", query.format)))?;
+    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state
+        .0
+        .connections
+        .registry
+        .board(board)
+        .send(BoardMsg::Snapshot { reply })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let board =
+        answer.await.map_err(|e| AppError::Internal(e.into()))?.ok_or(AppError::NotFound("there is no such board"))?;
+    let body = export::render(&board, format);
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if format != export::Format::Html {
+        let disposition = format!("attachment; filename=\"{}\"", export::file_name(&board, format));
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Compares two digests in constant time.

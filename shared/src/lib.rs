@@ -5,6 +5,7 @@
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
 //! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
 //! - [`edit`]: typed writes to both documents.
+//! - [`export`]: Markdown, CSV, JSON and printable HTML renderings of a board.
 //! - [`rules`]: who may change what in which phase, and what a valid board and desk look like.
 //! - [`presence`]: the server's ephemeral messages: who is here, writing, voting, ready; refusals.
 //! - [`templates`]: the boards a facilitator can start from.
@@ -12,6 +13,7 @@
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 
 pub mod edit;
+pub mod export;
 pub mod ids;
 pub mod presence;
 pub mod protocol;

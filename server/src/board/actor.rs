@@ -139,6 +139,13 @@ impl BoardActor {
                         core.leave(conn);
                     }
                 }
+                BoardMsg::Snapshot { reply } => {
+                    let board = match state {
+                        State::Ready(core) => Some(core.board().clone()),
+                        State::Unavailable => None,
+                    };
+                    let _ = reply.send(board);
+                }
                 BoardMsg::Joined { participant, desk, facilitator, reply } => match state {
                     State::Unavailable => {
                         let _ = reply.send(Err("there is no such board".into()));

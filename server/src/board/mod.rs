@@ -27,6 +27,8 @@ pub enum BoardMsg {
     FromPeer { link: PeerLink, doc: DocumentId, message: DocMessage },
     /// The connection closed: forget its peer.
     Left { conn: ConnId },
+    /// The board as it stands (everything in it is stored), or `None` if there is no such board.
+    Snapshot { reply: tokio::sync::oneshot::Sender<Option<hindsight_shared::schema::Board>> },
     /// Someone joined; their desk (a saved document) is already stored. Answered once the
     /// board knows them, and once any change their joining made is stored.
     Joined {

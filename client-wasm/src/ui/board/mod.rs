@@ -15,6 +15,7 @@ mod phase_bar;
 mod summary;
 mod write;
 
+use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
 use hindsight_shared::schema::{Board, MAX_NAME_CHARS, Phase, SchemaError};
 use hindsight_shared::templates;
@@ -273,6 +274,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
                     </span>
                 </Show>
                 <ConnectionIndicator status=view.status unsynced=view.unsynced />
+                <ExportMenu board=id />
                 <button id="share" class="secondary" on:click=copy_link>
                     {move || if copied.get() { "Link copied" } else { "Copy link" }}
                 </button>
@@ -360,6 +362,54 @@ fn ConnectionIndicator(status: RwSignal<Status>, unsynced: RwSignal<bool>) -> im
             {label}
         </span>
     }
+}
+
+/// Saves the board as Markdown, CSV or JSON — rendered here from the local copy, so it works
+/// offline too — or opens the printable summary.
+#[component]
+fn ExportMenu(board: DocumentId) -> impl IntoView {
+    let ctx = Ctx::get();
+    let open = RwSignal::new(false);
+    let save = move |format: export::Format| {
+        if let Some(board) = ctx.view.board.get_untracked() {
+            download(&export::file_name(&board, format), format.content_type(), &export::render(&board, format));
+        }
+        open.set(false);
+    };
+    view! {
+        <div class="export">
+            <button id="export" class="secondary" aria-expanded=move || open.get().to_string() on:click=move |_| open.update(|o| *o = !*o)>
+                "Export"
+            </button>
+            <Show when=move || open.get()>
+                <div class="menu" role="menu">
+                    <button role="menuitem" class="export-md" on:click=move |_| save(export::Format::Markdown)>"Markdown"</button>
+                    <button role="menuitem" class="export-csv" on:click=move |_| save(export::Format::Csv)>"CSV (notes)"</button>
+                    <button role="menuitem" class="export-json" on:click=move |_| save(export::Format::Json)>"JSON"</button>
+                    <a role="menuitem" class="export-print" target="_blank" rel="noopener" href=format!("/api/boards/{board}/export?format=html")>
+                        "Printable summary"
+                    </a>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+/// Offers `text` to the user as a file download.
+fn download(name: &str, content_type: &str, text: &str) {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(content_type);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Ok(link) = document().create_element("a") {
+        let _ = link.set_attribute("href", &url);
+        let _ = link.set_attribute("download", name);
+        if let Some(link) = wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&link) {
+            link.click();
+        }
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
 }
 
 /// Says why the server (or the rules) refused an edit, for a few seconds.

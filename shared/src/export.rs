@@ -1,0 +1,459 @@
+//! Exports of a board: Markdown (for a wiki or an issue), CSV (one row per note), JSON, and a
+//! print-friendly HTML page. Pure functions of the board document, so the server's export
+//! endpoint and the browser (offline too) produce the same files.
+//!
+//! Exports hold only what the board holds, so anonymous notes stay anonymous: a note names its
+//! author only on a board that uses named notes.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::schema::{Board, VoteItem};
+use crate::templates;
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Csv,
+    Json,
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Markdown, Format::Csv, Format::Json, Format::Html];
+
+    /// The `format=` value and file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Html => "html",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Markdown => "text/markdown; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.extension() == name || (name == "markdown" && *f == Format::Markdown))
+    }
+}
+
+/// Renders the board in `format`.
+pub fn render(board: &Board, format: Format) -> String {
+    match format {
+        Format::Markdown => markdown(board),
+        Format::Csv => csv(board),
+        Format::Json => json(board),
+        Format::Html => html(board),
+    }
+}
+
+/// A file name for the export: the title, made safe, and the extension.
+pub fn file_name(board: &Board, format: Format) -> String {
+    let mut stem: String = board
+        .title
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if stem.is_empty() {
+        stem = "hindsight-board".into();
+    }
+    format!("{stem}.{}", format.extension())
+}
+
+fn template_name(board: &Board) -> &str {
+    templates::find(&board.template).map_or(board.template.as_str(), |t| t.name)
+}
+
+/// The item titles and dots, most voted first.
+fn ranking(board: &Board) -> Vec<(VoteItem, String, i64)> {
+    board
+        .ranked_items()
+        .into_iter()
+        .map(|(item, votes)| {
+            let title = board.item_title(item.id()).unwrap_or_default();
+            (item, title, votes)
+        })
+        .collect()
+}
+
+fn markdown(board: &Board) -> String {
+    let mut out = String::new();
+    let md = |text: &str| text.replace('\n', " ").replace('|', "\\|");
+    let _ = writeln!(out, "# {}\n", md(&board.title));
+    let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
+    for column in &board.columns {
+        let _ = writeln!(out, "## {}\n", md(&column.title));
+        let mut any = false;
+        for note in board.notes_in(&column.id) {
+            any = true;
+            let author = note.author.as_deref().map(|a| format!(" — {}", md(a))).unwrap_or_default();
+            let cluster = board.cluster_of(note).map(|c| format!(" *(in: {})*", md(&c.title))).unwrap_or_default();
+            let _ = writeln!(out, "- {}{author}{cluster}", md(&note.text));
+        }
+        if !any {
+            out.push_str("*No notes.*\n");
+        }
+        out.push('\n');
+    }
+    let ranked = ranking(board);
+    if !ranked.is_empty() {
+        out.push_str("## Items by votes\n\n| # | Item | Notes | Dots |\n|---|---|---|---|\n");
+        for (i, (item, title, votes)) in ranked.iter().enumerate() {
+            let notes = match item {
+                VoteItem::Cluster(_, notes) => notes.len(),
+                VoteItem::Note(_) => 1,
+            };
+            let _ = writeln!(out, "| {} | {} | {notes} | {votes} |", i + 1, md(title));
+        }
+        out.push('\n');
+    }
+    out.push_str("## Action items\n\n");
+    if board.action_items.is_empty() {
+        out.push_str("*None.*\n");
+    } else {
+        out.push_str("| Action | Owner | Due | Addresses |\n|---|---|---|---|\n");
+        for action in sorted_actions(board) {
+            let addresses = action.cluster.as_deref().and_then(|c| board.item_title(c)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                md(&action.text),
+                md(&action.owner),
+                md(&action.due),
+                md(&addresses)
+            );
+        }
+    }
+    out
+}
+
+fn sorted_actions(board: &Board) -> Vec<&crate::schema::ActionItem> {
+    let mut actions: Vec<_> = board.action_items.values().collect();
+    actions.sort_by(|a, b| (&a.due, &a.text, &a.id).cmp(&(&b.due, &b.text, &b.id)));
+    actions
+}
+
+/// One CSV field, quoted when it needs to be.
+fn field(text: &str) -> String {
+    // A leading =, +, - or @ would be a formula to a spreadsheet: quote it and prefix a tick.
+    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n', '\r']) || text.starts_with('\'') {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+fn csv(board: &Board) -> String {
+    let named = board.notes.values().any(|n| n.author.is_some());
+    let mut out =
+        String::from(if named { "column,note,cluster,votes,author\r\n" } else { "column,note,cluster,votes\r\n" });
+    for column in &board.columns {
+        for note in board.notes_in(&column.id) {
+            let cluster = board.cluster_of(note);
+            let item = cluster.map_or(note.id.as_str(), |c| c.id.as_str());
+            let votes = board.vote_totals.get(item).map(i64::to_string).unwrap_or_default();
+            let mut row =
+                vec![field(&column.title), field(&note.text), field(cluster.map_or("", |c| c.title.as_str())), votes];
+            if named {
+                row.push(field(note.author.as_deref().unwrap_or("")));
+            }
+            out.push_str(&row.join(","));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonBoard<'a> {
+    title: &'a str,
+    template: &'a str,
+    phase: &'static str,
+    columns: Vec<JsonColumn<'a>>,
+    clusters: Vec<JsonCluster<'a>>,
+    items_by_votes: Vec<JsonItem>,
+    action_items: Vec<JsonAction<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonColumn<'a> {
+    id: &'a str,
+    title: &'a str,
+    notes: Vec<JsonNote<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonNote<'a> {
+    id: &'a str,
+    text: &'a str,
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonCluster<'a> {
+    id: &'a str,
+    title: &'a str,
+    notes: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonItem {
+    id: String,
+    title: String,
+    votes: i64,
+}
+
+#[derive(Serialize)]
+struct JsonAction<'a> {
+    text: &'a str,
+    owner: &'a str,
+    due: &'a str,
+    addresses: Option<&'a str>,
+}
+
+fn json(board: &Board) -> String {
+    let export = JsonBoard {
+        title: &board.title,
+        template: &board.template,
+        phase: board.phase.as_str(),
+        columns: board
+            .columns
+            .iter()
+            .map(|c| JsonColumn {
+                id: &c.id,
+                title: &c.title,
+                notes: board
+                    .notes_in(&c.id)
+                    .map(|n| JsonNote {
+                        id: &n.id,
+                        text: &n.text,
+                        cluster: board.cluster_of(n).map(|c| c.id.as_str()),
+                        author: n.author.as_deref(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        clusters: board
+            .vote_items()
+            .iter()
+            .filter_map(|item| match item {
+                VoteItem::Cluster(cluster, notes) => Some((cluster.id.clone(), notes.len())),
+                VoteItem::Note(_) => None,
+            })
+            .filter_map(|(id, _)| board.clusters.get(&id))
+            .map(|cluster| JsonCluster {
+                id: &cluster.id,
+                title: &cluster.title,
+                notes: board
+                    .notes
+                    .values()
+                    .filter(|n| n.cluster.as_deref() == Some(cluster.id.as_str()))
+                    .map(|n| n.id.as_str())
+                    .collect(),
+            })
+            .collect(),
+        items_by_votes: ranking(board)
+            .into_iter()
+            .map(|(item, title, votes)| JsonItem { id: item.id().to_owned(), title, votes })
+            .collect(),
+        action_items: sorted_actions(board)
+            .into_iter()
+            .map(|a| JsonAction { text: &a.text, owner: &a.owner, due: &a.due, addresses: a.cluster.as_deref() })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&export).unwrap_or_else(|_| "{}".into())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html(board: &Board) -> String {
+    let mut out = String::new();
+    let title = escape(&board.title);
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Hindsight</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{PRINT_CSS}</style></head><body>\
+         <header><h1>{title}</h1><p class=\"meta\">{} · {}</p></header>",
+        escape(template_name(board)),
+        escape(board.phase.title())
+    );
+    let ranked = ranking(board);
+    if !ranked.is_empty() {
+        out.push_str("<section><h2>Items by votes</h2><ol class=\"ranked\">");
+        for (item, title, votes) in &ranked {
+            let _ =
+                write!(out, "<li><div class=\"row\"><strong>{}</strong><span>{votes} dots</span></div>", escape(title));
+            if let VoteItem::Cluster(_, notes) = item {
+                out.push_str("<ul>");
+                for note in notes {
+                    let _ = write!(out, "<li>{}</li>", escape(&note.text));
+                }
+                out.push_str("</ul>");
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ol></section>");
+    }
+    out.push_str("<section><h2>Action items</h2>");
+    if board.action_items.is_empty() {
+        out.push_str("<p>None.</p>");
+    } else {
+        out.push_str(
+            "<table><thead><tr><th>Action</th><th>Owner</th><th>Due</th><th>Addresses</th></tr></thead><tbody>",
+        );
+        for action in sorted_actions(board) {
+            let addresses = action.cluster.as_deref().and_then(|c| board.item_title(c)).unwrap_or_default();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&action.text),
+                escape(&action.owner),
+                escape(&action.due),
+                escape(&addresses)
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section><section><h2>All notes</h2><div class=\"columns\">");
+    for column in &board.columns {
+        let _ = write!(out, "<div><h3>{}</h3><ul>", escape(&column.title));
+        for note in board.notes_in(&column.id) {
+            let author = note.author.as_deref().map(|a| format!(" <em>— {}</em>", escape(a))).unwrap_or_default();
+            let _ = write!(out, "<li>{}{author}</li>", escape(&note.text));
+        }
+        out.push_str("</ul></div>");
+    }
+    out.push_str("</div></section><footer>Exported from Hindsight</footer></body></html>");
+    out
+}
+
+const PRINT_CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1c2033;max-width:820px;\
+margin:32px auto;padding:0 24px;line-height:1.45}h1{margin:0 0 4px}h2{border-bottom:2px solid #e3e6ef;padding-bottom:4px;\
+margin-top:28px}.meta{color:#5b6178;margin:0}.ranked .row{display:flex;justify-content:space-between;gap:12px}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #e3e6ef;padding:6px 8px;\
+vertical-align:top}.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:12px}\
+h3{margin:8px 0 4px;font-size:15px}footer{margin-top:32px;color:#8c91a6;font-size:12px}\
+@media print{body{margin:0;max-width:none}h2{break-after:avoid}li,tr{break-inside:avoid}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ActionItem, Cluster, Column, Note, Phase};
+
+    fn board(named: bool) -> Board {
+        let mut board = Board { title: "Sprint 42: retro".into(), template: "mad-sad-glad".into(), ..Board::default() };
+        board.phase = Phase::Done;
+        for (id, title) in [("mad", "Mad"), ("glad", "Glad")] {
+            board.columns.push(Column { id: id.into(), title: title.into(), prompt: String::new() });
+        }
+        let author = |name: &str| named.then(|| name.to_owned());
+        let notes = [
+            Note {
+                id: "a".into(),
+                column: "mad".into(),
+                text: "Flaky, slow \"CI\"".into(),
+                created_at: 1,
+                cluster: Some("k".into()),
+                author: author("Ann"),
+            },
+            Note {
+                id: "b".into(),
+                column: "mad".into(),
+                text: "=cmd|' /C calc'!A0".into(),
+                created_at: 2,
+                cluster: Some("k".into()),
+                author: author("Bob"),
+            },
+            Note {
+                id: "c".into(),
+                column: "glad".into(),
+                text: "Demo <b>rocked</b>".into(),
+                created_at: 3,
+                cluster: None,
+                author: author("Ann"),
+            },
+        ];
+        for note in notes {
+            board.notes.insert(note.id.clone(), note);
+        }
+        board.clusters.insert("k".into(), Cluster { id: "k".into(), title: "Our CI".into() });
+        board.vote_totals.insert("k".into(), 7);
+        board.vote_totals.insert("c".into(), 2);
+        board.action_items.insert(
+            "x".into(),
+            ActionItem {
+                id: "x".into(),
+                text: "Fix CI".into(),
+                owner: "Sam".into(),
+                due: "2026-12-01".into(),
+                cluster: Some("k".into()),
+            },
+        );
+        board
+    }
+
+    #[test]
+    fn markdown_has_columns_ranking_and_actions() {
+        let md = render(&board(false), Format::Markdown);
+        assert!(md.starts_with("# Sprint 42: retro"));
+        assert!(md.contains("## Mad") && md.contains("- Flaky, slow \"CI\" *(in: Our CI)*"));
+        assert!(md.contains("| 1 | Our CI | 2 | 7 |"));
+        assert!(md.contains("| Fix CI | Sam | 2026-12-01 | Our CI |"));
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let csv = render(&board(false), Format::Csv);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines[0], "column,note,cluster,votes");
+        assert_eq!(lines[1], "Mad,\"Flaky, slow \"\"CI\"\"\",Our CI,7");
+        assert_eq!(lines[2], "Mad,\"'=cmd|' /C calc'!A0\",Our CI,7");
+        assert_eq!(lines[3], "Glad,Demo <b>rocked</b>,,2");
+    }
+
+    #[test]
+    fn json_and_html_are_well_formed_and_escaped() {
+        let json: serde_json::Value = serde_json::from_str(&render(&board(false), Format::Json)).expect("valid JSON");
+        assert_eq!(json["items_by_votes"][0]["votes"], 7);
+        assert_eq!(json["columns"][0]["notes"].as_array().map(Vec::len), Some(2));
+        let html = render(&board(false), Format::Html);
+        assert!(html.contains("Demo &lt;b&gt;rocked&lt;/b&gt;") && !html.contains("<b>rocked"));
+    }
+
+    #[test]
+    fn anonymous_boards_export_no_authors_and_named_ones_do() {
+        for format in Format::ALL {
+            let anonymous = render(&board(false), format);
+            assert!(!anonymous.contains("Ann") && !anonymous.contains("Bob"), "{format:?} leaks an author");
+            let named = render(&board(true), format);
+            assert!(named.contains("Ann"), "{format:?} drops the author of a named note");
+        }
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_name(&board(false), Format::Csv), "sprint-42-retro.csv");
+        assert_eq!(Format::parse("md"), Some(Format::Markdown));
+        assert_eq!(Format::parse("pdf"), None);
+    }
+}
