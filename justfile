@@ -26,7 +26,7 @@ client:
     mkdir -p {{dist}}
     wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
         --out-dir {{dist}} {{target_dir}}/wasm32-unknown-unknown/wasm-release/hindsight_client.wasm
-    cp client-wasm/index.html client-wasm/style.css {{dist}}/
+    cp client-wasm/index.html client-wasm/style.css client-wasm/sw.js {{dist}}/
 
 # Print the size of the client bundle, raw and gzipped.
 size: client

@@ -22,6 +22,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut code = String::from("&[\n");
     let mut index = None;
+    let mut worker = None;
     let mut urls = Vec::new();
 
     let mut files: Vec<PathBuf> = fs::read_dir(&dist)
@@ -33,6 +34,10 @@ fn main() {
         let name = path.file_name().and_then(|n| n.to_str()).expect("dist file names are UTF-8").to_owned();
         if name == "index.html" {
             index = Some(fs::read_to_string(path).expect("index.html is readable UTF-8"));
+            continue;
+        }
+        if name == "sw.js" {
+            worker = Some(fs::read_to_string(path).expect("sw.js is readable UTF-8"));
             continue;
         }
         let bytes = fs::read(path).expect("dist files are readable");
@@ -68,8 +73,19 @@ fn main() {
             MISSING_CLIENT.to_owned()
         }
     };
+    // The service worker is served at /sw.js (its scope is the whole site), never hashed, with
+    // the asset list it caches and a version that changes with any asset.
+    let version: String = Sha256::digest(urls.iter().map(|(_, url)| url.as_str()).collect::<String>())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let asset_list = format!("[{}]", urls.iter().map(|(_, url)| format!("{url:?}")).collect::<Vec<_>>().join(", "));
+    let worker = worker
+        .map(|js| js.replace("@@VERSION@@", &version).replace("@@ASSETS@@", &asset_list))
+        .unwrap_or_else(|| "// No client was built, so nothing is cached.\n".to_owned());
     write(&out.join("assets.rs"), &code);
     write(&out.join("index.html"), &index);
+    write(&out.join("sw.js"), &worker);
 }
 
 fn write(path: &Path, text: &str) {

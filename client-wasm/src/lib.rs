@@ -2,13 +2,15 @@
 //!
 //! # Layout
 //! - [`session`]: the local Automerge copy of a board, synced over a reconnecting WebSocket.
-//! - [`api`]: the JSON API (creating boards).
+//! - [`storage`]: the offline copies of those documents, in IndexedDB.
+//! - [`api`]: the JSON API (creating and joining boards).
 //! - [`ui`]: the pages and components.
 //!
 //! The page path picks the page: `/` is the home page, `/b/{board_id}` a board.
 
 pub mod api;
 pub mod session;
+pub mod storage;
 pub mod ui;
 
 use hindsight_shared::ids::DocumentId;
@@ -19,6 +21,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    // The service worker keeps the app shell, so a board reopens without a network.
+    let _ = window().navigator().service_worker().register("/sw.js");
     let path = window().location().pathname().unwrap_or_default();
     match path.strip_prefix("/b/") {
         Some(id) => {

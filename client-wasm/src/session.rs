@@ -23,9 +23,12 @@ use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{Board, Desk, SchemaError};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use crate::storage::Storage;
 
 /// The state of the connection, as the connection indicator shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,10 @@ pub struct BoardView {
     pub unavailable: RwSignal<bool>,
     /// Local edits the server has not acknowledged yet.
     pub unsynced: RwSignal<bool>,
+    /// How many local changes wait to reach the server.
+    pub pending: RwSignal<usize>,
+    /// This browser's offline copy holds the documents as they are now.
+    pub stored: RwSignal<bool>,
     /// Who is here, as the server last said.
     pub people: RwSignal<Vec<PresenceEntry>>,
     /// The server's clock minus this browser's, in milliseconds.
@@ -83,11 +90,34 @@ struct Replica {
     id: DocumentId,
     doc: Automerge,
     sync: sync::State,
+    /// The server's heads as it last told us: every change not among their ancestors is ours and
+    /// waits to be sent. Kept in storage across reloads.
+    acked: Vec<ChangeHash>,
+    /// The heads and acknowledged heads last written to storage.
+    stored: (Vec<ChangeHash>, Vec<ChangeHash>),
 }
 
 impl Replica {
     fn new(id: DocumentId) -> Self {
-        Self { id, doc: Automerge::new(), sync: sync::State::new() }
+        Self { id, doc: Automerge::new(), sync: sync::State::new(), acked: Vec::new(), stored: Default::default() }
+    }
+
+    /// Local changes the server has not acknowledged.
+    fn pending(&self) -> usize {
+        if self.doc.get_heads().is_empty() || self.doc.get_heads() == self.acked {
+            return 0;
+        }
+        let acked: Vec<ChangeHash> =
+            self.acked.iter().filter(|h| self.doc.get_change_meta_by_hash(h).is_some()).copied().collect();
+        self.doc.get_changes_meta(&acked).len()
+    }
+
+    fn acked_bytes(&self) -> Vec<u8> {
+        self.acked.iter().flat_map(|h| h.0).collect()
+    }
+
+    fn set_acked_bytes(&mut self, bytes: &[u8]) {
+        self.acked = bytes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).map(ChangeHash).collect();
     }
 
     /// Drops the refused changes and every change built on them, and starts syncing afresh.
@@ -120,6 +150,10 @@ struct Inner {
     attempts: u32,
     /// Bumped on every new socket, so callbacks of an old socket do nothing.
     generation: u64,
+    /// The offline copy, once opened.
+    storage: Option<Storage>,
+    /// A save to storage is scheduled.
+    save_scheduled: bool,
 }
 
 /// A WebSocket and the callbacks that must live as long as it.
@@ -156,6 +190,8 @@ impl BoardSession {
             status: RwSignal::new(Status::Connecting),
             unavailable: RwSignal::new(false),
             unsynced: RwSignal::new(false),
+            pending: RwSignal::new(0),
+            stored: RwSignal::new(false),
             people: RwSignal::new(Vec::new()),
             clock_offset: RwSignal::new(0),
             refusal: RwSignal::new(None),
@@ -169,9 +205,13 @@ impl BoardSession {
             server: None,
             attempts: 0,
             generation: 0,
+            storage: None,
+            save_scheduled: false,
         };
         let session = Self { inner: Rc::new(RefCell::new(inner)), view };
         session.connect();
+        let restore = session.clone();
+        spawn_local(async move { restore.restore().await });
         // Come back at once when the browser regains the network.
         let online = session.clone();
         let _ = window_event_listener(leptos::ev::online, move |_| {
@@ -228,6 +268,83 @@ impl BoardSession {
         self.refresh(which);
         self.push(which);
         Ok(())
+    }
+
+    /// Loads this browser's offline copies and merges them in (the server may have sent a
+    /// newer state meanwhile; merging is order-free).
+    async fn restore(&self) {
+        let Some(storage) = Storage::open().await else { return };
+        let ids = {
+            let inner = self.inner.borrow();
+            [(Which::Board, inner.board.id), (Which::Desk, inner.desk.id)]
+        };
+        for (which, id) in ids {
+            let saved = storage.get(&id.to_string()).await;
+            let acked = storage.get(&format!("{id}:acked")).await;
+            let changed = {
+                let mut inner = self.inner.borrow_mut();
+                let replica = inner.replica(which);
+                if replica.acked.is_empty() {
+                    if let Some(acked) = acked {
+                        replica.set_acked_bytes(&acked);
+                    }
+                }
+                let before = replica.doc.get_heads();
+                if let Some(saved) = saved {
+                    if let Err(e) = replica.doc.load_incremental(&saved) {
+                        leptos::logging::warn!("hindsight: ignoring a damaged offline copy: {e}");
+                    }
+                }
+                replica.doc.get_heads() != before
+            };
+            if changed {
+                self.refresh(which);
+                self.push(which);
+            }
+        }
+        self.inner.borrow_mut().storage = Some(storage);
+        self.update_unsynced();
+    }
+
+    /// Saves both documents to storage soon, once for a burst of changes.
+    fn schedule_save(&self) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.storage.is_none() || inner.save_scheduled {
+                return;
+            }
+            inner.save_scheduled = true;
+        }
+        self.view.stored.set(false);
+        let session = self.clone();
+        set_timeout(move || spawn_local(async move { session.save().await }), Duration::from_millis(200));
+    }
+
+    async fn save(&self) {
+        let (storage, writes) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.save_scheduled = false;
+            let Some(storage) = inner.storage.clone() else { return };
+            let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
+            for which in [Which::Board, Which::Desk] {
+                let replica = inner.replica(which);
+                let now = (replica.doc.get_heads(), replica.acked.clone());
+                if now.0.is_empty() || now == replica.stored {
+                    continue;
+                }
+                writes.push((replica.id.to_string(), replica.doc.save()));
+                writes.push((format!("{}:acked", replica.id), replica.acked_bytes()));
+                replica.stored = now;
+            }
+            (storage, writes)
+        };
+        let mut all_written = true;
+        for (key, bytes) in writes {
+            all_written &= storage.put(&key, &bytes).await;
+        }
+        if all_written && !self.inner.borrow().save_scheduled {
+            self.view.stored.set(true);
+        }
     }
 
     fn ws_url() -> String {
@@ -367,6 +484,11 @@ impl BoardSession {
                 leptos::logging::warn!("hindsight: could not apply the server's changes: {e}");
                 return;
             }
+            if let Some(theirs) = &replica.sync.their_heads {
+                if theirs.iter().all(|h| replica.doc.get_change_meta_by_hash(h).is_some()) {
+                    replica.acked = theirs.clone();
+                }
+            }
             replica.doc.get_heads() != before
         };
         if changed {
@@ -432,15 +554,17 @@ impl BoardSession {
     }
 
     fn update_unsynced(&self) {
-        let unsynced = {
+        let pending = {
             let inner = self.inner.borrow();
-            [&inner.board, &inner.desk]
-                .iter()
-                .any(|r| !r.doc.get_heads().is_empty() && r.sync.their_heads.as_deref() != Some(&r.doc.get_heads()[..]))
+            inner.board.pending() + inner.desk.pending()
         };
-        if self.view.unsynced.get_untracked() != unsynced {
-            self.view.unsynced.set(unsynced);
+        if self.view.pending.get_untracked() != pending {
+            self.view.pending.set(pending);
         }
+        if self.view.unsynced.get_untracked() != (pending > 0) {
+            self.view.unsynced.set(pending > 0);
+        }
+        self.schedule_save();
     }
 
     /// Re-reads a document for the UI.

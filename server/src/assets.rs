@@ -16,6 +16,9 @@ pub static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 /// The page shell that loads the client, for `/` and `/b/{board_id}`.
 pub static INDEX_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/index.html"));
 
+/// The service worker that keeps the app shell for offline use, served at `/sw.js`.
+pub static SERVICE_WORKER: &str = include_str!(concat!(env!("OUT_DIR"), "/sw.js"));
+
 /// The embedded file served at `url`.
 pub fn find(url: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|asset| asset.url == url)

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/boards/{board_id}/export", get(export_board))
         .route("/api/templates", get(list_templates))
         .route("/assets/{file}", get(asset))
+        .route("/sw.js", get(service_worker))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
@@ -283,6 +284,15 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response,
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Ok(response)
+}
+
+async fn service_worker() -> Response {
+    let mut response = assets::SERVICE_WORKER.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    // Browsers check for a new worker on each visit; never serve a stale one.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {

@@ -224,6 +224,48 @@ async fn edits_made_while_disconnected_merge_on_reconnect() {
     server.shutdown().await;
 }
 
+/// A participant loses the server, reloads the tab, and keeps working: the board comes back from
+/// the browser's own copy, the indicator counts the changes waiting, and they all arrive once
+/// the server is back.
+#[tokio::test]
+async fn a_tab_reloaded_while_offline_keeps_its_notes_and_syncs_them_later() {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Outage retro", "went-well").await;
+    let browser = Browser::launch().await;
+    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
+    let alice = participant(&browser, &board.url, "Alice").await;
+    alice.add_note("went-well", "Before the outage").await;
+    fay.wait_person_status("Alice", "1 note").await;
+    // The service worker controls the page and the offline copy holds the note.
+    alice.wait_js("navigator.serviceWorker.controller").await;
+    alice.wait_for(Locator::Css("#connection[data-pending='0'][data-stored='true']")).await;
+
+    let stopped = server.stop().await;
+    alice.wait_state("reconnecting").await;
+    alice.reload().await;
+    alice.wait_for_note("went-well", "Before the outage").await;
+    alice.wait_for(Locator::Css("#connection:not([data-state='connected'])")).await;
+    alice.add_note("to-improve", "Written offline after a reload").await;
+    alice.wait_for(Locator::Css("#connection[data-pending='1']")).await;
+    let label = alice.wait_for(Locator::Css("#connection")).await.text().await.expect("label");
+    assert!(label.contains("1 change waiting"), "the indicator says what waits: {label}");
+    alice.screenshot("offline-reloaded").await;
+
+    let server = stopped.start_again().await;
+    alice.wait_for(Locator::Css("#connection[data-state='connected'][data-pending='0']")).await;
+    fay.wait_person_status("Alice", "2 notes").await;
+    fay.next_phase("reveal").await;
+    fay.click(Locator::Css("#reveal-all")).await;
+    fay.wait_for_note("to-improve", "Written offline after a reload").await;
+    fay.wait_for_note("went-well", "Before the outage").await;
+
+    for page in [fay, alice] {
+        page.close().await;
+    }
+    browser.quit().await;
+    server.shutdown().await;
+}
+
 /// A link to a board that does not exist says so instead of spinning.
 #[tokio::test]
 async fn an_unknown_board_says_it_does_not_exist() {

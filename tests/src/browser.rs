@@ -178,6 +178,24 @@ impl Page {
         self.wait_for(Locator::XPath(&xpath)).await;
     }
 
+    /// Waits until a JavaScript expression is true in the page (polling, bounded by the timeout).
+    pub async fn wait_js(&self, expression: &str) {
+        let script = format!("return !!({expression});");
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if self.client.execute(&script, vec![]).await.ok() == Some(serde_json::Value::Bool(true)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "waited for `{expression}`");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reloads the page.
+    pub async fn reload(&self) {
+        self.client.refresh().await.expect("reload");
+    }
+
     /// The page's HTML as it is now.
     pub async fn html(&self) -> String {
         self.client.source().await.expect("page source")

@@ -43,11 +43,18 @@ pub struct Received {
     pub refused: Option<(Refusal, Vec<ChangeHash>)>,
 }
 
+/// The most changes one peer may have waiting for their dependencies.
+const MAX_WAITING: usize = 256;
+
 struct PeerSync {
     peer: PeerId,
     state: sync::State,
     /// The peer sent something since the last flush, so it may be owed an answer.
     owed: bool,
+    /// Changes the peer sent before changes they build on, kept until those arrive. Automerge's
+    /// sync does this legitimately: when our bloom filter falsely claims a change, the sender
+    /// skips it and sends its descendants, and expects us to ask for it (`need`).
+    waiting: Vec<Change>,
 }
 
 /// A document and its peers.
@@ -99,7 +106,8 @@ impl Replica {
 
     /// Takes a sync message from a peer. Every new change it carries is applied and passed to
     /// `check` in the resulting document; a change `check` refuses is rolled back, as is every
-    /// later change of the message that depends on it.
+    /// later change of the message that depends on it. A change whose dependencies have not
+    /// arrived waits for them (they are asked for), for at most [`MAX_WAITING`] changes.
     pub fn receive(
         &mut self,
         conn: ConnId,
@@ -108,41 +116,71 @@ impl Replica {
         mut check: impl FnMut(&Automerge, &Change) -> Result<(), Refusal>,
     ) -> Result<Received, ReceiveError> {
         let message = sync::Message::decode(data)?;
-        let incoming = self.new_changes(&message.changes)?;
-        let mut received = Received::default();
-        let mut refused: HashSet<ChangeHash> = HashSet::new();
-        for change in incoming {
-            let hash = change.hash();
-            let missing = change.deps().iter().any(|dep| refused.contains(dep) || !self.has_change(dep));
-            let verdict = if missing {
-                Err(Refusal("the change depends on changes the server does not have".into()))
-            } else {
-                let before = self.doc.get_heads();
-                self.doc.apply_changes([change.clone()])?;
-                let verdict = check(&self.doc, &change);
-                if verdict.is_err() {
-                    self.rollback(&before)?;
-                }
-                verdict
-            };
-            match verdict {
-                Ok(()) => received.accepted += 1,
-                Err(refusal) => {
-                    refused.insert(hash);
-                    match &mut received.refused {
-                        Some((_, hashes)) => hashes.push(hash),
-                        None => received.refused = Some((refusal, vec![hash])),
-                    }
-                }
-            }
-        }
-
         let peer = self.peers.entry(conn).or_insert_with(|| PeerSync {
             peer: from.clone(),
             state: sync::State::new(),
             owed: false,
+            waiting: Vec::new(),
         });
         peer.owed = true;
+        let mut incoming = std::mem::take(&mut peer.waiting);
+        incoming.extend(self.new_changes(&message.changes)?);
+        let mut seen = HashSet::new();
+        incoming.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
+
+        let mut received = Received::default();
+        let mut refused: HashSet<ChangeHash> = HashSet::new();
+        // Passes over the changes still to place, in the order they came: a change whose
+        // dependencies have not arrived waits for a later pass, or a later message.
+        loop {
+            let mut progress = false;
+            let mut later = Vec::new();
+            for change in incoming {
+                let hash = change.hash();
+                let verdict = if change.deps().iter().any(|dep| refused.contains(dep)) {
+                    Err(Refusal("the change depends on a refused change".into()))
+                } else if !change.deps().iter().all(|dep| self.has_change(dep)) {
+                    later.push(change);
+                    continue;
+                } else {
+                    let before = self.doc.get_heads();
+                    self.doc.apply_changes([change.clone()])?;
+                    let verdict = check(&self.doc, &change);
+                    if verdict.is_err() {
+                        self.rollback(&before)?;
+                    }
+                    verdict
+                };
+                progress = true;
+                match verdict {
+                    Ok(()) => received.accepted += 1,
+                    Err(refusal) => {
+                        refused.insert(hash);
+                        match &mut received.refused {
+                            Some((_, hashes)) => hashes.push(hash),
+                            None => received.refused = Some((refusal, vec![hash])),
+                        }
+                    }
+                }
+            }
+            incoming = later;
+            if !progress || incoming.is_empty() {
+                break;
+            }
+        }
+        if incoming.len() > MAX_WAITING {
+            let hashes: Vec<ChangeHash> = incoming.drain(..).map(|change| change.hash()).collect();
+            match &mut received.refused {
+                Some((_, refused)) => refused.extend(hashes),
+                None => {
+                    let refusal = Refusal("too many changes whose dependencies the server does not have".into());
+                    received.refused = Some((refusal, hashes));
+                }
+            }
+        }
+
+        let Some(peer) = self.peers.get_mut(&conn) else { return Ok(received) };
+        peer.waiting = incoming;
         if received.refused.is_some() {
             // The peer's heads name changes we refused; syncing on from this state would ask it
             // for them again. Start afresh: the peer drops them when it reads the refusal.
@@ -157,6 +195,25 @@ impl Replica {
             // Automerge would take a message without changes whose heads equal ours as "they
             // know our heads"; it carried changes, so they still need our acknowledgement.
             peer.state.last_sent_heads = last_sent;
+        }
+        if !peer.waiting.is_empty() {
+            // Automerge asks a peer (`need`) for what its own queue of early changes lacks; the
+            // waiting changes are our queue, so name what they lack among the peer's heads.
+            let waiting: HashSet<ChangeHash> = peer.waiting.iter().map(Change::hash).collect();
+            let mut heads: Vec<ChangeHash> = peer
+                .state
+                .their_heads
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|h| !waiting.contains(h))
+                .collect();
+            for dep in peer.waiting.iter().flat_map(|change| change.deps()) {
+                if !waiting.contains(dep) && self.doc.get_change_meta_by_hash(dep).is_none() && !heads.contains(dep) {
+                    heads.push(*dep);
+                }
+            }
+            peer.state.their_heads = Some(heads);
         }
         Ok(received)
     }

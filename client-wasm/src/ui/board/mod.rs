@@ -273,7 +273,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
                         "Facilitator"
                     </span>
                 </Show>
-                <ConnectionIndicator status=view.status unsynced=view.unsynced />
+                <ConnectionIndicator status=view.status pending=view.pending stored=view.stored />
                 <ExportMenu board=id />
                 <button id="share" class="secondary" on:click=copy_link>
                     {move || if copied.get() { "Link copied" } else { "Copy link" }}
@@ -340,22 +340,30 @@ fn Stage() -> impl IntoView {
     }
 }
 
-/// Connected, reconnecting or offline, and whether local edits are waiting to sync.
+/// Connected, reconnecting or offline, and how many local changes wait to sync.
 #[component]
-fn ConnectionIndicator(status: RwSignal<Status>, unsynced: RwSignal<bool>) -> impl IntoView {
-    let label = move || match (status.get(), unsynced.get()) {
-        (Status::Connecting, _) => "Connecting…",
-        (Status::Connected, true) => "Saving…",
-        (Status::Connected, false) => "Live",
-        (Status::Reconnecting, _) => "Reconnecting…",
-        (Status::Offline, _) => "Offline — edits are kept",
+fn ConnectionIndicator(status: RwSignal<Status>, pending: RwSignal<usize>, stored: RwSignal<bool>) -> impl IntoView {
+    let waiting = move || match pending.get() {
+        0 => String::new(),
+        1 => " · 1 change waiting".to_owned(),
+        n => format!(" · {n} changes waiting"),
+    };
+    let label = move || match (status.get(), pending.get()) {
+        (Status::Connecting, _) => "Connecting…".to_owned(),
+        (Status::Connected, 0) => "Live".to_owned(),
+        (Status::Connected, _) => "Saving…".to_owned(),
+        (Status::Reconnecting, _) => format!("Reconnecting…{}", waiting()),
+        (Status::Offline, 0) => "Offline — edits are kept".to_owned(),
+        (Status::Offline, _) => format!("Offline{}", waiting()),
     };
     view! {
         <span
             id="connection"
             class="connection"
             data-state=move || status.get().as_str()
-            data-unsynced=move || unsynced.get().to_string()
+            data-pending=move || pending.get().to_string()
+            data-unsynced=move || (pending.get() > 0).to_string()
+            data-stored=move || stored.get().to_string()
             role="status"
         >
             <span class="dot"></span>

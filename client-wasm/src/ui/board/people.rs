@@ -53,6 +53,9 @@ pub fn People() -> impl IntoView {
                     }}
                 </p>
             </Show>
+            <Show when=move || people.with(Vec::is_empty)>
+                <p class="people-note">"Who is here shows once the server is reachable."</p>
+            </Show>
             <ul class="people-list">
                 <For
                     each=move || people.get()
