@@ -12,6 +12,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Seconds an idle board stays in memory unless told otherwise.
 pub const DEFAULT_BOARD_IDLE_SECS: u64 = 60;
+/// WebSocket connections one server takes at once unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Connections one board takes at once unless told otherwise.
+pub const DEFAULT_MAX_PEERS_PER_BOARD: usize = 500;
+/// Messages per second one connection may send, sustained, unless told otherwise.
+pub const DEFAULT_MAX_MESSAGES_PER_SECOND: u32 = 200;
 
 /// Hindsight: real-time retrospective and postmortem boards.
 #[derive(Debug, Clone, Parser)]
@@ -38,6 +44,19 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_BOARD_IDLE_SECS", default_value_t = DEFAULT_BOARD_IDLE_SECS)]
     pub board_idle_secs: u64,
 
+    /// How many WebSocket connections the server takes at once; more are refused with 503.
+    #[arg(long, env = "HINDSIGHT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// How many connections one board takes at once; more are refused with an error.
+    #[arg(long, env = "HINDSIGHT_MAX_PEERS_PER_BOARD", default_value_t = DEFAULT_MAX_PEERS_PER_BOARD)]
+    pub max_peers_per_board: usize,
+
+    /// How many messages per second one connection may send, sustained (bursts of twice as many
+    /// pass). A connection that sends faster is closed with an error.
+    #[arg(long, env = "HINDSIGHT_MAX_MESSAGES_PER_SECOND", default_value_t = DEFAULT_MAX_MESSAGES_PER_SECOND)]
+    pub max_messages_per_second: u32,
+
     /// The log format.
     #[arg(long, env = "HINDSIGHT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -62,6 +81,9 @@ impl Config {
             public_url: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             board_idle_secs: DEFAULT_BOARD_IDLE_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_peers_per_board: DEFAULT_MAX_PEERS_PER_BOARD,
+            max_messages_per_second: DEFAULT_MAX_MESSAGES_PER_SECOND,
             log_format: LogFormat::Text,
         }
     }

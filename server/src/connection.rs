@@ -38,7 +38,35 @@ pub struct ConnectionContext {
     pub registry: Arc<Registry>,
     /// The server's peer id.
     pub server: PeerId,
+    /// Sustained messages per second one connection may send.
+    pub max_messages_per_second: u32,
     pub shutdown: CancellationToken,
+}
+
+/// A token bucket: `rate` tokens a second, up to twice that in store.
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self { rate, tokens: rate * 2.0, last: tokio::time::Instant::now() }
+    }
+
+    /// Takes a token; false when the bucket is empty.
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// Why the reader stopped.
@@ -81,7 +109,13 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
     let writer = tokio::spawn(write_loop(sink, outbox_rx, link.clone()));
     tracing::debug!(conn, %peer, "peer joined");
 
-    let mut reader = Reader { conn, link: link.clone(), ctx: &ctx, boards: HashMap::new() };
+    let mut reader = Reader {
+        conn,
+        link: link.clone(),
+        ctx: &ctx,
+        boards: HashMap::new(),
+        rate: RateLimit::new(ctx.max_messages_per_second),
+    };
     let end = reader.run(&mut stream).await;
     // A board may be listed under its own id and its desks' ids: tell each board once.
     let mut told = std::collections::HashSet::new();
@@ -176,6 +210,7 @@ struct Reader<'a> {
     link: PeerLink,
     ctx: &'a ConnectionContext,
     boards: HashMap<DocumentId, BoardHandle>,
+    rate: RateLimit,
 }
 
 impl Reader<'_> {
@@ -199,6 +234,12 @@ impl Reader<'_> {
                 Ok(None) => continue,
                 Err(end) => return end,
             };
+            if !self.rate.take() {
+                return End::Error(
+                    format!("too many messages: at most {} a second", self.ctx.max_messages_per_second),
+                    CloseReason::POLICY,
+                );
+            }
             if let Err(end) = self.route(message).await {
                 return end;
             }

@@ -36,12 +36,15 @@ pub struct Shared {
     pub store: Store,
     pub connections: ConnectionContext,
     pub tracker: TaskTracker,
+    /// One permit per open WebSocket, up to `--max-connections`.
+    sockets: Arc<tokio::sync::Semaphore>,
     next_conn: AtomicU64,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, connections: ConnectionContext, tracker: TaskTracker) -> Self {
-        Self(Arc::new(Shared { config, store, connections, tracker, next_conn: AtomicU64::new(1) }))
+        let sockets = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        Self(Arc::new(Shared { config, store, connections, tracker, sockets, next_conn: AtomicU64::new(1) }))
     }
 }
 
@@ -297,6 +300,11 @@ async fn service_worker() -> Response {
 
 async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let shared = &state.0;
+    let Ok(permit) = Arc::clone(&shared.sockets).try_acquire_owned() else {
+        tracing::warn!(limit = shared.config.max_connections, "refused a connection: the server is full");
+        let full = serde_json::json!({ "error": "the server is full; try again soon" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(full)).into_response();
+    };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let ctx = shared.connections.clone();
     let tracker = shared.tracker.clone();
@@ -306,5 +314,10 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         .write_buffer_size(4 * 1024)
         .max_message_size(shared.config.max_message_bytes)
         .max_frame_size(shared.config.max_message_bytes)
-        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, conn, ctx)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                connection::serve(socket, conn, ctx).await;
+                drop(permit);
+            })
+        })
 }

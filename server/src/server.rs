@@ -34,11 +34,17 @@ pub async fn run(
             store: store.clone(),
             server: server.clone(),
             idle: config.board_idle(),
+            max_peers: config.max_peers_per_board,
             shutdown: token.clone(),
         },
         tracker.clone(),
     );
-    let connections = ConnectionContext { registry, server, shutdown: token.clone() };
+    let connections = ConnectionContext {
+        registry,
+        server,
+        max_messages_per_second: config.max_messages_per_second,
+        shutdown: token.clone(),
+    };
     let app = http::router(AppState::new(config, store.clone(), connections, tracker.clone()));
 
     let address = listener.local_addr()?;

@@ -36,6 +36,8 @@ pub struct BoardContext {
     pub server: PeerId,
     /// How long a board without peers stays in memory.
     pub idle: Duration,
+    /// How many connections the board takes at once.
+    pub max_peers: usize,
     pub shutdown: CancellationToken,
 }
 
@@ -166,6 +168,13 @@ impl BoardActor {
                     State::Ready(core) if core.holds(doc) => {
                         let conn = link.conn();
                         let peer = link.peer().clone();
+                        if !self.links.contains_key(&conn) && self.links.len() >= self.ctx.max_peers {
+                            let full =
+                                format!("this board is full: it takes {} connections at once", self.ctx.max_peers);
+                            link.deliver(WireMessage::Error { message: full }.encode().into());
+                            link.close(CloseReason::POLICY);
+                            continue;
+                        }
                         self.links.entry(conn).or_insert(link);
                         if let Err(e) = core.receive(conn, &peer, doc, message, &mut out) {
                             tracing::info!(board = %self.id, %peer, error = %e, "closing a peer's connection");
