@@ -55,6 +55,9 @@ struct PeerSync {
     /// sync does this legitimately: when our bloom filter falsely claims a change, the sender
     /// skips it and sends its descendants, and expects us to ask for it (`need`).
     waiting: Vec<Change>,
+    /// Changes of this peer's that were refused: a change built on one, arriving in a later
+    /// message, is refused at once rather than waiting for a dependency that will never come.
+    refused: HashSet<ChangeHash>,
 }
 
 /// A document and its peers.
@@ -121,15 +124,16 @@ impl Replica {
             state: sync::State::new(),
             owed: false,
             waiting: Vec::new(),
+            refused: HashSet::new(),
         });
         peer.owed = true;
+        let mut refused = std::mem::take(&mut peer.refused);
         let mut incoming = std::mem::take(&mut peer.waiting);
         incoming.extend(self.new_changes(&message.changes)?);
         let mut seen = HashSet::new();
         incoming.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
 
         let mut received = Received::default();
-        let mut refused: HashSet<ChangeHash> = HashSet::new();
         // Passes over the changes still to place, in the order they came: a change whose
         // dependencies have not arrived waits for a later pass, or a later message.
         loop {
@@ -170,8 +174,9 @@ impl Replica {
         }
         if incoming.len() > MAX_WAITING {
             let hashes: Vec<ChangeHash> = incoming.drain(..).map(|change| change.hash()).collect();
+            refused.extend(hashes.iter().copied());
             match &mut received.refused {
-                Some((_, refused)) => refused.extend(hashes),
+                Some((_, listed)) => listed.extend(hashes),
                 None => {
                     let refusal = Refusal("too many changes whose dependencies the server does not have".into());
                     received.refused = Some((refusal, hashes));
@@ -181,6 +186,7 @@ impl Replica {
 
         let Some(peer) = self.peers.get_mut(&conn) else { return Ok(received) };
         peer.waiting = incoming;
+        peer.refused = refused;
         if received.refused.is_some() {
             // The peer's heads name changes we refused; syncing on from this state would ask it
             // for them again. Start afresh: the peer drops them when it reads the refusal.
