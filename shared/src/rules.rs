@@ -117,9 +117,13 @@ pub fn written_paths(doc: &Automerge, change: &Change) -> Result<Vec<(Vec<Seg>, 
     let expanded = change.decode();
     let mut writes = Vec::with_capacity(expanded.operations.len());
     for op in &expanded.operations {
+        let obj = match &op.obj {
+            ObjectId::Root => ObjId::Root,
+            ObjectId::Id(id) => ObjId::Id(id.counter(), id.actor().clone(), usize::MAX),
+        };
         let mut path = match &op.obj {
             ObjectId::Root => Vec::new(),
-            ObjectId::Id(id) => object_path(doc, ObjId::Id(id.counter(), id.actor().clone(), usize::MAX))?,
+            ObjectId::Id(_) => object_path(doc, obj.clone())?,
         };
         path.push(match &op.key {
             Key::Map(key) => Seg::Key(key.to_string()),
@@ -129,7 +133,12 @@ pub fn written_paths(doc: &Automerge, change: &Change) -> Result<Vec<(Vec<Seg>, 
             OpType::Make(automerge::ObjType::Map) => Write::MakeMap,
             OpType::Make(_) => Write::MakeOther,
             OpType::Put(_) => Write::Put,
-            OpType::Delete => Write::Delete,
+            // Automerge writes a put of the value a conflicted key already shows as a delete of
+            // the other values: the key keeps its value, so that delete is a put.
+            OpType::Delete => match &op.key {
+                Key::Map(key) if doc.get(&obj, key.as_str()).ok().flatten().is_some() => Write::Put,
+                _ => Write::Delete,
+            },
             OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => Write::Other,
         };
         writes.push((path, write));
@@ -542,6 +551,59 @@ mod tests {
         server.apply_changes([change.clone()]).expect("apply");
         let writes = keys(&written_paths(&server, &change).expect("placed"));
         assert_eq!(writes, [("phase".to_owned(), Write::Put)]);
+    }
+
+    #[test]
+    fn a_put_that_settles_a_conflict_is_a_put() {
+        use crate::edit;
+        let template = crate::templates::find("mad-sad-glad").expect("template");
+        let mut server = crate::schema::new_board_document(automerge::ActorId::random(), "R", template).expect("board");
+        let mut tx = server.transaction();
+        let note =
+            Note { id: "n".into(), column: "mad".into(), text: "x".into(), created_at: 0, cluster: None, author: None };
+        edit::publish_note(&mut tx, &note).expect("publish");
+        tx.commit();
+
+        // Two people drag the note into different clusters at once.
+        let put_cluster = |doc: &mut Automerge, cluster: &str| {
+            let mut tx = doc.transaction();
+            let notes = crate::schema::root_map(&tx, "notes").expect("notes");
+            let (_, obj) = automerge::ReadDoc::get(&tx, &notes, "n").expect("get").expect("the note");
+            automerge::transaction::Transactable::put(&mut tx, &obj, "cluster", cluster).expect("put");
+            tx.commit();
+        };
+        let (mut one, mut two) = (server.fork(), server.fork());
+        put_cluster(&mut one, "k1");
+        put_cluster(&mut two, "k2");
+        server.merge(&mut one).expect("merge");
+        server.merge(&mut two).expect("merge");
+        // A third drops it onto the cluster it now shows: Automerge writes that as a delete.
+        let mut client = server.fork();
+        let shown = Board::read(&client).expect("board").notes["n"].cluster.clone().expect("a cluster");
+        put_cluster(&mut client, &shown);
+        let change = client.get_last_local_change().expect("a change");
+        let actions: Vec<_> = change.decode().operations.into_iter().map(|op| op.action).collect();
+        assert_eq!(actions, [OpType::Delete], "automerge settles the conflict with a delete");
+        server.apply_changes([change.clone()]).expect("apply");
+        let writes = keys(&written_paths(&server, &change).expect("placed"));
+        assert_eq!(writes, [("notes/n/cluster".to_owned(), Write::Put)]);
+        assert!(
+            check_board_write(Role::Participant, Phase::Group, &path(&["notes", "n", "cluster"]), Write::Put).is_ok()
+        );
+
+        // A delete that leaves the key empty stays a delete.
+        let mut client = server.fork();
+        let mut tx = client.transaction();
+        let notes = crate::schema::root_map(&tx, "notes").expect("notes");
+        let (_, obj) = automerge::ReadDoc::get(&tx, &notes, "n").expect("get").expect("the note");
+        automerge::transaction::Transactable::delete(&mut tx, &obj, "cluster").expect("delete");
+        tx.commit();
+        let change = client.get_last_local_change().expect("a change");
+        server.apply_changes([change.clone()]).expect("apply");
+        assert_eq!(
+            keys(&written_paths(&server, &change).expect("placed")),
+            [("notes/n/cluster".to_owned(), Write::Delete)]
+        );
     }
 
     #[test]
