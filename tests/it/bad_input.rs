@@ -1,14 +1,17 @@
 //! Hostile and malformed input on the WebSocket: every bad frame, spoofed id, broken handshake,
 //! oversized frame or document too many gets an `error` message and a close frame with a fitting
 //! code (an unknown board gets `doc-unavailable`), only the offending connection ends, a healthy
-//! peer on the same board keeps syncing throughout, and the server never panics. The server runs
-//! as a child process, so a panic in any of its tasks shows in its log, which each test reads at
-//! the end.
+//! participant on the same board keeps syncing throughout, and the server never panics. Changes
+//! the rules forbid are refused without ending the connection, until a connection has had 50
+//! refused; a connection that syncs two participants' desks is closed. The server runs as a child
+//! process, so a panic in any of its tasks shows in its log, which each test reads at the end.
 
 use automerge::sync::{self, SyncDoc};
+use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::WireMessage;
-use hindsight_tests::{Closing, ServerProcess, SyncPeer, WsClient};
+use hindsight_shared::schema::Phase;
+use hindsight_tests::{Closing, Participant, ServerProcess, SyncPeer, Verdict, WsClient};
 use minicbor::Encoder;
 
 /// The message limit the server runs with here, so an oversized frame stays cheap to send.
@@ -90,26 +93,28 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A server process with a small message limit, a board, and a healthy peer syncing it. The
-/// data directory lives as long as the returned guard.
-async fn server_with_a_healthy_peer() -> anyhow::Result<(ServerProcess, DocumentId, SyncPeer, tempfile::TempDir)> {
+/// A server process with a small message limit, a board, and a healthy participant (its
+/// facilitator) syncing it. The data directory lives as long as the returned guard.
+async fn server_with_a_healthy_peer() -> anyhow::Result<(ServerProcess, DocumentId, Participant, tempfile::TempDir)> {
     let data = tempfile::tempdir()?;
     let limit = MAX_MESSAGE_BYTES.to_string();
     let server = ServerProcess::start_with(data.path(), &["--max-message-bytes", &limit]).await?;
-    let board = server.create_board("Hostile retro", "mad-sad-glad").await?.board_id;
-    let healthy = SyncPeer::open(&server.ws_url(), board).await?;
-    Ok((server, board, healthy, data))
+    let board = server.create_board("Hostile retro", "mad-sad-glad").await?;
+    let healthy = Participant::join_as_facilitator(&server, &board, "Healthy").await?;
+    Ok((server, board.board_id, healthy, data))
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Result<()> {
     let (mut server, board, mut healthy, _data) = server_with_a_healthy_peer().await?;
     let mut notes = 0;
-    // After each group of attacks the healthy peer writes a note and sees it stored.
+    // After each group of attacks the healthy participant writes a note and retitles the board,
+    // and sees both stored.
     macro_rules! healthy_peer_still_syncs {
         ($after:expr) => {
             notes += 1;
-            healthy.add_note("glad", &format!("still here after {}", $after)).await?;
+            healthy.write("glad", &format!("still here after {}", $after)).await?;
+            healthy.set_title(&format!("Still here after {}", $after)).await?;
             healthy.wait_acknowledged().await?;
         };
     }
@@ -142,18 +147,15 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     j.client.send(&j.sync(board, noise(99, 64))).await?;
     j.expect_refused("a sync message with garbage data", 1002, "sync message is malformed").await?;
 
-    // A well-formed sync message whose change was tampered with: automerge drops the change (its
-    // checksum fails), so the server stores nothing and answers with the heads it had.
+    // A well-formed sync message whose change was tampered with: its checksum fails, so it is
+    // malformed input, and nothing of it is stored (the healthy participant's board is unchanged).
+    let heads = healthy.heads();
     let mut j = joined(&server).await?;
     j.client.send(&j.sync(board, tampered_change_sync_message())).await?;
-    match j.client.recv().await? {
-        WireMessage::Sync { data, .. } => {
-            let answer = sync::Message::decode(&data)?;
-            assert_eq!(answer.heads, healthy.heads(), "a tampered change must not be stored");
-        }
-        other => panic!("a tampered change: expected the server's `sync`, got {other:?}"),
-    }
-    j.client.close().await?;
+    j.expect_refused("a tampered change", 1002, "bad checksum").await?;
+    let mut probe = SyncPeer::open(&server.ws_url(), board).await?;
+    probe.pump_until_heads(&heads).await?;
+    probe.close().await?;
     healthy_peer_still_syncs!("garbage sync data");
 
     // An unknown board is no error: `doc-unavailable`, and the connection lives on.
@@ -240,10 +242,11 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     assert_refused("an impostor with garbage", &impostor.expect_close().await?, 1002, "sync message is malformed");
     healthy_peer_still_syncs!("spoofing");
 
-    // Everything the healthy peer wrote is on the server, as a newcomer sees.
-    let mut newcomer = SyncPeer::open(&server.ws_url(), board).await?;
-    newcomer.pump_until_heads(&healthy.heads()).await?;
-    assert_eq!(newcomer.board().notes.len(), notes);
+    // Everything the healthy participant wrote is on the server, as a second connection sees.
+    let again = Participant::connect(&server.ws_url(), healthy.identity().clone()).await?;
+    assert_eq!(again.heads(), healthy.heads());
+    assert_eq!(again.desk().drafts.len(), notes);
+    assert_eq!(again.board().title, "Still here after spoofing");
 
     server.stop().await?;
     server.assert_no_panics();
@@ -264,10 +267,11 @@ async fn an_oversized_frame_is_refused_with_close_code_1009() -> anyhow::Result<
     j.client.send_binary(noise(8, MAX_MESSAGE_BYTES + 40 * 1024)).await?;
     let closing = j.client.expect_close().await?;
 
-    healthy.add_note("mad", "An attacker sent a huge frame").await?;
-    healthy.wait_acknowledged().await?;
+    healthy.write("mad", "An attacker sent a huge frame").await?;
+    healthy.set_title("After a huge frame").await?;
     let mut newcomer = SyncPeer::open(&server.ws_url(), board).await?;
     newcomer.pump_until_heads(&healthy.heads()).await?;
+    assert_eq!(newcomer.board().title, "After a huge frame");
     server.stop().await?;
     server.assert_no_panics();
 
@@ -306,4 +310,71 @@ fn tampered_change_sync_message() -> Vec<u8> {
     let at = bytes.windows(8).position(|w| w == b"xxxxxxxx").expect("the change is in the message") + 4;
     bytes[at] ^= 0x55;
     bytes
+}
+
+#[tokio::test]
+async fn a_viewers_change_is_refused_and_its_connection_lives_on() -> anyhow::Result<()> {
+    let (mut server, board, mut healthy, _data) = server_with_a_healthy_peer().await?;
+    let mut viewer = SyncPeer::open(&server.ws_url(), board).await?;
+    let verdict = viewer.raw_board_change(|tx| Ok(edit::set_phase(tx, Phase::Vote)?)).await?;
+    assert!(
+        matches!(&verdict, Verdict::Refused(reason) if reason.contains("join the board")),
+        "a viewer's change: {verdict:?}"
+    );
+    assert_eq!(viewer.board().phase, Phase::Write, "the viewer dropped its refused change");
+
+    // Still connected and syncing: the facilitator's change reaches the viewer.
+    healthy.set_title("Seen by the viewer").await?;
+    viewer.pump_until("the new title", |b| b.title == "Seen by the viewer").await?;
+    assert_eq!(viewer.heads(), healthy.heads());
+    server.stop().await?;
+    server.assert_no_panics();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connection_that_keeps_sending_refused_changes_is_closed() -> anyhow::Result<()> {
+    let (mut server, board, _healthy, _data) = server_with_a_healthy_peer().await?;
+    let mut viewer = SyncPeer::open(&server.ws_url(), board).await?;
+    for n in 0..50 {
+        let verdict = viewer.raw_board_change(|tx| Ok(edit::set_title(tx, &format!("Mine {n}"))?)).await?;
+        assert!(verdict.is_refused(), "refusal {n}: {verdict:?}");
+    }
+    let options = hindsight_tests::ChangeOptions::default();
+    let error = viewer
+        .raw_change(board, &options, |tx| Ok(edit::set_title(tx, "One too many")?))
+        .await
+        .expect_err("the 51st refused change ends the connection");
+    assert!(format!("{error:#}").contains("error: too many refused changes"), "{error:#}");
+    let closing = viewer.client().expect_close().await?;
+    assert_eq!(closing.code, Some(1002), "{closing:?}");
+    server.stop().await?;
+    server.assert_no_panics();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connection_that_syncs_two_desks_is_closed() -> anyhow::Result<()> {
+    let (mut server, board, mut healthy, _data) = server_with_a_healthy_peer().await?;
+    let mut ann = Participant::join(&server, board, "Ann").await?;
+    let mut bob = Participant::join(&server, board, "Bob").await?;
+
+    // Ann's connection asks for Bob's desk too: it would be two people at once.
+    let bobs_desk = bob.desk_id();
+    ann.peer().request(bobs_desk).await?;
+    let closing = ann.peer().client().expect_close().await?;
+    assert_refused("a second desk", &closing, 1002, "one participant's desk");
+    let leaked = closing
+        .messages
+        .iter()
+        .any(|m| matches!(m, WireMessage::Sync { document_id, .. } if *document_id == bobs_desk));
+    assert!(!leaked, "nothing of Bob's desk was sent: {closing:?}");
+
+    // Bob and everyone else carry on.
+    bob.write("sad", "Someone tried my desk").await?;
+    healthy.set_title("Carrying on").await?;
+    bob.pump_until("the new title", |p| p.board().title == "Carrying on").await?;
+    server.stop().await?;
+    server.assert_no_panics();
+    Ok(())
 }

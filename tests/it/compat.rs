@@ -1,6 +1,8 @@
 //! Wire compatibility with an automerge-repo implementation we did not write: samod, the Rust
-//! port of automerge-repo, dials our `/ws` over tokio-tungstenite, finds a board by its
-//! `automerge:` URL, and syncs changes both ways with one of our own peers.
+//! port of automerge-repo, dials our `/ws` over tokio-tungstenite and finds documents by their
+//! `automerge:` URLs. As a viewer it reads a board and follows its changes; as a participant it
+//! finds its desk first (which makes its connection that participant), writes a draft there, and
+//! sees the note the server publishes from it on the board, as our own participant does.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,10 +10,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hindsight_shared::ids::NoteId;
-use hindsight_shared::schema::{self, Board, Note};
+use hindsight_shared::edit;
+use hindsight_shared::ids::{DocumentId, published_note_id};
+use hindsight_shared::schema::{Board, Desk, Draft, Phase};
 use hindsight_shared::templates;
-use hindsight_tests::{SyncPeer, TestServer, within};
+use hindsight_tests::{Participant, TestServer, http, within};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A samod [`Dialer`](samod::Dialer) that opens a WebSocket with tokio-tungstenite and hands samod
@@ -54,35 +57,61 @@ impl samod::Dialer for WebSocketDialer {
     }
 }
 
+/// A samod repo connected to the server.
+async fn samod_repo(server: &TestServer) -> anyhow::Result<samod::Repo> {
+    let repo = samod::Repo::build_tokio().load().await;
+    let url = samod::Url::parse(&server.ws_url())?;
+    let dialer = repo.dial(samod::BackoffConfig::default(), Arc::new(WebSocketDialer { url }))?;
+    within("samod's handshake with our server", async { Ok(dialer.established().await?) }).await?;
+    Ok(repo)
+}
+
+/// Finds a document through samod by the URL automerge-repo apps share.
+async fn find(repo: &samod::Repo, id: DocumentId) -> anyhow::Result<samod::DocHandle> {
+    let address: samod::AutomergeUrl =
+        id.automerge_url().parse().map_err(|e| anyhow::anyhow!("samod refuses the URL of {id}: {e:?}"))?;
+    let handle = within("samod to find a document", async { Ok(repo.find(address.document_id().clone()).await?) })
+        .await?
+        .with_context(|| format!("samod says {id} is unavailable"))?;
+    assert_eq!(handle.url().to_string(), id.automerge_url());
+    Ok(handle)
+}
+
+/// Waits until `done` holds for samod's copy of a document.
+async fn samod_until(
+    what: &str,
+    handle: &samod::DocHandle,
+    mut done: impl FnMut(&automerge::Automerge) -> bool,
+) -> anyhow::Result<()> {
+    let mut changes = handle.changes();
+    within(what, async {
+        while !handle.with_document(|doc| done(doc)) {
+            changes.next().await.context("samod's change stream ended")?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// The board as samod's copy of the document has it.
 fn read_board(handle: &samod::DocHandle) -> anyhow::Result<Board> {
     handle.with_document(|doc| Ok(Board::read(doc)?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn samod_opens_a_board_and_syncs_notes_both_ways() -> anyhow::Result<()> {
+async fn samod_as_a_viewer_opens_a_board_and_follows_it() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
     let created = server.create_board("Compat retro", "went-well").await;
-    let mut ours = SyncPeer::open(&server.ws_url(), created.board_id).await?;
-    let column = ours.board().columns[0].id.clone();
-    let ours_note = ours.add_note(&column, "Written by our own peer").await?;
-    ours.wait_acknowledged().await?;
+    let mut fay = Participant::join_as_facilitator(&server, &created, "Fay").await?;
+    let column = fay.board().columns[0].id.clone();
+    let draft = fay.write(&column, "Written by our own participant").await?;
+    fay.set_phase(Phase::Reveal).await?;
+    fay.reveal(&column).await?;
+    fay.pump_until("the published note", |p| p.board().notes.len() == 1).await?;
 
-    // samod connects and finds the board by the URL automerge-repo apps share.
-    let repo = samod::Repo::build_tokio().load().await;
-    let url = samod::Url::parse(&server.ws_url())?;
-    let dialer = repo.dial(samod::BackoffConfig::default(), Arc::new(WebSocketDialer { url }))?;
-    within("samod's handshake with our server", async { Ok(dialer.established().await?) }).await?;
-    let address: samod::AutomergeUrl = created
-        .board_id
-        .automerge_url()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("samod refuses the board's URL: {e:?}"))?;
-    let handle = within("samod to find the board", async { Ok(repo.find(address.document_id().clone()).await?) })
-        .await?
-        .context("samod says the board is unavailable")?;
-    assert_eq!(handle.url().to_string(), created.board_id.automerge_url());
-
+    let repo = samod_repo(&server).await?;
+    let handle = find(&repo, created.board_id).await?;
+    samod_until("the published note", &handle, |doc| Board::read(doc).is_ok_and(|b| b.notes.len() == 1)).await?;
     let seen = read_board(&handle)?;
     assert_eq!(seen.title, "Compat retro");
     assert_eq!(seen.template, "went-well");
@@ -90,41 +119,59 @@ async fn samod_opens_a_board_and_syncs_notes_both_ways() -> anyhow::Result<()> {
     let column_ids: Vec<&str> = seen.columns.iter().map(|c| c.id.as_str()).collect();
     let template_ids: Vec<&str> = template.columns.iter().map(|c| c.id).collect();
     assert_eq!(column_ids, template_ids);
-    assert_eq!(seen.notes[ours_note.as_str()].text, "Written by our own peer");
+    assert_eq!(seen.notes[&fay.note_id(&draft)].text, "Written by our own participant");
+    assert_eq!(seen.phase, Phase::Reveal);
 
-    // A change made through samod reaches our peer through the server.
-    let samod_note = NoteId::random();
-    let note = Note {
-        id: samod_note.to_string(),
-        column: column.clone(),
-        text: "Written through samod".into(),
-        created_at: 1,
-        cluster: None,
-    };
-    handle.with_document(|doc| {
+    // Our participant's next change reaches samod.
+    fay.set_title("Compat retro, renamed").await?;
+    samod_until("the new title", &handle, |doc| Board::read(doc).is_ok_and(|b| b.title == "Compat retro, renamed"))
+        .await?;
+    assert_eq!(read_board(&handle)?, fay.board());
+
+    repo.stop().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samod_as_a_participant_writes_on_its_desk_and_sees_the_published_note() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let created = server.create_board("Compat retro", "went-well").await;
+    let mut fay = Participant::join_as_facilitator(&server, &created, "Fay").await?;
+    let joined = http::join_board(&server.http_url(), created.board_id, "Sam", None).await?;
+
+    // The desk first, over the same connection as the board: that makes samod's connection Sam.
+    let repo = samod_repo(&server).await?;
+    let desk = find(&repo, joined.desk_id).await?;
+    let board = find(&repo, created.board_id).await?;
+    assert_eq!(desk.with_document(|doc| anyhow::Ok(Desk::read(doc)?))?, Desk::default());
+    let column = read_board(&board)?.columns[1].id.clone();
+
+    let draft =
+        Draft { id: "samod-1".into(), column: column.clone(), text: "Written through samod".into(), created_at: 1 };
+    desk.with_document(|doc| {
         let mut tx = doc.transaction();
-        schema::add_note(&mut tx, &note)?;
+        edit::add_draft(&mut tx, &draft)?;
         tx.commit();
         anyhow::Ok(())
     })?;
-    ours.pump_until("samod's note", |board| board.notes.contains_key(samod_note.as_str())).await?;
-    assert_eq!(ours.board().notes[samod_note.as_str()].text, "Written through samod");
-
-    // And our edit of samod's note reaches samod.
-    ours.edit_note(&samod_note, "Edited by our own peer").await?;
-    let mut changes = handle.changes();
-    within("samod to see our edit", async {
-        loop {
-            let text = read_board(&handle)?.notes.get(samod_note.as_str()).map(|n| n.text.clone());
-            if text.as_deref() == Some("Edited by our own peer") {
-                return Ok(());
-            }
-            changes.next().await.context("samod's change stream ended")?;
-        }
+    fay.pump_until("Sam's draft on the roster", |p| {
+        p.roster().is_some_and(|r| r.iter().any(|e| e.id == joined.participant_id && e.online && e.notes == Some(1)))
     })
     .await?;
-    let samod_board = read_board(&handle)?;
-    ours.pump_until("the same board as samod's", |board| *board == samod_board).await?;
+    assert!(fay.board().notes.is_empty(), "a draft stays on its desk while writing");
+
+    fay.set_phase(Phase::Reveal).await?;
+    fay.reveal(&column).await?;
+    let note = published_note_id(&joined.desk_id, &draft.id);
+    fay.pump_until("Sam's note", |p| p.board().notes.contains_key(&note)).await?;
+    assert_eq!(fay.board().notes[&note].text, "Written through samod");
+    assert_eq!(fay.board().notes[&note].author, None);
+    samod_until("the published note on samod's board", &board, |doc| {
+        Board::read(doc).is_ok_and(|b| b.notes.contains_key(&note))
+    })
+    .await?;
+    assert_eq!(read_board(&board)?, fay.board());
 
     repo.stop().await;
     server.shutdown().await;

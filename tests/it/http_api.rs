@@ -1,10 +1,10 @@
-//! The HTTP surface: creating boards (and every way to get it wrong), the template list, board
-//! pages for known and unknown boards, and the health check.
+//! The HTTP surface: creating boards and joining them (and every way to get either wrong), the
+//! template list, board pages for known and unknown boards, and the health check.
 
 use std::collections::BTreeSet;
 
 use hindsight_shared::ids::DocumentId;
-use hindsight_tests::{TestServer, http};
+use hindsight_tests::{SyncPeer, TestServer, http};
 use serde_json::json;
 
 const TEMPLATE_IDS: [&str; 6] =
@@ -123,6 +123,71 @@ async fn board_links_use_the_configured_public_url() -> anyhow::Result<()> {
     let server = TestServer::spawn_with(|config| config.public_url = Some("https://retro.example.com/".into())).await;
     let board = server.create_board("Retro", "went-well").await;
     assert_eq!(board.url, format!("https://retro.example.com/b/{}", board.board_id));
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn joining_a_board_answers_201_with_a_participant_and_a_secret_desk() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Retro", "mad-sad-glad").await;
+    let id = board.board_id.to_string();
+
+    let ann = http::post_join(&server.http_url(), &id, "Ann", None).await?;
+    assert_eq!(ann.status, 201, "{}", ann.text());
+    assert!(ann.header("content-type").is_some_and(|t| t.starts_with("application/json")));
+    let ann: serde_json::Value = ann.json()?;
+    let ann_id = ann["participant_id"].as_str().expect("participant_id is a string");
+    assert!(!ann_id.is_empty());
+    let desk: DocumentId = ann["desk_id"].as_str().expect("desk_id is a string").parse()?;
+    assert_ne!(desk, board.board_id);
+    assert_eq!(ann["facilitator"], false);
+
+    let bob = http::join_board(&server.http_url(), board.board_id, "", None).await?;
+    assert_ne!(bob.participant_id, ann_id, "every join is a new participant, even without a name");
+    assert_ne!(bob.desk_id, desk);
+
+    let fay = http::join_board(&server.http_url(), board.board_id, "Fay", Some(&board.facilitator_key)).await?;
+    assert!(fay.facilitator, "the key makes a facilitator");
+    let mut viewer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+    viewer.pump_until("the facilitator", |b| b.facilitator.is_some()).await?;
+    assert_eq!(viewer.board().facilitator, Some(fay.participant_id));
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_joins_get_403_404_or_400_with_a_json_error() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Retro", "mad-sad-glad").await;
+    let (base, id) = (server.http_url(), board.board_id.to_string());
+    let error = |response: &http::HttpResponse| -> anyhow::Result<String> {
+        Ok(response.json::<serde_json::Value>()?["error"].as_str().unwrap_or_default().to_owned())
+    };
+
+    let wrong = http::post_join(&base, &id, "Mallory", Some("not-the-key")).await?;
+    assert_eq!(wrong.status, 403, "a wrong facilitator key: {}", wrong.text());
+    assert!(!error(&wrong)?.is_empty());
+    let other = server.create_board("Another", "4ls").await;
+    let borrowed = http::post_join(&base, &id, "Mallory", Some(&other.facilitator_key)).await?;
+    assert_eq!(borrowed.status, 403, "another board's key: {}", borrowed.text());
+
+    let unknown = http::post_join(&base, &DocumentId::random().to_string(), "Ann", None).await?;
+    assert_eq!(unknown.status, 404, "an unknown board: {}", unknown.text());
+    assert!(!error(&unknown)?.is_empty());
+    let malformed = http::post_join(&base, "not-a-board", "Ann", None).await?;
+    assert_eq!(malformed.status, 404, "a malformed board id: {}", malformed.text());
+
+    let long = http::post_join(&base, &id, &"x".repeat(61), None).await?;
+    assert_eq!(long.status, 400, "a 61-character name: {}", long.text());
+    assert!(error(&long)?.contains("60"), "the error says the limit: {}", long.text());
+    let longest = http::post_join(&base, &id, &"x".repeat(60), None).await?;
+    assert_eq!(longest.status, 201, "a 60-character name: {}", longest.text());
+
+    let joins = format!("{base}/api/boards/{id}/participants");
+    let broken = http::post(&joins, "application/json", b"{\"name\": ").await?;
+    assert_eq!(broken.status, 400, "broken JSON: {}", broken.text());
+    assert!(!error(&broken)?.is_empty());
     server.shutdown().await;
     Ok(())
 }

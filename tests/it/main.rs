@@ -1,18 +1,37 @@
 //! Hindsight's end-to-end tests: one binary, one module per topic, all driving real servers over
-//! real sockets through the harness in `hindsight_tests`.
+//! real sockets through the harness in `hindsight_tests` (participants who join over HTTP and sync
+//! a desk and the board over one connection, viewers who sync the board alone, raw clients).
 //!
-//! - [`sync`]: peers converge through the server; edits and deletes travel.
-//! - [`restart`]: accepted changes survive a graceful restart of the server process.
+//! - [`sync`]: participants converge through the server once notes are revealed; drafts' edits
+//!   and deletions follow; every stored change is acknowledged; changes that arrive before their
+//!   dependencies wait for them; the presence roster; client `ephemeral` messages are relayed,
+//!   never stored.
+//! - [`rules`]: every rule of a retro (issue 3): the forbidden change is refused, the board is
+//!   unchanged and nobody else hears of it; and its allowed counterpart goes through.
+//! - [`anonymity`]: an unrevealed note reaches nobody; after a whole retro the stored board links
+//!   no note to anyone; named notes, when chosen, do carry names.
+//! - [`voting`]: racing votes (two connections of one person among them) never break the budget
+//!   or the per-item maximum, and the totals are the sum of the desks.
+//! - [`grouping`]: racing grouping converges on a well-formed board; a note in conflict can still
+//!   be moved.
+//! - [`restart`]: drafts, published notes, participants and the facilitator role survive a
+//!   graceful restart, a SIGKILL and an eviction from memory; participants come back with their
+//!   desk id.
 //! - [`bad_input`]: malformed and hostile input gets an error and a close, never a panic, and
-//!   never disturbs other connections.
-//! - [`http_api`]: the JSON API, the pages and the health check.
-//! - [`browser`]: the WASM client in headless Chromium: two browsers on one board, the home page,
-//!   offline edits, unknown boards.
-//! - [`compat`]: samod, an automerge-repo implementation we did not write, syncs a board with us.
+//!   never disturbs other connections; a viewer's changes are refused; 50 refusals close a
+//!   connection; one connection cannot be two participants.
+//! - [`http_api`]: the JSON API (creating and joining boards), the pages and the health check.
+//! - [`browser`]: the WASM client in headless Chromium.
+//! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
+//!   viewer, and as a participant writes on its desk and sees the note published.
 
+mod anonymity;
 mod bad_input;
 mod browser;
 mod compat;
+mod grouping;
 mod http_api;
 mod restart;
+mod rules;
 mod sync;
+mod voting;

@@ -77,6 +77,52 @@ pub async fn create_board(base: &str, title: &str, template: &str) -> anyhow::Re
     Ok(BoardCreated { board_id, url: answer.url, facilitator_key: answer.facilitator_key })
 }
 
+/// What `POST /api/boards/{id}/participants` answers, with the desk id already parsed.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Public: shown in presence.
+    pub participant_id: String,
+    /// Secret: the participant's desk document; whoever syncs it is this participant.
+    pub desk_id: DocumentId,
+    pub facilitator: bool,
+}
+
+/// `POST /api/boards/{board}/participants` with a name and maybe a facilitator key, as it answers.
+pub async fn post_join(
+    base: &str,
+    board: &str,
+    name: &str,
+    facilitator_key: Option<&str>,
+) -> anyhow::Result<HttpResponse> {
+    let mut body = serde_json::json!({ "name": name });
+    if let Some(key) = facilitator_key {
+        body["facilitator_key"] = key.into();
+    }
+    post_json(&format!("{base}/api/boards/{board}/participants"), &body).await
+}
+
+/// Joins a board through the HTTP API and expects `201 Created`.
+pub async fn join_board(
+    base: &str,
+    board: DocumentId,
+    name: &str,
+    facilitator_key: Option<&str>,
+) -> anyhow::Result<Joined> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        participant_id: String,
+        desk_id: String,
+        facilitator: bool,
+    }
+    let response = post_join(base, &board.to_string(), name, facilitator_key).await?;
+    if response.status != 201 {
+        bail!("joining a board answered {} {}", response.status, response.text());
+    }
+    let answer: Answer = response.json()?;
+    let desk_id = answer.desk_id.parse().with_context(|| format!("`{}` is not a document id", answer.desk_id))?;
+    Ok(Joined { participant_id: answer.participant_id, desk_id, facilitator: answer.facilitator })
+}
+
 async fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<HttpResponse> {
     let rest = url.strip_prefix("http://").with_context(|| format!("`{url}` is not an http:// URL"))?;
     let (host, path) = match rest.find('/') {

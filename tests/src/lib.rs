@@ -11,13 +11,21 @@
 //! - [`http`]: a tiny HTTP/1.1 client, enough for the JSON API and the pages.
 //! - [`ws`]: [`WsClient`], one raw protocol connection: join, send any frame, receive messages,
 //!   see how the server closed it.
-//! - [`peer`]: [`SyncPeer`], a board replica that syncs over a [`WsClient`] the way a browser does.
+//! - [`peer`]: [`SyncPeer`], one connection syncing replicas of documents the way a browser does,
+//!   recovering from refused changes as the browser does, and keeping every frame and notice it
+//!   received. A peer with only the board open is a viewer.
+//! - [`participant`]: [`Participant`], someone who joined: a desk and the board over one
+//!   connection, with typed helpers for every gesture of a retro and raw changes for the rest.
+//! - [`history`]: reading a document's whole history (every operation, its path and value) and
+//!   searching received frames, for privacy assertions.
 //!
 //! Every wait is bounded by a timeout that turns into a test failure naming what was awaited;
 //! nothing sleeps to let the server catch up.
 
 pub mod browser;
+pub mod history;
 pub mod http;
+pub mod participant;
 pub mod peer;
 pub mod process;
 pub mod server;
@@ -26,10 +34,19 @@ pub mod ws;
 use std::time::Duration;
 
 pub use http::{BoardCreated, HttpResponse};
-pub use peer::SyncPeer;
+pub use participant::{Identity, Participant};
+pub use peer::{ChangeOptions, SyncPeer, Verdict};
 pub use process::ServerProcess;
 pub use server::TestServer;
 pub use ws::{Closing, WsClient};
+
+/// A running server the harness can reach: [`TestServer`] or [`ServerProcess`].
+pub trait Endpoint {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    fn http_url(&self) -> String;
+    /// The WebSocket endpoint, `ws://127.0.0.1:PORT/ws`.
+    fn ws_url(&self) -> String;
+}
 
 /// The longest any single wait (one message, one HTTP answer, one start-up) may take before the
 /// test fails. Generous, because two cores may be busy compiling while the tests run.

@@ -1,74 +1,249 @@
-//! [`SyncPeer`]: a replica of one board that syncs with the server over a [`WsClient`], as a
-//! browser tab does: `request` with a sync message from an empty document, then `sync` messages
-//! both ways, answering every message the server sends.
+//! [`SyncPeer`]: one protocol connection holding replicas of one or more documents (a board, a
+//! desk), synced with the server the way a browser tab does: `request` with a sync message from
+//! an empty document, then `sync` messages both ways, answering every message the server sends.
+//!
+//! It also behaves like the browser when the server refuses a change: it drops the refused
+//! changes and everything built on them, and starts a fresh sync state for that document. Every
+//! notice the server sends (presence rosters, refusals) is decoded and kept, as is every raw
+//! frame (in the [`WsClient`]), so tests can check what a peer was told.
+//!
+//! A peer that syncs only the board is a *viewer*: it may read, and every change it makes to the
+//! board is refused. [`Participant`](crate::Participant) builds on this with a desk.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use anyhow::{Context, bail, ensure};
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, ChangeHash, ReadDoc};
-use hindsight_shared::ids::{DocumentId, NoteId, PeerId};
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Author, Automerge, ChangeHash, ReadDoc};
+use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::WireMessage;
-use hindsight_shared::schema::{self, Board, Note};
+use hindsight_shared::schema::Board;
 
+use crate::within;
 use crate::ws::WsClient;
 
-/// One peer's copy of a board, and its connection to the server.
+/// The session id of the `ephemeral` messages [`SyncPeer::send_barrier`] sends.
+pub const BARRIER_SESSION: &str = "hindsight-tests-barrier";
+
+/// What the server made of one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stored: the server's heads now include it.
+    Accepted,
+    /// Refused, with the reason the server gave (or "depends on a refused change" for a change
+    /// dropped because one it builds on was refused).
+    Refused(String),
+}
+
+impl Verdict {
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Verdict::Refused(_))
+    }
+
+    /// `Ok` if accepted, an error with the server's reason if refused.
+    pub fn accepted(self) -> anyhow::Result<()> {
+        match self {
+            Verdict::Accepted => Ok(()),
+            Verdict::Refused(reason) => bail!("the server refused the change: {reason}"),
+        }
+    }
+}
+
+/// How to commit a change. The default is what the real client does: a fresh random actor for
+/// every change, time 0, no message, no author.
+#[derive(Debug, Clone)]
+pub struct ChangeOptions {
+    /// Commit under a new random actor (else the document's current actor).
+    pub fresh_actor: bool,
+    /// The change's timestamp.
+    pub time: i64,
+    pub message: Option<String>,
+    /// Author bytes to attach (Automerge's author footer).
+    pub author: Option<Vec<u8>>,
+}
+
+impl Default for ChangeOptions {
+    fn default() -> Self {
+        Self { fresh_actor: true, time: 0, message: None, author: None }
+    }
+}
+
+/// A change this peer made and sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeChange {
+    pub doc: DocumentId,
+    pub hash: ChangeHash,
+    pub actor: ActorId,
+}
+
+/// A point in a peer's history of received frames, to ask later what arrived since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark(usize);
+
+/// One document's replica and its sync state with the server.
+struct Replica {
+    id: DocumentId,
+    doc: Automerge,
+    state: sync::State,
+    /// The heads in the server's latest sync message about this document. The server sends only
+    /// what is on disk, so these are heads it has stored.
+    server_heads: Vec<ChangeHash>,
+}
+
+impl Replica {
+    /// True when the server's latest heads descend from `hash`.
+    fn server_has(&self, hash: &ChangeHash) -> bool {
+        if self.doc.get_change_by_hash(hash).is_none() || !self.knows_server_heads() {
+            return false;
+        }
+        !self.doc.get_changes(&self.server_heads).iter().any(|change| change.hash() == *hash)
+    }
+
+    fn knows_server_heads(&self) -> bool {
+        !self.server_heads.is_empty() && self.server_heads.iter().all(|h| self.doc.get_change_by_hash(h).is_some())
+    }
+
+    /// True when the server has stored every change this replica has.
+    fn acknowledged(&self) -> bool {
+        self.knows_server_heads() && self.doc.get_heads().iter().all(|head| self.server_has(head))
+    }
+
+    /// Drops `refused` changes and every change that depends on them; returns the dropped hashes.
+    fn drop_changes(&mut self, refused: &HashSet<ChangeHash>) -> anyhow::Result<Vec<ChangeHash>> {
+        let mut dropped: HashSet<ChangeHash> = HashSet::new();
+        let mut kept = Vec::new();
+        // `get_changes` lists changes in causal order, so a change's dependencies come first.
+        for change in self.doc.get_changes(&[]) {
+            if refused.contains(&change.hash()) || change.deps().iter().any(|dep| dropped.contains(dep)) {
+                dropped.insert(change.hash());
+            } else {
+                kept.push(change);
+            }
+        }
+        if !dropped.is_empty() {
+            let mut rebuilt = Automerge::new().with_actor(self.doc.get_actor().clone());
+            rebuilt.apply_changes(kept).context("could not rebuild the document without the refused changes")?;
+            self.doc = rebuilt;
+        }
+        // The server started afresh with us; so do we.
+        self.state = sync::State::new();
+        Ok(dropped.into_iter().collect())
+    }
+}
+
+/// One connection and the documents it syncs.
 pub struct SyncPeer {
     client: WsClient,
     me: PeerId,
     server: PeerId,
-    board_id: DocumentId,
-    doc: Automerge,
-    state: sync::State,
-    /// The heads in the server's latest sync message. The server sends only what is on disk, so
-    /// these are the heads it has stored.
-    server_heads: Vec<ChangeHash>,
-    /// `ephemeral` messages relayed to us, waiting for [`next_ephemeral`](Self::next_ephemeral).
+    replicas: Vec<Replica>,
+    /// The document [`board`](Self::board), [`heads`](Self::heads) and
+    /// [`pump_until`](Self::pump_until) are about: the board.
+    primary: Option<DocumentId>,
+    /// Every notice the server sent, with the document it was about.
+    notices: Vec<(DocumentId, Notice)>,
+    /// Changes the server refused or this peer dropped, and why.
+    refused: HashMap<ChangeHash, String>,
+    made: Vec<MadeChange>,
+    /// `ephemeral` messages other peers sent, waiting for [`next_ephemeral`](Self::next_ephemeral).
     ephemera: VecDeque<WireMessage>,
+    barriers_sent: u64,
 }
 
 impl SyncPeer {
-    /// Connects to `ws_url`, joins, requests the board and syncs until its document has arrived.
-    pub async fn open(ws_url: &str, board_id: DocumentId) -> anyhow::Result<Self> {
+    /// Connects to `ws_url` and joins, with no document yet.
+    pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
         let mut client = WsClient::connect(ws_url).await?;
         let me = PeerId::random();
         let server = client.join(&me).await?;
-        let mut peer = Self {
+        Ok(Self {
             client,
             me,
             server,
-            board_id,
-            doc: Automerge::new(),
-            state: sync::State::new(),
-            server_heads: Vec::new(),
+            replicas: Vec::new(),
+            primary: None,
+            notices: Vec::new(),
+            refused: HashMap::new(),
+            made: Vec::new(),
             ephemera: VecDeque::new(),
-        };
-        let first = peer.doc.generate_sync_message(&mut peer.state).context("an empty document has a first message")?;
-        let request = WireMessage::Request {
-            document_id: board_id,
-            sender_id: peer.me.clone(),
-            target_id: peer.server.clone(),
-            data: first.encode(),
-        };
-        peer.client.send(&request).await?;
-        peer.pump("the board document to arrive", |peer| !peer.doc.get_heads().is_empty() && peer.try_board().is_ok())
-            .await?;
+            barriers_sent: 0,
+        })
+    }
+
+    /// A viewer: connects, joins, requests the board and syncs until its document has arrived.
+    pub async fn open(ws_url: &str, board_id: DocumentId) -> anyhow::Result<Self> {
+        let mut peer = Self::connect(ws_url).await?;
+        peer.open_board(board_id).await?;
         Ok(peer)
     }
 
-    /// The peer id this replica joined with.
+    /// Requests the board and syncs until it has arrived; it becomes the primary document.
+    pub async fn open_board(&mut self, board_id: DocumentId) -> anyhow::Result<()> {
+        self.primary = Some(board_id);
+        self.request(board_id).await?;
+        self.pump("the board document to arrive", |peer| peer.try_board().is_ok()).await
+    }
+
+    /// Sends `request` for a document (a sync message from an empty replica) without waiting.
+    pub async fn request(&mut self, doc: DocumentId) -> anyhow::Result<()> {
+        ensure!(self.replica(doc).is_none(), "{doc} was already requested");
+        let mut replica = Replica { id: doc, doc: Automerge::new(), state: sync::State::new(), server_heads: vec![] };
+        let first = replica.doc.generate_sync_message(&mut replica.state).context("an empty document has a message")?;
+        self.replicas.push(replica);
+        let request = WireMessage::Request {
+            document_id: doc,
+            sender_id: self.me.clone(),
+            target_id: self.server.clone(),
+            data: first.encode(),
+        };
+        self.client.send(&request).await
+    }
+
+    /// Syncs until the document has arrived (has any change at all).
+    pub async fn wait_arrived(&mut self, doc: DocumentId) -> anyhow::Result<()> {
+        self.pump(&format!("document {doc} to arrive"), |peer| {
+            peer.replica(doc).is_some_and(|r| !r.doc.get_heads().is_empty())
+        })
+        .await
+    }
+
+    /// The peer id this connection joined with.
     pub fn peer_id(&self) -> &PeerId {
         &self.me
     }
 
-    /// The heads of this replica's document.
-    pub fn heads(&self) -> Vec<ChangeHash> {
-        self.doc.get_heads()
+    /// The server's peer id.
+    pub fn server_id(&self) -> &PeerId {
+        &self.server
     }
 
+    fn primary(&self) -> DocumentId {
+        self.primary.expect("this peer has no board open")
+    }
+
+    fn replica(&self, doc: DocumentId) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.id == doc)
+    }
+
+    fn replica_mut(&mut self, doc: DocumentId) -> anyhow::Result<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.id == doc).with_context(|| format!("{doc} is not open on this peer"))
+    }
+
+    /// The replica of a document this peer opened.
+    pub fn doc_of(&self, doc: DocumentId) -> &Automerge {
+        &self.replica(doc).unwrap_or_else(|| panic!("{doc} is not open on this peer")).doc
+    }
+
+    /// The heads of the board replica.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc().get_heads()
+    }
+
+    /// The board replica.
     pub fn doc(&self) -> &Automerge {
-        &self.doc
+        self.doc_of(self.primary())
     }
 
     /// The board as this replica sees it now.
@@ -77,38 +252,182 @@ impl SyncPeer {
     }
 
     fn try_board(&self) -> anyhow::Result<Board> {
-        Ok(Board::read(&self.doc)?)
+        Ok(Board::read(self.doc())?)
     }
 
-    /// Writes a note into `column` and sends the change; returns the note's id.
-    pub async fn add_note(&mut self, column: &str, text: &str) -> anyhow::Result<NoteId> {
-        let id = NoteId::random();
-        let note =
-            Note { id: id.to_string(), column: column.into(), text: text.into(), created_at: now_ms(), cluster: None };
-        self.change(|tx| Ok(schema::add_note(tx, &note)?)).await?;
-        Ok(id)
+    /// Every notice the server sent this connection, with the document it was about.
+    pub fn notices(&self) -> &[(DocumentId, Notice)] {
+        &self.notices
     }
 
-    /// Replaces a note's text and sends the change.
-    pub async fn edit_note(&mut self, id: &NoteId, text: &str) -> anyhow::Result<()> {
-        self.change(|tx| Ok(schema::set_note_text(tx, id, text)?)).await
+    /// The latest presence roster the server sent.
+    pub fn roster(&self) -> Option<&[PresenceEntry]> {
+        self.notices.iter().rev().find_map(|(_, notice)| match notice {
+            Notice::Presence { participants, .. } => Some(participants.as_slice()),
+            Notice::Refused { .. } => None,
+        })
     }
 
-    /// Deletes a note and sends the change.
-    pub async fn delete_note(&mut self, id: &NoteId) -> anyhow::Result<()> {
-        self.change(|tx| Ok(schema::delete_note(tx, id)?)).await
+    /// How many refusals the server sent.
+    pub fn refusals(&self) -> usize {
+        self.notices.iter().filter(|(_, n)| matches!(n, Notice::Refused { .. })).count()
     }
 
-    /// Makes one change in a transaction, then tells the server.
-    async fn change(
+    /// Every change this peer made, in order.
+    pub fn made_changes(&self) -> &[MadeChange] {
+        &self.made
+    }
+
+    /// Every binary frame this connection received, byte for byte.
+    pub fn frames(&self) -> &[Vec<u8>] {
+        self.client.received_frames()
+    }
+
+    /// The frames received so far, to compare with later ([`frames_since`](Self::frames_since)).
+    pub fn mark(&self) -> Mark {
+        Mark(self.frames().len())
+    }
+
+    pub fn frames_since(&self, mark: Mark) -> &[Vec<u8>] {
+        &self.frames()[mark.0..]
+    }
+
+    /// Makes one change to `doc` and sends it, without waiting for the server's verdict.
+    pub async fn send_change(
         &mut self,
-        write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> anyhow::Result<()>,
+        doc: DocumentId,
+        options: &ChangeOptions,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ChangeHash> {
+        let hash = self.commit_local(doc, options, write)?;
+        self.push(doc).await?;
+        Ok(hash)
+    }
+
+    /// Makes one change to `doc` and sends it, unless it changes nothing (then `None`).
+    pub async fn send_change_if_any(
+        &mut self,
+        doc: DocumentId,
+        options: &ChangeOptions,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<ChangeHash>> {
+        let hash = self.try_commit(doc, options, write)?;
+        if hash.is_some() {
+            self.push(doc).await?;
+        }
+        Ok(hash)
+    }
+
+    /// Makes one change to `doc` and tells nobody: the next sync message will carry it.
+    pub fn commit_local(
+        &mut self,
+        doc: DocumentId,
+        options: &ChangeOptions,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ChangeHash> {
+        self.try_commit(doc, options, write)?.context("the change changed nothing")
+    }
+
+    fn try_commit(
+        &mut self,
+        doc: DocumentId,
+        options: &ChangeOptions,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<ChangeHash>> {
+        let replica = self.replica_mut(doc)?;
+        let previous = replica.doc.get_actor().clone();
+        if options.fresh_actor {
+            replica.doc.set_actor(ActorId::random());
+        }
+        if let Some(author) = &options.author {
+            replica.doc.set_author(Some(Author::from(author.clone())));
+        }
+        let mut tx = replica.doc.transaction();
+        let hash = match write(&mut tx) {
+            Ok(()) => {
+                let mut commit = CommitOptions::default().with_time(options.time);
+                if let Some(message) = &options.message {
+                    commit = commit.with_message(message.clone());
+                }
+                tx.commit_with(commit).0
+            }
+            Err(e) => {
+                tx.rollback();
+                return Err(e.context("the change could not be made"));
+            }
+        };
+        if options.author.is_some() {
+            // Setting an author picks a new actor; later changes are made without either.
+            replica.doc.set_author(None);
+            replica.doc.set_actor(previous);
+        }
+        let Some(hash) = hash else { return Ok(None) };
+        let actor = replica.doc.get_change_by_hash(&hash).context("a change we just made")?.actor_id().clone();
+        self.made.push(MadeChange { doc, hash, actor });
+        Ok(Some(hash))
+    }
+
+    /// Sends a hand-made sync message about `doc`, outside the sync state: `heads` as ours,
+    /// carrying exactly the changes `carrying`.
+    pub async fn send_sync_by_hand(
+        &mut self,
+        doc: DocumentId,
+        heads: Vec<ChangeHash>,
+        carrying: &[ChangeHash],
     ) -> anyhow::Result<()> {
-        let mut tx = self.doc.transaction();
-        write(&mut tx)?;
-        tx.commit();
-        self.push().await?;
-        Ok(())
+        let replica = self.replica(doc).context("the document is not open")?;
+        let changes: Vec<Vec<u8>> = carrying
+            .iter()
+            .map(|hash| {
+                replica.doc.get_change_by_hash(hash).map(|c| c.raw_bytes().to_vec()).context("a change we hold")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let message = sync::Message {
+            heads,
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: changes.into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let sync = WireMessage::Sync {
+            document_id: doc,
+            sender_id: self.me.clone(),
+            target_id: self.server.clone(),
+            data: message.encode(),
+        };
+        self.client.send(&sync).await
+    }
+
+    /// Syncs until the server has stored the change (its heads include it) or refused it.
+    pub async fn verdict(&mut self, doc: DocumentId, hash: ChangeHash) -> anyhow::Result<Verdict> {
+        self.pump("the server's verdict on our change", |peer| {
+            peer.refused.contains_key(&hash) || peer.replica(doc).is_some_and(|r| r.server_has(&hash))
+        })
+        .await?;
+        Ok(match self.refused.get(&hash) {
+            Some(reason) => Verdict::Refused(reason.clone()),
+            None => Verdict::Accepted,
+        })
+    }
+
+    /// Makes any change to `doc` (no rule is checked here), sends it and waits for the verdict.
+    pub async fn raw_change(
+        &mut self,
+        doc: DocumentId,
+        options: &ChangeOptions,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Verdict> {
+        let hash = self.send_change(doc, options, write).await?;
+        self.verdict(doc, hash).await
+    }
+
+    /// Makes any change to the board as the real client would, and waits for the verdict.
+    pub async fn raw_board_change(
+        &mut self,
+        write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Verdict> {
+        self.raw_change(self.primary(), &ChangeOptions::default(), write).await
     }
 
     /// Receives and answers sync messages until `done` holds for the board.
@@ -116,45 +435,32 @@ impl SyncPeer {
         self.pump(what, |peer| peer.try_board().is_ok_and(|board| done(&board))).await
     }
 
-    /// Receives and answers sync messages until this replica has exactly `heads`.
+    /// Receives and answers sync messages until the board replica has exactly `heads`.
     pub async fn pump_until_heads(&mut self, heads: &[ChangeHash]) -> anyhow::Result<()> {
         let mut want = heads.to_vec();
         want.sort_unstable();
-        self.pump(&format!("heads {want:?}"), |peer| peer.doc.get_heads() == want).await
+        self.pump(&format!("heads {want:?}"), |peer| peer.heads() == want).await
     }
 
-    /// Receives and answers sync messages until the server has stored every change this replica
-    /// has, which it shows by sending heads that descend from all of ours. Today's server may
-    /// leave the last change of a burst unacknowledged (the failing test
-    /// `sync::every_stored_change_is_acknowledged_to_its_writer`), so tests that rely on this
-    /// write one change at a time.
+    /// Receives and answers sync messages until the server has stored every change of every
+    /// document this peer holds, which it shows by sending heads that descend from all of ours.
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
-        self.pump("the server to acknowledge our changes", Self::server_has_our_changes).await
+        self.pump("the server to acknowledge our changes", |peer| peer.replicas.iter().all(Replica::acknowledged)).await
     }
 
-    fn server_has_our_changes(&self) -> bool {
-        if self.server_heads.iter().any(|head| self.doc.get_change_by_hash(head).is_none()) {
-            return false;
-        }
-        let ours = self.doc.get_heads();
-        // Changes the server's heads do not include; none of them may be one of our heads.
-        let unseen = self.doc.get_changes(&self.server_heads);
-        !unseen.iter().any(|change| ours.contains(&change.hash()))
-    }
-
-    /// Sends a sync message that restates this replica's heads and carries no changes, as a peer
-    /// does when it answers a server message that crossed its own latest change.
-    pub async fn restate_heads(&mut self) -> anyhow::Result<()> {
+    /// Sends a sync message about `doc` that restates this replica's heads and carries no
+    /// changes, as a peer does when it answers a server message that crossed its own change.
+    pub async fn restate_heads(&mut self, doc: DocumentId) -> anyhow::Result<()> {
         // A peer answering the server may speak although its last message is still unanswered.
-        self.state.in_flight = false;
-        ensure!(self.push().await?, "the sync state had nothing to restate");
+        self.replica_mut(doc)?.state.in_flight = false;
+        ensure!(self.push(doc).await?, "the sync state had nothing to restate");
         Ok(())
     }
 
     /// Sends an `ephemeral` message (presence, say) about the board.
     pub async fn send_ephemeral(&mut self, session_id: &str, count: u64, data: &[u8]) -> anyhow::Result<()> {
         let message = WireMessage::Ephemeral {
-            document_id: self.board_id,
+            document_id: self.primary(),
             sender_id: self.me.clone(),
             target_id: self.server.clone(),
             session_id: session_id.to_owned(),
@@ -164,10 +470,35 @@ impl SyncPeer {
         self.client.send(&message).await
     }
 
-    /// The next `ephemeral` message relayed to us, syncing meanwhile.
+    /// Sends a barrier: an `ephemeral` message the board relays to its other peers after
+    /// everything it did for earlier messages of this connection. Returns its number, for
+    /// [`wait_barrier`](Self::wait_barrier).
+    pub async fn send_barrier(&mut self) -> anyhow::Result<u64> {
+        self.barriers_sent += 1;
+        let count = self.barriers_sent;
+        self.send_ephemeral(BARRIER_SESSION, count, &[0xa0]).await?;
+        Ok(count)
+    }
+
+    /// Syncs until `from`'s barrier number `count` arrived: every frame the board sent us
+    /// because of what `from` sent before it has arrived too.
+    pub async fn wait_barrier(&mut self, from: &PeerId, count: u64) -> anyhow::Result<()> {
+        let is_it = |m: &WireMessage| {
+            matches!(m, WireMessage::Ephemeral { sender_id, session_id, count: c, .. }
+                if sender_id == from && session_id == BARRIER_SESSION && *c == count)
+        };
+        self.pump("a barrier", |peer| peer.ephemera.iter().any(is_it)).await?;
+        self.ephemera.retain(|m| !is_it(m));
+        Ok(())
+    }
+
+    /// The next `ephemeral` message another peer sent (barriers aside), syncing meanwhile.
     pub async fn next_ephemeral(&mut self) -> anyhow::Result<WireMessage> {
-        self.pump("an ephemeral message", |peer| !peer.ephemera.is_empty()).await?;
-        self.ephemera.pop_front().context("pump returned with a message waiting")
+        let relayed =
+            |m: &WireMessage| !matches!(m, WireMessage::Ephemeral { session_id, .. } if session_id == BARRIER_SESSION);
+        self.pump("an ephemeral message", |peer| peer.ephemera.iter().any(relayed)).await?;
+        let at = self.ephemera.iter().position(relayed).context("pump returned with a message waiting")?;
+        self.ephemera.remove(at).context("the message is there")
     }
 
     /// Closes the connection politely.
@@ -175,54 +506,88 @@ impl SyncPeer {
         self.client.close().await
     }
 
-    /// The underlying connection, to watch how it ends.
+    /// The underlying connection, to watch how it ends or send frames by hand.
     pub fn client(&mut self) -> &mut WsClient {
         &mut self.client
     }
 
     /// Handles messages until `done`, failing on anything a healthy sync would not produce.
-    async fn pump(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
-        while !done(self) {
-            let message = self.client.recv().await.with_context(|| format!("while waiting for {what}"))?;
-            self.handle(message).await.with_context(|| format!("while waiting for {what}"))?;
-        }
-        Ok(())
+    /// Bounded by the harness timeout as a whole, not only per message.
+    pub async fn pump(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
+        within(what, async {
+            while !done(self) {
+                self.step().await.with_context(|| format!("while waiting for {what}"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Receives one message and handles it.
+    pub async fn step(&mut self) -> anyhow::Result<()> {
+        let message = self.client.recv().await?;
+        self.handle(message).await
     }
 
     async fn handle(&mut self, message: WireMessage) -> anyhow::Result<()> {
         match message {
             WireMessage::Sync { document_id, sender_id, target_id, data } => {
-                ensure!(document_id == self.board_id, "a sync message for another document: {document_id}");
                 ensure!(
                     sender_id == self.server && target_id == self.me,
                     "a sync message from {sender_id} to {target_id}"
                 );
+                let replica = self.replica_mut(document_id).context("a sync message")?;
                 let message = sync::Message::decode(&data).context("the server's sync message does not decode")?;
-                self.server_heads = message.heads.clone();
-                self.doc
-                    .receive_sync_message(&mut self.state, message)
+                replica.server_heads = message.heads.clone();
+                replica
+                    .doc
+                    .receive_sync_message(&mut replica.state, message)
                     .context("could not apply the server's changes")?;
-                self.push().await?;
+                self.push(document_id).await?;
+                Ok(())
+            }
+            WireMessage::Ephemeral { document_id, ref sender_id, ref data, .. } if *sender_id == self.server => {
+                let notice = Notice::decode(data).context("the server's ephemeral message is not a notice")?;
+                if let Notice::Refused { reason, changes } = &notice {
+                    self.recover(document_id, reason, changes).await?;
+                }
+                self.notices.push((document_id, notice));
+                Ok(())
+            }
+            // Other peers' presence: not part of any document; kept for `next_ephemeral`.
+            WireMessage::Ephemeral { .. } => {
+                self.ephemera.push_back(message);
                 Ok(())
             }
             WireMessage::DocUnavailable { document_id, .. } => {
                 bail!("the server says {document_id} is unavailable")
             }
             WireMessage::Error { message } => bail!("the server sent an error: {message}"),
-            // Presence of other peers: not part of the document; kept for `next_ephemeral`.
-            WireMessage::Ephemeral { .. } => {
-                self.ephemera.push_back(message);
-                Ok(())
-            }
             other => bail!("unexpected message {other:?}"),
         }
     }
 
+    /// What the browser does with a refusal: forget the refused changes and what depends on
+    /// them, start a fresh sync state, and sync again.
+    async fn recover(&mut self, doc: DocumentId, reason: &str, changes: &[[u8; 32]]) -> anyhow::Result<()> {
+        let refused: HashSet<ChangeHash> = changes.iter().map(|bytes| ChangeHash(*bytes)).collect();
+        for hash in &refused {
+            self.refused.insert(*hash, reason.to_owned());
+        }
+        let dropped = self.replica_mut(doc).context("a refusal")?.drop_changes(&refused)?;
+        for hash in dropped {
+            self.refused.entry(hash).or_insert_with(|| "depends on a refused change".to_owned());
+        }
+        self.push(doc).await?;
+        Ok(())
+    }
+
     /// Sends the server whatever our sync state says it lacks; true if there was something.
-    async fn push(&mut self) -> anyhow::Result<bool> {
-        if let Some(message) = self.doc.generate_sync_message(&mut self.state) {
+    async fn push(&mut self, doc: DocumentId) -> anyhow::Result<bool> {
+        let replica = self.replica_mut(doc)?;
+        if let Some(message) = replica.doc.generate_sync_message(&mut replica.state) {
             let sync = WireMessage::Sync {
-                document_id: self.board_id,
+                document_id: doc,
                 sender_id: self.me.clone(),
                 target_id: self.server.clone(),
                 data: message.encode(),
@@ -234,7 +599,13 @@ impl SyncPeer {
     }
 }
 
-fn now_ms() -> i64 {
+/// True if a frame is a barrier ([`SyncPeer::send_barrier`]) relayed from another peer.
+pub fn is_barrier(frame: &[u8]) -> bool {
+    matches!(WireMessage::decode(frame), Ok(WireMessage::Ephemeral { session_id, .. }) if session_id == BARRIER_SESSION)
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -187,3 +187,13 @@ fn strip_ansi(line: &str) -> String {
     }
     out
 }
+
+impl crate::Endpoint for ServerProcess {
+    fn http_url(&self) -> String {
+        ServerProcess::http_url(self)
+    }
+
+    fn ws_url(&self) -> String {
+        ServerProcess::ws_url(self)
+    }
+}

@@ -3,7 +3,11 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
+use automerge::Automerge;
 use hindsight_server::Config;
+use hindsight_server::store::Store;
+use hindsight_shared::ids::DocumentId;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -31,6 +35,26 @@ pub struct StoppedServer {
 }
 
 impl StoppedServer {
+    /// The data directory the server stored everything in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// A document as the server stored it (snapshot and changes), read with the server's own
+    /// store.
+    pub async fn stored_document(&self, doc: DocumentId) -> anyhow::Result<Automerge> {
+        let store = Store::open(self.data_dir.path())?;
+        let stored = store.load(doc).await;
+        store.close().await;
+        let stored = stored?.with_context(|| format!("{doc} is not stored"))?;
+        let mut document =
+            if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
+        for change in &stored.changes {
+            document.load_incremental(change)?;
+        }
+        Ok(document)
+    }
+
     /// Starts the server again on the same address and data directory, as a restarted process
     /// would: browsers that were connected find it where they left it.
     pub async fn start_again(self) -> TestServer {
@@ -114,5 +138,15 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+impl crate::Endpoint for TestServer {
+    fn http_url(&self) -> String {
+        TestServer::http_url(self)
+    }
+
+    fn ws_url(&self) -> String {
+        TestServer::ws_url(self)
     }
 }

@@ -12,9 +12,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::within;
 
-/// One protocol connection.
+/// One protocol connection. It keeps every binary frame the server sent, byte for byte, so tests
+/// can check what a client was (and was not) told.
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    received: Vec<Vec<u8>>,
 }
 
 /// What the server said while it closed a connection.
@@ -58,7 +60,7 @@ impl WsClient {
                 .with_context(|| format!("could not open a WebSocket to {url}"))
         })
         .await?;
-        Ok(Self { socket })
+        Ok(Self { socket, received: Vec::new() })
     }
 
     /// Sends `join` as `peer` and expects the server's `peer` answer; returns the server's id.
@@ -80,6 +82,11 @@ impl WsClient {
             }
             other => bail!("expected `peer` in answer to `join`, got {other:?}"),
         }
+    }
+
+    /// Every binary frame received so far, in order, as the server sent it.
+    pub fn received_frames(&self) -> &[Vec<u8>] {
+        &self.received
     }
 
     /// Sends one protocol message as a binary frame.
@@ -154,6 +161,7 @@ impl WsClient {
                 };
                 match frame {
                     Message::Binary(bytes) => {
+                        self.received.push(bytes.to_vec());
                         let message = WireMessage::decode(&bytes)
                             .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"))?;
                         return Ok(Event::Message(message));
