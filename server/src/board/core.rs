@@ -716,6 +716,30 @@ mod tests {
     }
 
     #[test]
+    fn several_changes_in_one_message_are_taken() {
+        let mut net = Net::new();
+        let _fac = net.join("Fay", true);
+        let ann = net.join("Ann", false);
+        for i in 0..30 {
+            net.write(ann, &format!("synced{i}"), "mad", &format!("Note {i}"));
+        }
+        // A few edits made before the server answers travel as one V2 message, their changes
+        // back to back in one chunk (fewer than a third of the document, so not as a whole
+        // document); many travel as the whole document.
+        for burst in [3, 80] {
+            net.clients[ann].offline = true;
+            for i in 0..burst {
+                net.write(ann, &format!("b{burst}-{i}"), "sad", &format!("Burst {burst}, note {i}"));
+            }
+            net.clients[ann].offline = false;
+            net.settle();
+        }
+        assert_eq!(net.refusals(ann), 0);
+        let desk = Desk::read(net.core.desk_doc(net.clients[ann].desk_id).expect("desk")).expect("desk");
+        assert_eq!(desk.drafts.len(), 30 + 3 + 80);
+    }
+
+    #[test]
     fn forbidden_changes_are_refused_and_never_relayed() {
         let mut net = Net::new();
         let fac = net.join("Fay", true);

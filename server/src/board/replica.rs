@@ -27,6 +27,8 @@ pub enum ReceiveError {
     Malformed(#[from] sync::ReadMessageError),
     #[error("the changes are malformed: {0}")]
     BadChanges(#[from] automerge::AutomergeError),
+    #[error("the changes are not well-formed Automerge chunks")]
+    BadChunk,
 }
 
 /// Why a stored document could not be loaded.
@@ -58,6 +60,38 @@ struct PeerSync {
     /// Changes of this peer's that were refused: a change built on one, arriving in a later
     /// message, is refused at once rather than waiting for a dependency that will never come.
     refused: HashSet<ChangeHash>,
+}
+
+/// Splits bytes holding Automerge chunks back to back into single chunks, by their headers:
+/// 4 magic bytes, a 4-byte checksum, a type byte, the length (unsigned LEB128), then the data.
+fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, ReceiveError> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != MAGIC {
+            return Err(ReceiveError::BadChunk);
+        }
+        let (mut length, mut shift, mut at) = (0u64, 0u32, 9usize);
+        loop {
+            let byte = *bytes.get(at).ok_or(ReceiveError::BadChunk)?;
+            at += 1;
+            length |= u64::from(byte & 0x7f).checked_shl(shift).ok_or(ReceiveError::BadChunk)?;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(ReceiveError::BadChunk);
+            }
+        }
+        let end = usize::try_from(length).ok().and_then(|l| at.checked_add(l)).ok_or(ReceiveError::BadChunk)?;
+        if end > bytes.len() {
+            return Err(ReceiveError::BadChunk);
+        }
+        chunks.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(chunks)
 }
 
 /// A document and its peers.
@@ -231,11 +265,17 @@ impl Replica {
     /// The changes carried by a sync message that the document does not have yet, in order.
     fn new_changes(&self, chunks: &sync::ChunkList) -> Result<Vec<Change>, ReceiveError> {
         let mut changes = Vec::new();
-        for chunk in chunks.iter() {
-            match Change::try_from(chunk) {
-                Ok(change) => changes.push(change),
-                // A peer that sends most of a document sends it as one document chunk.
-                Err(_) => changes.extend(Automerge::load(chunk)?.get_changes(&[])),
+        // A V2 sync message carries its changes back to back in one entry; a peer that sends
+        // most of a document sends it as one document chunk.
+        for entry in chunks.iter() {
+            for chunk in split_chunks(entry)? {
+                if let Ok(change) = Change::try_from(chunk) {
+                    changes.push(change);
+                } else if let Ok(bundle) = automerge::Bundle::try_from(chunk) {
+                    changes.extend(bundle.to_changes()?);
+                } else {
+                    changes.extend(Automerge::load(chunk)?.get_changes(&[]));
+                }
             }
         }
         let mut seen = HashSet::new();
@@ -326,5 +366,28 @@ impl Replica {
             }
         }
         self.flushed_heads = heads;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_chunks;
+
+    #[test]
+    fn splitting_chunks_never_panics_on_garbage() {
+        let magic = [0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
+        assert!(split_chunks(&[]).is_ok_and(|c| c.is_empty()));
+        assert!(split_chunks(&[1, 2, 3]).is_err());
+        let mut huge = magic.to_vec();
+        huge.extend([0xff; 12]);
+        assert!(split_chunks(&huge).is_err(), "a length that overflows");
+        let mut short = magic.to_vec();
+        short.extend([5, 1, 2]);
+        assert!(split_chunks(&short).is_err(), "a length past the end");
+        let mut two = magic.to_vec();
+        two.extend([1, 42]);
+        two.extend(magic);
+        two.extend([0]);
+        assert_eq!(split_chunks(&two).map(|c| c.len()).ok(), Some(2));
     }
 }
