@@ -1,22 +1,44 @@
 //! [`WsClient`]: one raw WebSocket connection to the server's `/ws`, speaking the automerge-repo
 //! protocol message by message, and able to send frames no well-behaved client would.
+//!
+//! Like a browser, the client reads its socket all the time (a task queues what arrives), so it
+//! answers pings and close frames at once even while a test is busy elsewhere.
 
 use anyhow::{Context, bail};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hindsight_shared::ids::PeerId;
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::within;
 
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// One protocol connection. It keeps every binary frame the server sent, byte for byte, so tests
-/// can check what a client was (and was not) told.
+/// can check what a client was (and was not) told. Dropping it drops the connection.
 pub struct WsClient {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    sink: SplitSink<Socket, Message>,
+    /// What the reader task saw, in order.
+    arrivals: mpsc::UnboundedReceiver<Arrival>,
+    reader: JoinHandle<()>,
     received: Vec<Vec<u8>>,
+}
+
+/// One thing the reader task saw on the socket.
+enum Arrival {
+    Binary(Vec<u8>),
+    Text(String),
+    Closed(CloseFrame),
+    /// The connection ended (without a close frame, if none came before); how.
+    Ended(String),
+    /// The WebSocket failed in a way no server should cause.
+    Failed(String),
 }
 
 /// What the server said while it closed a connection.
@@ -60,7 +82,10 @@ impl WsClient {
                 .with_context(|| format!("could not open a WebSocket to {url}"))
         })
         .await?;
-        Ok(Self { socket, received: Vec::new() })
+        let (sink, stream) = socket.split();
+        let (tx, arrivals) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_all(stream, tx));
+        Ok(Self { sink, arrivals, reader, received: Vec::new() })
     }
 
     /// Sends `join` as `peer` and expects the server's `peer` answer; returns the server's id.
@@ -105,7 +130,7 @@ impl WsClient {
     }
 
     async fn send_frame(&mut self, frame: Message) -> anyhow::Result<()> {
-        within("a frame to be sent", async { self.socket.send(frame).await.context("could not send a frame") }).await
+        within("a frame to be sent", async { self.sink.send(frame).await.context("could not send a frame") }).await
     }
 
     /// The next protocol message. A close, or a message that does not decode, is an error.
@@ -126,13 +151,9 @@ impl WsClient {
                 Event::Closed(frame) => {
                     closing.code = Some(frame.code.into());
                     closing.reason = frame.reason.to_string();
-                    // Let tungstenite answer the close frame and see the socket end, so the
-                    // server's close handshake completes.
-                    let _ = within("the socket to end", async {
-                        while let Some(Ok(_)) = self.socket.next().await {}
-                        Ok(())
-                    })
-                    .await;
+                    // The reader answered the close frame; wait for the socket to end, so the
+                    // server's close handshake has completed.
+                    let _ = within("the socket to end", self.ended()).await;
                     return Ok(closing);
                 }
                 Event::Ended(how) => {
@@ -145,46 +166,72 @@ impl WsClient {
 
     async fn next_event(&mut self) -> anyhow::Result<Event> {
         within("a message from the server", async {
-            loop {
-                let frame = match self.socket.next().await {
-                    None => return Ok(Event::Ended("the stream ended".into())),
-                    Some(Err(e)) => {
-                        use tokio_tungstenite::tungstenite::Error;
-                        return match e {
-                            Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) | Error::Protocol(_) => {
-                                Ok(Event::Ended(e.to_string()))
-                            }
-                            other => Err(other).context("the WebSocket failed"),
-                        };
-                    }
-                    Some(Ok(frame)) => frame,
-                };
-                match frame {
-                    Message::Binary(bytes) => {
-                        self.received.push(bytes.to_vec());
-                        let message = WireMessage::decode(&bytes)
-                            .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"))?;
-                        return Ok(Event::Message(message));
-                    }
-                    Message::Close(Some(frame)) => return Ok(Event::Closed(frame)),
-                    Message::Close(None) => {
-                        return Ok(Event::Ended("a close frame without a code".into()));
-                    }
-                    Message::Text(text) => bail!("the server sent a text frame: {text}"),
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            match self.arrivals.recv().await {
+                Some(Arrival::Binary(bytes)) => {
+                    let message = WireMessage::decode(&bytes)
+                        .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"));
+                    self.received.push(bytes);
+                    Ok(Event::Message(message?))
                 }
+                Some(Arrival::Text(text)) => bail!("the server sent a text frame: {text}"),
+                Some(Arrival::Closed(frame)) => Ok(Event::Closed(frame)),
+                Some(Arrival::Ended(how)) => Ok(Event::Ended(how)),
+                Some(Arrival::Failed(how)) => bail!("the WebSocket failed: {how}"),
+                None => Ok(Event::Ended("the connection was already over".into())),
             }
         })
         .await
     }
 
+    /// Waits until the reader saw the socket end.
+    async fn ended(&mut self) -> anyhow::Result<()> {
+        while let Some(arrival) = self.arrivals.recv().await {
+            if matches!(arrival, Arrival::Ended(_) | Arrival::Failed(_)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the connection politely.
     pub async fn close(mut self) -> anyhow::Result<()> {
         within("the connection to close", async {
-            self.socket.close(None).await.context("could not close")?;
-            while let Some(Ok(_)) = self.socket.next().await {}
-            Ok(())
+            self.sink.close().await.context("could not close")?;
+            self.ended().await
         })
         .await
     }
+}
+
+impl Drop for WsClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The reader task: queues everything that arrives until the socket ends. Reading is also what
+/// makes tungstenite answer pings and close frames.
+async fn read_all(mut stream: SplitStream<Socket>, arrivals: mpsc::UnboundedSender<Arrival>) {
+    use tokio_tungstenite::tungstenite::Error;
+    while let Some(frame) = stream.next().await {
+        let arrival = match frame {
+            Ok(Message::Binary(bytes)) => Arrival::Binary(bytes.to_vec()),
+            Ok(Message::Text(text)) => Arrival::Text(text.to_string()),
+            Ok(Message::Close(Some(frame))) => Arrival::Closed(frame),
+            Ok(Message::Close(None)) => Arrival::Ended("a close frame without a code".into()),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Err(e @ (Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) | Error::Protocol(_))) => {
+                let _ = arrivals.send(Arrival::Ended(e.to_string()));
+                return;
+            }
+            Err(e) => {
+                let _ = arrivals.send(Arrival::Failed(e.to_string()));
+                return;
+            }
+        };
+        if arrivals.send(arrival).is_err() {
+            return;
+        }
+    }
+    let _ = arrivals.send(Arrival::Ended("the stream ended".into()));
 }
