@@ -28,6 +28,20 @@ client:
         --out-dir {{dist}} {{target_dir}}/wasm32-unknown-unknown/wasm-release/hindsight_client.wasm
     cp client-wasm/index.html client-wasm/style.css client-wasm/sw.js {{dist}}/
 
+# Measure Hindsight beside the reference automerge-repo sync server (node); `just bench --quick`
+# for a one-minute smoke run. Each server runs on CPU 0, the load generator on CPU 1.
+bench *FLAGS: client
+    cd bench/reference && npm install --no-audit --no-fund --silent
+    cargo build --release -p hindsight-server -p hindsight-bench
+    taskset -c 1 {{target_dir}}/release/hindsight-bench --hindsight-bin {{target_dir}}/release/hindsight \
+        --reference-dir bench/reference --server-cpu 0 --out bench/results.md {{FLAGS}}
+
+# A long fuzz pass: CASES mutated frames through the wire decoder, CASES/50 random sessions of
+# changes through the change validator. The test command runs a short pass of both.
+fuzz CASES="200000":
+    HINDSIGHT_FUZZ_CASES={{CASES}} cargo test -p hindsight-tests --test it fuzz -- --nocapture
+    HINDSIGHT_FUZZ_CASES=$(( {{CASES}} / 50 )) cargo test -p hindsight-server fuzzed -- --nocapture
+
 # Print the size of the client bundle, raw and gzipped.
 size: client
     @for f in {{dist}}/*.wasm {{dist}}/*.js; do printf '%-40s %8d raw %8d gzip\n' "$(basename $f)" "$(wc -c < $f)" "$(gzip -9c $f | wc -c)"; done

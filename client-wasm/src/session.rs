@@ -284,16 +284,16 @@ impl BoardSession {
             let changed = {
                 let mut inner = self.inner.borrow_mut();
                 let replica = inner.replica(which);
-                if replica.acked.is_empty() {
-                    if let Some(acked) = acked {
-                        replica.set_acked_bytes(&acked);
-                    }
+                if replica.acked.is_empty()
+                    && let Some(acked) = acked
+                {
+                    replica.set_acked_bytes(&acked);
                 }
                 let before = replica.doc.get_heads();
-                if let Some(saved) = saved {
-                    if let Err(e) = replica.doc.load_incremental(&saved) {
-                        leptos::logging::warn!("hindsight: ignoring a damaged offline copy: {e}");
-                    }
+                if let Some(saved) = saved
+                    && let Err(e) = replica.doc.load_incremental(&saved)
+                {
+                    leptos::logging::warn!("hindsight: ignoring a damaged offline copy: {e}");
                 }
                 replica.doc.get_heads() != before
             };
@@ -433,10 +433,8 @@ impl BoardSession {
                     self.on_notice(which, notice);
                 }
             }
-            WireMessage::DocUnavailable { document_id, .. } => {
-                if self.which(document_id).is_some() {
-                    self.view.unavailable.set(true);
-                }
+            WireMessage::DocUnavailable { document_id, .. } if self.which(document_id).is_some() => {
+                self.view.unavailable.set(true);
             }
             WireMessage::Error { message } => {
                 leptos::logging::warn!("hindsight: the server reported an error: {message}");
@@ -484,10 +482,10 @@ impl BoardSession {
                 leptos::logging::warn!("hindsight: could not apply the server's changes: {e}");
                 return;
             }
-            if let Some(theirs) = &replica.sync.their_heads {
-                if theirs.iter().all(|h| replica.doc.get_change_meta_by_hash(h).is_some()) {
-                    replica.acked = theirs.clone();
-                }
+            if let Some(theirs) = &replica.sync.their_heads
+                && theirs.iter().all(|h| replica.doc.get_change_meta_by_hash(h).is_some())
+            {
+                replica.acked = theirs.clone();
             }
             replica.doc.get_heads() != before
         };

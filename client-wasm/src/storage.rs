@@ -46,10 +46,10 @@ impl Storage {
                 .and_then(|t| t.dyn_into::<IdbRequest>().ok())
                 .and_then(|r| r.result().ok())
                 .and_then(|r| r.dyn_into::<IdbDatabase>().ok());
-            if let Some(db) = db {
-                if !db.object_store_names().contains(STORE) {
-                    let _ = db.create_object_store(STORE);
-                }
+            if let Some(db) = db
+                && !db.object_store_names().contains(STORE)
+            {
+                let _ = db.create_object_store(STORE);
             }
         });
         request.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));

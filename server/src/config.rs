@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_PEERS_PER_BOARD: usize = 500;
 /// Messages per second one connection may send, sustained, unless told otherwise.
 pub const DEFAULT_MAX_MESSAGES_PER_SECOND: u32 = 200;
+/// Default for [`Config::max_document_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
 
 /// Hindsight: real-time retrospective and postmortem boards.
 #[derive(Debug, Clone, Parser)]
@@ -57,6 +59,11 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_MAX_MESSAGES_PER_SECOND", default_value_t = DEFAULT_MAX_MESSAGES_PER_SECOND)]
     pub max_messages_per_second: u32,
 
+    /// How large one document (a board or a desk) may grow in storage, in bytes: its snapshot
+    /// and the changes stored since. Changes that would make it larger are refused.
+    #[arg(long, env = "HINDSIGHT_MAX_DOCUMENT_BYTES", default_value_t = DEFAULT_MAX_DOCUMENT_BYTES)]
+    pub max_document_bytes: usize,
+
     /// The log format.
     #[arg(long, env = "HINDSIGHT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -84,6 +91,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_peers_per_board: DEFAULT_MAX_PEERS_PER_BOARD,
             max_messages_per_second: DEFAULT_MAX_MESSAGES_PER_SECOND,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             log_format: LogFormat::Text,
         }
     }

@@ -35,6 +35,7 @@ pub async fn run(
             server: server.clone(),
             idle: config.board_idle(),
             max_peers: config.max_peers_per_board,
+            max_document_bytes: config.max_document_bytes,
             shutdown: token.clone(),
         },
         tracker.clone(),

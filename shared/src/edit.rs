@@ -176,10 +176,10 @@ pub fn merge_clusters(doc: &mut impl Doc, board: &Board, from: &str, into: &str)
     for note in moving {
         set_cluster(doc, &note, Some(into))?;
     }
-    if board.clusters.get(into).is_some_and(|c| c.title.trim().is_empty()) {
-        if let Some(title) = board.clusters.get(from).map(|c| c.title.clone()).filter(|t| !t.trim().is_empty()) {
-            set_cluster_title(doc, into, &title)?;
-        }
+    if board.clusters.get(into).is_some_and(|c| c.title.trim().is_empty())
+        && let Some(title) = board.clusters.get(from).map(|c| c.title.clone()).filter(|t| !t.trim().is_empty())
+    {
+        set_cluster_title(doc, into, &title)?;
     }
     Ok(())
 }
@@ -276,6 +276,38 @@ pub fn publish_note(doc: &mut impl Doc, note: &Note) -> Result<(), SchemaError> 
     put_entry(doc, "notes", &note.id, note)
 }
 
+/// Writes a note on the board given how it was before (`None`: it is new), touching only the
+/// fields that changed: the server's fast path for publishing, which needs no reading back.
+pub fn write_note(doc: &mut impl Doc, before: Option<&Note>, note: &Note) -> Result<(), SchemaError> {
+    too_long("a note", &note.text, MAX_NOTE_CHARS)?;
+    let optional = |value: &Option<String>| value.as_ref().map_or(ScalarValue::Null, |v| ScalarValue::Str(v.into()));
+    let obj = match before {
+        Some(_) => entry(doc, "notes", &note.id)?,
+        None => {
+            let notes = root_map(doc, "notes")?;
+            let obj = doc.put_object(&notes, note.id.as_str(), ObjType::Map)?;
+            doc.put(&obj, "id", note.id.as_str())?;
+            obj
+        }
+    };
+    if before.is_none_or(|b| b.column != note.column) {
+        doc.put(&obj, "column", note.column.as_str())?;
+    }
+    if before.is_none_or(|b| b.text != note.text) {
+        doc.put(&obj, "text", note.text.as_str())?;
+    }
+    if before.is_none_or(|b| b.created_at != note.created_at) {
+        doc.put(&obj, "created_at", note.created_at)?;
+    }
+    if before.is_none_or(|b| b.cluster != note.cluster) {
+        doc.put(&obj, "cluster", optional(&note.cluster))?;
+    }
+    if before.is_none_or(|b| b.author != note.author) {
+        doc.put(&obj, "author", optional(&note.author))?;
+    }
+    Ok(())
+}
+
 /// Takes a published note off the board. Only the server does this.
 pub fn unpublish_note(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
     delete_entry(doc, "notes", id)
@@ -357,6 +389,18 @@ mod tests {
         assert!(board.notes.values().all(|n| n.cluster.as_deref() == Some("k2")));
         assert_eq!(board.clusters["k2"].title, "Flaky tests");
         assert_eq!(board.vote_items().len(), 1);
+    }
+
+    #[test]
+    fn writing_a_note_directly_reads_back_as_reconciling_it() {
+        let mut doc = board_doc();
+        let first = note("a");
+        let edited =
+            Note { text: "changed".into(), cluster: Some("k".into()), author: Some("Ann".into()), ..note("a") };
+        edit(&mut doc, |tx| write_note(tx, None, &first).expect("new"));
+        assert_eq!(Board::read(&doc).expect("board").notes["a"], first);
+        edit(&mut doc, |tx| write_note(tx, Some(&first), &edited).expect("edit"));
+        assert_eq!(Board::read(&doc).expect("board").notes["a"], edited);
     }
 
     #[test]

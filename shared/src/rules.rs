@@ -247,12 +247,11 @@ pub fn check_board_state(before: &Board, after: &Board, is_participant: impl Fn(
             return refuse(format!("there is no column `{column}` to reveal"));
         }
     }
-    if after.focus != before.focus {
-        if let Some(focus) = &after.focus {
-            if !after.is_vote_item(focus) {
-                return refuse("only a cluster or a lone note can be focused");
-            }
-        }
+    if after.focus != before.focus
+        && let Some(focus) = &after.focus
+        && !after.is_vote_item(focus)
+    {
+        return refuse("only a cluster or a lone note can be focused");
     }
     if after.facilitator != before.facilitator {
         match &after.facilitator {
@@ -267,10 +266,10 @@ pub fn check_board_state(before: &Board, after: &Board, is_participant: impl Fn(
         if before.notes.get(id).map(|n| &n.cluster) == Some(&note.cluster) {
             continue;
         }
-        if let Some(cluster) = &note.cluster {
-            if !after.clusters.contains_key(cluster) {
-                return refuse(format!("there is no cluster `{cluster}`"));
-            }
+        if let Some(cluster) = &note.cluster
+            && !after.clusters.contains_key(cluster)
+        {
+            return refuse(format!("there is no cluster `{cluster}`"));
         }
     }
     for (key, cluster) in &after.clusters {
@@ -300,10 +299,11 @@ pub fn check_board_state(before: &Board, after: &Board, is_participant: impl Fn(
         if !item.due.is_empty() && !is_iso_date(&item.due) {
             return refuse("a due date is written YYYY-MM-DD");
         }
-        if let Some(target) = &item.cluster {
-            if !after.clusters.contains_key(target) && !after.notes.contains_key(target) {
-                return refuse("an action item addresses a cluster or a note of this board");
-            }
+        if let Some(target) = &item.cluster
+            && !after.clusters.contains_key(target)
+            && !after.notes.contains_key(target)
+        {
+            return refuse("an action item addresses a cluster or a note of this board");
         }
     }
     Ok(())
@@ -332,6 +332,9 @@ pub fn check_desk_state(before: &Desk, after: &Desk, board: &Board) -> Result<()
     }
     if after.drafts.len() > MAX_DRAFTS_PER_DESK {
         return refuse(format!("one person may write at most {MAX_DRAFTS_PER_DESK} notes"));
+    }
+    if after.drafts.len() > before.drafts.len() && board.notes.len() >= MAX_ITEMS_PER_BOARD {
+        return refuse(format!("the board is full: it holds at most {MAX_ITEMS_PER_BOARD} notes"));
     }
     for id in before.drafts.keys() {
         if !after.drafts.contains_key(id) && !can_edit_notes(phase) {
@@ -453,6 +456,31 @@ mod tests {
         assert!(check_board_state(&before, &after, |id| id == "p1").is_err());
         after.facilitator = Some("p1".into());
         assert!(check_board_state(&before, &after, |id| id == "p1").is_ok());
+    }
+
+    #[test]
+    fn a_full_board_takes_no_new_drafts_but_edits_of_old_ones() {
+        let mut board = board();
+        for n in 0..MAX_ITEMS_PER_BOARD {
+            let id = format!("n{n}");
+            let note = Note {
+                id: id.clone(),
+                column: "mad".into(),
+                text: "x".into(),
+                created_at: 0,
+                cluster: None,
+                author: None,
+            };
+            board.notes.insert(id, note);
+        }
+        let draft = |text: &str| Draft { id: "d".into(), column: "mad".into(), text: text.into(), created_at: 0 };
+        let mut before = Desk::default();
+        let mut after = before.clone();
+        after.drafts.insert("d".into(), draft("One too many"));
+        let refusal = check_desk_state(&before, &after, &board).expect_err("the board is full");
+        assert!(refusal.0.contains("at most 5000 notes"), "{}", refusal.0);
+        before.drafts.insert("d".into(), draft("Written before it filled up"));
+        assert!(check_desk_state(&before, &after, &board).is_ok(), "an old draft can still be edited");
     }
 
     #[test]

@@ -227,16 +227,35 @@ pub struct Draft {
 /// Why a document cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
+    // The library errors are boxed: they are large, and this error travels through every edit.
     #[error("the document does not have the expected shape: {0}")]
-    Hydrate(#[from] HydrateError),
+    Hydrate(Box<HydrateError>),
     #[error("could not write the document: {0}")]
-    Reconcile(#[from] ReconcileError),
+    Reconcile(Box<ReconcileError>),
     #[error("automerge refused the change: {0}")]
-    Automerge(#[from] AutomergeError),
+    Automerge(Box<AutomergeError>),
     #[error("the document has no `{0}` map")]
     MissingRoot(&'static str),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<HydrateError> for SchemaError {
+    fn from(e: HydrateError) -> Self {
+        Self::Hydrate(Box::new(e))
+    }
+}
+
+impl From<ReconcileError> for SchemaError {
+    fn from(e: ReconcileError) -> Self {
+        Self::Reconcile(Box::new(e))
+    }
+}
+
+impl From<AutomergeError> for SchemaError {
+    fn from(e: AutomergeError) -> Self {
+        Self::Automerge(Box::new(e))
+    }
 }
 
 impl Board {

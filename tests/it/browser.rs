@@ -68,7 +68,10 @@ async fn a_whole_retro_from_write_to_done() {
     ann.wait_phase("group").await;
     ann.group("Friday deploys", "Late standups").await;
     let title = ann
-        .wait_for(Locator::XPath(&format!("{}//input[contains(@class,'cluster-title')]", Page::item_xpath("Friday deploys"))))
+        .wait_for(Locator::XPath(&format!(
+            "{}//input[contains(@class,'cluster-title')]",
+            Page::item_xpath("Friday deploys")
+        )))
         .await;
     // Typing then Tab: the title is saved when the field loses focus.
     let tab = char::from(fantoccini::key::Key::Tab);
@@ -101,7 +104,10 @@ async fn a_whole_retro_from_write_to_done() {
     ann.wait_for(Locator::Css("#action-text")).await.send_keys("Move deploys to Tuesday").await.expect("text");
     ann.wait_for(Locator::Css("#action-owner")).await.send_keys("Ann").await.expect("owner");
     ann.click(Locator::Css("#add-action")).await;
-    bob.wait_for(Locator::XPath("//li[contains(@class,'action-item')][.//span[normalize-space(.)='Move deploys to Tuesday']]")).await;
+    bob.wait_for(Locator::XPath(
+        "//li[contains(@class,'action-item')][.//span[normalize-space(.)='Move deploys to Tuesday']]",
+    ))
+    .await;
     fay.screenshot("phase-5-discuss").await;
 
     // Actions: another item, with an owner and a due date.
@@ -110,14 +116,20 @@ async fn a_whole_retro_from_write_to_done() {
     bob.wait_for(Locator::Css("#action-text")).await.send_keys("Start standups at 9:30 sharp").await.expect("text");
     bob.wait_for(Locator::Css("#action-owner")).await.send_keys("Bob").await.expect("owner");
     bob.click(Locator::Css("#add-action")).await;
-    fay.wait_for(Locator::XPath("//li[contains(@class,'action-item')][.//span[normalize-space(.)='Start standups at 9:30 sharp']]")).await;
+    fay.wait_for(Locator::XPath(
+        "//li[contains(@class,'action-item')][.//span[normalize-space(.)='Start standups at 9:30 sharp']]",
+    ))
+    .await;
     fay.screenshot("phase-6-actions").await;
 
     // Done: read-only, with a summary everyone sees.
     fay.next_phase("done").await;
     for page in [&ann, &bob] {
         page.wait_phase("done").await;
-        page.wait_for(Locator::XPath("//*[@id='summary']//span[@class='ranked-title' and normalize-space(.)='Our week starts badly']")).await;
+        page.wait_for(Locator::XPath(
+            "//*[@id='summary']//span[@class='ranked-title' and normalize-space(.)='Our week starts badly']",
+        ))
+        .await;
         assert!(page.client().find(Locator::Css("#action-text")).await.is_err(), "a done board is read-only");
     }
     let summary = ann.html().await;

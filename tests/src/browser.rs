@@ -38,6 +38,8 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            // Its own process group, so the browsers it starts go with it (see `Drop`).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver must be installed (`just setup` installs it)");
@@ -79,18 +81,38 @@ impl Browser {
             .await
             .expect("a chromium session");
         client.goto(url).await.expect("the page loads");
-        Page { client, _profile: profile }
+        Page { client, profile }
     }
 
-    pub async fn quit(mut self) {
-        let _ = self.driver.kill().await;
+    pub async fn quit(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver and every browser it started — also when a test fails half-way, so no
+    /// headless Chromium outlives its test.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+        }
     }
 }
 
 /// One browser window.
 pub struct Page {
     client: Client,
-    _profile: TempDir,
+    profile: TempDir,
+}
+
+impl Drop for Page {
+    /// Kills this page's browser, found by its profile directory, should the session not have
+    /// ended it (a failed test never reaches `close`).
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", &format!("--user-data-dir={}", self.profile.path().display())])
+            .status();
+    }
 }
 
 impl Page {
@@ -262,6 +284,6 @@ impl Page {
     }
 
     pub async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
     }
 }

@@ -16,6 +16,9 @@
 //!   received. A peer with only the board open is a viewer.
 //! - [`participant`]: [`Participant`], someone who joined: a desk and the board over one
 //!   connection, with typed helpers for every gesture of a retro and raw changes for the rest.
+//! - [`proxy`]: [`FaultyProxy`], a TCP proxy that cuts live connections at random and counts
+//!   the faults it injected.
+//! - [`rng`]: [`Rng`], a seeded generator for load and fault schedules.
 //! - [`history`]: reading a document's whole history (every operation, its path and value) and
 //!   searching received frames, for privacy assertions.
 //!
@@ -28,6 +31,8 @@ pub mod http;
 pub mod participant;
 pub mod peer;
 pub mod process;
+pub mod proxy;
+pub mod rng;
 pub mod server;
 pub mod ws;
 
@@ -37,6 +42,8 @@ pub use http::{BoardCreated, HttpResponse};
 pub use participant::{Identity, Participant};
 pub use peer::{ChangeOptions, SyncPeer, Verdict};
 pub use process::ServerProcess;
+pub use proxy::FaultyProxy;
+pub use rng::Rng;
 pub use server::TestServer;
 pub use ws::{Closing, WsClient};
 

@@ -406,6 +406,13 @@ impl Participant {
         self.board_change("writing an action item", |tx| Ok(edit::put_action(tx, item)?)).await
     }
 
+    /// Connects again after the connection dropped, keeping both replicas (with whatever the
+    /// server has not acknowledged yet) and the same desk, as the browser does; see
+    /// [`SyncPeer::reconnect`]. Does not wait for the server's answers.
+    pub async fn reconnect(&mut self, ws_url: &str) -> anyhow::Result<()> {
+        self.peer.reconnect(ws_url).await
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) -> anyhow::Result<()> {
         self.peer.close().await

@@ -501,6 +501,40 @@ impl SyncPeer {
         self.ephemera.remove(at).context("the message is there")
     }
 
+    /// Opens a new connection to `ws_url` in place of this one, as a browser does after its
+    /// connection dropped: the replicas stay, with any changes the server may not have, sync
+    /// states start afresh, and each document is announced again, in the order it was opened
+    /// (a desk before its board), with a sync message of what the replica holds. Does not wait
+    /// for answers.
+    pub async fn reconnect(&mut self, ws_url: &str) -> anyhow::Result<()> {
+        let mut client = WsClient::connect(ws_url).await?;
+        self.server = client.join(&self.me).await?;
+        self.client = client;
+        self.ephemera.clear();
+        let docs: Vec<DocumentId> = self.replicas.iter().map(|r| r.id).collect();
+        for doc in docs {
+            let me = self.me.clone();
+            let server = self.server.clone();
+            let replica = self.replica_mut(doc)?;
+            replica.state = sync::State::new();
+            replica.server_heads.clear();
+            let data = replica.doc.generate_sync_message(&mut replica.state).context("a fresh state has a message")?;
+            let message = if replica.doc.get_heads().is_empty() {
+                WireMessage::Request { document_id: doc, sender_id: me, target_id: server, data: data.encode() }
+            } else {
+                WireMessage::Sync { document_id: doc, sender_id: me, target_id: server, data: data.encode() }
+            };
+            self.client.send(&message).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the server whatever the sync state says it lacks of `doc` (changes committed with
+    /// [`commit_local`](Self::commit_local), say); true if there was something to send.
+    pub async fn send_sync(&mut self, doc: DocumentId) -> anyhow::Result<bool> {
+        self.push(doc).await
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) -> anyhow::Result<()> {
         self.client.close().await

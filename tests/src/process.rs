@@ -45,7 +45,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0", "--log-format", "text", "--data-dir"])
             .arg(data_dir)
             .args(flags)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("HINDSIGHT_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -86,6 +86,11 @@ impl ServerProcess {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.address)
+    }
+
+    /// The process id, while the process runs (to read `/proc/<pid>/status`, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Creates a board through the HTTP API.

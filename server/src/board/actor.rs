@@ -5,7 +5,7 @@
 //! turn drains every message already queued, so N changes from P peers cost one store commit and
 //! one round of sync messages instead of N.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub struct BoardContext {
     pub idle: Duration,
     /// How many connections the board takes at once.
     pub max_peers: usize,
+    /// How large a document may grow in storage, in bytes.
+    pub max_document_bytes: usize,
     pub shutdown: CancellationToken,
 }
 
@@ -53,6 +55,8 @@ pub(crate) struct BoardActor {
     registry: Arc<Registry>,
     inbox: mpsc::Receiver<BoardMsg>,
     links: HashMap<ConnId, PeerLink>,
+    /// Connections the board let go whose `Left` has not arrived yet.
+    gone: HashSet<ConnId>,
 }
 
 impl BoardActor {
@@ -62,7 +66,7 @@ impl BoardActor {
         registry: Arc<Registry>,
         inbox: mpsc::Receiver<BoardMsg>,
     ) -> Self {
-        Self { id, ctx, registry, inbox, links: HashMap::new() }
+        Self { id, ctx, registry, inbox, links: HashMap::new(), gone: HashSet::new() }
     }
 
     pub(crate) async fn run(mut self) {
@@ -114,7 +118,7 @@ impl BoardActor {
         let Some(stored) = self.ctx.store.load_board(self.id).await? else {
             return Ok(State::Unavailable);
         };
-        let (id, server) = (self.id, self.ctx.server.clone());
+        let (id, server, max_document_bytes) = (self.id, self.ctx.server.clone(), self.ctx.max_document_bytes);
         let started = std::time::Instant::now();
         let core = tokio::task::spawn_blocking(move || {
             let desks = stored
@@ -122,7 +126,7 @@ impl BoardActor {
                 .into_iter()
                 .map(|(record, doc)| (Participant { id: record.id, name: record.name, desk: record.desk }, doc))
                 .collect();
-            BoardCore::load(id, server, &stored.doc, desks)
+            BoardCore::load(id, server, &stored.doc, desks, max_document_bytes)
         })
         .await??;
         tracing::debug!(board = %self.id, elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
@@ -136,6 +140,8 @@ impl BoardActor {
         for message in batch {
             match message {
                 BoardMsg::Left { conn } => {
+                    // The connection's last message: nothing of it is queued after this.
+                    self.gone.remove(&conn);
                     self.links.remove(&conn);
                     if let State::Ready(core) = state {
                         core.leave(conn);
@@ -165,6 +171,10 @@ impl BoardActor {
                     }
                 },
                 BoardMsg::FromPeer { link, doc, message } => match state {
+                    // A connection this board let go (it stopped reading, or broke the protocol)
+                    // may still have messages queued here: the client keeps what it sent and sends
+                    // it again when it reconnects. Taking them would bring the connection back.
+                    _ if self.gone.contains(&link.conn()) => {}
                     State::Ready(core) if core.holds(doc) => {
                         let conn = link.conn();
                         let peer = link.peer().clone();
@@ -211,6 +221,7 @@ impl BoardActor {
             let Some(link) = self.links.get(&conn) else { continue };
             if link.deliver(message.encode().into()) == Delivery::Dropped {
                 self.links.remove(&conn);
+                self.gone.insert(conn);
                 core.leave(conn);
             }
         }
@@ -226,6 +237,7 @@ impl BoardActor {
             link.deliver(WireMessage::Error { message: why.to_string() }.encode().into());
             link.close(CloseReason::PROTOCOL);
         }
+        self.gone.insert(conn);
         core.leave(conn);
     }
 

@@ -19,7 +19,7 @@ use hindsight_shared::ids::{DocumentId, PeerId, published_note_id};
 use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::rules::{self, Refusal, Role};
-use hindsight_shared::schema::{Board, Desk, Note, Phase, SchemaError};
+use hindsight_shared::schema::{Board, Desk, MAX_ITEMS_PER_BOARD, Note, Phase, SchemaError};
 
 use super::replica::{LoadError, ReceiveError, Received, Replica};
 use crate::store::{StoredChange, StoredDoc};
@@ -65,6 +65,10 @@ struct DeskEntry {
     replica: Replica,
     /// The desk as last read, to compare each change against.
     cache: Desk,
+    /// Draft id -> the id it is published under (a hash, worth remembering).
+    note_ids: HashMap<String, String>,
+    /// The notes on the board that come from this desk.
+    live: HashSet<String>,
 }
 
 /// One board: its document, its desks and its peers.
@@ -82,10 +86,18 @@ pub struct BoardCore {
     refusals: HashMap<ConnId, u32>,
     /// The phase the server last reacted to.
     governed_phase: Phase,
+    /// Desks changed since the last publication pass.
+    dirty: HashSet<DocumentId>,
+    /// What decides publication changed (phase, reveals, anonymity): look at every desk.
+    publish_all: bool,
     /// The roster last sent, and to whom.
     roster: Vec<PresenceEntry>,
     roster_sent_to: HashSet<ConnId>,
+    /// Something the roster shows may have changed since it was last built.
+    roster_stale: bool,
     notices_sent: u64,
+    /// How large each document may grow in storage, in bytes.
+    max_document_bytes: usize,
 }
 
 impl BoardCore {
@@ -96,9 +108,10 @@ impl BoardCore {
         server: PeerId,
         stored: &StoredDoc,
         desks: Vec<(Participant, StoredDoc)>,
+        max_document_bytes: usize,
     ) -> Result<Self, LoadError> {
         let actor = ActorId::random();
-        let board = Replica::load(id, actor.clone(), stored)?;
+        let board = Replica::load(id, actor.clone(), stored, max_document_bytes)?;
         let cache = Board::read(board.doc()).unwrap_or_default();
         let mut core = Self {
             id,
@@ -106,6 +119,8 @@ impl BoardCore {
             actor,
             board,
             governed_phase: cache.phase,
+            dirty: HashSet::new(),
+            publish_all: true,
             cache,
             desks: HashMap::new(),
             participants: HashMap::new(),
@@ -113,10 +128,12 @@ impl BoardCore {
             refusals: HashMap::new(),
             roster: Vec::new(),
             roster_sent_to: HashSet::new(),
+            roster_stale: true,
             notices_sent: 0,
+            max_document_bytes,
         };
         for (participant, stored) in desks {
-            let replica = Replica::load(participant.desk, core.actor.clone(), &stored)?;
+            let replica = Replica::load(participant.desk, core.actor.clone(), &stored, max_document_bytes)?;
             core.add_desk(participant, replica);
         }
         Ok(core)
@@ -124,7 +141,16 @@ impl BoardCore {
 
     fn add_desk(&mut self, participant: Participant, replica: Replica) {
         let cache = Desk::read(replica.doc()).unwrap_or_default();
-        self.desks.insert(participant.desk, DeskEntry { participant: participant.id.clone(), replica, cache });
+        let entry = DeskEntry {
+            participant: participant.id.clone(),
+            replica,
+            cache,
+            note_ids: HashMap::new(),
+            live: HashSet::new(),
+        };
+        self.dirty.insert(participant.desk);
+        self.roster_stale = true;
+        self.desks.insert(participant.desk, entry);
         self.participants.insert(participant.id.clone(), participant);
     }
 
@@ -158,7 +184,7 @@ impl BoardCore {
     /// facilitator key makes them the facilitator.
     pub fn join(&mut self, participant: Participant, desk: Automerge, facilitator: bool) -> Result<(), SchemaError> {
         let id = participant.id.clone();
-        let replica = Replica::new(participant.desk, self.actor.clone(), desk);
+        let replica = Replica::new(participant.desk, self.actor.clone(), desk, self.max_document_bytes);
         self.add_desk(participant, replica);
         if facilitator && self.cache.facilitator.as_deref() != Some(id.as_str()) {
             self.board.write(|tx| edit::hand_over(tx, &id))?;
@@ -202,8 +228,10 @@ impl BoardCore {
         } else {
             self.receive_desk(conn, from, doc, &data)?
         };
+        // Acknowledgements change nothing the roster shows; accepted changes may.
+        self.roster_stale |= received.accepted > 0;
         if let Some((refusal, hashes)) = received.refused {
-            tracing::info!(board = %self.id, %doc, peer = %from, reason = %refusal, "refused changes");
+            tracing::info!(board = %self.id, %doc, conn, peer = %from, reason = %refusal, "refused changes");
             let count = self.refusals.entry(conn).or_insert(0);
             *count += 1;
             if *count > MAX_REFUSALS_PER_CONNECTION {
@@ -219,9 +247,15 @@ impl BoardCore {
         let role = self.role(conn);
         let participants = &self.participants;
         let cache = &mut self.cache;
-        Ok(self
+        let decides = |b: &Board| (b.phase, b.revealed.clone(), b.settings.anonymous);
+        let before = decides(cache);
+        let received = self
             .board
-            .receive(conn, from, data, |doc, change| check_board_change(role, participants, cache, doc, change))?)
+            .receive(conn, from, data, |doc, change| check_board_change(role, participants, cache, doc, change))?;
+        if decides(cache) != before {
+            self.publish_all = true;
+        }
+        Ok(received)
     }
 
     fn receive_desk(
@@ -240,12 +274,14 @@ impl BoardCore {
             }
             Some(_) => {}
             None => {
+                tracing::debug!(board = %self.id, conn, participant = %entry.participant, "a participant's desk is open");
                 self.identities.insert(conn, entry.participant.clone());
+                self.roster_stale = true;
             }
         }
         let board = &self.cache;
         let DeskEntry { replica, cache, .. } = entry;
-        Ok(replica.receive(conn, from, data, |doc, change| {
+        let received = replica.receive(conn, from, data, |doc, change| {
             for (path, write) in rules::written_paths(doc, change)? {
                 rules::check_desk_write(&path, write)?;
             }
@@ -253,7 +289,11 @@ impl BoardCore {
             rules::check_desk_state(cache, &after, board)?;
             *cache = after;
             Ok(())
-        })?)
+        })?;
+        if received.accepted > 0 {
+            self.dirty.insert(doc);
+        }
+        Ok(received)
     }
 
     /// Relays a peer's ephemeral message to the document's other peers.
@@ -309,6 +349,7 @@ impl BoardCore {
         self.identities.remove(&conn);
         self.refusals.remove(&conn);
         self.roster_sent_to.remove(&conn);
+        self.roster_stale = true;
     }
 
     /// The server's own reactions to the state the peers left: publishes revealed notes (and
@@ -321,6 +362,7 @@ impl BoardCore {
                 if desk.cache.ready {
                     desk.replica.write(|tx| edit::set_ready(tx, false))?;
                     desk.cache.ready = false;
+                    self.roster_stale = true;
                 }
             }
         }
@@ -331,16 +373,33 @@ impl BoardCore {
 
     /// Brings the board's notes in line with the desks: a draft is published once its column is
     /// revealed (and stays published), follows its draft's edits, and goes when the draft goes.
+    /// Looks only at desks that changed, unless what decides publication changed.
     fn publish(&mut self, now_ms: i64) -> Result<(), SchemaError> {
+        let targets: Vec<DocumentId> = if std::mem::take(&mut self.publish_all) {
+            self.dirty.clear();
+            self.desks.keys().copied().collect()
+        } else {
+            self.dirty.drain().collect()
+        };
         let board = &self.cache;
-        let mut wanted: BTreeMap<String, Note> = BTreeMap::new();
-        for (desk_id, desk) in &self.desks {
+        let mut changed: Vec<Note> = Vec::new();
+        let mut stale: Vec<String> = Vec::new();
+        // Drafts beyond what a board holds stay on their desks, unpublished (the desks refuse new
+        // drafts once the board is full, but a crowd can fill it in private before the reveal).
+        let mut room = MAX_ITEMS_PER_BOARD.saturating_sub(board.notes.len());
+        for desk_id in targets {
+            let Some(desk) = self.desks.get_mut(&desk_id) else { continue };
             let author = (!board.settings.anonymous)
                 .then(|| self.participants.get(&desk.participant).map(|p| p.name.clone()))
                 .flatten()
                 .filter(|name| !name.trim().is_empty());
+            let mut live = HashSet::with_capacity(desk.live.len());
             for draft in desk.cache.drafts.values() {
-                let id = published_note_id(desk_id, &draft.id);
+                let id = desk
+                    .note_ids
+                    .entry(draft.id.clone())
+                    .or_insert_with(|| published_note_id(&desk_id, &draft.id))
+                    .clone();
                 let current = board.notes.get(&id);
                 let due = current.is_some() || (board.phase != Phase::Write && board.is_revealed(&draft.column));
                 if !due {
@@ -355,30 +414,56 @@ impl BoardCore {
                     cluster: current.and_then(|n| n.cluster.clone()),
                     author: author.clone(),
                 };
-                wanted.insert(id, note);
+                if current.is_none() {
+                    if room == 0 {
+                        continue;
+                    }
+                    room -= 1;
+                }
+                if current != Some(&note) {
+                    changed.push(note);
+                }
+                live.insert(id);
             }
+            stale.extend(desk.live.difference(&live).filter(|id| board.notes.contains_key(*id)).cloned());
+            desk.live = live;
+            let drafts = &desk.cache.drafts;
+            desk.note_ids.retain(|draft, _| drafts.contains_key(draft));
         }
-        let stale: Vec<String> = board.notes.keys().filter(|id| !wanted.contains_key(*id)).cloned().collect();
-        let changed: Vec<Note> = wanted.into_values().filter(|note| board.notes.get(&note.id) != Some(note)).collect();
         if stale.is_empty() && changed.is_empty() {
             return Ok(());
         }
         // One change for the whole pass, notes in id order: nothing in it groups notes by author.
+        changed.sort_by(|a, b| a.id.cmp(&b.id));
+        stale.sort();
+        let cache = &self.cache;
         self.board.write(|tx| {
             for note in &changed {
-                edit::publish_note(tx, note)?;
+                edit::write_note(tx, cache.notes.get(&note.id), note)?;
             }
             for id in &stale {
                 edit::unpublish_note(tx, id)?;
             }
             Ok(())
         })?;
-        self.refresh_board()
+        // The cache follows exactly what was written, without reading the board again.
+        for id in &stale {
+            self.cache.notes.remove(id);
+        }
+        for note in changed {
+            self.cache.notes.insert(note.id.clone(), note);
+        }
+        Ok(())
     }
 
     /// Writes the vote totals once voting is closed, and clears them if voting reopens.
     fn count_votes(&mut self) -> Result<(), SchemaError> {
         let board = &self.cache;
+        let counted = !board.vote_totals.is_empty();
+        if (board.phase > Phase::Vote) == counted {
+            // Counted once when voting closed (nobody votes after that), or nothing to clear.
+            return Ok(());
+        }
         let totals: BTreeMap<String, i64> = if board.phase > Phase::Vote {
             let mut totals: BTreeMap<String, i64> =
                 board.vote_items().iter().map(|item| (item.id().to_owned(), 0)).collect();
@@ -388,10 +473,6 @@ impl BoardCore {
                         *total += dots;
                     }
                 }
-            }
-            if !board.vote_totals.is_empty() {
-                // Counted when voting closed; nobody votes after that.
-                return Ok(());
             }
             totals
         } else {
@@ -424,8 +505,7 @@ impl BoardCore {
                 })
             })
             .collect();
-        roster
-            .sort_by(|a, b| (!a.online, a.name.to_lowercase(), &a.id).cmp(&(!b.online, b.name.to_lowercase(), &b.id)));
+        roster.sort_by_cached_key(|p| (!p.online, p.name.to_lowercase(), p.id.clone()));
         roster
     }
 
@@ -453,10 +533,12 @@ impl BoardCore {
         for desk in self.desks.values_mut() {
             desk.replica.flush(&self.server, out);
         }
-        let roster = self.current_roster();
-        if roster != self.roster {
-            self.roster = roster;
-            self.roster_sent_to.clear();
+        if std::mem::take(&mut self.roster_stale) {
+            let roster = self.current_roster();
+            if roster != self.roster {
+                self.roster = roster;
+                self.roster_sent_to.clear();
+            }
         }
         let recipients: Vec<(ConnId, PeerId)> = self
             .board
@@ -499,6 +581,7 @@ fn check_board_change(
 mod tests {
     use automerge::sync::{self, SyncDoc};
     use hindsight_shared::edit;
+    use hindsight_shared::schema::MAX_DRAFTS_PER_DESK;
     use hindsight_shared::schema::{self, Draft};
     use hindsight_shared::templates;
 
@@ -531,7 +614,8 @@ mod tests {
             let template = templates::find("mad-sad-glad").expect("template");
             let doc = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
             let stored = StoredDoc { snapshot: doc.save(), changes: vec![] };
-            let core = BoardCore::load(DocumentId::random(), "server".into(), &stored, vec![]).expect("load");
+            let core =
+                BoardCore::load(DocumentId::random(), "server".into(), &stored, vec![], usize::MAX).expect("load");
             Self { core, clients: Vec::new(), now: 1_000 }
         }
 
@@ -801,5 +885,219 @@ mod tests {
         let totals = net.board_of(ann).vote_totals;
         assert_eq!(totals.get(&ids[0]), Some(&5));
         assert_eq!(totals.get(&ids[1]), Some(&3));
+    }
+
+    // ---- Fuzzing the change validator --------------------------------------------------------
+
+    /// A key for a random path: the schema's own names, ids that exist, and nonsense.
+    const KEYS: &[&str] = &[
+        "title",
+        "phase",
+        "columns",
+        "notes",
+        "clusters",
+        "action_items",
+        "settings",
+        "revealed",
+        "facilitator",
+        "vote_totals",
+        "focus",
+        "timer",
+        "drafts",
+        "votes",
+        "ready",
+        "abstain",
+        "id",
+        "column",
+        "text",
+        "cluster",
+        "author",
+        "created_at",
+        "anonymous",
+        "vote_budget",
+        "mad",
+        "d1",
+        "x",
+        "0",
+    ];
+
+    /// A value a fuzzed change writes.
+    #[derive(Debug, Clone)]
+    enum Value {
+        Str(String),
+        Int(i64),
+        F64(f64),
+        Bool(bool),
+        Null,
+        Counter(i64),
+        Map,
+        List,
+    }
+
+    /// One gesture of a fuzzed session: raw writes at random paths by anyone, and the valid
+    /// gestures that move a retro along, so the raw writes meet every phase.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Board { who: usize, path: Vec<usize>, value: Option<Value> },
+        Desk { who: usize, path: Vec<usize>, value: Option<Value> },
+        Phase(usize),
+        Write { who: usize, draft: usize, text: String },
+        Vote { who: usize, note: usize, dots: i64 },
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop_oneof![
+                Just(String::new()),
+                "[a-z ]{1,12}",
+                Just("x".repeat(3_000)),
+                Just("write".into()),
+                Just("vote".into())
+            ]
+            .prop_map(Value::Str),
+            (-5i64..100).prop_map(Value::Int),
+            any::<f64>().prop_map(Value::F64),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+            (-5i64..100).prop_map(Value::Counter),
+            Just(Value::Map),
+            Just(Value::List),
+        ]
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let path = proptest::collection::vec(0..KEYS.len(), 1..4);
+        prop_oneof![
+            4 => (0..3usize, path.clone(), proptest::option::weighted(0.8, value()))
+                .prop_map(|(who, path, value)| Op::Board { who, path, value }),
+            3 => (0..3usize, path, proptest::option::weighted(0.8, value()))
+                .prop_map(|(who, path, value)| Op::Desk { who, path, value }),
+            1 => (0..Phase::ALL.len()).prop_map(Op::Phase),
+            2 => (0..3usize, 0..4usize, "[a-z]{1,8}").prop_map(|(who, draft, text)| Op::Write { who, draft, text }),
+            1 => (0..3usize, 0..8usize, -2i64..8).prop_map(|(who, note, dots)| Op::Vote { who, note, dots }),
+        ]
+    }
+
+    /// Applies a raw write at the end of `path`, walking down through the objects that exist.
+    fn raw_write(tx: &mut automerge::transaction::Transaction<'_>, path: &[usize], value: &Option<Value>) {
+        use automerge::transaction::Transactable;
+        use automerge::{ObjType, ReadDoc, ScalarValue};
+        let mut obj = automerge::ROOT;
+        let mut keys = path.iter().map(|k| KEYS[*k]).peekable();
+        while let Some(key) = keys.next() {
+            let is_list = tx.object_type(&obj).is_ok_and(|t| t == ObjType::List);
+            let last = keys.peek().is_none();
+            if !last {
+                let child = if is_list { tx.get(&obj, 0usize) } else { tx.get(&obj, key) };
+                if let Ok(Some((automerge::Value::Object(_), id))) = child {
+                    obj = id;
+                    continue;
+                }
+            }
+            let scalar = |v: &Value| -> Option<ScalarValue> {
+                Some(match v {
+                    Value::Str(s) => ScalarValue::Str(s.as_str().into()),
+                    Value::Int(i) => ScalarValue::Int(*i),
+                    Value::F64(f) => ScalarValue::F64(*f),
+                    Value::Bool(b) => ScalarValue::Boolean(*b),
+                    Value::Null => ScalarValue::Null,
+                    Value::Counter(c) => ScalarValue::counter(*c),
+                    Value::Map | Value::List => return None,
+                })
+            };
+            let objtype = |v: &Value| if matches!(v, Value::List) { ObjType::List } else { ObjType::Map };
+            // Errors (a key in a list, an index out of range) are fine: the write just fails.
+            let _ = match (is_list, value) {
+                (false, None) => tx.delete(&obj, key),
+                (true, None) => tx.delete(&obj, 0usize),
+                (false, Some(v)) => match scalar(v) {
+                    Some(s) => tx.put(&obj, key, s),
+                    None => tx.put_object(&obj, key, objtype(v)).map(|_| ()),
+                },
+                (true, Some(v)) => match scalar(v) {
+                    Some(s) => tx.insert(&obj, 0, s),
+                    None => tx.insert_object(&obj, 0, objtype(v)).map(|_| ()),
+                },
+            };
+            return;
+        }
+    }
+
+    /// Runs one fuzzed session and checks what must hold whatever the peers sent.
+    fn fuzz_session(ops: &[Op]) {
+        let mut net = Net::new();
+        let fac = net.join("Fay", true);
+        let people = [fac, net.join("Ann", false), net.join("Bob", false)];
+        let mut phase = net.core.board().phase;
+        for op in ops {
+            match op {
+                Op::Board { who, path, value } => net.board_edit(people[*who], |tx, _| raw_write(tx, path, value)),
+                Op::Desk { who, path, value } => net.desk_edit(people[*who], |tx| raw_write(tx, path, value)),
+                Op::Phase(to) => {
+                    let to = Phase::ALL[*to];
+                    net.board_edit(fac, |tx, _| edit::set_phase(tx, to).expect("phase"));
+                }
+                Op::Write { who, draft, text } => {
+                    let draft =
+                        Draft { id: format!("d{draft}"), column: "mad".into(), text: text.clone(), created_at: 1 };
+                    net.desk_edit(people[*who], |tx| {
+                        let _ = edit::add_draft(tx, &draft);
+                    });
+                }
+                Op::Vote { who, note, dots } => {
+                    let board = net.core.board().clone();
+                    if let Some(item) = board.vote_items().get(*note) {
+                        let id = item.id().to_owned();
+                        net.desk_edit(people[*who], |tx| {
+                            let _ = edit::set_votes(tx, &id, *dots);
+                        });
+                    }
+                }
+            }
+            // Whatever was sent, the server's documents still read as a board and desks.
+            let board = Board::read(net.core.board_doc()).expect("the server's board always reads");
+            let moved_by_facilitator = matches!(op, Op::Phase(_) | Op::Board { who: 0, .. });
+            assert!(board.phase == phase || moved_by_facilitator, "only the facilitator moves the phase: {op:?}");
+            phase = board.phase;
+            let mut drafts = HashMap::new();
+            for client in &net.clients {
+                let desk = Desk::read(net.core.desk_doc(client.desk_id).expect("desk")).expect("a desk always reads");
+                assert!(desk.drafts.len() <= MAX_DRAFTS_PER_DESK);
+                for draft in desk.drafts.values() {
+                    drafts.insert(published_note_id(&client.desk_id, &draft.id), draft.text.clone());
+                }
+            }
+            // Every note on the board is a draft of somebody's desk, with its text: nobody writes
+            // notes but the server, and nobody forges one.
+            for note in board.notes.values() {
+                assert_eq!(drafts.get(&note.id), Some(&note.text), "note {} is a published draft", note.id);
+            }
+            // And every client converged on the server's documents, refusals undone.
+            for client in &net.clients {
+                assert_eq!(client.board.get_heads(), net.core.board_doc().get_heads(), "{op:?}");
+            }
+        }
+    }
+
+    /// Random sessions of valid and invalid changes from every role. `HINDSIGHT_FUZZ_CASES` sets
+    /// how many (`just fuzz` runs many more); the figures are printed.
+    #[test]
+    fn fuzzed_changes_never_break_the_rules_or_the_server() {
+        use proptest::test_runner::{Config, TestRunner};
+        let cases = std::env::var("HINDSIGHT_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48);
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let executed = std::cell::Cell::new(0usize);
+        let sessions = proptest::collection::vec(op(), 1..40);
+        let result = runner.run(&sessions, |ops| {
+            executed.set(executed.get() + ops.len());
+            fuzz_session(&ops);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("after {} changes: {e}", executed.get());
+        }
+        eprintln!("change validator fuzz: {cases} sessions passed, {} changes checked", executed.get());
     }
 }

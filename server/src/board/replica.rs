@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, Change, ChangeHash};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::rules::Refusal;
@@ -105,23 +105,40 @@ pub struct Replica {
     saved_heads: Vec<ChangeHash>,
     /// Heads of the document when peers were last sent sync messages.
     flushed_heads: Vec<ChangeHash>,
+    /// The document's size in storage: the snapshot it was loaded from and every change since.
+    bytes: usize,
+    /// The size beyond which peers' changes are refused.
+    max_bytes: usize,
 }
 
 impl Replica {
     /// Rebuilds a document from what the store holds. CPU-bound: call it off the async runtime.
-    pub fn load(id: DocumentId, actor: ActorId, stored: &StoredDoc) -> Result<Self, LoadError> {
+    /// Peers' changes that would make it larger than `max_bytes` in storage are refused.
+    pub fn load(id: DocumentId, actor: ActorId, stored: &StoredDoc, max_bytes: usize) -> Result<Self, LoadError> {
         let mut doc = if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
         for change in &stored.changes {
             doc.load_incremental(change)?;
         }
-        Ok(Self::new(id, actor, doc))
+        let mut replica = Self::new(id, actor, doc, max_bytes);
+        replica.bytes = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
+        Ok(replica)
     }
 
-    /// Wraps a document whose current state is already stored.
-    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge) -> Self {
+    /// Wraps a document whose current state is already stored (as a snapshot).
+    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge, max_bytes: usize) -> Self {
         doc.set_actor(actor.clone());
         let heads = doc.get_heads();
-        Self { id, doc, actor, peers: HashMap::new(), saved_heads: heads.clone(), flushed_heads: heads }
+        let bytes = doc.save().len();
+        Self {
+            id,
+            doc,
+            actor,
+            peers: HashMap::new(),
+            saved_heads: heads.clone(),
+            flushed_heads: heads,
+            bytes,
+            max_bytes,
+        }
     }
 
     pub fn id(&self) -> DocumentId {
@@ -180,6 +197,8 @@ impl Replica {
                 } else if !change.deps().iter().all(|dep| self.has_change(dep)) {
                     later.push(change);
                     continue;
+                } else if self.bytes + change.raw_bytes().len() > self.max_bytes {
+                    Err(Refusal(format!("the document is full: it may take at most {} KiB", self.max_bytes / 1024)))
                 } else {
                     let before = self.doc.get_heads();
                     self.doc.apply_changes([change.clone()])?;
@@ -191,7 +210,10 @@ impl Replica {
                 };
                 progress = true;
                 match verdict {
-                    Ok(()) => received.accepted += 1,
+                    Ok(()) => {
+                        received.accepted += 1;
+                        self.bytes += change.raw_bytes().len();
+                    }
                     Err(refusal) => {
                         refused.insert(hash);
                         match &mut received.refused {
@@ -300,7 +322,10 @@ impl Replica {
         let mut tx = self.doc.transaction();
         match edit(&mut tx) {
             Ok(()) => {
-                tx.commit_with(CommitOptions::default().with_time(0));
+                let (hash, _) = tx.commit_with(CommitOptions::default().with_time(0));
+                if let Some(change) = hash.and_then(|hash| self.doc.get_change_by_hash(&hash)) {
+                    self.bytes += change.raw_bytes().len();
+                }
                 Ok(())
             }
             Err(e) => {

@@ -270,7 +270,7 @@ fn NoteCard(card: Card) -> impl IntoView {
                 {(!card.private && card.draft.is_some()).then_some(view! { <span class="tag">"yours"</span> })}
                 {card.author.clone().map(|author| view! { <span class="tag author">{author}</span> })}
                 <span class="spacer"></span>
-                <Show when=editable.clone()>
+                <Show when=editable>
                     <button class="edit-note icon" title="Edit" aria-label="Edit note" on:click=move |_| editing.set(true)>
                         "✎"
                     </button>

@@ -1,0 +1,174 @@
+//! [`FaultyProxy`]: a TCP proxy between clients and a server that cuts live connections at
+//! random, as a flaky network does. A cut drops both halves of a connection at once with a reset
+//! (`SO_LINGER` 0), wherever the bytes in flight happen to be: between frames or in the middle of
+//! one, in either direction. The proxy counts the faults it injected.
+//!
+//! It forwards bytes and nothing else, so clients reach it exactly as they would reach the server:
+//! it implements [`Endpoint`] with its own address.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Endpoint;
+use crate::rng::Rng;
+
+/// A proxy on `127.0.0.1:0` in front of one server. Stops when dropped.
+pub struct FaultyProxy {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: JoinHandle<()>,
+    /// The task cutting connections on a random schedule, while one runs.
+    chaos: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+/// What the acceptor, the connections and the chaos task share.
+#[derive(Default)]
+struct Shared {
+    /// Live connections, by the order they were accepted: a token that cuts each.
+    live: Mutex<BTreeMap<u64, CancellationToken>>,
+    accepted: AtomicU64,
+    faults: AtomicU64,
+}
+
+impl Shared {
+    fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Cuts the live connection at position `pick` (modulo how many there are); false if none is.
+    fn cut(&self, pick: u64) -> bool {
+        let live = self.live();
+        if live.is_empty() {
+            return false;
+        }
+        let at = (pick % live.len() as u64) as usize;
+        let Some(token) = live.values().nth(at) else { return false };
+        token.cancel();
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+impl FaultyProxy {
+    /// Starts a proxy that forwards every connection to `server`.
+    pub async fn start(server: &impl Endpoint) -> anyhow::Result<Self> {
+        let url = server.http_url();
+        let upstream: SocketAddr = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.parse().ok())
+            .with_context(|| format!("`{url}` is not http://IP:PORT"))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("could not bind the proxy")?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let acceptor = tokio::spawn(accept(listener, upstream, Arc::clone(&shared)));
+        Ok(Self { address, shared, acceptor, chaos: None })
+    }
+
+    /// Cuts one live connection, chosen by `pick` (modulo how many there are). False if none was live.
+    pub fn cut(&self, pick: u64) -> bool {
+        self.shared.cut(pick)
+    }
+
+    /// Cuts a random live connection after each random pause in `every`, until
+    /// [`stop_cutting`](Self::stop_cutting). The schedule and the choices follow from `seed`.
+    pub fn start_cutting(&mut self, every: Range<Duration>, seed: u64) {
+        self.stop_cutting();
+        let token = CancellationToken::new();
+        let shared = Arc::clone(&self.shared);
+        let stop = token.clone();
+        let task = tokio::spawn(async move {
+            let mut rng = Rng::new(seed);
+            let span = every.end.saturating_sub(every.start).as_millis().max(1) as u64;
+            loop {
+                let pause = every.start + Duration::from_millis(rng.next_u64() % span);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                shared.cut(rng.next_u64());
+            }
+        });
+        self.chaos = Some((token, task));
+    }
+
+    /// Stops the random cuts; connections alive now stay up.
+    pub fn stop_cutting(&mut self) {
+        if let Some((token, task)) = self.chaos.take() {
+            token.cancel();
+            task.abort();
+        }
+    }
+
+    /// How many connections were cut.
+    pub fn faults(&self) -> u64 {
+        self.shared.faults.load(Ordering::Relaxed)
+    }
+
+    /// How many connections the proxy accepted.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// How many connections are open through the proxy now.
+    pub fn live(&self) -> usize {
+        self.shared.live().len()
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.stop_cutting();
+        self.acceptor.abort();
+        for token in self.shared.live().values() {
+            token.cancel();
+        }
+    }
+}
+
+impl Endpoint for FaultyProxy {
+    fn http_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+}
+
+async fn accept(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>) {
+    while let Ok((client, _)) = listener.accept().await {
+        let id = shared.accepted.fetch_add(1, Ordering::Relaxed);
+        let cut = CancellationToken::new();
+        shared.live().insert(id, cut.clone());
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            pipe(client, upstream, cut).await;
+            shared.live().remove(&id);
+        });
+    }
+}
+
+/// Forwards bytes both ways until either side ends, or until `cut`, which resets both sides.
+async fn pipe(mut client: TcpStream, upstream: SocketAddr, cut: CancellationToken) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+    // Like the browser and the server: no Nagle delay, so frames cross the proxy as they were sent.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        () = cut.cancelled() => {
+            // Closing with a zero linger sends a reset and discards whatever was not sent yet.
+            let _ = client.set_zero_linger();
+            let _ = server.set_zero_linger();
+        }
+    }
+}
