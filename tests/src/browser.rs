@@ -93,8 +93,13 @@ impl Drop for Browser {
     /// Kills chromedriver and every browser it started — also when a test fails half-way, so no
     /// headless Chromium outlives its test.
     fn drop(&mut self) {
-        if let Some(pid) = self.driver.id() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+        // Only while chromedriver runs unreaped: then its pid, and so its group id, cannot have
+        // been given to another process, and the signal reaches only its group.
+        if let (Ok(None), Some(pid)) = (self.driver.try_wait(), self.driver.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -110,7 +115,7 @@ impl Drop for Page {
     /// ended it (a failed test never reaches `close`).
     fn drop(&mut self) {
         let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &format!("--user-data-dir={}", self.profile.path().display())])
+            .args(["-KILL", "-f", "--", &format!("--user-data-dir={}", self.profile.path().display())])
             .status();
     }
 }
