@@ -79,7 +79,7 @@ impl Plan {
                 (10, 10, 1.0, 1000),
                 (10, 10, 1.0, 5000),
             ],
-            ramp: (10, 10, vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+            ramp: (10, 10, vec![0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0]),
             idle: (10_000, 20),
             boards: (200, 20),
             cold: (5000, 3),
@@ -97,6 +97,23 @@ impl Plan {
             cold: (1000, 1),
         }
     }
+}
+
+/// The machine's CPUs, whatever this process is pinned to (`available_parallelism` counts only
+/// the CPUs it may run on).
+fn cpus_online() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| {
+            list.trim()
+                .split(',')
+                .map(|range| match range.split_once('-') {
+                    Some((a, b)) => Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1),
+                    None => range.parse::<usize>().ok().map(|_| 1),
+                })
+                .sum::<Option<usize>>()
+        })
+        .unwrap_or(0)
 }
 
 fn ratio(ours: f64, theirs: f64) -> String {
@@ -142,8 +159,8 @@ async fn main() -> anyhow::Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## Benchmark: Hindsight vs the automerge-repo sync server\n\n{} cores; servers pinned to CPU {}, the load generator on the other; {}.\n",
-        std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+        "## Benchmark: Hindsight vs the automerge-repo sync server\n\n{} CPUs online; servers pinned to CPU {}, the load generator on the other; {}.\n",
+        cpus_online(),
         launch.cpu.map_or("(none)".to_owned(), |c| c.to_string()),
         if args.quick { "quick run" } else { "full run" },
     );

@@ -72,7 +72,9 @@ async fn prefill(spec: &BoardSpec, notes: usize, tracker: &Arc<Tracker>) -> anyh
 }
 
 /// Opens `boards` boards with `clients` clients each (on Hindsight the first client of each board
-/// facilitates and moves it to Group), `prefill` notes on each.
+/// facilitates and moves it to Group), `prefill` notes on each. Every board is filled before any
+/// client opens: a client that reads nothing for a minute would be dropped as idle (it answers no
+/// pings), and filling many boards takes longer than that.
 async fn open_boards(
     server: &Server,
     boards: usize,
@@ -80,27 +82,32 @@ async fn open_boards(
     prefill: usize,
     tracker: &Arc<Tracker>,
 ) -> anyhow::Result<Vec<Vec<Client>>> {
-    let mut all = Vec::with_capacity(boards);
+    let name = server.kind.name();
+    let mut specs = Vec::with_capacity(boards);
     let mut next = 0u32;
     for _ in 0..boards {
         let spec: BoardSpec = client::create_board(server.kind, &server.ws_url(), &server.http_url())
             .await
-            .with_context(|| format!("{}: creating a board", server.kind.name()))?;
-        let mut first = Client::open(next, &spec, true, Arc::clone(tracker))
-            .await
-            .with_context(|| format!("{}: opening a board", server.kind.name()))?;
-        next += 1;
+            .with_context(|| format!("{name}: creating a board"))?;
         if server.kind == Kind::Hindsight {
+            let mut first = Client::open(next, &spec, true, Arc::clone(tracker))
+                .await
+                .with_context(|| format!("{name}: opening a board"))?;
+            next += 1;
             first.start_grouping().await.context("moving to Group")?;
         }
         if prefill > 0 {
             self::prefill(&spec, prefill, tracker).await?;
         }
-        let mut board = vec![first];
-        for _ in 1..clients {
-            let client = Client::open(next, &spec, false, Arc::clone(tracker))
+        specs.push(spec);
+    }
+    let mut all = Vec::with_capacity(boards);
+    for spec in &specs {
+        let mut board = Vec::with_capacity(clients);
+        for i in 0..clients {
+            let client = Client::open(next, spec, i == 0, Arc::clone(tracker))
                 .await
-                .with_context(|| format!("{}: client {next} joining", server.kind.name()))?;
+                .with_context(|| format!("{name}: client {next} joining"))?;
             board.push(client);
             next += 1;
         }

@@ -8,9 +8,11 @@
 //! Locking: the map is a `DashMap`. A shard lock is held only for the synchronous insert or
 //! remove below, never across an `.await`; spawning a task inside `or_insert_with` does not wait.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use futures_util::FutureExt;
 use hindsight_shared::ids::DocumentId;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -48,7 +50,16 @@ impl Registry {
             .or_insert_with(|| {
                 let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
                 let actor = BoardActor::new(id, self.ctx.clone(), Arc::clone(self), inbox);
-                self.tracker.spawn(actor.run());
+                let registry = Arc::clone(self);
+                self.tracker.spawn(async move {
+                    // A panic (a bug here or in a library) ends only this board's actor. Its handle
+                    // goes, so the next message loads the board afresh from storage, which holds
+                    // everything it acknowledged; its connections ask again by themselves.
+                    if AssertUnwindSafe(actor.run()).catch_unwind().await.is_err() {
+                        tracing::error!(board = %id, "the board's actor panicked; it will be loaded again from storage");
+                        registry.evict(id);
+                    }
+                });
                 BoardHandle::new(id, inbox_tx)
             })
             .clone()

@@ -269,6 +269,7 @@ impl Writer {
                 }
             }
             if let Some(reply) = self.handle(batch) {
+                self.compact_before_exit();
                 if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
                     tracing::warn!(error = %e, "could not checkpoint the write-ahead log at shutdown");
                 }
@@ -369,6 +370,30 @@ impl Writer {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// At shutdown, compacts every document this run stored changes for, so that the next start
+    /// loads one snapshot per document instead of replaying its changes. Inline: nothing else is
+    /// waiting for the writer any more.
+    fn compact_before_exit(&mut self) {
+        let docs: Vec<DocumentId> = self
+            .pending
+            .iter()
+            .filter(|(doc, pending)| **pending > 0 && !self.compacting.contains(*doc))
+            .map(|(doc, _)| *doc)
+            .collect();
+        let mut writes = Vec::new();
+        for doc in docs {
+            match read_doc_with_hashes(&self.conn, doc) {
+                Ok(Some(job)) => writes.push(Request::Compacted { doc, result: compact(doc, &job) }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%doc, error = %e, "could not read a document for compaction"),
+            }
+        }
+        if !writes.is_empty() {
+            tracing::info!(documents = writes.len(), "compacted documents before exit");
+            self.write(writes);
         }
     }
 
@@ -521,27 +546,31 @@ fn read_doc_with_hashes(conn: &Connection, doc: DocumentId) -> Result<Option<Com
 /// The compactor thread: turns a snapshot plus changes into one new snapshot, off the writer.
 fn compactor(jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob)>, results: mpsc::UnboundedSender<Request>) {
     while let Ok((doc, job)) = jobs.recv() {
-        let hashes: Vec<[u8; 32]> = job.changes.iter().map(|(hash, _)| *hash).collect();
-        let compacted = (|| -> Result<Vec<u8>, automerge::AutomergeError> {
-            let mut merged = if job.snapshot.is_empty() {
-                automerge::Automerge::new()
-            } else {
-                automerge::Automerge::load(&job.snapshot)?
-            };
-            for (_, bytes) in &job.changes {
-                merged.load_incremental(bytes)?;
-            }
-            Ok(merged.save())
-        })();
-        let result = match compacted {
-            Ok(snapshot) => Some((snapshot, hashes)),
-            Err(e) => {
-                tracing::warn!(%doc, error = %e, "could not compact a document; its changes stay as they are");
-                None
-            }
-        };
-        if results.send(Request::Compacted { doc, result }).is_err() {
+        if results.send(Request::Compacted { doc, result: compact(doc, &job) }).is_err() {
             return;
+        }
+    }
+}
+
+/// One new snapshot holding a stored snapshot and the changes beside it, with the hashes of
+/// those changes (the rows it replaces); `None` if the stored bytes do not load.
+fn compact(doc: DocumentId, job: &CompactionJob) -> Option<(Vec<u8>, Vec<[u8; 32]>)> {
+    let hashes: Vec<[u8; 32]> = job.changes.iter().map(|(hash, _)| *hash).collect();
+    let compacted = (|| -> Result<Vec<u8>, automerge::AutomergeError> {
+        let mut merged = if job.snapshot.is_empty() {
+            automerge::Automerge::new()
+        } else {
+            automerge::Automerge::load(&job.snapshot)?
+        };
+        let changes: Vec<u8> = job.changes.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect();
+        merged.load_incremental(&changes)?;
+        Ok(merged.save())
+    })();
+    match compacted {
+        Ok(snapshot) => Some((snapshot, hashes)),
+        Err(e) => {
+            tracing::warn!(%doc, error = %e, "could not compact a document; its changes stay as they are");
+            None
         }
     }
 }

@@ -14,7 +14,7 @@ use automerge::{Automerge, Change, ObjId, Prop, ReadDoc as _};
 use crate::edit::is_iso_date;
 use crate::schema::{
     Board, Desk, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_DRAFTS_PER_DESK, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
-    MAX_NOTE_CHARS, MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Phase,
+    MAX_NOTE_CHARS, MAX_NOTES_PER_BOARD, MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Phase,
 };
 
 /// Who is making a change to a board.
@@ -333,8 +333,8 @@ pub fn check_desk_state(before: &Desk, after: &Desk, board: &Board) -> Result<()
     if after.drafts.len() > MAX_DRAFTS_PER_DESK {
         return refuse(format!("one person may write at most {MAX_DRAFTS_PER_DESK} notes"));
     }
-    if after.drafts.len() > before.drafts.len() && board.notes.len() >= MAX_ITEMS_PER_BOARD {
-        return refuse(format!("the board is full: it holds at most {MAX_ITEMS_PER_BOARD} notes"));
+    if after.drafts.len() > before.drafts.len() && board.notes.len() >= MAX_NOTES_PER_BOARD {
+        return refuse(format!("the board is full: it holds at most {MAX_NOTES_PER_BOARD} notes"));
     }
     for id in before.drafts.keys() {
         if !after.drafts.contains_key(id) && !can_edit_notes(phase) {
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn a_full_board_takes_no_new_drafts_but_edits_of_old_ones() {
         let mut board = board();
-        for n in 0..MAX_ITEMS_PER_BOARD {
+        for n in 0..MAX_NOTES_PER_BOARD {
             let id = format!("n{n}");
             let note = Note {
                 id: id.clone(),
@@ -478,7 +478,7 @@ mod tests {
         let mut after = before.clone();
         after.drafts.insert("d".into(), draft("One too many"));
         let refusal = check_desk_state(&before, &after, &board).expect_err("the board is full");
-        assert!(refusal.0.contains("at most 5000 notes"), "{}", refusal.0);
+        assert!(refusal.0.contains("at most 10000 notes"), "{}", refusal.0);
         before.drafts.insert("d".into(), draft("Written before it filled up"));
         assert!(check_desk_state(&before, &after, &board).is_ok(), "an old draft can still be edited");
     }

@@ -19,7 +19,7 @@ use hindsight_shared::ids::{DocumentId, PeerId, published_note_id};
 use hindsight_shared::presence::{Notice, PresenceEntry};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::rules::{self, Refusal, Role};
-use hindsight_shared::schema::{Board, Desk, MAX_ITEMS_PER_BOARD, Note, Phase, SchemaError};
+use hindsight_shared::schema::{Board, Desk, MAX_NOTES_PER_BOARD, Note, Phase, SchemaError};
 
 use super::replica::{LoadError, ReceiveError, Received, Replica};
 use crate::store::{StoredChange, StoredDoc};
@@ -111,8 +111,11 @@ impl BoardCore {
         max_document_bytes: usize,
     ) -> Result<Self, LoadError> {
         let actor = ActorId::random();
+        let started = std::time::Instant::now();
         let board = Replica::load(id, actor.clone(), stored, max_document_bytes)?;
+        let loaded = std::time::Instant::now();
         let cache = Board::read(board.doc()).unwrap_or_default();
+        let cached = std::time::Instant::now();
         let mut core = Self {
             id,
             server,
@@ -136,6 +139,15 @@ impl BoardCore {
             let replica = Replica::load(participant.desk, core.actor.clone(), &stored, max_document_bytes)?;
             core.add_desk(participant, replica);
         }
+        tracing::debug!(
+            board = %id,
+            board_load_ms = loaded.duration_since(started).as_millis() as u64,
+            board_read_ms = cached.duration_since(loaded).as_millis() as u64,
+            desks_ms = cached.elapsed().as_millis() as u64,
+            desks = core.desks.len(),
+            stored_changes = stored.changes.len(),
+            "board rebuilt from storage"
+        );
         Ok(core)
     }
 
@@ -386,7 +398,7 @@ impl BoardCore {
         let mut stale: Vec<String> = Vec::new();
         // Drafts beyond what a board holds stay on their desks, unpublished (the desks refuse new
         // drafts once the board is full, but a crowd can fill it in private before the reveal).
-        let mut room = MAX_ITEMS_PER_BOARD.saturating_sub(board.notes.len());
+        let mut room = MAX_NOTES_PER_BOARD.saturating_sub(board.notes.len());
         for desk_id in targets {
             let Some(desk) = self.desks.get_mut(&desk_id) else { continue };
             let author = (!board.settings.anonymous)

@@ -116,9 +116,9 @@ impl Replica {
     /// Peers' changes that would make it larger than `max_bytes` in storage are refused.
     pub fn load(id: DocumentId, actor: ActorId, stored: &StoredDoc, max_bytes: usize) -> Result<Self, LoadError> {
         let mut doc = if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
-        for change in &stored.changes {
-            doc.load_incremental(change)?;
-        }
+        // One call for every change: Automerge applies them as one batch, far faster than one
+        // call (and one pass over the document) per change.
+        doc.load_incremental(&stored.changes.concat())?;
         let mut replica = Self::new(id, actor, doc, max_bytes);
         replica.bytes = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
         Ok(replica)
