@@ -18,8 +18,8 @@ use anyhow::{Context, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{Automerge, ScalarValue};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
@@ -27,6 +27,7 @@ use hindsight_shared::presence::Notice;
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{self, Draft, Note, Phase};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -92,6 +93,11 @@ impl Tracker {
         let Ok(mut inner) = self.inner.lock() else { return (new_histogram(), 0, 0) };
         let histogram = inner.histogram.take().unwrap_or_else(new_histogram);
         let missing = inner.pending.len() as u64;
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            for ((writer, seq), p) in &inner.pending {
+                eprintln!("missing: writer {writer} write {seq}, {} receivers short", p.waiting_for);
+            }
+        }
         let delivered = std::mem::take(&mut inner.delivered);
         inner.pending.clear();
         (histogram, delivered, missing)
@@ -166,7 +172,10 @@ pub struct Client {
     me: PeerId,
     server: PeerId,
     sink: SplitSink<Socket, Message>,
-    stream: SplitStream<Socket>,
+    /// Frames as a background task read them: it reads all the time, as a browser does, so the
+    /// socket answers pings even while this client is idle (the reference server drops a client
+    /// that misses one, five seconds apart).
+    stream: mpsc::UnboundedReceiver<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     board: Replica,
     desk: Option<Replica>,
     /// Notes this client wrote: id -> (text seq, column).
@@ -253,13 +262,21 @@ impl Client {
                 break sender_id;
             }
         };
+        let (frames, received) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(frame) = stream.next().await {
+                if frames.send(frame).is_err() {
+                    return;
+                }
+            }
+        });
         Ok(Self {
             id,
             spec: spec.clone(),
             me,
             server,
             sink,
-            stream,
+            stream: received,
             board: Replica::new(spec.board),
             desk: None,
             mine: Vec::new(),
@@ -334,7 +351,7 @@ impl Client {
     /// Waits for a frame, handles it and every frame already waiting, then answers.
     pub async fn receive_one(&mut self) -> anyhow::Result<()> {
         let frame =
-            tokio::time::timeout(STEP, self.stream.next()).await?.context("the server closed the connection")??;
+            tokio::time::timeout(STEP, self.stream.recv()).await?.context("the server closed the connection")??;
         self.handle(frame).await?;
         self.handle_ready().await?;
         self.answer().await
@@ -342,10 +359,11 @@ impl Client {
 
     /// Handles the frames that have already arrived, without waiting.
     async fn handle_ready(&mut self) -> anyhow::Result<()> {
-        while let Some(frame) = self.stream.next().now_or_never() {
-            match frame {
-                Some(frame) => self.handle(frame?).await?,
-                None => bail!("the server closed the connection"),
+        loop {
+            match self.stream.try_recv() {
+                Ok(frame) => self.handle(frame?).await?,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => bail!("the server closed the connection"),
             }
         }
         Ok(())
@@ -384,8 +402,15 @@ impl Client {
     fn report(&self, message: &sync::Message) {
         for entry in message.changes.iter() {
             for chunk in split_chunks(entry) {
-                let Ok(change) = automerge::Change::try_from(chunk) else { continue };
-                for op in change.decode().operations {
+                // A change, or several in a bundle or a document chunk, as Automerge 3 may send.
+                let changes = if let Ok(change) = automerge::Change::try_from(chunk) {
+                    vec![change]
+                } else if let Ok(bundle) = automerge::Bundle::try_from(chunk) {
+                    bundle.to_changes().unwrap_or_default()
+                } else {
+                    Automerge::load(chunk).map(|doc| doc.get_changes(&[])).unwrap_or_default()
+                };
+                for op in changes.into_iter().flat_map(|change| change.decode().operations) {
                     if let automerge::legacy::OpType::Put(ScalarValue::Str(text)) = &op.action
                         && let Some((writer, seq)) = marker(text)
                         && writer != self.id
@@ -554,7 +579,7 @@ impl Client {
             tokio::select! {
                 () = done.cancelled() => return Ok(self),
                 _ = ticks.tick(), if rate > 0.0 && !writing.is_cancelled() => self.write(receivers).await?,
-                frame = self.stream.next() => match frame {
+                frame = self.stream.recv() => match frame {
                     Some(Ok(frame)) => {
                         self.handle(frame).await?;
                         self.handle_ready().await?;

@@ -165,33 +165,20 @@ async fn main() -> anyhow::Result<()> {
         if args.quick { "quick run" } else { "full run" },
     );
     print!("{out}");
-    if part("headline") {
+    // The headline load goes last: 2,000 clients leave the generator's heap large and slow for
+    // what follows (measured: the ramp's p99 at 1 write/s went from 5 ms to 138 ms after it).
+    for name in ["ramp", "memory", "cold", "growth", "headline"] {
+        if !part(name) {
+            continue;
+        }
         let mut section = String::new();
-        headline(&launch, &plan, &kinds, &mut section).await?;
-        print!("{section}");
-        out.push_str(&section);
-    }
-    if part("ramp") {
-        let mut section = String::new();
-        ramp(&launch, &plan, &kinds, &mut section).await?;
-        print!("{section}");
-        out.push_str(&section);
-    }
-    if part("memory") {
-        let mut section = String::new();
-        memory(&launch, &plan, &kinds, &mut section).await?;
-        print!("{section}");
-        out.push_str(&section);
-    }
-    if part("cold") {
-        let mut section = String::new();
-        cold(&launch, &plan, &kinds, &mut section).await?;
-        print!("{section}");
-        out.push_str(&section);
-    }
-    if part("growth") {
-        let mut section = String::new();
-        growth(&launch, &plan, &kinds, &mut section).await?;
+        match name {
+            "ramp" => ramp(&launch, &plan, &kinds, &mut section).await?,
+            "memory" => memory(&launch, &plan, &kinds, &mut section).await?,
+            "cold" => cold(&launch, &plan, &kinds, &mut section).await?,
+            "growth" => growth(&launch, &plan, &kinds, &mut section).await?,
+            _ => headline(&launch, &plan, &kinds, &mut section).await?,
+        }
         print!("{section}");
         out.push_str(&section);
     }
@@ -215,10 +202,20 @@ async fn headline(launch: &Launch, plan: &Plan, kinds: &[Kind], out: &mut String
         latency_row(out, run);
     }
     if let [ours, theirs] = &runs[..] {
+        // A latency over the few writes that arrived says nothing when most never did.
+        let delivered = |run: &Propagation| run.delivered as f64 / (run.delivered + run.missing).max(1) as f64;
+        let latency = if delivered(theirs) < 0.99 || delivered(ours) < 0.99 {
+            format!(
+                "– (writes delivered to every peer: Hindsight {:.0}%, reference {:.0}%)",
+                100.0 * delivered(ours),
+                100.0 * delivered(theirs)
+            )
+        } else {
+            ratio(ours.p99_ms, theirs.p99_ms)
+        };
         let _ = writeln!(
             out,
-            "\nRatio (reference / Hindsight): p99 latency {}, peak memory {}.\n",
-            ratio(ours.p99_ms, theirs.p99_ms),
+            "\nRatio (reference / Hindsight): p99 latency {latency}, peak memory {}.\n",
             ratio(ours.peak_rss_mib, theirs.peak_rss_mib)
         );
     }
@@ -304,8 +301,14 @@ async fn growth(launch: &Launch, plan: &Plan, kinds: &[Kind], out: &mut String) 
     out.push_str(LATENCY_HEADER);
     for &(b, c, r, prefill) in &plan.growth {
         for &kind in kinds {
-            let run = scenarios::propagation(launch, kind, b, c, r, prefill, plan.seconds.min(10.0)).await?;
-            latency_row(out, &run);
+            // A server that fails a step is a result, not the end of the run.
+            match scenarios::propagation(launch, kind, b, c, r, prefill, plan.seconds.min(10.0)).await {
+                Ok(run) => latency_row(out, &run),
+                Err(e) => {
+                    eprintln!("  {} {b}x{c} at {r}/s, {prefill} notes: failed: {e:#}", kind.name());
+                    let _ = writeln!(out, "| {} | {b}×{c} @ {r}/s, {prefill} notes | failed: {e:#} | | | | | | |", kind.name());
+                }
+            }
         }
     }
     Ok(())
