@@ -403,12 +403,14 @@ impl Client {
         for entry in message.changes.iter() {
             for chunk in split_chunks(entry) {
                 // A change, or several in a bundle or a document chunk, as Automerge 3 may send.
-                let changes = if let Ok(change) = automerge::Change::try_from(chunk) {
-                    vec![change]
-                } else if let Ok(bundle) = automerge::Bundle::try_from(chunk) {
-                    bundle.to_changes().unwrap_or_default()
-                } else {
-                    Automerge::load(chunk).map(|doc| doc.get_changes(&[])).unwrap_or_default()
+                // By the chunk's type byte (`Bundle::try_from` also accepts a document chunk).
+                let changes = match chunk.get(8) {
+                    Some(0) => Automerge::load(chunk).map(|doc| doc.get_changes(&[])).unwrap_or_default(),
+                    Some(3) => automerge::Bundle::try_from(chunk)
+                        .ok()
+                        .and_then(|bundle| bundle.to_changes().ok())
+                        .unwrap_or_default(),
+                    _ => automerge::Change::try_from(chunk).map(|change| vec![change]).unwrap_or_default(),
                 };
                 for op in changes.into_iter().flat_map(|change| change.decode().operations) {
                     if let automerge::legacy::OpType::Put(ScalarValue::Str(text)) = &op.action

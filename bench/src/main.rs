@@ -306,7 +306,11 @@ async fn growth(launch: &Launch, plan: &Plan, kinds: &[Kind], out: &mut String) 
                 Ok(run) => latency_row(out, &run),
                 Err(e) => {
                     eprintln!("  {} {b}x{c} at {r}/s, {prefill} notes: failed: {e:#}", kind.name());
-                    let _ = writeln!(out, "| {} | {b}×{c} @ {r}/s, {prefill} notes | failed: {e:#} | | | | | | |", kind.name());
+                    let _ = writeln!(
+                        out,
+                        "| {} | {b}×{c} @ {r}/s, {prefill} notes | failed: {e:#} | | | | | | |",
+                        kind.name()
+                    );
                 }
             }
         }

@@ -62,6 +62,12 @@ struct PeerSync {
     refused: HashSet<ChangeHash>,
 }
 
+/// The chunk types of Automerge's storage format (the byte after magic and checksum).
+const CHUNK_DOCUMENT: u8 = 0;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+const CHUNK_BUNDLE: u8 = 3;
+
 /// Splits bytes holding Automerge chunks back to back into single chunks, by their headers:
 /// 4 magic bytes, a 4-byte checksum, a type byte, the length (unsigned LEB128), then the data.
 fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, ReceiveError> {
@@ -291,12 +297,18 @@ impl Replica {
         // most of a document sends it as one document chunk.
         for entry in chunks.iter() {
             for chunk in split_chunks(entry)? {
-                if let Ok(change) = Change::try_from(chunk) {
-                    changes.push(change);
-                } else if let Ok(bundle) = automerge::Bundle::try_from(chunk) {
-                    changes.extend(bundle.to_changes()?);
-                } else {
-                    changes.extend(Automerge::load(chunk)?.get_changes(&[]));
+                // By the chunk's type byte: `Bundle::try_from` also accepts a document chunk, and
+                // reads no changes from it (found by the fuzzer: a client's change vanished).
+                match chunk[8] {
+                    CHUNK_DOCUMENT => changes.extend(Automerge::load(chunk)?.get_changes(&[])),
+                    CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => {
+                        changes.push(Change::try_from(chunk).map_err(|_| ReceiveError::BadChunk)?);
+                    }
+                    CHUNK_BUNDLE => {
+                        let bundle = automerge::Bundle::try_from(chunk).map_err(|_| ReceiveError::BadChunk)?;
+                        changes.extend(bundle.to_changes()?);
+                    }
+                    _ => return Err(ReceiveError::BadChunk),
                 }
             }
         }
@@ -396,7 +408,38 @@ impl Replica {
 
 #[cfg(test)]
 mod tests {
-    use super::split_chunks;
+    use automerge::sync::{self, SyncDoc};
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge, ROOT, ReadDoc};
+    use hindsight_shared::ids::{DocumentId, PeerId};
+
+    use super::{Replica, split_chunks};
+
+    /// A peer may send its changes as one document chunk (Automerge does when it sends most of
+    /// a document). Found by the fuzzer: they were read as an empty bundle and lost.
+    #[test]
+    fn changes_sent_as_a_document_chunk_are_taken() {
+        let mut replica = Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), usize::MAX);
+        let mut client = Automerge::new();
+        for n in 0..3i64 {
+            let mut tx = client.transaction();
+            tx.put(ROOT, "n", n).expect("put");
+            tx.commit();
+        }
+        let generated = client.generate_sync_message(&mut sync::State::new()).expect("a message");
+        let message = sync::Message {
+            heads: client.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: sync::ChunkList::from(client.save()),
+            ..generated
+        };
+        let received =
+            replica.receive(1, &PeerId::from("client"), &message.encode(), |_, _| Ok(())).expect("a good message");
+        assert_eq!(received.accepted, 3);
+        assert_eq!(replica.doc().get_heads(), client.get_heads());
+        assert_eq!(replica.doc().get(ROOT, "n").expect("get").map(|(v, _)| v.as_i64()), Some(Some(2)));
+    }
 
     #[test]
     fn splitting_chunks_never_panics_on_garbage() {
