@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_PEERS_PER_BOARD: usize = 500;
 /// Messages per second one connection may send, sustained, unless told otherwise.
 pub const DEFAULT_MAX_MESSAGES_PER_SECOND: u32 = 200;
+/// Default for [`Config::max_participants_per_board`].
+pub const DEFAULT_MAX_PARTICIPANTS_PER_BOARD: usize = 1_000;
 /// Default for [`Config::max_document_bytes`]: 32 MiB.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
 
@@ -59,6 +61,10 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_MAX_MESSAGES_PER_SECOND", default_value_t = DEFAULT_MAX_MESSAGES_PER_SECOND)]
     pub max_messages_per_second: u32,
 
+    /// How many people may join one board, ever (each join stores a desk); more get `409`.
+    #[arg(long, env = "HINDSIGHT_MAX_PARTICIPANTS_PER_BOARD", default_value_t = DEFAULT_MAX_PARTICIPANTS_PER_BOARD)]
+    pub max_participants_per_board: usize,
+
     /// How large one document (a board or a desk) may grow in storage, in bytes: its snapshot
     /// and the changes stored since. Changes that would make it larger are refused.
     #[arg(long, env = "HINDSIGHT_MAX_DOCUMENT_BYTES", default_value_t = DEFAULT_MAX_DOCUMENT_BYTES)]
@@ -92,6 +98,7 @@ impl Config {
             max_peers_per_board: DEFAULT_MAX_PEERS_PER_BOARD,
             max_messages_per_second: DEFAULT_MAX_MESSAGES_PER_SECOND,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            max_participants_per_board: DEFAULT_MAX_PARTICIPANTS_PER_BOARD,
             log_format: LogFormat::Text,
         }
     }

@@ -18,6 +18,9 @@ pub enum AppError {
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The request conflicts with the state of things (a board that is full).
+    #[error("{0}")]
+    Conflict(String),
     /// Our fault. Logged with its cause; the client sees a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -25,7 +28,10 @@ pub enum AppError {
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.into())
+        match e {
+            crate::store::StoreError::BoardFull(_) => Self::Conflict(e.to_string()),
+            e => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -35,6 +41,7 @@ impl IntoResponse for AppError {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, (*message).to_owned()),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, (*message).to_owned()),
+            Self::Conflict(message) => (StatusCode::CONFLICT, message.clone()),
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_owned())

@@ -162,7 +162,7 @@ async fn join_board(
         desk: participant.desk,
         joined_at_ms: now_ms(),
     };
-    state.0.store.create_participant(stored, desk.clone()).await?;
+    state.0.store.create_participant(stored, desk.clone(), state.0.config.max_participants_per_board).await?;
     let registry = &state.0.connections.registry;
     registry.remember_desk(participant.desk, board);
     let joined =

@@ -75,6 +75,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the storage thread has stopped")]
     Stopped,
+    #[error("this board is full: it takes at most {0} participants")]
+    BoardFull(usize),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -92,6 +94,8 @@ enum Request {
     CreateParticipant {
         record: ParticipantRecord,
         desk: Vec<u8>,
+        /// The most participants the board may have, this one included.
+        max: usize,
         reply: Reply<()>,
     },
     Load {
@@ -170,8 +174,14 @@ impl Store {
     }
 
     /// Stores a participant and their new desk. Durable when it returns.
-    pub async fn create_participant(&self, record: ParticipantRecord, desk: Vec<u8>) -> Result<(), StoreError> {
-        self.call(|reply| Request::CreateParticipant { record, desk, reply }).await
+    /// Fails with [`StoreError::BoardFull`] if the board has `max` participants already.
+    pub async fn create_participant(
+        &self,
+        record: ParticipantRecord,
+        desk: Vec<u8>,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        self.call(|reply| Request::CreateParticipant { record, desk, max, reply }).await
     }
 
     /// Everything stored for a document, or `None` if it was never stored.
@@ -328,15 +338,15 @@ impl Writer {
     }
 
     fn write(&mut self, writes: Vec<Request>) {
-        let mut done: Vec<(Request, Result<(), rusqlite::Error>)> = Vec::with_capacity(writes.len());
+        let mut done: Vec<(Request, Result<(), StoreError>)> = Vec::with_capacity(writes.len());
         let committed = (|| -> Result<(), rusqlite::Error> {
             let mut tx = self.conn.transaction()?;
             for write in writes {
                 // A savepoint per request: one failing write does not fail its neighbours.
-                let result = (|| {
+                let result = (|| -> Result<(), StoreError> {
                     let sp = tx.savepoint()?;
                     apply_write(&sp, &write)?;
-                    sp.commit()
+                    Ok(sp.commit()?)
                 })();
                 done.push((write, result));
             }
@@ -346,7 +356,7 @@ impl Writer {
         for (write, result) in done {
             let result = match (&commit_error, result) {
                 (Some(e), _) => Err(StoreError::Commit(e.clone())),
-                (None, result) => result.map_err(StoreError::from),
+                (None, result) => result,
             };
             match write {
                 Request::CreateBoard { reply, .. } | Request::CreateParticipant { reply, .. } => {
@@ -474,7 +484,7 @@ impl Writer {
     }
 }
 
-fn apply_write(conn: &Connection, write: &Request) -> Result<(), rusqlite::Error> {
+fn apply_write(conn: &Connection, write: &Request) -> Result<(), StoreError> {
     match write {
         Request::CreateBoard { record, snapshot, .. } => {
             conn.execute(
@@ -483,7 +493,16 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), rusqlite::Error
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
-        Request::CreateParticipant { record, desk, .. } => {
+        Request::CreateParticipant { record, desk, max, .. } => {
+            // Counted in the same transaction as the insert: joins racing each other see each other.
+            let count: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM participants WHERE board = ?1",
+                params![record.board.as_bytes()],
+                |row| row.get(0),
+            )?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= *max {
+                return Err(StoreError::BoardFull(*max));
+            }
             conn.execute(
                 "INSERT INTO participants (board, id, desk, name, joined_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![record.board.as_bytes(), record.id, record.desk.as_bytes(), record.name, record.joined_at_ms],

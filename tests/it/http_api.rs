@@ -191,3 +191,26 @@ async fn bad_joins_get_403_404_or_400_with_a_json_error() -> anyhow::Result<()> 
     server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_board_takes_at_most_max_participants_and_says_so() -> anyhow::Result<()> {
+    const MAX: usize = 3;
+    let server = TestServer::spawn_with(|config| config.max_participants_per_board = MAX).await;
+    let full = server.create_board("Small team", "mad-sad-glad").await;
+    let other = server.create_board("Other team", "mad-sad-glad").await;
+    // Joins racing each other: exactly MAX get in.
+    let (base, board) = (server.http_url(), full.board_id.to_string());
+    let names: Vec<String> = (0..MAX + 2).map(|i| format!("P{i}")).collect();
+    let joins = names.iter().map(|name| http::post_join(&base, &board, name, None));
+    let answers = futures_util::future::join_all(joins).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().map_or(0, |r| r.status)).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), MAX, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 2, "{statuses:?}");
+    let refused = answers.into_iter().flatten().find(|r| r.status == 409).expect("a refusal");
+    let body: serde_json::Value = refused.json()?;
+    assert_eq!(body["error"], json!(format!("this board is full: it takes at most {MAX} participants")));
+    // Another board is not affected.
+    http::join_board(&server.http_url(), other.board_id, "Someone else", None).await?;
+    server.shutdown().await;
+    Ok(())
+}
