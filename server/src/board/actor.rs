@@ -159,9 +159,9 @@ impl BoardActor {
                         let _ = reply.send(Err("there is no such board".into()));
                     }
                     State::Ready(core) => {
-                        let result = automerge::Automerge::load(&desk)
-                            .map_err(|e| e.to_string())
-                            .and_then(|desk| core.join(participant, desk, facilitator).map_err(|e| e.to_string()));
+                        let result = automerge::Automerge::load(&desk).map_err(|e| e.to_string()).and_then(|doc| {
+                            core.join(participant, doc, desk.len(), facilitator).map_err(|e| e.to_string())
+                        });
                         match result {
                             Ok(()) => joined.push(reply),
                             Err(e) => {

@@ -192,11 +192,17 @@ impl BoardCore {
         doc == self.id || self.desks.contains_key(&doc)
     }
 
-    /// Adds someone who joined. The desk document is already stored. Joining with the
-    /// facilitator key makes them the facilitator.
-    pub fn join(&mut self, participant: Participant, desk: Automerge, facilitator: bool) -> Result<(), SchemaError> {
+    /// Adds someone who joined. The desk document is already stored, in `desk_bytes` bytes.
+    /// Joining with the facilitator key makes them the facilitator.
+    pub fn join(
+        &mut self,
+        participant: Participant,
+        desk: Automerge,
+        desk_bytes: usize,
+        facilitator: bool,
+    ) -> Result<(), SchemaError> {
         let id = participant.id.clone();
-        let replica = Replica::new(participant.desk, self.actor.clone(), desk, self.max_document_bytes);
+        let replica = Replica::new(participant.desk, self.actor.clone(), desk, desk_bytes, self.max_document_bytes);
         self.add_desk(participant, replica);
         if facilitator && self.cache.facilitator.as_deref() != Some(id.as_str()) {
             self.board.write(|tx| edit::hand_over(tx, &id))?;
@@ -635,7 +641,7 @@ mod tests {
             let desk_id = DocumentId::random();
             let desk = schema::new_desk_document(ActorId::random()).expect("desk");
             let participant = Participant { id: format!("p-{name}"), name: name.into(), desk: desk_id };
-            self.core.join(participant, desk, facilitator).expect("join");
+            self.core.join(participant, desk, 0, facilitator).expect("join");
             let conn = self.clients.len() as ConnId;
             self.clients.push(Client {
                 conn,

@@ -125,16 +125,14 @@ impl Replica {
         // One call for every change: Automerge applies them as one batch, far faster than one
         // call (and one pass over the document) per change.
         doc.load_incremental(&stored.changes.concat())?;
-        let mut replica = Self::new(id, actor, doc, max_bytes);
-        replica.bytes = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
-        Ok(replica)
+        let bytes = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
+        Ok(Self::new(id, actor, doc, bytes, max_bytes))
     }
 
-    /// Wraps a document whose current state is already stored (as a snapshot).
-    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge, max_bytes: usize) -> Self {
+    /// Wraps a document whose current state is already stored, in `bytes` bytes.
+    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge, bytes: usize, max_bytes: usize) -> Self {
         doc.set_actor(actor.clone());
         let heads = doc.get_heads();
-        let bytes = doc.save().len();
         Self {
             id,
             doc,
@@ -419,7 +417,7 @@ mod tests {
     /// a document). Found by the fuzzer: they were read as an empty bundle and lost.
     #[test]
     fn changes_sent_as_a_document_chunk_are_taken() {
-        let mut replica = Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), usize::MAX);
+        let mut replica = Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), 0, usize::MAX);
         let mut client = Automerge::new();
         for n in 0..3i64 {
             let mut tx = client.transaction();
