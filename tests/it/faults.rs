@@ -67,6 +67,30 @@ fn assert_each_note_once(doc: &automerge::Automerge, when: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// Waits until the workers have seen `count` acknowledgements, kills the server with SIGKILL,
+/// and collects what each worker saw before it died.
+async fn kill_after_acknowledgements<T: Send + 'static>(
+    server: &mut ServerProcess,
+    workers: Vec<tokio::task::JoinHandle<T>>,
+    mut acks: mpsc::UnboundedReceiver<()>,
+    count: u64,
+) -> anyhow::Result<Vec<T>> {
+    within("acknowledgements before the kill", async {
+        for _ in 0..count {
+            acks.recv().await.context("every worker stopped before the kill")?;
+        }
+        Ok(())
+    })
+    .await?;
+    server.kill9().await?;
+    server.assert_no_panics();
+    let mut seen = Vec::new();
+    for worker in workers {
+        seen.push(within("a worker to see the server die", async { Ok(worker.await?) }).await?);
+    }
+    Ok(seen)
+}
+
 // ---- kill -9 while 20 clients write ------------------------------------------------------------
 
 const WRITERS: usize = 20;
@@ -130,7 +154,7 @@ async fn acknowledged_drafts_survive_kill_9_while_20_clients_write() -> anyhow::
     let mut acknowledged: Vec<Vec<(String, String)>> = vec![Vec::new(); WRITERS];
 
     for cycle in 1..=KILLS {
-        let (tx, mut acks) = mpsc::unbounded_channel();
+        let (tx, acks) = mpsc::unbounded_channel();
         let tasks: Vec<_> = writers
             .drain(..)
             .enumerate()
@@ -138,19 +162,7 @@ async fn acknowledged_drafts_survive_kill_9_while_20_clients_write() -> anyhow::
             .collect();
         drop(tx);
         let kill_after = rng.range(20..400);
-        within("acknowledgements before the kill", async {
-            for _ in 0..kill_after {
-                acks.recv().await.context("every writer stopped before the kill")?;
-            }
-            Ok(())
-        })
-        .await?;
-        server.kill9().await?;
-        server.assert_no_panics();
-        let mut written = Vec::new();
-        for task in tasks {
-            written.push(within("a writer to see the server die", async { Ok(task.await?) }).await?);
-        }
+        let written = kill_after_acknowledgements(&mut server, tasks, acks, kill_after).await?;
 
         server = ServerProcess::start(data.path()).await?;
         let mut lost = Vec::new();
@@ -535,7 +547,7 @@ async fn acknowledged_changes_survive_kills_while_documents_are_compacted() -> a
     let mut acknowledged: Vec<Vec<ChangeHash>> = vec![Vec::new(); EDITORS];
 
     for cycle in 1..=COMPACTION_KILLS {
-        let (tx, mut acks) = mpsc::unbounded_channel();
+        let (tx, acks) = mpsc::unbounded_channel();
         let tasks: Vec<_> = editors
             .drain(..)
             .enumerate()
@@ -544,19 +556,7 @@ async fn acknowledged_changes_survive_kills_while_documents_are_compacted() -> a
         drop(tx);
         // Each editor makes about a third of these: a desk crosses the threshold every cycle or two.
         let kill_after = rng.range(250..700);
-        within("acknowledgements before the kill", async {
-            for _ in 0..kill_after {
-                acks.recv().await.context("every editor stopped before the kill")?;
-            }
-            Ok(())
-        })
-        .await?;
-        server.kill9().await?;
-        server.assert_no_panics();
-        let mut edited = Vec::new();
-        for task in tasks {
-            edited.push(within("an editor to see the server die", async { Ok(task.await?) }).await?);
-        }
+        let edited = kill_after_acknowledgements(&mut server, tasks, acks, kill_after).await?;
 
         server = ServerProcess::start(data.path()).await?;
         let mut lost = 0;
