@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 fn main() {
@@ -83,6 +84,14 @@ fn main() {
     let worker = worker
         .map(|js| js.replace("@@VERSION@@", &version).replace("@@ASSETS@@", &asset_list))
         .unwrap_or_else(|| "// No client was built, so nothing is cached.\n".to_owned());
+    // The page's one inline script (the loader), by hash, for its Content-Security-Policy.
+    let script = index
+        .split_once("<script type=\"module\">")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map_or("", |(script, _)| script);
+    let hash =
+        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes())));
+    write(&out.join("inline_script_hash"), &hash);
     write(&out.join("assets.rs"), &code);
     write(&out.join("index.html"), &index);
     write(&out.join("sw.js"), &worker);

@@ -19,7 +19,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
 use hindsight_shared::ids::{DocumentId, PeerId};
-use hindsight_shared::presence::{Notice, PresenceEntry};
+use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{Board, Desk, SchemaError};
 use leptos::prelude::*;
@@ -428,7 +428,9 @@ impl BoardSession {
                     self.on_sync(which, &data);
                 }
             }
-            WireMessage::Ephemeral { document_id, data, .. } => {
+            // Only the server's notices are believed: a peer's ephemeral message that happens to
+            // decode as one (a forged roster, a forged refusal) is ignored.
+            WireMessage::Ephemeral { document_id, sender_id, data, .. } if self.from_server(&sender_id) => {
                 if let (Some(which), Ok(notice)) = (self.which(document_id), Notice::decode(&data)) {
                     self.on_notice(which, notice);
                 }
@@ -441,6 +443,11 @@ impl BoardSession {
             }
             _ => {}
         }
+    }
+
+    /// True if `sender` is the server this socket's handshake named.
+    fn from_server(&self, sender: &PeerId) -> bool {
+        self.inner.borrow().server.as_ref() == Some(sender)
     }
 
     fn which(&self, document_id: DocumentId) -> Option<Which> {
@@ -497,9 +504,9 @@ impl BoardSession {
 
     fn on_notice(&self, which: Which, notice: Notice) {
         match notice {
-            Notice::Presence { now_ms, participants, .. } => {
+            Notice::Presence { now_ms, participants, full, .. } => {
                 self.view.clock_offset.set(now_ms - js_sys::Date::now() as i64);
-                self.view.people.set(participants);
+                self.view.people.update(|people| merge_roster(people, participants, full));
             }
             Notice::Refused { reason, changes } => {
                 // The server's state wins: forget what it refused, and sync afresh. A note that

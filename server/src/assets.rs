@@ -16,6 +16,9 @@ pub static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 /// The page shell that loads the client, for `/` and `/b/{board_id}`.
 pub static INDEX_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/index.html"));
 
+/// The hash of the page's inline loader script (`sha256-...`), for its Content-Security-Policy.
+pub static INLINE_SCRIPT_HASH: &str = include_str!(concat!(env!("OUT_DIR"), "/inline_script_hash"));
+
 /// The service worker that keeps the app shell for offline use, served at `/sw.js`.
 pub static SERVICE_WORKER: &str = include_str!(concat!(env!("OUT_DIR"), "/sw.js"));
 

@@ -22,6 +22,20 @@ pub const DEFAULT_MAX_MESSAGES_PER_SECOND: u32 = 200;
 pub const DEFAULT_MAX_PARTICIPANTS_PER_BOARD: usize = 1_000;
 /// Default for [`Config::max_document_bytes`]: 32 MiB.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+/// Default for [`Config::max_board_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_BOARD_BYTES: usize = 64 * 1024 * 1024;
+/// Default for [`Config::max_viewers_per_board`].
+pub const DEFAULT_MAX_VIEWERS_PER_BOARD: usize = 500;
+/// Default for [`Config::max_bytes_per_second`]: 1 MiB.
+pub const DEFAULT_MAX_BYTES_PER_SECOND: u64 = 1024 * 1024;
+/// Default for [`Config::max_connections_per_ip`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 500;
+/// Default for [`Config::board_creations_per_minute`].
+pub const DEFAULT_BOARD_CREATIONS_PER_MINUTE: u32 = 30;
+/// Default for [`Config::joins_per_minute`].
+pub const DEFAULT_JOINS_PER_MINUTE: u32 = 600;
+/// Default for [`Config::http_timeout_secs`].
+pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 30;
 
 /// Hindsight: real-time retrospective and postmortem boards.
 #[derive(Debug, Clone, Parser)]
@@ -52,14 +66,25 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
-    /// How many connections one board takes at once; more are refused with an error.
+    /// How many connections of participants (who joined and opened their desk) one board takes
+    /// at once; more are refused with an error.
     #[arg(long, env = "HINDSIGHT_MAX_PEERS_PER_BOARD", default_value_t = DEFAULT_MAX_PEERS_PER_BOARD)]
     pub max_peers_per_board: usize,
+
+    /// How many connections of viewers (who did not join) one board takes at once, apart from
+    /// its participants' connections; more are refused with an error.
+    #[arg(long, env = "HINDSIGHT_MAX_VIEWERS_PER_BOARD", default_value_t = DEFAULT_MAX_VIEWERS_PER_BOARD)]
+    pub max_viewers_per_board: usize,
 
     /// How many messages per second one connection may send, sustained (bursts of twice as many
     /// pass). A connection that sends faster is closed with an error.
     #[arg(long, env = "HINDSIGHT_MAX_MESSAGES_PER_SECOND", default_value_t = DEFAULT_MAX_MESSAGES_PER_SECOND)]
     pub max_messages_per_second: u32,
+
+    /// How many bytes per second one connection may send, sustained (bursts of one message more
+    /// pass). A connection that sends faster is closed with an error.
+    #[arg(long, env = "HINDSIGHT_MAX_BYTES_PER_SECOND", default_value_t = DEFAULT_MAX_BYTES_PER_SECOND)]
+    pub max_bytes_per_second: u64,
 
     /// How many people may join one board, ever (each join stores a desk); more get `409`.
     #[arg(long, env = "HINDSIGHT_MAX_PARTICIPANTS_PER_BOARD", default_value_t = DEFAULT_MAX_PARTICIPANTS_PER_BOARD)]
@@ -69,6 +94,41 @@ pub struct Config {
     /// and the changes stored since. Changes that would make it larger are refused.
     #[arg(long, env = "HINDSIGHT_MAX_DOCUMENT_BYTES", default_value_t = DEFAULT_MAX_DOCUMENT_BYTES)]
     pub max_document_bytes: usize,
+
+    /// How large one board may grow in storage with all its participants' desks, in bytes.
+    /// Changes that would make it larger are refused.
+    #[arg(long, env = "HINDSIGHT_MAX_BOARD_BYTES", default_value_t = DEFAULT_MAX_BOARD_BYTES)]
+    pub max_board_bytes: usize,
+
+    /// How many connections (HTTP and WebSocket) one client address holds at once; more are
+    /// refused (`503` for WebSockets, closed for plain TCP).
+    #[arg(long, env = "HINDSIGHT_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+
+    /// How many boards one client address may create per minute; more get `429`.
+    #[arg(long, env = "HINDSIGHT_BOARD_CREATIONS_PER_MINUTE", default_value_t = DEFAULT_BOARD_CREATIONS_PER_MINUTE)]
+    pub board_creations_per_minute: u32,
+
+    /// How many times one client address may join boards per minute; more get `429`.
+    #[arg(long, env = "HINDSIGHT_JOINS_PER_MINUTE", default_value_t = DEFAULT_JOINS_PER_MINUTE)]
+    pub joins_per_minute: u32,
+
+    /// Behind a reverse proxy: the request header that carries the client's address (for
+    /// example `X-Real-IP`, or `X-Forwarded-For`, whose last address is taken). The per-address
+    /// limits then count that address, and the proxy's own connections are not limited per
+    /// address. Set it only when a proxy you run sets the header on every request.
+    #[arg(long, env = "HINDSIGHT_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Seconds an HTTP connection may take to send a request's headers (or sit idle between
+    /// requests), and a request to be answered; slower connections are closed.
+    #[arg(long, env = "HINDSIGHT_HTTP_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_TIMEOUT_SECS)]
+    pub http_timeout_secs: u64,
+
+    /// Deletes boards (with everything their participants wrote) after this many days without
+    /// a change or a join. Off unless set; fractions of a day are allowed.
+    #[arg(long, env = "HINDSIGHT_BOARD_RETENTION_DAYS")]
+    pub board_retention_days: Option<f64>,
 
     /// The log format.
     #[arg(long, env = "HINDSIGHT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -97,7 +157,16 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_peers_per_board: DEFAULT_MAX_PEERS_PER_BOARD,
             max_messages_per_second: DEFAULT_MAX_MESSAGES_PER_SECOND,
+            max_bytes_per_second: DEFAULT_MAX_BYTES_PER_SECOND,
+            max_viewers_per_board: DEFAULT_MAX_VIEWERS_PER_BOARD,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            max_board_bytes: DEFAULT_MAX_BOARD_BYTES,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            board_creations_per_minute: DEFAULT_BOARD_CREATIONS_PER_MINUTE,
+            joins_per_minute: DEFAULT_JOINS_PER_MINUTE,
+            client_ip_header: None,
+            http_timeout_secs: DEFAULT_HTTP_TIMEOUT_SECS,
+            board_retention_days: None,
             max_participants_per_board: DEFAULT_MAX_PARTICIPANTS_PER_BOARD,
             log_format: LogFormat::Text,
         }
@@ -105,5 +174,16 @@ impl Config {
 
     pub fn board_idle(&self) -> Duration {
         Duration::from_secs(self.board_idle_secs)
+    }
+
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_timeout_secs.max(1))
+    }
+
+    /// How long a board may go without a change before it is deleted, if retention is on.
+    pub fn board_retention(&self) -> Option<Duration> {
+        self.board_retention_days
+            .filter(|d| *d > 0.0)
+            .and_then(|days| Duration::try_from_secs_f64(days * 86_400.0).ok())
     }
 }

@@ -2,31 +2,45 @@
 //! its board, and a writer task that drains the connection's bounded outbox.
 //!
 //! Bad input never takes the server down: a frame that is not a protocol message gets an `error`
-//! message and a close frame, and only this connection ends.
+//! message and a close frame, and only this connection ends. What a connection may send is bounded
+//! in messages and in bytes per second; what it may make a board do is bounded by the board
+//! ([`crate::board::actor`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::board::{BoardHandle, BoardMsg, CloseReason, ConnId, DocMessage, PeerLink};
+use crate::board::core::DocMessage;
+use crate::board::replica::ConnId;
+use crate::board::{BoardHandle, BoardMsg, Frame, FrameKind, MAX_OUTBOX_FRAMES, PeerLink};
+use crate::budget::TokenBucket;
+use crate::closing::CloseReason;
 use crate::registry::Registry;
 
-/// Frames waiting to be written to one socket. A peer that lets this fill up is disconnected.
-const OUTBOX_CAPACITY: usize = 256;
 /// How long a client has to send `join`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The server pings this often; a connection silent for three intervals is dropped.
+/// The server pings this often; a connection that sent nothing for [`IDLE_TICKS`] of these in a
+/// row is dropped. Counted in ticks, not in elapsed time, so a server process that was stopped
+/// (SIGSTOP) does not find every connection idle when it resumes: the frames that arrived
+/// meanwhile are read before the next tick counts.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
+const IDLE_TICKS: u32 = 3;
 /// The longest one write to the socket may take before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest the close frame may wait for the socket: a client that stopped reading is given
+/// time to read what was queued before it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a close frame waits after a `sync` message. A stock automerge-repo client answers a
+/// sync message at once, and fails for good if the socket closed in between (see ARCHITECTURE.md,
+/// "Closing").
+pub const QUIET_BEFORE_CLOSE: Duration = Duration::from_millis(500);
 /// How long to wait for the client's close frame after sending ours.
 const LINGER: Duration = Duration::from_secs(2);
 /// How many documents one connection may have open at once.
@@ -40,33 +54,11 @@ pub struct ConnectionContext {
     pub server: PeerId,
     /// Sustained messages per second one connection may send.
     pub max_messages_per_second: u32,
+    /// Sustained bytes per second one connection may send (bursts up to a message's size more).
+    pub max_bytes_per_second: u64,
+    /// The largest message a client may send.
+    pub max_message_bytes: usize,
     pub shutdown: CancellationToken,
-}
-
-/// A token bucket: `rate` tokens a second, up to twice that in store.
-struct RateLimit {
-    rate: f64,
-    tokens: f64,
-    last: tokio::time::Instant,
-}
-
-impl RateLimit {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
-        Self { rate, tokens: rate * 2.0, last: tokio::time::Instant::now() }
-    }
-
-    /// Takes a token; false when the bucket is empty.
-    fn take(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
-        self.last = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
 }
 
 /// Why the reader stopped.
@@ -79,12 +71,12 @@ enum End {
 /// Serves one upgraded WebSocket until either side closes it.
 pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
     let (sink, mut stream) = socket.split();
-    let (outbox, outbox_rx) = mpsc::channel::<Bytes>(OUTBOX_CAPACITY);
+    let (outbox, outbox_rx) = mpsc::channel::<Frame>(MAX_OUTBOX_FRAMES);
     let closing = ctx.shutdown.child_token();
 
     let joined = tokio::select! {
-        joined = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut stream)) => {
-            joined.unwrap_or(Err(End::Close(CloseReason { code: 1008, reason: "no join message" })))
+        joined = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut stream, &ctx.server)) => {
+            joined.unwrap_or(Err(End::Close(CloseReason::NO_JOIN)))
         }
         () = closing.cancelled() => Err(End::Close(CloseReason::GOING_AWAY)),
     };
@@ -105,16 +97,26 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
         selected_protocol_version: PROTOCOL_VERSION.to_owned(),
         metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: false }),
     };
-    link.deliver(answer.encode().into());
+    link.deliver(answer.encode().into(), FrameKind::Other);
     let writer = tokio::spawn(write_loop(sink, outbox_rx, link.clone()));
     tracing::debug!(conn, %peer, "peer joined");
 
+    let now = Instant::now();
     let mut reader = Reader {
         conn,
         link: link.clone(),
         ctx: &ctx,
         boards: HashMap::new(),
-        rate: RateLimit::new(ctx.max_messages_per_second),
+        messages: TokenBucket::new(
+            f64::from(ctx.max_messages_per_second),
+            2.0 * f64::from(ctx.max_messages_per_second),
+            now,
+        ),
+        bytes: TokenBucket::new(
+            ctx.max_bytes_per_second as f64,
+            ctx.max_bytes_per_second as f64 + ctx.max_message_bytes as f64,
+            now,
+        ),
     };
     let end = reader.run(&mut stream).await;
     // A board may be listed under its own id and its desks' ids: tell each board once.
@@ -149,25 +151,33 @@ fn finish(link: &PeerLink, end: End) {
     match end {
         End::Close(reason) => link.close(reason),
         End::Error(message, reason) => {
-            tracing::info!(conn = link.conn(), peer = %link.peer(), %message, "closing connection after bad input");
-            link.deliver(WireMessage::Error { message }.encode().into());
-            link.close(reason);
+            tracing::info!(conn = link.conn(), peer = %link.peer(), error = ?message, "closing connection after bad input");
+            link.refuse(message, reason);
         }
     }
 }
 
-/// Waits for `join` and checks its protocol version.
-async fn handshake(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Result<PeerId, End> {
+/// Waits for `join`, checks its protocol version and the peer id it announces.
+async fn handshake(stream: &mut futures_util::stream::SplitStream<WebSocket>, server: &PeerId) -> Result<PeerId, End> {
     loop {
         let frame = match stream.next().await {
             Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Err(socket_error(&e)),
+            Some(Err(e)) => return Err(socket_error(e)),
             None => return Err(End::Close(CloseReason::NORMAL)),
         };
         match parse(frame)? {
             Some(WireMessage::Join { sender_id, supported_protocol_versions, .. }) => {
                 if !supported_protocol_versions.iter().any(|v| v == PROTOCOL_VERSION) {
                     return Err(End::Error("unsupported protocol version".into(), CloseReason::PROTOCOL));
+                }
+                if !sender_id.is_well_formed() {
+                    return Err(End::Error(
+                        "a peer id is 1 to 100 printable ASCII characters without spaces".into(),
+                        CloseReason::PROTOCOL,
+                    ));
+                }
+                if sender_id == *server {
+                    return Err(End::Error("that peer id is the server's".into(), CloseReason::PROTOCOL));
                 }
                 return Ok(sender_id);
             }
@@ -194,14 +204,21 @@ fn parse(frame: Message) -> Result<Option<WireMessage>, End> {
     }
 }
 
-fn socket_error(e: &axum::Error) -> End {
-    let text = e.to_string();
-    // tungstenite reports an oversized message as a capacity error.
-    if text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big") {
-        End::Error("message too big".into(), CloseReason::TOO_BIG)
-    } else {
-        tracing::debug!(error = %text, "socket error");
-        End::Close(CloseReason::PROTOCOL)
+fn socket_error(e: axum::Error) -> End {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    // axum wraps tungstenite's error; an oversized message is a capacity error.
+    match e.into_inner().downcast::<Error>() {
+        Ok(error) if matches!(*error, Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+            End::Error("message too big".into(), CloseReason::TOO_BIG)
+        }
+        Ok(error) => {
+            tracing::debug!(error = %error, "socket error");
+            End::Close(CloseReason::PROTOCOL)
+        }
+        Err(error) => {
+            tracing::debug!(error = %error, "socket error");
+            End::Close(CloseReason::PROTOCOL)
+        }
     }
 }
 
@@ -210,34 +227,60 @@ struct Reader<'a> {
     link: PeerLink,
     ctx: &'a ConnectionContext,
     boards: HashMap<DocumentId, BoardHandle>,
-    rate: RateLimit,
+    messages: TokenBucket,
+    bytes: TokenBucket,
 }
 
 impl Reader<'_> {
     async fn run(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) -> End {
         let closing = self.link.closing().clone();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut quiet_ticks = 0;
         loop {
             let frame = tokio::select! {
+                biased;
                 () = closing.cancelled() => {
                     return End::Close(self.link.close_reason().unwrap_or(CloseReason::GOING_AWAY));
                 }
-                frame = tokio::time::timeout(PING_INTERVAL * 3, stream.next()) => frame,
+                // Frames first: after a pause of the whole process, what arrived meanwhile is
+                // read before the idle tick counts.
+                frame = stream.next() => frame,
+                _ = ticks.tick() => {
+                    quiet_ticks += 1;
+                    if quiet_ticks >= IDLE_TICKS {
+                        return End::Close(CloseReason::IDLE);
+                    }
+                    continue;
+                }
             };
+            quiet_ticks = 0;
             let frame = match frame {
-                Err(_) => return End::Close(CloseReason { code: 1001, reason: "idle" }),
-                Ok(None) => return End::Close(CloseReason::NORMAL),
-                Ok(Some(Err(e))) => return socket_error(&e),
-                Ok(Some(Ok(frame))) => frame,
+                None => return End::Close(CloseReason::NORMAL),
+                Some(Err(e)) => return socket_error(e),
+                Some(Ok(frame)) => frame,
             };
+            let now = Instant::now();
+            let size = match &frame {
+                Message::Binary(bytes) => bytes.len(),
+                Message::Text(text) => text.len(),
+                _ => 0,
+            };
+            if !self.bytes.take(size as f64, now) {
+                return End::Error(
+                    format!("too many bytes: at most {} a second", self.ctx.max_bytes_per_second),
+                    CloseReason::TOO_MANY_BYTES,
+                );
+            }
             let message = match parse(frame) {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
                 Err(end) => return end,
             };
-            if !self.rate.take() {
+            if !self.messages.take(1.0, now) {
                 return End::Error(
                     format!("too many messages: at most {} a second", self.ctx.max_messages_per_second),
-                    CloseReason::POLICY,
+                    CloseReason::TOO_MANY_MESSAGES,
                 );
             }
             if let Err(end) = self.route(message).await {
@@ -255,12 +298,15 @@ impl Reader<'_> {
             WireMessage::Sync { document_id, sender_id, target_id, data } => {
                 (document_id, sender_id, target_id, DocMessage::Sync(data))
             }
+            // A stock automerge-repo client passes on the ephemeral messages it receives, with
+            // their first sender's id (its gossip). The board already relayed those: drop them.
+            WireMessage::Ephemeral { ref sender_id, .. } if sender_id != self.link.peer() => return Ok(()),
             WireMessage::Ephemeral { document_id, sender_id, target_id, session_id, count, data } => {
                 (document_id, sender_id, target_id, DocMessage::Ephemeral { session_id, count, data })
             }
             WireMessage::Leave { .. } => return Err(End::Close(CloseReason::NORMAL)),
             WireMessage::Error { message } => {
-                tracing::info!(conn = self.conn, peer = %self.link.peer(), %message, "peer reported an error");
+                tracing::info!(conn = self.conn, peer = %self.link.peer(), error = ?message, "peer reported an error");
                 return Err(End::Close(CloseReason::NORMAL));
             }
             WireMessage::Join { .. } | WireMessage::Peer { .. } => {
@@ -280,7 +326,7 @@ impl Reader<'_> {
         if !self.boards.contains_key(&document_id) && self.boards.len() >= MAX_DOCS_PER_CONNECTION {
             return Err(End::Error(
                 format!("a connection may open at most {MAX_DOCS_PER_CONNECTION} documents"),
-                CloseReason::POLICY,
+                CloseReason::TOO_MANY_DOCUMENTS,
             ));
         }
         // A board that stopped (evicted after a storage failure) is asked for afresh, once.
@@ -308,37 +354,51 @@ impl Reader<'_> {
 /// Writes queued frames to the socket, pings, and sends the close frame once the link closes.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<Bytes>,
+    mut outbox: mpsc::Receiver<Frame>,
     link: PeerLink,
 ) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sync: Option<tokio::time::Instant> = None;
     loop {
-        let message = tokio::select! {
+        let (message, len) = tokio::select! {
             biased;
+            () = link.closing().cancelled() => break,
             frame = outbox.recv() => match frame {
-                Some(frame) => Message::Binary(frame),
+                Some(frame) => {
+                    if frame.kind == FrameKind::Sync {
+                        last_sync = Some(tokio::time::Instant::now());
+                    }
+                    let len = frame.bytes.len();
+                    (Message::Binary(frame.bytes), len)
+                }
                 None => break,
             },
-            () = link.closing().cancelled() => break,
-            _ = ping.tick() => Message::Ping(Bytes::new()),
+            _ = ping.tick() => (Message::Ping(Default::default()), 0),
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) => {}
-            _ => {
-                link.close(CloseReason::POLICY);
-                return;
-            }
-        }
-    }
-    // Flush what the board queued before the close (an `error` message, say), then say goodbye.
-    while let Ok(frame) = outbox.try_recv() {
-        if tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Binary(frame))).await.is_err() {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await;
+        link.written(len);
+        if !matches!(written, Ok(Ok(()))) {
+            link.close(CloseReason::SLOW_READER);
             return;
         }
+    }
+    // Say what must be said (an `error`), drop the rest: a sync message right before the close
+    // would make a stock client answer a closing socket.
+    while let Ok(frame) = outbox.try_recv() {
+        link.written(frame.bytes.len());
+        if frame.kind == FrameKind::Error
+            && tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Binary(frame.bytes))).await.is_err()
+        {
+            return;
+        }
+    }
+    if let Some(at) = last_sync {
+        tokio::time::sleep_until(at + QUIET_BEFORE_CLOSE).await;
     }
     // A link closed without a reason was closed by the server's shutdown.
     let reason = link.close_reason().unwrap_or(CloseReason::GOING_AWAY);
     let close = Message::Close(Some(CloseFrame { code: reason.code, reason: reason.reason.into() }));
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close)).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }

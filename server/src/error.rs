@@ -21,6 +21,12 @@ pub enum AppError {
     /// The request conflicts with the state of things (a board that is full).
     #[error("{0}")]
     Conflict(String),
+    /// The client asked too often; the message says how often it may.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The request was not answered in time (a client that trickles its body, say).
+    #[error("the request took too long")]
+    Timeout,
     /// Our fault. Logged with its cause; the client sees a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -42,6 +48,8 @@ impl IntoResponse for AppError {
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, (*message).to_owned()),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, (*message).to_owned()),
             Self::Conflict(message) => (StatusCode::CONFLICT, message.clone()),
+            Self::TooManyRequests(message) => (StatusCode::TOO_MANY_REQUESTS, message.clone()),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, self.to_string()),
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_owned())

@@ -1,12 +1,18 @@
 //! HTTP routes: the JSON API, the pages and assets of the browser client, and the WebSocket upgrade.
+//!
+//! Every response carries the security headers ([`security_headers`]); every request is answered
+//! within `--http-timeout-secs` or dropped; board creation, joining and WebSockets are limited per
+//! client address ([`crate::clients`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,8 +25,10 @@ use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 
 use crate::assets;
+use crate::board::BoardMsg;
 use crate::board::actor::now_ms;
-use crate::board::{BoardMsg, Participant};
+use crate::board::desk::Participant;
+use crate::clients::{ClientKey, Clients, ConnectionGuard};
 use crate::config::Config;
 use crate::connection::{self, ConnectionContext};
 use crate::error::AppError;
@@ -36,20 +44,46 @@ pub struct Shared {
     pub store: Store,
     pub connections: ConnectionContext,
     pub tracker: TaskTracker,
+    pub clients: Clients,
     /// One permit per open WebSocket, up to `--max-connections`.
     sockets: Arc<tokio::sync::Semaphore>,
     next_conn: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, connections: ConnectionContext, tracker: TaskTracker) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        connections: ConnectionContext,
+        tracker: TaskTracker,
+        clients: Clients,
+    ) -> Self {
         let sockets = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        Self(Arc::new(Shared { config, store, connections, tracker, sockets, next_conn: AtomicU64::new(1) }))
+        Self(Arc::new(Shared { config, store, connections, tracker, clients, sockets, next_conn: AtomicU64::new(1) }))
     }
+
+    /// The client a request comes from, as the per-address limits count it: the address the
+    /// configured proxy header names, else the socket's peer.
+    fn client(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<ClientKey> {
+        if let Some(name) = &self.0.config.client_ip_header {
+            let value = headers.get(name.as_str())?.to_str().ok()?;
+            // X-Forwarded-For lists every hop; the proxy we trust appended the last one.
+            let last = value.rsplit(',').next()?.trim();
+            return last.parse::<std::net::IpAddr>().ok().map(ClientKey::from);
+        }
+        peer.map(|peer| ClientKey::from(peer.ip()))
+    }
+}
+
+/// The address of the socket a request came on, if the accept loop gave it (tests that drive the
+/// router directly do not).
+fn peer_of(request_peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>) -> Option<SocketAddr> {
+    request_peer.map(|axum::Extension(ConnectInfo(addr))| addr)
 }
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    let timeout = state.0.config.http_timeout();
     Router::new()
         .route("/", get(page))
         .route("/b/{board_id}", get(board_page))
@@ -61,7 +95,54 @@ pub fn router(state: AppState) -> Router {
         .route("/sw.js", get(service_worker))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |request: Request, next: Next| answer_within(timeout, request, next)))
         .with_state(state)
+}
+
+/// The Content-Security-Policy of the app's pages: scripts only from here (and the inline loader
+/// by its hash), WebAssembly allowed, nothing framed, nothing framing the app.
+fn page_policy() -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' '{}'; style-src 'self'; \
+         style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        assets::INLINE_SCRIPT_HASH
+    )
+}
+
+/// The Content-Security-Policy of an exported page: its own inline styles, nothing else.
+const EXPORT_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Adds the headers every response carries: no framing (clickjacking a facilitator), no sniffing,
+/// no referrer (a board link is its only secret), and a Content-Security-Policy on pages.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let is_html =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if is_html
+        && !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(policy) = HeaderValue::from_str(&page_policy())
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    }
+    response
+}
+
+/// Answers a request within `limit` (a client that trickles its body holds nothing longer), or
+/// says 408.
+async fn answer_within(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::Timeout.into_response(),
+    }
 }
 
 /// The body of `POST /api/boards`.
@@ -83,11 +164,16 @@ pub struct BoardCreated {
 
 async fn create_board(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Json<CreateBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<BoardCreated>), AppError> {
+    if let Some(client) = state.client(&headers, peer_of(peer)) {
+        state.0.clients.create_board(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
+    }
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let title = request.title.trim();
+    let title = schema::clean_line(&request.title);
+    let title = title.as_str();
     if title.is_empty() {
         return Err(AppError::BadRequest("the board needs a title".into()));
     }
@@ -109,7 +195,7 @@ async fn create_board(
         facilitator_key_hash: Sha256::digest(facilitator_key.as_bytes()).into(),
     };
     state.0.store.create_board(record, doc.save()).await?;
-    tracing::info!(board = %id, template = template.id, "created board");
+    tracing::info!(board = %id.tag(), template = template.id, "created board");
     let url = format!("{}/b/{id}", public_url(&state.0.config, &headers));
     Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
 }
@@ -136,13 +222,19 @@ pub struct JoinedBoard {
 
 async fn join_board(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Path(board_id): Path<String>,
     body: Result<Json<JoinBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
+    if let Some(client) = state.client(&headers, peer_of(peer)) {
+        state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
+    }
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
     let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
-    let name = request.name.trim().to_owned();
+    // Names show in everyone's roster: no control or direction-override characters.
+    let name = schema::clean_line(&request.name);
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::BadRequest(format!("a name may have at most {MAX_NAME_CHARS} characters")));
     }
@@ -177,7 +269,7 @@ async fn join_board(
         .await
         .map_err(|e| AppError::Internal(e.into()))?
         .map_err(|e| AppError::Internal(anyhow::anyhow!("the board refused a participant: {e}")))?;
-    tracing::info!(%board, facilitator, "a participant joined");
+    tracing::info!(board = %board.tag(), facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))
 }
 
@@ -219,6 +311,7 @@ async fn export_board(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EXPORT_POLICY));
     if format != export::Format::Html {
         let disposition = format!("attachment; filename=\"{}\"", export::file_name(&board, format));
         if let Ok(value) = HeaderValue::from_str(&disposition) {
@@ -250,10 +343,7 @@ async fn list_templates() -> Json<&'static [Template]> {
 /// it in `Referer` headers.
 fn shell(status: StatusCode) -> Response {
     let mut response = (status, Html(assets::INDEX_HTML)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -298,8 +388,26 @@ async fn service_worker() -> Response {
     response
 }
 
-async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    tcp_guard: Option<axum::Extension<Arc<ConnectionGuard>>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let shared = &state.0;
+    // Behind a proxy, sockets are counted per client address here (without one, the accept loop
+    // counts every connection by its peer address).
+    let client_guard = match shared.config.client_ip_header.as_ref().and(state.client(&headers, peer_of(peer))) {
+        Some(client) => match shared.clients.connect(client) {
+            Ok(guard) => Some(guard),
+            Err(refused) => {
+                let body = serde_json::json!({ "error": refused.to_string() });
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+        },
+        None => None,
+    };
     let Ok(permit) = Arc::clone(&shared.sockets).try_acquire_owned() else {
         tracing::warn!(limit = shared.config.max_connections, "refused a connection: the server is full");
         let full = serde_json::json!({ "error": "the server is full; try again soon" });
@@ -317,7 +425,7 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 connection::serve(socket, conn, ctx).await;
-                drop(permit);
+                drop((permit, client_guard, tcp_guard));
             })
         })
 }

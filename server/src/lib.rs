@@ -3,17 +3,24 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment variables.
-//! - [`server`]: [`run`] — the caller binds the listener and says when to shut down.
-//! - [`http`]: routes: the JSON API, pages, assets, the WebSocket upgrade.
+//! - [`server`]: [`run`] — the caller binds the listener and says when to shut down; the accept
+//!   loop and housekeeping.
+//! - [`http`]: routes: the JSON API, pages, assets, the WebSocket upgrade; security headers.
+//! - [`clients`]: per-address limits: connections, board creations, joins.
 //! - [`connection`]: one WebSocket: handshake, routing to boards, bounded outbox.
+//! - [`closing`]: close codes and reasons, one per cause.
+//! - [`budget`]: token buckets for every rate the server bounds.
 //! - [`registry`]: which boards are in memory; the seam where a cluster would find a board's owner.
 //! - [`board`]: a board's actor and its sans-IO core (document + peer sync states).
-//! - [`store`]: SQLite storage with group commit and background compaction.
+//! - [`store`]: SQLite storage with group commit, background compaction and retention.
 //! - [`assets`]: the embedded browser client.
 //! - [`error`]: the HTTP error type.
 
 pub mod assets;
 pub mod board;
+pub mod budget;
+pub mod clients;
+pub mod closing;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -50,12 +57,37 @@ pub fn cli_main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     use anyhow::Context;
+    fit_open_files(&mut config);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
     run(config, listener, shutdown_signal()).await
+}
+
+/// Raises the process's open-file limit as far as the system allows, and keeps
+/// `--max-connections` under it (with room for the database, the listener and HTTP requests), so
+/// that a full server refuses WebSockets with 503 instead of failing to accept anything.
+fn fit_open_files(config: &mut Config) {
+    /// Descriptors kept for everything but WebSockets.
+    const RESERVE: u64 = 256;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-file limit");
+            return;
+        }
+    };
+    let room = usize::try_from(limit.saturating_sub(RESERVE)).unwrap_or(usize::MAX).max(1);
+    if config.max_connections > room {
+        tracing::warn!(
+            open_files = limit,
+            max_connections = room,
+            "the open-file limit allows fewer WebSockets than --max-connections; taking fewer"
+        );
+        config.max_connections = room;
+    }
 }
 
 fn init_tracing(config: &Config) {

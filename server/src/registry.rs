@@ -17,8 +17,8 @@ use hindsight_shared::ids::DocumentId;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::board::BoardHandle;
 use crate::board::actor::{BoardActor, BoardContext};
+use crate::board::{BoardHandle, Keeper};
 
 /// How many messages may wait in one board's inbox before senders wait (backpressure).
 const INBOX_CAPACITY: usize = 1024;
@@ -49,14 +49,15 @@ impl Registry {
             .entry(id)
             .or_insert_with(|| {
                 let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-                let actor = BoardActor::new(id, self.ctx.clone(), Arc::clone(self), inbox);
+                let keeper: Arc<dyn Keeper> = Arc::clone(self) as Arc<dyn Keeper>;
+                let actor = BoardActor::new(id, self.ctx.clone(), keeper, inbox);
                 let registry = Arc::clone(self);
                 self.tracker.spawn(async move {
                     // A panic (a bug here or in a library) ends only this board's actor. Its handle
                     // goes, so the next message loads the board afresh from storage, which holds
                     // everything it acknowledged; its connections ask again by themselves.
                     if AssertUnwindSafe(actor.run()).catch_unwind().await.is_err() {
-                        tracing::error!(board = %id, "the board's actor panicked; it will be loaded again from storage");
+                        tracing::error!(board = %id.tag(), "the board's actor panicked; it will be loaded again from storage");
                         registry.evict(id);
                     }
                 });
@@ -82,7 +83,7 @@ impl Registry {
             }
             Ok(None) => self.board(doc),
             Err(e) => {
-                tracing::warn!(%doc, error = %e, "could not look up a document's board");
+                tracing::warn!(doc = %doc.tag(), error = %e, "could not look up a document's board");
                 self.board(doc)
             }
         }
@@ -93,24 +94,26 @@ impl Registry {
         self.desks.insert(desk, board);
     }
 
-    /// How many boards are in memory.
-    pub fn len(&self) -> usize {
-        self.boards.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.boards.is_empty()
-    }
-
-    /// Removes the board if nobody but the registry holds its handle. Checked and removed under
-    /// the shard's write lock, so no connection can take a new handle in between.
-    pub(crate) fn evict_if_unused(&self, id: DocumentId) -> bool {
-        self.boards.remove_if(&id, |_, handle| handle.holders() == 1).is_some()
+    /// The boards in memory now.
+    pub fn in_memory(&self) -> Vec<DocumentId> {
+        self.boards.iter().map(|entry| *entry.key()).collect()
     }
 
     /// Removes the board whatever holds it; connections still holding the old handle find it
     /// gone and ask again.
     pub(crate) fn evict(&self, id: DocumentId) {
         self.boards.remove(&id);
+    }
+}
+
+impl Keeper for Registry {
+    /// Removes the board if nobody but the registry holds its handle. Checked and removed under
+    /// the shard's write lock, so no connection can take a new handle in between.
+    fn release_if_unused(&self, id: DocumentId) -> bool {
+        self.boards.remove_if(&id, |_, handle| handle.holders() == 1).is_some()
+    }
+
+    fn release(&self, id: DocumentId) {
+        self.evict(id);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One writer thread owns the database connection. Requests reach it over a channel and every
 //! write that is waiting when it wakes up goes into one transaction (group commit), so a busy
-//! server pays one `fsync` for many boards. A call to [`Store::append`] returns only after its
+//! server pays one `fsync` for many boards. A call to [`Store::append_many`] returns only after its
 //! transaction committed: the caller may then tell peers the changes are accepted.
 //!
 //! Each document is a snapshot (`Automerge::save`) plus the changes accepted since, one row per
@@ -57,11 +57,12 @@ pub struct ParticipantRecord {
     pub joined_at_ms: i64,
 }
 
-/// A board as stored: its document, and each participant with their desk.
+/// A board as stored: its document, and each participant with the size of their desk in storage
+/// (desks themselves are loaded when they are needed).
 #[derive(Debug, Default)]
 pub struct StoredBoard {
     pub doc: StoredDoc,
-    pub desks: Vec<(ParticipantRecord, StoredDoc)>,
+    pub participants: Vec<(ParticipantRecord, usize)>,
 }
 
 /// Why storage failed.
@@ -102,6 +103,10 @@ enum Request {
         doc: DocumentId,
         reply: Reply<Option<StoredDoc>>,
     },
+    LoadMany {
+        docs: Vec<DocumentId>,
+        reply: Reply<Vec<(DocumentId, StoredDoc)>>,
+    },
     LoadBoard {
         board: DocumentId,
         reply: Reply<Option<StoredBoard>>,
@@ -111,8 +116,18 @@ enum Request {
         reply: Reply<Option<DocumentId>>,
     },
     Append {
+        /// The board the documents belong to: its last activity is now.
+        board: DocumentId,
+        at_ms: i64,
         docs: Vec<(DocumentId, Vec<StoredChange>)>,
         reply: Reply<()>,
+    },
+    /// Deletes boards (with their participants and every document) idle since before `before_ms`,
+    /// except those in `keep`; answers with how many went.
+    Expire {
+        before_ms: i64,
+        keep: Vec<DocumentId>,
+        reply: Reply<usize>,
     },
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
     Compacted {
@@ -189,9 +204,21 @@ impl Store {
         self.call(|reply| Request::Load { doc, reply }).await
     }
 
-    /// A board's document with every participant and desk, or `None` if there is no such board.
+    /// A board's document with every participant and the size of their desk, or `None` if there
+    /// is no such board.
     pub async fn load_board(&self, board: DocumentId) -> Result<Option<StoredBoard>, StoreError> {
         self.call(|reply| Request::LoadBoard { board, reply }).await
+    }
+
+    /// Several documents at once; those never stored are left out.
+    pub async fn load_many(&self, docs: Vec<DocumentId>) -> Result<Vec<(DocumentId, StoredDoc)>, StoreError> {
+        self.call(|reply| Request::LoadMany { docs, reply }).await
+    }
+
+    /// Deletes every board idle (no change stored, no participant joined) since before
+    /// `before_ms`, except the boards in `keep`, with all their documents. Returns how many went.
+    pub async fn expire(&self, before_ms: i64, keep: Vec<DocumentId>) -> Result<usize, StoreError> {
+        self.call(|reply| Request::Expire { before_ms, keep, reply }).await
     }
 
     /// The board a desk belongs to, if `desk` is a desk.
@@ -199,18 +226,18 @@ impl Store {
         self.call(|reply| Request::DeskOwner { desk, reply }).await
     }
 
-    /// Stores accepted changes of one document. Durable (committed and synced to disk) when it
-    /// returns.
-    pub async fn append(&self, doc: DocumentId, changes: Vec<StoredChange>) -> Result<(), StoreError> {
-        self.append_many(vec![(doc, changes)]).await
-    }
-
-    /// Stores accepted changes of several documents in one transaction. Durable when it returns.
-    pub async fn append_many(&self, docs: Vec<(DocumentId, Vec<StoredChange>)>) -> Result<(), StoreError> {
+    /// Stores accepted changes of documents of one board (the board and its desks) in one
+    /// transaction. Durable (committed and synced to disk) when it returns.
+    pub async fn append_many(
+        &self,
+        board: DocumentId,
+        docs: Vec<(DocumentId, Vec<StoredChange>)>,
+    ) -> Result<(), StoreError> {
         if docs.iter().all(|(_, changes)| changes.is_empty()) {
             return Ok(());
         }
-        self.call(|reply| Request::Append { docs, reply }).await
+        let at_ms = now_ms();
+        self.call(|reply| Request::Append { board, at_ms, docs, reply }).await
     }
 
     /// Finishes every request already queued, checkpoints the write-ahead log and stops the thread.
@@ -220,6 +247,11 @@ impl Store {
             let _ = done.await;
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, by this server's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -255,6 +287,17 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
              PRIMARY KEY (doc, hash)
          ) WITHOUT ROWID;",
     )?;
+    // Added after the first release: when a board last changed, for retention.
+    let has_updated_at: bool =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('boards') WHERE name = 'updated_at_ms'", [], |row| {
+            row.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_updated_at {
+        conn.execute_batch(
+            "ALTER TABLE boards ADD COLUMN updated_at_ms INTEGER NOT NULL DEFAULT 0;
+             UPDATE boards SET updated_at_ms = created_at_ms;",
+        )?;
+    }
     Ok(conn)
 }
 
@@ -299,6 +342,7 @@ impl Writer {
             match request {
                 Request::Board { .. }
                 | Request::Load { .. }
+                | Request::LoadMany { .. }
                 | Request::LoadBoard { .. }
                 | Request::DeskOwner { .. } => reads.push(request),
                 Request::Shutdown { reply } => shutdown = Some(reply),
@@ -316,6 +360,13 @@ impl Writer {
                 Request::Load { doc, reply } => {
                     let result = self.read_doc(doc);
                     let _ = reply.send(result);
+                }
+                Request::LoadMany { docs, reply } => {
+                    let loaded = docs
+                        .into_iter()
+                        .filter_map(|doc| self.read_doc(doc).map(|stored| stored.map(|s| (doc, s))).transpose())
+                        .collect();
+                    let _ = reply.send(loaded);
                 }
                 Request::LoadBoard { board, reply } => {
                     let _ = reply.send(self.read_board_with_desks(board));
@@ -339,13 +390,15 @@ impl Writer {
 
     fn write(&mut self, writes: Vec<Request>) {
         let mut done: Vec<(Request, Result<(), StoreError>)> = Vec::with_capacity(writes.len());
+        // How many boards an `Expire` in this batch deleted (at most one waits per batch).
+        let mut expired = 0;
         let committed = (|| -> Result<(), rusqlite::Error> {
             let mut tx = self.conn.transaction()?;
             for write in writes {
                 // A savepoint per request: one failing write does not fail its neighbours.
                 let result = (|| -> Result<(), StoreError> {
                     let sp = tx.savepoint()?;
-                    apply_write(&sp, &write)?;
+                    expired += apply_write(&sp, &write)?;
                     Ok(sp.commit()?)
                 })();
                 done.push((write, result));
@@ -362,7 +415,10 @@ impl Writer {
                 Request::CreateBoard { reply, .. } | Request::CreateParticipant { reply, .. } => {
                     let _ = reply.send(result);
                 }
-                Request::Append { docs, reply } => {
+                Request::Expire { reply, .. } => {
+                    let _ = reply.send(result.map(|()| std::mem::take(&mut expired)));
+                }
+                Request::Append { docs, reply, .. } => {
                     if result.is_ok() {
                         for (doc, changes) in &docs {
                             *self.pending.entry(*doc).or_insert(0) += changes.len();
@@ -460,8 +516,12 @@ impl Writer {
         let Some(doc) = self.read_doc(board)? else {
             return Ok(None);
         };
+        // Each participant with the size of their desk: its snapshot and its changes.
         let mut statement = self.conn.prepare_cached(
-            "SELECT id, desk, name, joined_at_ms FROM participants WHERE board = ?1 ORDER BY joined_at_ms, id",
+            "SELECT p.id, p.desk, p.name, p.joined_at_ms,
+                    COALESCE((SELECT length(data) FROM snapshots WHERE doc = p.desk), 0)
+                    + COALESCE((SELECT SUM(length(data)) FROM changes WHERE doc = p.desk), 0)
+             FROM participants p WHERE p.board = ?1 ORDER BY p.joined_at_ms, p.id",
         )?;
         let records = statement
             .query_map(params![board.as_bytes()], |row| {
@@ -470,25 +530,29 @@ impl Writer {
                     row.get::<_, Vec<u8>>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         drop(statement);
-        let mut desks = Vec::with_capacity(records.len());
-        for (id, desk, name, joined_at_ms) in records {
-            let Ok(desk) = DocumentId::try_from(desk.as_slice()) else { continue };
-            let stored = self.read_doc(desk)?.unwrap_or_default();
-            desks.push((ParticipantRecord { board, id, name, desk, joined_at_ms }, stored));
-        }
-        Ok(Some(StoredBoard { doc, desks }))
+        let participants = records
+            .into_iter()
+            .filter_map(|(id, desk, name, joined_at_ms, bytes)| {
+                let desk = DocumentId::try_from(desk.as_slice()).ok()?;
+                let record = ParticipantRecord { board, id, name, desk, joined_at_ms };
+                Some((record, usize::try_from(bytes).unwrap_or(0)))
+            })
+            .collect();
+        Ok(Some(StoredBoard { doc, participants }))
     }
 }
 
-fn apply_write(conn: &Connection, write: &Request) -> Result<(), StoreError> {
+/// Applies one write; returns how many boards it deleted (for `Expire`).
+fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> {
     match write {
         Request::CreateBoard { record, snapshot, .. } => {
             conn.execute(
-                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash) VALUES (?1, ?2, ?3)",
+                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms) VALUES (?1, ?2, ?3, ?2)",
                 params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash],
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
@@ -508,8 +572,12 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), StoreError> {
                 params![record.board.as_bytes(), record.id, record.desk.as_bytes(), record.name, record.joined_at_ms],
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.desk.as_bytes(), desk])?;
+            conn.execute(
+                "UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1",
+                params![record.board.as_bytes(), record.joined_at_ms],
+            )?;
         }
-        Request::Append { docs, .. } => {
+        Request::Append { board, at_ms, docs, .. } => {
             let mut insert =
                 conn.prepare_cached("INSERT OR IGNORE INTO changes (doc, hash, data) VALUES (?1, ?2, ?3)")?;
             for (doc, changes) in docs {
@@ -517,13 +585,16 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), StoreError> {
                     insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
                 }
             }
-        }
-        Request::Compacted { doc, result: Some((snapshot, hashes)) } => {
             conn.execute(
-                "INSERT INTO snapshots (doc, data) VALUES (?1, ?2)
-                 ON CONFLICT (doc) DO UPDATE SET data = excluded.data",
-                params![doc.as_bytes(), snapshot],
+                "UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1",
+                params![board.as_bytes(), at_ms],
             )?;
+        }
+        Request::Expire { before_ms, keep, .. } => return expire(conn, *before_ms, keep),
+        Request::Compacted { doc, result: Some((snapshot, hashes)) } => {
+            // Every document has a snapshot row from its creation; one that is gone was deleted
+            // (an expired board) while it was being compacted, and stays gone.
+            conn.execute("UPDATE snapshots SET data = ?2 WHERE doc = ?1", params![doc.as_bytes(), snapshot])?;
             let mut delete = conn.prepare_cached("DELETE FROM changes WHERE doc = ?1 AND hash = ?2")?;
             for hash in hashes {
                 delete.execute(params![doc.as_bytes(), hash])?;
@@ -531,7 +602,32 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<(), StoreError> {
         }
         _ => {}
     }
-    Ok(())
+    Ok(0)
+}
+
+/// Deletes the boards idle since before `before_ms` (but those in `keep`), their participants,
+/// and every document of theirs.
+fn expire(conn: &Connection, before_ms: i64, keep: &[DocumentId]) -> Result<usize, StoreError> {
+    let mut statement = conn.prepare_cached("SELECT id FROM boards WHERE updated_at_ms < ?1")?;
+    let idle: Vec<Vec<u8>> = statement.query_map(params![before_ms], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    let mut deleted = 0;
+    for board in idle {
+        if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
+            continue;
+        }
+        for table in ["snapshots", "changes"] {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE doc = ?1 OR doc IN (SELECT desk FROM participants WHERE board = ?1)"
+                ),
+                params![board],
+            )?;
+        }
+        conn.execute("DELETE FROM participants WHERE board = ?1", params![board])?;
+        conn.execute("DELETE FROM boards WHERE id = ?1", params![board])?;
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 /// A document as stored, with the hash of every change: what the compactor works on.

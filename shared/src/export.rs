@@ -91,9 +91,30 @@ fn ranking(board: &Board) -> Vec<(VoteItem, String, i64)> {
         .collect()
 }
 
+/// Text from the board as inert Markdown: one line, no HTML, no links or images, no table cells
+/// broken open. Markdown's punctuation is escaped with a backslash and `<`, `>`, `&` become
+/// entities, so a note that says `<img src=x onerror=...>` or `[click](javascript:...)` shows as
+/// what it says in every renderer.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '!' | '#' | '|' | '{' | '}' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn markdown(board: &Board) -> String {
     let mut out = String::new();
-    let md = |text: &str| text.replace('\n', " ").replace('|', "\\|");
     let _ = writeln!(out, "# {}\n", md(&board.title));
     let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
     for column in &board.columns {
@@ -150,8 +171,9 @@ fn sorted_actions(board: &Board) -> Vec<&crate::schema::ActionItem> {
 
 /// One CSV field, quoted when it needs to be.
 fn field(text: &str) -> String {
-    // A leading =, +, - or @ would be a formula to a spreadsheet: quote it and prefix a tick.
-    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
+    // A leading =, +, -, @, tab or carriage return can start a formula in a spreadsheet (OWASP's
+    // CSV injection list): quote the field and prefix a tick.
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
     if text.contains([',', '"', '\n', '\r']) || text.starts_with('\'') {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -416,7 +438,7 @@ mod tests {
     fn markdown_has_columns_ranking_and_actions() {
         let md = render(&board(false), Format::Markdown);
         assert!(md.starts_with("# Sprint 42: retro"));
-        assert!(md.contains("## Mad") && md.contains("- Flaky, slow \"CI\" *(in: Our CI)*"));
+        assert!(md.contains("## Mad") && md.contains("- Flaky, slow \"CI\" *(in: Our CI)*"), "{md}");
         assert!(md.contains("| 1 | Our CI | 2 | 7 |"));
         assert!(md.contains("| Fix CI | Sam | 2026-12-01 | Our CI |"));
     }
@@ -429,6 +451,23 @@ mod tests {
         assert_eq!(lines[1], "Mad,\"Flaky, slow \"\"CI\"\"\",Our CI,7");
         assert_eq!(lines[2], "Mad,\"'=cmd|' /C calc'!A0\",Our CI,7");
         assert_eq!(lines[3], "Glad,Demo <b>rocked</b>,,2");
+    }
+
+    #[test]
+    fn markdown_and_csv_are_inert_whatever_a_note_says() {
+        let mut board = board(false);
+        let note = board.notes.get_mut("c").expect("note c");
+        note.text = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) ![x](https://evil.example/t.png)".into();
+        let md = render(&board, Format::Markdown);
+        assert!(!md.contains("<img") && md.contains("&lt;img"), "raw HTML is escaped: {md}");
+        assert!(!md.contains("](javascript:") && !md.contains("![x](https:"), "no live link or image: {md}");
+        assert!(md.contains("\\[click\\]\\(javascript:alert\\(1\\)\\)"), "{md}");
+        for dangerous in ["\tcmd", "\rcmd", "@SUM(A1)", "+1", "-1"] {
+            board.notes.get_mut("c").expect("note c").text = dangerous.into();
+            let csv = render(&board, Format::Csv);
+            let quoted = format!("\"'{dangerous}\"");
+            assert!(csv.contains(&quoted), "{dangerous:?} is defused: {csv:?}");
+        }
     }
 
     #[test]

@@ -46,6 +46,32 @@ impl DocumentId {
     pub fn automerge_url(&self) -> String {
         format!("automerge:{self}")
     }
+
+    /// A name for the document in logs. A document id is a capability (whoever holds a board's
+    /// id may join it; whoever holds a desk's id *is* its owner), so logs carry a short hash of
+    /// it instead: enough to follow one board through the log, useless to open it.
+    pub fn tag(&self) -> LogTag {
+        let digest = Sha256::new().chain_update(b"hindsight-log-tag").chain_update(self.0).finalize();
+        let mut tag = [0u8; 6];
+        tag.copy_from_slice(&digest[..6]);
+        LogTag(tag)
+    }
+}
+
+/// A document's name in logs: six bytes of a hash of its id, in hex ([`DocumentId::tag`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LogTag([u8; 6]);
+
+impl fmt::Display for LogTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for LogTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LogTag({self})")
+    }
 }
 
 impl From<[u8; 16]> for DocumentId {
@@ -177,6 +203,18 @@ string_id!(
     PeerId,
     12
 );
+
+/// The longest peer id a server takes, in bytes.
+pub const MAX_PEER_ID_BYTES: usize = 100;
+
+impl PeerId {
+    /// True for an id a server takes: 1 to [`MAX_PEER_ID_BYTES`] printable ASCII characters, no
+    /// spaces (automerge-repo's and samod's ids are such). Nothing else can reach a log line or
+    /// another peer.
+    pub fn is_well_formed(&self) -> bool {
+        (1..=MAX_PEER_ID_BYTES).contains(&self.0.len()) && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
+}
 string_id!(
     /// The id of a sticky note, chosen at random by the browser that writes it.
     NoteId,
@@ -213,6 +251,26 @@ mod tests {
         assert_eq!(published_note_id(&a, "n1"), published_note_id(&a, "n1"));
         assert_ne!(published_note_id(&a, "n1"), published_note_id(&a, "n2"));
         assert_ne!(published_note_id(&a, "n1"), published_note_id(&b, "n1"));
+    }
+
+    #[test]
+    fn log_tags_are_short_stable_and_not_the_id() {
+        let id = DocumentId::random();
+        let tag = id.tag().to_string();
+        assert_eq!(tag.len(), 12);
+        assert_eq!(tag, id.tag().to_string());
+        assert!(!id.to_string().contains(&tag));
+        assert_ne!(tag, DocumentId::random().tag().to_string());
+    }
+
+    #[test]
+    fn peer_ids_are_short_and_printable() {
+        assert!(PeerId::random().is_well_formed());
+        assert!(PeerId::from("peer-4f3a.samod_1").is_well_formed());
+        for bad in ["", "a b", "line\nbreak", "\u{1b}[31mred", "\u{202e}evil"] {
+            assert!(!PeerId::from(bad).is_well_formed(), "{bad:?}");
+        }
+        assert!(!PeerId::from("x".repeat(101)).is_well_formed());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hindsight's sans-IO core, shared by the server and the browser client: no sockets, no tasks, no clocks.
 //!
 //! # Layout
+//! - [`chunks`]: Automerge chunks measured without being loaded: changes, operations, inflated size.
 //! - [`ids`]: newtype ids ([`DocumentId`](ids::DocumentId) is the board id) and the random source.
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
 //! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
@@ -12,6 +13,7 @@
 //!
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 
+pub mod chunks;
 pub mod edit;
 pub mod export;
 pub mod ids;

@@ -3,7 +3,9 @@
 //! expects of ephemeral data.
 //!
 //! Presence says who is online, how many notes each person is writing (during Write), who has
-//! voted (never what) and who is ready. It never says who wrote which note.
+//! voted (never what) and who is ready. It never says who wrote which note. A connection gets the
+//! whole roster once (`full`), then only the entries that changed: a client keeps the roster by
+//! id and replaces the entries each update carries ([`merge_roster`]).
 
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
@@ -27,13 +29,15 @@ pub struct PresenceEntry {
 /// A message from the server about a board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// The roster, sent whenever it changes.
+    /// The roster, whole or what changed in it.
     Presence {
         /// The server's clock, so clients can show the shared timer without clock skew.
         now_ms: i64,
         /// The receiving participant's own id, if they joined.
         you: Option<String>,
+        /// Every participant (`full`), or those whose entry changed since the last update.
         participants: Vec<PresenceEntry>,
+        full: bool,
     },
     /// Changes the server refused. The client drops them and resyncs.
     Refused { reason: String, changes: Vec<[u8; 32]> },
@@ -62,8 +66,9 @@ impl Notice {
 
     fn write(&self, e: &mut Encoder<Vec<u8>>) -> EncodeResult {
         match self {
-            Notice::Presence { now_ms, you, participants } => {
-                e.map(4)?;
+            Notice::Presence { now_ms, you, participants, full } => {
+                e.map(5)?;
+                e.str("full")?.bool(*full)?;
                 e.str("type")?.str("presence")?;
                 e.str("now")?.i64(*now_ms)?;
                 e.str("you")?;
@@ -105,10 +110,13 @@ impl Notice {
         let len = map_len(&mut d)?;
         let (mut kind, mut now, mut you, mut participants, mut reason, mut changes) =
             (None, 0, None, Vec::new(), String::new(), Vec::new());
+        // A roster without the flag is whole, as the first servers sent it.
+        let mut full = true;
         for _ in 0..len {
             match d.str()? {
                 "type" => kind = Some(d.str()?.to_owned()),
                 "now" => now = d.i64()?,
+                "full" => full = d.bool()?,
                 "you" => you = optional_str(&mut d)?,
                 "reason" => reason = d.str()?.to_owned(),
                 "participants" => {
@@ -128,11 +136,27 @@ impl Notice {
             }
         }
         match kind.as_deref() {
-            Some("presence") => Ok(Notice::Presence { now_ms: now, you, participants }),
+            Some("presence") => Ok(Notice::Presence { now_ms: now, you, participants, full }),
             Some("refused") => Ok(Notice::Refused { reason, changes }),
             other => Err(NoticeError(format!("unknown notice type {other:?}"))),
         }
     }
+}
+
+/// Applies a roster update to the roster a client keeps: a full roster replaces it, an update
+/// replaces the entries it carries. Returns the roster in display order: online first, then by
+/// name.
+pub fn merge_roster(roster: &mut Vec<PresenceEntry>, update: Vec<PresenceEntry>, full: bool) {
+    if full {
+        roster.clear();
+    }
+    for entry in update {
+        match roster.iter_mut().find(|e| e.id == entry.id) {
+            Some(existing) => *existing = entry,
+            None => roster.push(entry),
+        }
+    }
+    roster.sort_by_cached_key(|p| (!p.online, p.name.to_lowercase(), p.id.clone()));
 }
 
 fn map_len(d: &mut Decoder<'_>) -> Result<u64, NoticeError> {
@@ -180,6 +204,7 @@ mod tests {
         let presence = Notice::Presence {
             now_ms: 1_700_000_000_000,
             you: Some("p1".into()),
+            full: true,
             participants: vec![
                 PresenceEntry {
                     id: "p1".into(),
@@ -196,5 +221,16 @@ mod tests {
         assert_eq!(Notice::decode(&refused.encode()), Ok(refused));
         assert!(Notice::decode(&[0xa0]).is_err());
         assert!(Notice::decode(b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_roster_update_replaces_the_entries_it_carries() {
+        let entry = |id: &str, online| PresenceEntry { id: id.into(), name: id.into(), online, ..Default::default() };
+        let mut roster = Vec::new();
+        merge_roster(&mut roster, vec![entry("b", false), entry("a", true)], true);
+        merge_roster(&mut roster, vec![entry("b", true)], false);
+        assert_eq!(roster, [entry("a", true), entry("b", true)]);
+        merge_roster(&mut roster, vec![entry("c", false)], true);
+        assert_eq!(roster, [entry("c", false)]);
     }
 }

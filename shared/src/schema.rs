@@ -35,6 +35,20 @@ pub const MAX_NOTES_PER_BOARD: usize = 10_000;
 /// The largest vote budget a facilitator may set.
 pub const MAX_VOTE_BUDGET: i64 = 50;
 
+/// True for characters that do not belong in a one-line name or title: control characters, and
+/// the format characters that reorder or hide text (bidirectional overrides and isolates, zero
+/// width joiners), which can make a name read as something it is not.
+pub fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A one-line text (a display name, a title) with control and hidden characters taken out, and
+/// trimmed.
+pub fn clean_line(text: &str) -> String {
+    text.chars().filter(|c| !is_hidden_or_control(*c)).collect::<String>().trim().to_owned()
+}
+
 /// The stages of a retrospective, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Reconcile, Hydrate)]
 pub enum Phase {
@@ -402,6 +416,16 @@ pub fn root_map(doc: &impl ReadDoc, name: &'static str) -> Result<automerge::Obj
         Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
         _ => Err(SchemaError::MissingRoot(name)),
     }
+}
+
+/// One entry of a map at the root of a document (a note, a cluster, a draft), or `None` if the
+/// map has no such key.
+pub fn read_entry<T: Hydrate>(doc: &impl ReadDoc, map: &'static str, key: &str) -> Result<Option<T>, SchemaError> {
+    let parent = root_map(doc, map)?;
+    if doc.get(&parent, key)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(autosurgeon::hydrate_prop(doc, &parent, key)?))
 }
 
 /// The fields of one map, read in one pass (`map_range`). The derived `Hydrate` looks each field

@@ -348,7 +348,7 @@ async fn a_connection_that_keeps_sending_refused_changes_is_closed() -> anyhow::
     let closing = viewer.client().expect_close().await?;
     let said = format!("{error:#} / {:?}", closing.error());
     assert!(said.contains("too many refused changes"), "{said}");
-    assert_eq!(closing.code, Some(1002), "{closing:?}");
+    assert_eq!(closing.code, Some(1008), "{closing:?}");
     server.stop().await?;
     server.assert_no_panics();
     Ok(())

@@ -8,8 +8,9 @@
 //!   writes acknowledged within a second throughout.
 //! - `--max-connections`: one WebSocket too many gets `503` with a JSON error; after one closes, a
 //!   new one is taken.
-//! - `--max-peers-per-board`: one connection too many on a board gets an `error` and close 1008;
-//!   the board's peers and other boards carry on.
+//! - `--max-peers-per-board` and `--max-viewers-per-board`: one connection too many of either kind
+//!   gets an `error` and close 1008; viewers cannot take participants' room; the board's peers and
+//!   other boards carry on.
 //! - `--max-messages-per-second`: a flooding connection gets `too many messages` and close 1008; a
 //!   connection at a normal pace on another board is untouched.
 //!
@@ -477,39 +478,51 @@ async fn one_websocket_over_max_connections_gets_503_until_one_closes() -> anyho
 }
 
 #[tokio::test]
-async fn one_connection_over_max_peers_per_board_is_closed_and_other_boards_carry_on() -> anyhow::Result<()> {
-    const MAX: usize = 3;
-    let server = TestServer::spawn_with(|config| config.max_peers_per_board = MAX).await;
+async fn viewers_and_participants_have_their_own_room_on_a_board_and_other_boards_carry_on() -> anyhow::Result<()> {
+    const MAX: usize = 2;
+    let server = TestServer::spawn_with(|config| {
+        config.max_peers_per_board = MAX;
+        config.max_viewers_per_board = MAX;
+    })
+    .await;
     let full = server.create_board("Full board", "mad-sad-glad").await;
     let other = server.create_board("Other board", "mad-sad-glad").await;
-    let mut fay = Participant::join_as_facilitator(&server, &full, "Fay").await?;
     let mut viewers = vec![SyncPeer::open(&server.ws_url(), full.board_id).await?];
     viewers.push(SyncPeer::open(&server.ws_url(), full.board_id).await?);
 
+    // One viewer too many is refused...
     let mut extra = Joined::open(&server.ws_url()).await?;
     extra.client.send(&extra.request(full.board_id)).await?;
-    assert_refused("one peer too many", &extra.client.expect_close().await?, 1008, "this board is full");
+    assert_refused("one viewer too many", &extra.client.expect_close().await?, 1008, "at once");
+    // ...but viewers cannot lock the participants out: they have room of their own.
+    let mut fay = Participant::join_as_facilitator(&server, &full, "Fay").await?;
+    let mut ann = Participant::join(&server, full.board_id, "Ann").await?;
+    let bob = http::join_board(&server.http_url(), full.board_id, "Bob", None).await?;
+    let mut third = Joined::open(&server.ws_url()).await?;
+    third.client.send(&third.request(bob.desk_id)).await?;
+    assert_refused("one participant's connection too many", &third.client.expect_close().await?, 1008, "participants");
 
     // The board's own peers carry on, and so does another board, with more peers than the limit
     // counts in all.
     fay.set_title("Still full").await?;
+    ann.pump_until("the new title", |p| p.board().title == "Still full").await?;
     for viewer in &mut viewers {
         viewer.pump_until("the new title", |b| b.title == "Still full").await?;
     }
-    let mut ann = Participant::join(&server, other.board_id, "Ann").await?;
-    ann.write("glad", "Another board is not full").await?;
+    let mut carol = Participant::join(&server, other.board_id, "Carol").await?;
+    carol.write("glad", "Another board is not full").await?;
     let mut watchers = Vec::new();
-    for _ in 0..MAX - 1 {
+    for _ in 0..MAX {
         watchers.push(SyncPeer::open(&server.ws_url(), other.board_id).await?);
     }
-    ann.write("glad", "Another board takes its own peers").await?;
+    carol.write("glad", "Another board takes its own peers").await?;
     for watcher in &mut watchers {
-        watcher.pump_until_heads(&ann.heads()).await?;
+        watcher.pump_until_heads(&carol.heads()).await?;
     }
 
-    // When a peer leaves, the board takes a new one.
+    // When a viewer leaves, the board takes a new one.
     viewers.pop().context("a viewer")?.close().await?;
-    let newcomer = within("the board to take a new peer", async {
+    let newcomer = within("the board to take a new viewer", async {
         loop {
             match SyncPeer::open(&server.ws_url(), full.board_id).await {
                 Ok(peer) => return Ok(peer),

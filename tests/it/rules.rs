@@ -14,7 +14,7 @@ use automerge::transaction::{Transactable, Transaction};
 use hindsight_shared::edit;
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::{self, ActionItem, Draft, MAX_NOTE_CHARS, Note, Phase, Settings};
-use hindsight_tests::peer::{Mark, is_barrier};
+use hindsight_tests::peer::{Mark, is_chatter};
 use hindsight_tests::{ChangeOptions, Participant, SyncPeer, TestServer};
 
 /// Who makes an attempt.
@@ -91,7 +91,7 @@ impl Table {
             let mark = self.bob.mark();
             let barrier = self.fay.send_barrier().await?;
             self.bob.wait_barrier(self.fay.peer_id(), barrier).await?;
-            if self.bob.frames_since(mark).iter().all(|frame| is_barrier(frame)) {
+            if self.bob.frames_since(mark).iter().all(|frame| is_chatter(frame)) {
                 return Ok(self.bob.mark());
             }
         }
@@ -150,7 +150,7 @@ impl Table {
         let barrier = self.fay.send_barrier().await?;
         self.bob.wait_barrier(self.fay.peer_id(), barrier).await?;
         let received: Vec<_> =
-            self.bob.frames_since(mark).iter().filter(|f| !is_barrier(f)).map(|f| WireMessage::decode(f)).collect();
+            self.bob.frames_since(mark).iter().filter(|f| !is_chatter(f)).map(|f| WireMessage::decode(f)).collect();
         assert!(received.is_empty(), "{what}: the bystander received {received:?}");
         assert_eq!(self.bob.heads(), heads, "{what}: the board changed");
         Ok(())

@@ -17,7 +17,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Author, Automerge, ChangeHash, ReadDoc};
 use hindsight_shared::ids::{DocumentId, PeerId};
-use hindsight_shared::presence::{Notice, PresenceEntry};
+use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::Board;
 
@@ -144,6 +144,8 @@ pub struct SyncPeer {
     primary: Option<DocumentId>,
     /// Every notice the server sent, with the document it was about.
     notices: Vec<(DocumentId, Notice)>,
+    /// The presence roster, as the server's full rosters and their updates built it.
+    roster: Option<Vec<PresenceEntry>>,
     /// Changes the server refused or this peer dropped, and why.
     refused: HashMap<ChangeHash, String>,
     made: Vec<MadeChange>,
@@ -165,6 +167,7 @@ impl SyncPeer {
             replicas: Vec::new(),
             primary: None,
             notices: Vec::new(),
+            roster: None,
             refused: HashMap::new(),
             made: Vec::new(),
             ephemera: VecDeque::new(),
@@ -260,12 +263,9 @@ impl SyncPeer {
         &self.notices
     }
 
-    /// The latest presence roster the server sent.
+    /// The presence roster as the server last told it (whole, then its updates).
     pub fn roster(&self) -> Option<&[PresenceEntry]> {
-        self.notices.iter().rev().find_map(|(_, notice)| match notice {
-            Notice::Presence { participants, .. } => Some(participants.as_slice()),
-            Notice::Refused { .. } => None,
-        })
+        self.roster.as_deref()
     }
 
     /// How many refusals the server sent.
@@ -585,6 +585,10 @@ impl SyncPeer {
                 if let Notice::Refused { reason, changes } = &notice {
                     self.recover(document_id, reason, changes).await?;
                 }
+                if let Notice::Presence { participants, full, .. } = &notice {
+                    let roster = self.roster.get_or_insert_with(Vec::new);
+                    merge_roster(roster, participants.clone(), *full);
+                }
                 self.notices.push((document_id, notice));
                 Ok(())
             }
@@ -636,6 +640,18 @@ impl SyncPeer {
 /// True if a frame is a barrier ([`SyncPeer::send_barrier`]) relayed from another peer.
 pub fn is_barrier(frame: &[u8]) -> bool {
     matches!(WireMessage::decode(frame), Ok(WireMessage::Ephemeral { session_id, .. }) if session_id == BARRIER_SESSION)
+}
+
+/// True if a frame is a presence roster (or an update of it) from the server: it says who is
+/// here, nothing about any change, and arrives when the server's roster interval says.
+pub fn is_presence(frame: &[u8]) -> bool {
+    matches!(WireMessage::decode(frame), Ok(WireMessage::Ephemeral { data, .. })
+        if matches!(Notice::decode(&data), Ok(Notice::Presence { .. })))
+}
+
+/// True for frames that tell nothing about the documents: barriers and presence.
+pub fn is_chatter(frame: &[u8]) -> bool {
+    is_barrier(frame) || is_presence(frame)
 }
 
 /// Milliseconds since the Unix epoch, by this machine's clock.

@@ -1,24 +1,32 @@
-//! The one task per board: loads the board, takes peers' messages in batches, stores accepted
-//! changes, then answers, and evicts the board from memory when it has been idle.
+//! The one task per board: loads the board (and its desks when they are needed), takes peers'
+//! messages in batches, stores accepted changes, then answers, and lets the board go when it has
+//! been idle.
 //!
-//! The task is the only owner of the board's document, so the document needs no lock. Each
+//! The task is the only owner of the board's [`BoardCore`], so the documents need no lock. Each
 //! turn drains every message already queued, so N changes from P peers cost one store commit and
-//! one round of sync messages instead of N.
+//! one round of sync messages instead of N. The CPU work of a turn (decoding, checking, applying,
+//! generating sync messages) runs on tokio's blocking pool, not on the async workers, so one
+//! board's work never stalls another board, a health check or the accept loop; and each
+//! connection's share of that work is metered ([`Budget`]): a connection that asks for more than
+//! its share is closed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use automerge::Automerge;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::WireMessage;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::core::{BoardCore, ConnError, ConnId, DocMessage, Participant};
-use super::{BoardMsg, CloseReason, Delivery, PeerLink};
-use crate::registry::Registry;
-use crate::store::Store;
+use super::core::{BoardCore, Closing, CoreConfig, DocMessage, Effects};
+use super::desk::Participant;
+use super::replica::ConnId;
+use super::{BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
+use crate::budget::TokenBucket;
+use crate::closing::CloseReason;
+use crate::store::{Store, StoredChange};
 
 /// Milliseconds since the Unix epoch, by this server's clock.
 pub fn now_ms() -> i64 {
@@ -28,6 +36,50 @@ pub fn now_ms() -> i64 {
 /// The most messages one turn takes from the inbox.
 const MAX_BATCH: usize = 512;
 
+/// How much of the server one connection may use: operations it sends, CPU time its messages
+/// cost the board, and bytes of sync messages it makes the board send (asking for a whole board
+/// again and again is cheap to ask and costly to answer).
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetConfig {
+    pub ops_per_second: f64,
+    pub ops_burst: f64,
+    /// Seconds of CPU a second, and in a burst.
+    pub cpu_per_second: f64,
+    pub cpu_burst: f64,
+    pub sync_bytes_per_second: f64,
+    pub sync_bytes_burst: f64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            ops_per_second: 20_000.0,
+            ops_burst: 100_000.0,
+            cpu_per_second: 0.25,
+            cpu_burst: 3.0,
+            sync_bytes_per_second: 4.0 * 1024.0 * 1024.0,
+            sync_bytes_burst: 96.0 * 1024.0 * 1024.0,
+        }
+    }
+}
+
+/// One connection's allowances on this board.
+struct Budget {
+    ops: TokenBucket,
+    cpu: TokenBucket,
+    sync_bytes: TokenBucket,
+}
+
+impl Budget {
+    fn new(config: &BudgetConfig, now: Instant) -> Self {
+        Self {
+            ops: TokenBucket::new(config.ops_per_second, config.ops_burst, now),
+            cpu: TokenBucket::new(config.cpu_per_second, config.cpu_burst, now),
+            sync_bytes: TokenBucket::new(config.sync_bytes_per_second, config.sync_bytes_burst, now),
+        }
+    }
+}
+
 /// What a board actor needs from the server around it.
 #[derive(Debug, Clone)]
 pub struct BoardContext {
@@ -36,216 +88,318 @@ pub struct BoardContext {
     pub server: PeerId,
     /// How long a board without peers stays in memory.
     pub idle: Duration,
-    /// How many connections the board takes at once.
-    pub max_peers: usize,
-    /// How large a document may grow in storage, in bytes.
-    pub max_document_bytes: usize,
+    pub core: CoreConfig,
+    pub budget: BudgetConfig,
     pub shutdown: CancellationToken,
 }
 
-enum State {
-    Ready(Box<BoardCore>),
-    /// No such board in storage: every request is answered with `doc-unavailable`.
-    Unavailable,
+/// One message of a batch, as the blocking part of a turn takes it.
+enum Work {
+    Receive { conn: ConnId, peer: PeerId, doc: DocumentId, message: DocMessage },
+    Left { conn: ConnId },
+    Joined { participant: Participant, desk: Vec<u8>, facilitator: bool, reply: oneshot::Sender<Result<(), String>> },
+    Snapshot { reply: oneshot::Sender<Option<hindsight_shared::schema::Board>> },
+}
+
+/// What the blocking part of a turn hands back.
+struct Worked {
+    core: Box<BoardCore>,
+    budgets: HashMap<ConnId, Budget>,
+    fx: Effects,
+    joined: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
 pub(crate) struct BoardActor {
     id: DocumentId,
     ctx: BoardContext,
-    registry: Arc<Registry>,
+    keeper: Arc<dyn Keeper>,
     inbox: mpsc::Receiver<BoardMsg>,
     links: HashMap<ConnId, PeerLink>,
     /// Connections the board let go whose `Left` has not arrived yet.
     gone: HashSet<ConnId>,
+    budgets: HashMap<ConnId, Budget>,
 }
 
 impl BoardActor {
     pub(crate) fn new(
         id: DocumentId,
         ctx: BoardContext,
-        registry: Arc<Registry>,
+        keeper: Arc<dyn Keeper>,
         inbox: mpsc::Receiver<BoardMsg>,
     ) -> Self {
-        Self { id, ctx, registry, inbox, links: HashMap::new(), gone: HashSet::new() }
+        Self { id, ctx, keeper, inbox, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
     }
 
     pub(crate) async fn run(mut self) {
-        let mut state = match self.load().await {
-            Ok(state) => state,
+        let mut core = match self.load().await {
+            Ok(core) => core,
             Err(e) => {
-                tracing::error!(board = %self.id, error = %e, "could not load board");
+                tracing::error!(board = %self.id.tag(), error = %e, "could not load board");
                 self.fail().await;
                 return;
             }
         };
-        let mut idle_since = Instant::now();
+        let mut idle_since = tokio::time::Instant::now();
+        let mut wake: Option<Instant> = None;
         loop {
             let first = tokio::select! {
                 biased;
                 () = self.ctx.shutdown.cancelled() => break,
                 message = self.inbox.recv() => match message {
-                    Some(message) => message,
+                    Some(message) => Some(message),
                     None => break,
                 },
+                () = sleep_until(wake), if wake.is_some() => None,
                 () = tokio::time::sleep_until(idle_since + self.ctx.idle), if self.links.is_empty() => {
-                    if self.registry.evict_if_unused(self.id) {
-                        tracing::debug!(board = %self.id, "evicted idle board");
+                    if self.keeper.release_if_unused(self.id) {
+                        tracing::debug!(board = %self.id.tag(), "evicted idle board");
                         break;
                     }
-                    idle_since = Instant::now();
+                    idle_since = tokio::time::Instant::now();
                     continue;
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            let mut batch: Vec<BoardMsg> = first.into_iter().collect();
+            while !batch.is_empty() && batch.len() < MAX_BATCH {
                 match self.inbox.try_recv() {
                     Ok(message) => batch.push(message),
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.turn(&mut state, batch).await {
-                tracing::error!(board = %self.id, error = %e, "could not store accepted changes; dropping the board from memory");
-                self.fail().await;
-                return;
+            let result = match core.take() {
+                Some(board) => self.turn(board, batch).await.map(|(board, next)| {
+                    wake = next;
+                    Some(board)
+                }),
+                None => {
+                    self.unavailable(batch);
+                    Ok(None)
+                }
+            };
+            match result {
+                Ok(board) => core = board,
+                Err(e) => {
+                    tracing::error!(board = %self.id.tag(), error = %e, "the board failed; dropping it from memory");
+                    self.fail().await;
+                    return;
+                }
             }
             if self.links.is_empty() {
-                idle_since = Instant::now();
+                idle_since = tokio::time::Instant::now();
             }
         }
     }
 
-    async fn load(&self) -> anyhow::Result<State> {
+    /// Loads the board, without its desks; `None` if there is no such board.
+    async fn load(&self) -> anyhow::Result<Option<Box<BoardCore>>> {
         let Some(stored) = self.ctx.store.load_board(self.id).await? else {
-            return Ok(State::Unavailable);
+            return Ok(None);
         };
-        let (id, server, max_document_bytes) = (self.id, self.ctx.server.clone(), self.ctx.max_document_bytes);
-        let started = std::time::Instant::now();
+        let (id, server, config) = (self.id, self.ctx.server.clone(), self.ctx.core.clone());
+        let started = Instant::now();
         let core = tokio::task::spawn_blocking(move || {
-            let desks = stored
-                .desks
+            let participants = stored
+                .participants
                 .into_iter()
-                .map(|(record, doc)| (Participant { id: record.id, name: record.name, desk: record.desk }, doc))
+                .map(|(record, bytes)| (Participant { id: record.id, name: record.name, desk: record.desk }, bytes))
                 .collect();
-            BoardCore::load(id, server, &stored.doc, desks, max_document_bytes)
+            BoardCore::load(id, server, &stored.doc.snapshot, &stored.doc.changes, participants, config)
         })
         .await??;
-        tracing::debug!(board = %self.id, elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
-        Ok(State::Ready(Box::new(core)))
+        tracing::debug!(board = %self.id.tag(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
+        Ok(Some(Box::new(core)))
     }
 
-    /// One turn: apply a batch, let the server react, store what changed, then answer.
-    async fn turn(&mut self, state: &mut State, batch: Vec<BoardMsg>) -> anyhow::Result<()> {
-        let mut out = Vec::new();
-        let mut joined = Vec::new();
+    /// Loads desks from storage into the core, off the async workers.
+    async fn load_desks(&self, core: &mut BoardCore, desks: Vec<DocumentId>) -> anyhow::Result<()> {
+        if desks.is_empty() {
+            return Ok(());
+        }
+        let stored = self.ctx.store.load_many(desks).await?;
+        let loader = core.desk_loader();
+        let started = Instant::now();
+        let replicas = tokio::task::spawn_blocking(move || {
+            stored
+                .into_iter()
+                .filter_map(|(desk, doc)| match loader.load(desk, &doc.snapshot, &doc.changes) {
+                    Ok(replica) => Some(replica),
+                    Err(e) => {
+                        tracing::error!(desk = %desk.tag(), error = %e, "could not load a desk");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        let count = replicas.len();
+        for replica in replicas {
+            core.insert_desk(replica);
+        }
+        tracing::debug!(board = %self.id.tag(), desks = count, elapsed_ms = started.elapsed().as_millis() as u64, "loaded desks");
+        Ok(())
+    }
+
+    /// Answers a batch for a board that does not exist.
+    fn unavailable(&mut self, batch: Vec<BoardMsg>) {
+        for message in batch {
+            match message {
+                BoardMsg::FromPeer { link, doc, message: DocMessage::Request(_) | DocMessage::Sync(_) } => {
+                    let answer = WireMessage::DocUnavailable {
+                        document_id: doc,
+                        sender_id: self.ctx.server.clone(),
+                        target_id: link.peer().clone(),
+                    };
+                    link.deliver(answer.encode().into(), FrameKind::Other);
+                }
+                BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+                BoardMsg::Joined { reply, .. } => drop(reply.send(Err("there is no such board".into()))),
+                BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } => {}
+            }
+        }
+    }
+
+    /// One turn: apply a batch, let the server react, store what changed, then answer. Returns
+    /// the core, and when to flush again for a roster change that waits for its interval.
+    async fn turn(
+        &mut self,
+        mut core: Box<BoardCore>,
+        batch: Vec<BoardMsg>,
+    ) -> anyhow::Result<(Box<BoardCore>, Option<Instant>)> {
+        let mut work = Vec::with_capacity(batch.len());
+        let mut wanted = Vec::new();
         for message in batch {
             match message {
                 BoardMsg::Left { conn } => {
                     // The connection's last message: nothing of it is queued after this.
                     self.gone.remove(&conn);
                     self.links.remove(&conn);
-                    if let State::Ready(core) = state {
-                        core.leave(conn);
+                    self.budgets.remove(&conn);
+                    work.push(Work::Left { conn });
+                }
+                BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
+                BoardMsg::Joined { participant, desk, facilitator, reply } => {
+                    work.push(Work::Joined { participant, desk, facilitator, reply });
+                }
+                // A connection this board let go (it stopped reading, or broke the protocol)
+                // may still have messages queued here: the client keeps what it sent and sends
+                // it again when it reconnects. Taking them would bring the connection back.
+                BoardMsg::FromPeer { link, .. } if self.gone.contains(&link.conn()) => {}
+                BoardMsg::FromPeer { link, doc, message } if core.holds(doc) => {
+                    let (conn, peer) = (link.conn(), link.peer().clone());
+                    self.links.entry(conn).or_insert(link);
+                    if core.wants_desk(doc) && !wanted.contains(&doc) {
+                        wanted.push(doc);
+                    }
+                    work.push(Work::Receive { conn, peer, doc, message });
+                }
+                BoardMsg::FromPeer { link, doc, message } => {
+                    if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
+                        let answer = WireMessage::DocUnavailable {
+                            document_id: doc,
+                            sender_id: self.ctx.server.clone(),
+                            target_id: link.peer().clone(),
+                        };
+                        link.deliver(answer.encode().into(), FrameKind::Other);
                     }
                 }
-                BoardMsg::Snapshot { reply } => {
-                    let board = match state {
-                        State::Ready(core) => Some(core.board().clone()),
-                        State::Unavailable => None,
-                    };
-                    let _ = reply.send(board);
-                }
-                BoardMsg::Joined { participant, desk, facilitator, reply } => match state {
-                    State::Unavailable => {
-                        let _ = reply.send(Err("there is no such board".into()));
-                    }
-                    State::Ready(core) => {
-                        let result = automerge::Automerge::load(&desk).map_err(|e| e.to_string()).and_then(|doc| {
-                            core.join(participant, doc, desk.len(), facilitator).map_err(|e| e.to_string())
-                        });
-                        match result {
-                            Ok(()) => joined.push(reply),
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
-                        }
-                    }
-                },
-                BoardMsg::FromPeer { link, doc, message } => match state {
-                    // A connection this board let go (it stopped reading, or broke the protocol)
-                    // may still have messages queued here: the client keeps what it sent and sends
-                    // it again when it reconnects. Taking them would bring the connection back.
-                    _ if self.gone.contains(&link.conn()) => {}
-                    State::Ready(core) if core.holds(doc) => {
-                        let conn = link.conn();
-                        let peer = link.peer().clone();
-                        if !self.links.contains_key(&conn) && self.links.len() >= self.ctx.max_peers {
-                            let full =
-                                format!("this board is full: it takes {} connections at once", self.ctx.max_peers);
-                            link.deliver(WireMessage::Error { message: full }.encode().into());
-                            link.close(CloseReason::POLICY);
-                            continue;
-                        }
-                        self.links.entry(conn).or_insert(link);
-                        if let Err(e) = core.receive(conn, &peer, doc, message, &mut out) {
-                            tracing::info!(board = %self.id, %peer, error = %e, "closing a peer's connection");
-                            self.refuse(core, conn, &e);
-                        }
-                    }
-                    _ => {
-                        if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
-                            let answer = WireMessage::DocUnavailable {
-                                document_id: doc,
-                                sender_id: self.ctx.server.clone(),
-                                target_id: link.peer().clone(),
-                            };
-                            link.deliver(answer.encode().into());
-                        }
-                    }
-                },
             }
         }
-        let State::Ready(core) = state else {
-            return Ok(());
-        };
-        let now = now_ms();
-        if let Err(e) = core.govern(now) {
-            tracing::error!(board = %self.id, error = %e, "the server could not apply its own rules");
-        }
-        let changes = core.unsaved();
+        self.load_desks(&mut core, wanted).await?;
+
+        let budgets = std::mem::take(&mut self.budgets);
+        let config = self.ctx.budget;
+        let worked = blocking(move || take_batch(core, budgets, work, &config)).await?;
+        let Worked { mut core, budgets, mut fx, joined } = worked;
+        self.budgets = budgets;
+
+        let missing = core.desks_to_load();
+        self.load_desks(&mut core, missing).await?;
+        let (mut core, changes) = blocking(move || {
+            if let Err(e) = core.govern(now_ms()) {
+                tracing::error!(board = %core.id().tag(), error = %e, "the server could not apply its own rules");
+            }
+            let changes: Vec<(DocumentId, Vec<StoredChange>)> = core
+                .unsaved()
+                .into_iter()
+                .map(|(doc, changes)| {
+                    let stored = changes
+                        .iter()
+                        .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
+                        .collect();
+                    (doc, stored)
+                })
+                .collect();
+            (core, changes)
+        })
+        .await?;
         if !changes.is_empty() {
-            self.ctx.store.append_many(changes).await?;
-            core.saved();
+            self.ctx.store.append_many(self.id, changes).await?;
         }
-        core.flush(now, &mut out);
-        for (conn, message) in out {
-            let Some(link) = self.links.get(&conn) else { continue };
-            if link.deliver(message.encode().into()) == Delivery::Dropped {
-                self.links.remove(&conn);
-                self.gone.insert(conn);
-                core.leave(conn);
-            }
-        }
+        core.saved();
+        let (core, flushed, wake) = blocking(move || {
+            let mut fx = Effects::default();
+            let wake = core.flush(Instant::now(), now_ms(), &mut fx);
+            (core, fx, wake)
+        })
+        .await?;
+        fx.send.extend(flushed.send);
+        fx.close.extend(flushed.close);
+        let mut core = core;
+        self.deliver(&mut core, fx);
         for reply in joined {
             let _ = reply.send(Ok(()));
         }
-        Ok(())
+        Ok((core, wake))
     }
 
-    /// Sends a peer an error and closes its connection: its message broke the protocol.
-    fn refuse(&mut self, core: &mut BoardCore, conn: ConnId, why: &ConnError) {
-        if let Some(link) = self.links.remove(&conn) {
-            link.deliver(WireMessage::Error { message: why.to_string() }.encode().into());
-            link.close(CloseReason::PROTOCOL);
+    /// Hands the effects of a turn to the connections: frames in order, then closes. A
+    /// connection that cannot take its frames, or whose sync messages exceed its budget, is let
+    /// go.
+    fn deliver(&mut self, core: &mut BoardCore, fx: Effects) {
+        let now = Instant::now();
+        for (conn, message) in fx.send {
+            let Some(link) = self.links.get(&conn) else { continue };
+            let kind = match message {
+                WireMessage::Sync { .. } => FrameKind::Sync,
+                WireMessage::Error { .. } => FrameKind::Error,
+                _ => FrameKind::Other,
+            };
+            let frame = message.encode();
+            if kind == FrameKind::Sync {
+                let budget = self.budgets.entry(conn).or_insert_with(|| Budget::new(&self.ctx.budget, now));
+                if !budget.sync_bytes.charge(frame.len() as f64, now) {
+                    let message = "too much data asked for: the board was sent again and again".to_owned();
+                    tracing::info!(board = %self.id.tag(), conn, "closing a connection over its sync budget");
+                    link.refuse(message, CloseReason::TOO_MUCH_WORK);
+                    self.let_go(core, conn);
+                    continue;
+                }
+            }
+            if link.deliver(frame.into(), kind) == Delivery::Dropped {
+                self.let_go(core, conn);
+            }
         }
+        for (conn, Closing { message, reason }) in fx.close {
+            tracing::info!(board = %self.id.tag(), conn, reason = reason.reason, error = ?message, "closing a peer's connection");
+            if let Some(link) = self.links.remove(&conn) {
+                link.refuse(message, reason);
+            }
+            self.gone.insert(conn);
+        }
+    }
+
+    /// Forgets a connection the board dropped; its `Left` is still to come.
+    fn let_go(&mut self, core: &mut BoardCore, conn: ConnId) {
+        self.links.remove(&conn);
         self.gone.insert(conn);
         core.leave(conn);
     }
 
-    /// Gives up on the board after a storage failure: nothing unsaved may be acknowledged, so
-    /// every peer is disconnected (their clients keep their changes and resend them) and the
-    /// board leaves memory, to be loaded afresh from disk by the next request.
+    /// Gives up on the board after a failure: nothing unsaved may be acknowledged, so every peer
+    /// is disconnected (their clients keep their changes and resend them) and the board leaves
+    /// memory, to be loaded afresh from disk by the next request.
     async fn fail(mut self) {
-        self.registry.evict(self.id);
+        self.keeper.release(self.id);
         for link in self.links.values() {
             link.close(CloseReason::INTERNAL);
         }
@@ -255,5 +409,75 @@ impl BoardActor {
                 link.close(CloseReason::INTERNAL);
             }
         }
+    }
+}
+
+/// The CPU part of a turn: every message of a batch through the core, each connection's share of
+/// the work metered.
+fn take_batch(
+    mut core: Box<BoardCore>,
+    mut budgets: HashMap<ConnId, Budget>,
+    work: Vec<Work>,
+    config: &BudgetConfig,
+) -> Worked {
+    let mut fx = Effects::default();
+    let mut joined = Vec::new();
+    let mut closed: HashSet<ConnId> = HashSet::new();
+    for item in work {
+        match item {
+            Work::Left { conn } => core.leave(conn),
+            Work::Snapshot { reply } => drop(reply.send(Some(core.board().clone()))),
+            Work::Joined { participant, desk, facilitator, reply } => {
+                let result = Automerge::load(&desk)
+                    .map_err(|e| e.to_string())
+                    .and_then(|doc| core.join(participant, doc, desk.len(), facilitator).map_err(|e| e.to_string()));
+                match result {
+                    Ok(()) => joined.push(reply),
+                    Err(e) => drop(reply.send(Err(e))),
+                }
+            }
+            Work::Receive { conn, .. } if closed.contains(&conn) => {}
+            Work::Receive { conn, peer, doc, message } => {
+                let now = Instant::now();
+                let budget = budgets.entry(conn).or_insert_with(|| Budget::new(config, now));
+                if core.wants_desk(doc) {
+                    let message = "the desk could not be loaded".to_owned();
+                    core.leave(conn);
+                    fx.close.push((conn, Closing { message, reason: CloseReason::INTERNAL }));
+                    closed.insert(conn);
+                    continue;
+                }
+                let mut ops = budget.ops.available(now);
+                let before = ops;
+                let cpu = cpu_time::ThreadTime::now();
+                core.receive(conn, &peer, doc, message, now, &mut ops, &mut fx);
+                let spent = cpu.elapsed();
+                let now = Instant::now();
+                budget.ops.charge((before - ops) as f64, now);
+                if !budget.cpu.charge(spent.as_secs_f64(), now) {
+                    tracing::info!(conn, cpu_ms = spent.as_millis() as u64, "closing a connection over its CPU budget");
+                    core.leave(conn);
+                    let message = "too much work: this connection used more than its share of the server".to_owned();
+                    fx.close.push((conn, Closing { message, reason: CloseReason::TOO_MUCH_WORK }));
+                }
+                if fx.close.iter().any(|(c, _)| *c == conn) {
+                    closed.insert(conn);
+                }
+            }
+        }
+    }
+    Worked { core, budgets, fx, joined }
+}
+
+/// Runs CPU-bound work on tokio's blocking pool. A panic there (a bug here or in a library) is
+/// an error of the board, which is then reloaded from storage.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| anyhow::anyhow!("the board's work failed: {e}"))
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }

@@ -1,16 +1,28 @@
 //! A board in memory: the handle connections talk to, the link it talks back on, and its actor.
 //!
-//! - [`core`]: the sans-IO document and peer sync states.
-//! - [`actor`]: the one task per board that owns a [`core::BoardCore`], stores accepted changes
-//!   and answers peers.
+//! - [`replica`]: one document and its peers' sync states; the guarded receive of changes.
+//! - [`guards`]: the rules of `shared::rules` applied to a board's and a desk's replica.
+//! - [`desk`]: a participant and their desk as the board holds it (loaded or only counted).
+//! - [`govern`]: the server's own writes: publishing notes, counting votes.
+//! - [`presence`]: the roster, sent whole once and then as changes.
+//! - [`core`]: the sans-IO board: routing, identity, admission; events in, effects out.
+//! - [`actor`]: the one task per board that owns a [`core::BoardCore`], loads its desks, stores
+//!   accepted changes and answers peers, doing the CPU work off the async workers.
 //!
 //! A connection sends [`BoardMsg`]s through a [`BoardHandle`]; the board answers through the
 //! [`PeerLink`] that came with the message. Neither side ever holds a lock the other needs.
 
 pub mod actor;
 pub mod core;
+pub mod desk;
+pub mod govern;
+pub mod guards;
+pub mod presence;
 pub mod replica;
+#[cfg(test)]
+mod testnet;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -18,7 +30,10 @@ use hindsight_shared::ids::{DocumentId, PeerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use self::core::{ConnId, DocMessage, Participant};
+use self::core::DocMessage;
+use self::desk::Participant;
+use self::replica::ConnId;
+use crate::closing::CloseReason;
 
 /// What a connection (or the HTTP API) tells a board.
 #[derive(Debug)]
@@ -43,6 +58,15 @@ pub enum BoardMsg {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the board has stopped")]
 pub struct BoardGone;
+
+/// What a board's actor asks of whoever keeps boards in memory (the registry), so that the actor
+/// need not know the registry.
+pub trait Keeper: Send + Sync + 'static {
+    /// Lets the board go if nobody but the keeper holds its handle; true if it went.
+    fn release_if_unused(&self, id: DocumentId) -> bool;
+    /// Lets the board go whatever holds it (after a failure).
+    fn release(&self, id: DocumentId);
+}
 
 /// A cheap, cloneable way to reach one board's actor.
 ///
@@ -78,8 +102,30 @@ impl BoardHandle {
     }
 }
 
-/// How a board reaches one peer's connection: a bounded queue of encoded frames and a way to
-/// close the connection.
+/// The most bytes waiting to be written to one connection. One frame larger than this is still
+/// taken when nothing waits (a large board's first sync message), so a peer that reads gets it.
+pub const MAX_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
+/// The most frames waiting to be written to one connection.
+pub const MAX_OUTBOX_FRAMES: usize = 256;
+
+/// What a queued frame is, so that closing can keep what must still be said (an `error`) and
+/// drop what would make a client answer a closing socket (a `sync` message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Sync,
+    Error,
+    Other,
+}
+
+/// A frame waiting for the socket.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub bytes: Bytes,
+    pub kind: FrameKind,
+}
+
+/// How a board reaches one peer's connection: a queue of encoded frames bounded in frames and in
+/// bytes, and a way to close the connection.
 #[derive(Debug, Clone)]
 pub struct PeerLink(Arc<LinkInner>);
 
@@ -87,26 +133,11 @@ pub struct PeerLink(Arc<LinkInner>);
 struct LinkInner {
     conn: ConnId,
     peer: PeerId,
-    outbox: mpsc::Sender<Bytes>,
+    outbox: mpsc::Sender<Frame>,
+    /// Bytes queued and not yet written.
+    queued: AtomicUsize,
     closing: CancellationToken,
     close_reason: OnceLock<CloseReason>,
-}
-
-/// Why and how a connection is closed: a WebSocket close code and a short reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseReason {
-    pub code: u16,
-    pub reason: &'static str,
-}
-
-impl CloseReason {
-    pub const NORMAL: Self = Self { code: 1000, reason: "bye" };
-    pub const GOING_AWAY: Self = Self { code: 1001, reason: "the server is shutting down" };
-    pub const PROTOCOL: Self = Self { code: 1002, reason: "protocol error" };
-    pub const UNSUPPORTED: Self = Self { code: 1003, reason: "Hindsight speaks binary frames" };
-    pub const POLICY: Self = Self { code: 1008, reason: "too slow: messages piled up unread" };
-    pub const TOO_BIG: Self = Self { code: 1009, reason: "message too big" };
-    pub const INTERNAL: Self = Self { code: 1011, reason: "the board could not be stored" };
 }
 
 /// The outcome of handing a frame to a peer's connection.
@@ -118,8 +149,15 @@ pub enum Delivery {
 }
 
 impl PeerLink {
-    pub fn new(conn: ConnId, peer: PeerId, outbox: mpsc::Sender<Bytes>, closing: CancellationToken) -> Self {
-        Self(Arc::new(LinkInner { conn, peer, outbox, closing, close_reason: OnceLock::new() }))
+    pub fn new(conn: ConnId, peer: PeerId, outbox: mpsc::Sender<Frame>, closing: CancellationToken) -> Self {
+        Self(Arc::new(LinkInner {
+            conn,
+            peer,
+            outbox,
+            queued: AtomicUsize::new(0),
+            closing,
+            close_reason: OnceLock::new(),
+        }))
     }
 
     pub fn conn(&self) -> ConnId {
@@ -130,17 +168,39 @@ impl PeerLink {
         &self.0.peer
     }
 
-    /// Queues a frame without waiting. A peer whose queue is full is not keeping up: it is
-    /// disconnected rather than allowed to grow the server's memory.
-    pub fn deliver(&self, frame: Bytes) -> Delivery {
-        match self.0.outbox.try_send(frame) {
-            Ok(()) => Delivery::Queued,
+    /// Queues a frame without waiting. A peer whose queue is full (in frames or bytes) is not
+    /// keeping up: it is disconnected rather than allowed to grow the server's memory.
+    pub fn deliver(&self, bytes: Bytes, kind: FrameKind) -> Delivery {
+        let len = bytes.len();
+        let queued = self.0.queued.load(Ordering::Acquire);
+        if queued > 0 && queued + len > MAX_OUTBOX_BYTES {
+            self.close(CloseReason::SLOW_READER);
+            return Delivery::Dropped;
+        }
+        match self.0.outbox.try_send(Frame { bytes, kind }) {
+            Ok(()) => {
+                self.0.queued.fetch_add(len, Ordering::AcqRel);
+                Delivery::Queued
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::POLICY);
+                self.close(CloseReason::SLOW_READER);
                 Delivery::Dropped
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,
         }
+    }
+
+    /// Queues an `error` message for the peer and closes the connection with `reason`.
+    pub fn refuse(&self, message: String, reason: CloseReason) {
+        let frame = hindsight_shared::protocol::WireMessage::Error { message }.encode();
+        // The error goes out even past the byte bound: the writer drops what else is queued.
+        let _ = self.0.outbox.try_send(Frame { bytes: frame.into(), kind: FrameKind::Error });
+        self.close(reason);
+    }
+
+    /// The writer wrote (or dropped) a frame of `len` bytes.
+    pub fn written(&self, len: usize) {
+        self.0.queued.fetch_sub(len, Ordering::AcqRel);
     }
 
     /// Asks the connection to close with `reason`. The first reason given wins.

@@ -1,52 +1,122 @@
-//! One document held by the server and the sync state of each peer syncing it: receive with a
-//! check of every incoming change, the server's own writes, and the flush of sync messages.
+//! One document held by the server and the sync state of each peer syncing it: the guarded
+//! receive of a peer's changes, the server's own writes, and the sync messages peers are owed.
 //!
-//! Incoming changes are never handed to Automerge's `receive_sync_message` directly. They are
-//! taken out of the sync message, applied one at a time, and each is checked in the document it
-//! produces; a refused change is rolled back at once, before anything could be stored or relayed.
-//! The rest of the sync message (heads, needs, bloom filters) then goes through Automerge's own
-//! bookkeeping.
+//! Incoming changes are never handed to Automerge's `receive_sync_message`. A sync message is
+//! first *measured* ([`hindsight_shared::chunks`]): a message that would cost more than its
+//! bounds (operations, changes, inflated bytes) is refused before Automerge decodes a byte of it,
+//! and so is any change from a peer that may not write. Then its changes are decoded and taken one
+//! at a time, in order: each is placed and checked by the document's [`Guard`] before it is
+//! applied, applied, and settled. The first refusal ends the message: what follows it is not
+//! taken (an honest client sends it again after it dropped the refused change), and at most one
+//! rollback is paid per message, only when a change fails a check of the merged state. The rest
+//! of the message (heads, needs, bloom filters) then goes through Automerge's own bookkeeping.
+//!
+//! Architecture invariant: this module knows Automerge and the wire protocol, and nothing of the
+//! board's schema, storage, sockets or time (callers pass `now` in).
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc as _};
+use hindsight_shared::chunks::{self, ChunkError, ChunkKind};
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::rules::Refusal;
 use hindsight_shared::schema::SchemaError;
 
-use super::core::ConnId;
-use crate::store::{StoredChange, StoredDoc};
+/// Identifies one WebSocket connection for the lifetime of the process.
+pub type ConnId = u64;
+
+/// What one sync message may cost, and how long changes may wait for their dependencies.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The most operations one change may hold.
+    pub max_ops_per_change: u64,
+    /// The most operations a message may carry beyond those the document already has (a
+    /// document chunk carries the whole document again).
+    pub max_new_ops: u64,
+    /// The most changes a message may carry beyond those the document already has.
+    pub max_new_changes: u64,
+    /// The most bytes a message may inflate to.
+    pub max_inflated_bytes: u64,
+    /// The most changes one peer may have waiting for their dependencies, by count and bytes.
+    pub max_waiting: usize,
+    pub max_waiting_bytes: usize,
+    /// How long a change may wait for its dependencies.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_ops_per_change: 10_000,
+            max_new_ops: 50_000,
+            max_new_changes: 10_000,
+            max_inflated_bytes: 16 * 1024 * 1024,
+            max_waiting: 256,
+            max_waiting_bytes: 1024 * 1024,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The rules a document's changes must keep, asked change by change.
+pub trait Guard {
+    /// What a change touches, found before it is applied and read back after.
+    type Touched;
+    /// May this peer write to the document at all? Asked before anything is decoded.
+    fn may_write(&self) -> Result<(), Refusal>;
+    /// Checks `change` before it is applied to `doc` (which does not contain it yet).
+    fn before(&mut self, doc: &Automerge, change: &Change) -> Result<Self::Touched, Refusal>;
+    /// Reads back what the change touched, now that `doc` contains it, and checks the merged
+    /// state. A refusal here makes the replica roll the change back.
+    fn after(&mut self, doc: &Automerge, touched: Self::Touched) -> Result<(), Refusal>;
+}
 
 /// Why a peer's sync message could not be taken at all (as opposed to a change being refused).
+/// The connection ends with the message.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     #[error("the sync message is malformed: {0}")]
     Malformed(#[from] sync::ReadMessageError),
     #[error("the changes are malformed: {0}")]
     BadChanges(#[from] automerge::AutomergeError),
-    #[error("the changes are not well-formed Automerge chunks")]
-    BadChunk,
+    #[error("{0}")]
+    BadChunk(#[from] ChunkError),
+    #[error("the changes are malformed: {0}")]
+    BadChange(String),
+    /// The message costs more than its bounds; nothing of it was decoded.
+    #[error("the message is too costly: {0}")]
+    TooCostly(String),
 }
-
-/// Why a stored document could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("the stored document is corrupt: {0}")]
-pub struct LoadError(#[from] automerge::AutomergeError);
 
 /// What came of a sync message.
 #[derive(Debug, Default)]
 pub struct Received {
-    /// How many new changes were accepted.
+    /// How many new changes were accepted, their operations and their bytes.
     pub accepted: usize,
+    pub ops: u64,
+    pub bytes: usize,
     /// The changes refused, and why the first was.
     pub refused: Option<(Refusal, Vec<ChangeHash>)>,
 }
 
-/// The most changes one peer may have waiting for their dependencies.
-const MAX_WAITING: usize = 256;
+impl Received {
+    fn refuse(&mut self, refusal: Refusal, hashes: impl IntoIterator<Item = ChangeHash>) {
+        match &mut self.refused {
+            Some((_, listed)) => listed.extend(hashes),
+            None => self.refused = Some((refusal, hashes.into_iter().collect())),
+        }
+    }
+}
+
+/// A change that arrived before a change it builds on.
+struct Waiting {
+    change: Change,
+    since: Instant,
+}
 
 struct PeerSync {
     peer: PeerId,
@@ -56,48 +126,16 @@ struct PeerSync {
     /// Changes the peer sent before changes they build on, kept until those arrive. Automerge's
     /// sync does this legitimately: when our bloom filter falsely claims a change, the sender
     /// skips it and sends its descendants, and expects us to ask for it (`need`).
-    waiting: Vec<Change>,
+    waiting: Vec<Waiting>,
     /// Changes of this peer's that were refused: a change built on one, arriving in a later
     /// message, is refused at once rather than waiting for a dependency that will never come.
     refused: HashSet<ChangeHash>,
 }
 
-/// The chunk types of Automerge's storage format (the byte after magic and checksum).
-const CHUNK_DOCUMENT: u8 = 0;
-const CHUNK_CHANGE: u8 = 1;
-const CHUNK_COMPRESSED_CHANGE: u8 = 2;
-const CHUNK_BUNDLE: u8 = 3;
-
-/// Splits bytes holding Automerge chunks back to back into single chunks, by their headers:
-/// 4 magic bytes, a 4-byte checksum, a type byte, the length (unsigned LEB128), then the data.
-fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, ReceiveError> {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-    let mut chunks = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.len() < 9 || bytes[..4] != MAGIC {
-            return Err(ReceiveError::BadChunk);
-        }
-        let (mut length, mut shift, mut at) = (0u64, 0u32, 9usize);
-        loop {
-            let byte = *bytes.get(at).ok_or(ReceiveError::BadChunk)?;
-            at += 1;
-            length |= u64::from(byte & 0x7f).checked_shl(shift).ok_or(ReceiveError::BadChunk)?;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 63 {
-                return Err(ReceiveError::BadChunk);
-            }
-        }
-        let end = usize::try_from(length).ok().and_then(|l| at.checked_add(l)).ok_or(ReceiveError::BadChunk)?;
-        if end > bytes.len() {
-            return Err(ReceiveError::BadChunk);
-        }
-        chunks.push(&bytes[..end]);
-        bytes = &bytes[end..];
+impl PeerSync {
+    fn new(peer: PeerId) -> Self {
+        Self { peer, state: sync::State::new(), owed: false, waiting: Vec::new(), refused: HashSet::new() }
     }
-    Ok(chunks)
 }
 
 /// A document and its peers.
@@ -113,35 +151,72 @@ pub struct Replica {
     flushed_heads: Vec<ChangeHash>,
     /// The document's size in storage: the snapshot it was loaded from and every change since.
     bytes: usize,
+    /// How many changes and operations the document holds.
+    changes: u64,
+    ops: u64,
     /// The size beyond which peers' changes are refused.
     max_bytes: usize,
+    limits: Limits,
+}
+
+/// Why a stored document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the stored document is corrupt: {0}")]
+    Corrupt(#[from] automerge::AutomergeError),
+    #[error("the stored document is corrupt: {0}")]
+    Chunks(#[from] ChunkError),
 }
 
 impl Replica {
-    /// Rebuilds a document from what the store holds. CPU-bound: call it off the async runtime.
-    /// Peers' changes that would make it larger than `max_bytes` in storage are refused.
-    pub fn load(id: DocumentId, actor: ActorId, stored: &StoredDoc, max_bytes: usize) -> Result<Self, LoadError> {
-        let mut doc = if stored.snapshot.is_empty() { Automerge::new() } else { Automerge::load(&stored.snapshot)? };
+    /// Rebuilds a document from a stored snapshot and the changes stored after it. CPU-bound:
+    /// call it off the async runtime. Peers' changes that would make it larger than `max_bytes`
+    /// in storage are refused.
+    pub fn load(
+        id: DocumentId,
+        actor: ActorId,
+        snapshot: &[u8],
+        changes: &[Vec<u8>],
+        max_bytes: usize,
+        limits: Limits,
+    ) -> Result<Self, LoadError> {
+        let mut doc = if snapshot.is_empty() { Automerge::new() } else { Automerge::load(snapshot)? };
         // One call for every change: Automerge applies them as one batch, far faster than one
         // call (and one pass over the document) per change.
-        doc.load_incremental(&stored.changes.concat())?;
-        let bytes = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
-        Ok(Self::new(id, actor, doc, bytes, max_bytes))
+        doc.load_incremental(&changes.concat())?;
+        let stored = std::iter::once(snapshot).chain(changes.iter().map(Vec::as_slice));
+        let (_, cost) = chunks::measure_all(stored, u64::MAX)?;
+        let bytes = snapshot.len() + changes.iter().map(Vec::len).sum::<usize>();
+        let mut replica = Self::new(id, actor, doc, bytes, max_bytes, limits);
+        (replica.changes, replica.ops) = (cost.changes, cost.ops);
+        Ok(replica)
     }
 
-    /// Wraps a document whose current state is already stored, in `bytes` bytes.
-    pub fn new(id: DocumentId, actor: ActorId, mut doc: Automerge, bytes: usize, max_bytes: usize) -> Self {
+    /// Wraps a small document whose current state is already stored, in `bytes` bytes.
+    pub fn new(
+        id: DocumentId,
+        actor: ActorId,
+        mut doc: Automerge,
+        bytes: usize,
+        max_bytes: usize,
+        limits: Limits,
+    ) -> Self {
         doc.set_actor(actor.clone());
         let heads = doc.get_heads();
+        let changes = doc.get_changes(&[]);
+        let ops = changes.iter().map(|c| c.len() as u64).sum();
         Self {
             id,
-            doc,
             actor,
             peers: HashMap::new(),
             saved_heads: heads.clone(),
             flushed_heads: heads,
             bytes,
+            changes: changes.len() as u64,
+            ops,
             max_bytes,
+            limits,
+            doc,
         }
     }
 
@@ -153,8 +228,9 @@ impl Replica {
         &self.doc
     }
 
-    pub fn has_peer(&self, conn: ConnId) -> bool {
-        self.peers.contains_key(&conn)
+    /// The document's size in storage, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The connections syncing this document, with their peer ids.
@@ -162,97 +238,160 @@ impl Replica {
         self.peers.iter().map(|(conn, p)| (*conn, &p.peer))
     }
 
-    /// Takes a sync message from a peer. Every new change it carries is applied and passed to
-    /// `check` in the resulting document; a change `check` refuses is rolled back, as is every
-    /// later change of the message that depends on it. A change whose dependencies have not
-    /// arrived waits for them (they are asked for), for at most [`MAX_WAITING`] changes.
+    pub fn has_peer(&self, conn: ConnId) -> bool {
+        self.peers.contains_key(&conn)
+    }
+
+    /// Takes a sync message from a peer, checking every change it carries with `guard`.
+    ///
+    /// `ops_allowed` is how many new operations the peer may still send (its allowance); the
+    /// operations the message carried are taken from it.
     pub fn receive(
         &mut self,
         conn: ConnId,
         from: &PeerId,
         data: &[u8],
-        mut check: impl FnMut(&Automerge, &Change) -> Result<(), Refusal>,
+        now: Instant,
+        ops_allowed: &mut u64,
+        guard: &mut impl Guard,
     ) -> Result<Received, ReceiveError> {
         let message = sync::Message::decode(data)?;
-        let peer = self.peers.entry(conn).or_insert_with(|| PeerSync {
-            peer: from.clone(),
-            state: sync::State::new(),
-            owed: false,
-            waiting: Vec::new(),
-            refused: HashSet::new(),
-        });
+        let peer = self.peers.entry(conn).or_insert_with(|| PeerSync::new(from.clone()));
         peer.owed = true;
-        let mut refused = std::mem::take(&mut peer.refused);
-        let mut incoming = std::mem::take(&mut peer.waiting);
-        incoming.extend(self.new_changes(&message.changes)?);
-        let mut seen = HashSet::new();
-        incoming.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
-
         let mut received = Received::default();
+
+        // Decide before working: what the message would cost, and whether this peer may write.
+        let (measured, cost) = chunks::measure_all(message.changes.iter(), self.limits.max_inflated_bytes)?;
+        if !measured.is_empty()
+            && let Err(refusal) = guard.may_write()
+        {
+            // Named without being applied: a change chunk by its hash, a bundle or a compressed
+            // change by decoding it (bounded above). A document cannot be named without loading
+            // it, and only a peer that may write has any reason to send one.
+            let mut hashes = Vec::new();
+            for (chunk, _) in &measured {
+                match chunk.kind {
+                    ChunkKind::Change => {
+                        // Measuring checked its checksum.
+                        hashes.extend(chunk.change_hash().map(ChangeHash));
+                    }
+                    ChunkKind::Document => {
+                        return Err(ReceiveError::TooCostly(format!("{refusal}: this peer may not send documents")));
+                    }
+                    ChunkKind::CompressedChange | ChunkKind::Bundle => {
+                        hashes.extend(Self::decode_chunk(chunk)?.iter().map(Change::hash));
+                    }
+                }
+            }
+            received.refuse(refusal, hashes);
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                peer.state = sync::State::new();
+            }
+            return Ok(received);
+        }
+        let carries_document = measured.iter().any(|(chunk, _)| chunk.kind != ChunkKind::Change);
+        let (new_ops, new_changes) = if carries_document {
+            (cost.ops.saturating_sub(self.ops), cost.changes.saturating_sub(self.changes))
+        } else {
+            (cost.ops, cost.changes)
+        };
+        if let Some((_, chunk)) =
+            measured.iter().find(|(c, cost)| c.kind == ChunkKind::Change && cost.ops > self.limits.max_ops_per_change)
+        {
+            return Err(ReceiveError::TooCostly(format!(
+                "a change holds {} operations; at most {} are taken",
+                chunk.ops, self.limits.max_ops_per_change
+            )));
+        }
+        if new_ops > self.limits.max_new_ops || new_changes > self.limits.max_new_changes {
+            return Err(ReceiveError::TooCostly(format!(
+                "it carries {new_ops} new operations in {new_changes} changes; at most {} operations in {} changes are taken",
+                self.limits.max_new_ops, self.limits.max_new_changes
+            )));
+        }
+        if new_ops > *ops_allowed {
+            return Err(ReceiveError::TooCostly(format!(
+                "too many operations: {new_ops} more than this connection may send now ({})",
+                *ops_allowed
+            )));
+        }
+        *ops_allowed -= new_ops;
+
+        let mut incoming = self.decode(&measured)?;
+        let peer = self.peers.get_mut(&conn).expect("the peer was added above");
+        let mut refused = std::mem::take(&mut peer.refused);
+        let waiting = std::mem::take(&mut peer.waiting);
+        // Changes that waited too long for their dependencies are given up.
+        let (stale, mut waiting): (Vec<Waiting>, Vec<Waiting>) =
+            waiting.into_iter().partition(|w| now.saturating_duration_since(w.since) > self.limits.max_wait);
+        if !stale.is_empty() {
+            let hashes: Vec<ChangeHash> = stale.iter().map(|w| w.change.hash()).collect();
+            refused.extend(hashes.iter().copied());
+            received.refuse(Refusal("the changes it builds on never arrived".into()), hashes);
+        }
+        incoming.retain(|change| !waiting.iter().any(|w| w.change.hash() == change.hash()));
+        waiting.extend(incoming.into_iter().map(|change| Waiting { change, since: now }));
+        let mut pending = waiting;
+
         // Passes over the changes still to place, in the order they came: a change whose
         // dependencies have not arrived waits for a later pass, or a later message.
-        loop {
+        let mut stop = received.refused.is_some();
+        while !stop {
             let mut progress = false;
             let mut later = Vec::new();
-            for change in incoming {
-                let hash = change.hash();
+            let mut rest = pending.into_iter();
+            for waiting in rest.by_ref() {
+                let change = &waiting.change;
                 let verdict = if change.deps().iter().any(|dep| refused.contains(dep)) {
                     Err(Refusal("the change depends on a refused change".into()))
                 } else if !change.deps().iter().all(|dep| self.has_change(dep)) {
-                    later.push(change);
+                    later.push(waiting);
                     continue;
-                } else if self.bytes + change.raw_bytes().len() > self.max_bytes {
-                    Err(Refusal(format!("the document is full: it may take at most {} KiB", self.max_bytes / 1024)))
                 } else {
-                    let before = self.doc.get_heads();
-                    self.doc.apply_changes([change.clone()])?;
-                    let verdict = check(&self.doc, &change);
-                    if verdict.is_err() {
-                        self.rollback(&before)?;
-                    }
-                    verdict
+                    self.take(change, guard)?
                 };
                 progress = true;
                 match verdict {
                     Ok(()) => {
                         received.accepted += 1;
-                        self.bytes += change.raw_bytes().len();
+                        received.ops += change.len() as u64;
+                        received.bytes += change.raw_bytes().len();
                     }
                     Err(refusal) => {
-                        refused.insert(hash);
-                        match &mut received.refused {
-                            Some((_, hashes)) => hashes.push(hash),
-                            None => received.refused = Some((refusal, vec![hash])),
-                        }
+                        refused.insert(change.hash());
+                        received.refuse(refusal, [change.hash()]);
+                        // The first refusal ends the message; the rest is not taken.
+                        stop = true;
+                        break;
                     }
                 }
             }
-            incoming = later;
-            if !progress || incoming.is_empty() {
+            if stop {
+                later.clear();
+                rest.for_each(drop);
+            }
+            pending = later;
+            if !progress || pending.is_empty() {
                 break;
             }
         }
-        if incoming.len() > MAX_WAITING {
-            let hashes: Vec<ChangeHash> = incoming.drain(..).map(|change| change.hash()).collect();
+        let pending_bytes: usize = pending.iter().map(|w| w.change.raw_bytes().len()).sum();
+        if pending.len() > self.limits.max_waiting || pending_bytes > self.limits.max_waiting_bytes {
+            let hashes: Vec<ChangeHash> = pending.drain(..).map(|w| w.change.hash()).collect();
             refused.extend(hashes.iter().copied());
-            match &mut received.refused {
-                Some((_, listed)) => listed.extend(hashes),
-                None => {
-                    let refusal = Refusal("too many changes whose dependencies the server does not have".into());
-                    received.refused = Some((refusal, hashes));
-                }
-            }
+            received.refuse(Refusal("too many changes whose dependencies the server does not have".into()), hashes);
         }
 
-        let Some(peer) = self.peers.get_mut(&conn) else { return Ok(received) };
-        peer.waiting = incoming;
+        let peer = self.peers.get_mut(&conn).expect("the peer was added above");
         peer.refused = refused;
         if received.refused.is_some() {
             // The peer's heads name changes we refused; syncing on from this state would ask it
             // for them again. Start afresh: the peer drops them when it reads the refusal.
             peer.state = sync::State::new();
+            peer.waiting.clear();
             return Ok(received);
         }
+        peer.waiting = pending;
         let had_changes = !message.changes.is_empty();
         let last_sent = peer.state.last_sent_heads.clone();
         let bookkeeping = sync::Message { changes: sync::ChunkList::empty(), ..message };
@@ -265,7 +404,7 @@ impl Replica {
         if !peer.waiting.is_empty() {
             // Automerge asks a peer (`need`) for what its own queue of early changes lacks; the
             // waiting changes are our queue, so name what they lack among the peer's heads.
-            let waiting: HashSet<ChangeHash> = peer.waiting.iter().map(Change::hash).collect();
+            let waiting: HashSet<ChangeHash> = peer.waiting.iter().map(|w| w.change.hash()).collect();
             let mut heads: Vec<ChangeHash> = peer
                 .state
                 .their_heads
@@ -274,7 +413,7 @@ impl Replica {
                 .into_iter()
                 .filter(|h| !waiting.contains(h))
                 .collect();
-            for dep in peer.waiting.iter().flat_map(|change| change.deps()) {
+            for dep in peer.waiting.iter().flat_map(|w| w.change.deps()) {
                 if !waiting.contains(dep) && self.doc.get_change_meta_by_hash(dep).is_none() && !heads.contains(dep) {
                     heads.push(*dep);
                 }
@@ -284,39 +423,69 @@ impl Replica {
         Ok(received)
     }
 
+    /// Checks, applies and settles one change whose dependencies the document has. A change
+    /// refused after it was applied is rolled back.
+    fn take(&mut self, change: &Change, guard: &mut impl Guard) -> Result<Result<(), Refusal>, ReceiveError> {
+        if change.len() as u64 > self.limits.max_ops_per_change {
+            return Ok(Err(Refusal(format!(
+                "a change may hold at most {} operations",
+                self.limits.max_ops_per_change
+            ))));
+        }
+        if self.bytes + change.raw_bytes().len() > self.max_bytes {
+            return Ok(Err(Refusal(format!(
+                "the document is full: it may take at most {} KiB",
+                self.max_bytes / 1024
+            ))));
+        }
+        let touched = match guard.before(&self.doc, change) {
+            Ok(touched) => touched,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let before = self.doc.get_heads();
+        self.doc.apply_changes([change.clone()])?;
+        if let Err(refusal) = guard.after(&self.doc, touched) {
+            self.rollback(&before)?;
+            return Ok(Err(refusal));
+        }
+        self.bytes += change.raw_bytes().len();
+        self.changes += 1;
+        self.ops += change.len() as u64;
+        Ok(Ok(()))
+    }
+
     fn has_change(&self, hash: &ChangeHash) -> bool {
         self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
-    /// The changes carried by a sync message that the document does not have yet, in order.
-    fn new_changes(&self, chunks: &sync::ChunkList) -> Result<Vec<Change>, ReceiveError> {
+    /// The changes measured chunks carry that the document does not have yet, in order.
+    fn decode(&self, measured: &[(chunks::Chunk<'_>, chunks::Cost)]) -> Result<Vec<Change>, ReceiveError> {
         let mut changes = Vec::new();
-        // A V2 sync message carries its changes back to back in one entry; a peer that sends
-        // most of a document sends it as one document chunk.
-        for entry in chunks.iter() {
-            for chunk in split_chunks(entry)? {
-                // By the chunk's type byte: `Bundle::try_from` also accepts a document chunk, and
-                // reads no changes from it (found by the fuzzer: a client's change vanished).
-                match chunk[8] {
-                    CHUNK_DOCUMENT => changes.extend(Automerge::load(chunk)?.get_changes(&[])),
-                    CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => {
-                        changes.push(Change::try_from(chunk).map_err(|_| ReceiveError::BadChunk)?);
-                    }
-                    CHUNK_BUNDLE => {
-                        let bundle = automerge::Bundle::try_from(chunk).map_err(|_| ReceiveError::BadChunk)?;
-                        changes.extend(bundle.to_changes()?);
-                    }
-                    _ => return Err(ReceiveError::BadChunk),
-                }
-            }
+        for (chunk, _) in measured {
+            changes.extend(Self::decode_chunk(chunk)?);
         }
         let mut seen = HashSet::new();
         changes.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
         Ok(changes)
     }
 
+    /// The changes one measured chunk carries. A document chunk is loaded as a document (its
+    /// cost was bounded by the document's own size when it was measured).
+    fn decode_chunk(chunk: &chunks::Chunk<'_>) -> Result<Vec<Change>, ReceiveError> {
+        Ok(match chunk.kind {
+            ChunkKind::Document => Automerge::load(chunk.bytes)?.get_changes(&[]),
+            ChunkKind::Change | ChunkKind::CompressedChange => {
+                vec![Change::try_from(chunk.bytes).map_err(|e| ReceiveError::BadChange(e.to_string()))?]
+            }
+            ChunkKind::Bundle => automerge::Bundle::try_from(chunk.bytes)
+                .map_err(|e| ReceiveError::BadChange(e.to_string()))?
+                .to_changes()?,
+        })
+    }
+
     /// Rebuilds the document as it was at `heads`: Automerge cannot unapply a change. Costs a
-    /// replay of the history, which only a refused change pays.
+    /// replay of the history, paid at most once per message, and only for a change that passed
+    /// every check made before it was applied.
     fn rollback(&mut self, heads: &[ChangeHash]) -> Result<(), automerge::AutomergeError> {
         let mut doc = self.doc.fork_at(heads)?;
         doc.set_actor(self.actor.clone());
@@ -325,18 +494,21 @@ impl Replica {
     }
 
     /// Makes a change as the server. Nothing is written if `edit` fails or changes nothing.
+    /// Returns the bytes the change adds to the document.
     pub fn write(
         &mut self,
         edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
-    ) -> Result<(), SchemaError> {
+    ) -> Result<usize, SchemaError> {
         let mut tx = self.doc.transaction();
         match edit(&mut tx) {
             Ok(()) => {
                 let (hash, _) = tx.commit_with(CommitOptions::default().with_time(0));
-                if let Some(change) = hash.and_then(|hash| self.doc.get_change_by_hash(&hash)) {
-                    self.bytes += change.raw_bytes().len();
-                }
-                Ok(())
+                let Some(change) = hash.and_then(|hash| self.doc.get_change_by_hash(&hash)) else { return Ok(0) };
+                let added = change.raw_bytes().len();
+                self.ops += change.len() as u64;
+                self.changes += 1;
+                self.bytes += added;
+                Ok(added)
             }
             Err(e) => {
                 tx.rollback();
@@ -350,16 +522,13 @@ impl Replica {
         self.peers.remove(&conn);
     }
 
-    /// The changes accepted or written since the last [`saved`](Self::saved).
-    pub fn unsaved(&self) -> Vec<StoredChange> {
+    /// The changes accepted or written since the last [`saved`](Self::saved), as Automerge
+    /// encodes them.
+    pub fn unsaved(&self) -> Vec<Change> {
         if self.doc.get_heads() == self.saved_heads {
             return Vec::new();
         }
-        self.doc
-            .get_changes(&self.saved_heads)
-            .into_iter()
-            .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
-            .collect()
+        self.doc.get_changes(&self.saved_heads)
     }
 
     /// Records that everything [`unsaved`](Self::unsaved) returned is durable.
@@ -374,7 +543,7 @@ impl Replica {
         if heads != self.saved_heads {
             // The actor saves before it flushes; sending now would acknowledge changes that are
             // not durable.
-            tracing::error!(doc = %self.id, "flush with unsaved changes; nothing sent");
+            tracing::error!("flush with unsaved changes; nothing sent");
             return;
         }
         let changed = heads != self.flushed_heads;
@@ -410,14 +579,35 @@ mod tests {
     use automerge::transaction::Transactable;
     use automerge::{ActorId, Automerge, ROOT, ReadDoc};
     use hindsight_shared::ids::{DocumentId, PeerId};
+    use hindsight_shared::rules::Refusal;
 
-    use super::{Replica, split_chunks};
+    use super::*;
+
+    /// Takes everything.
+    struct Open;
+
+    impl Guard for Open {
+        type Touched = ();
+        fn may_write(&self) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn before(&mut self, _: &Automerge, _: &Change) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn after(&mut self, _: &Automerge, (): ()) -> Result<(), Refusal> {
+            Ok(())
+        }
+    }
+
+    fn replica() -> Replica {
+        Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), 0, usize::MAX, Limits::default())
+    }
 
     /// A peer may send its changes as one document chunk (Automerge does when it sends most of
     /// a document). Found by the fuzzer: they were read as an empty bundle and lost.
     #[test]
     fn changes_sent_as_a_document_chunk_are_taken() {
-        let mut replica = Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), 0, usize::MAX);
+        let mut replica = replica();
         let mut client = Automerge::new();
         for n in 0..3i64 {
             let mut tx = client.transaction();
@@ -432,28 +622,39 @@ mod tests {
             changes: sync::ChunkList::from(client.save()),
             ..generated
         };
-        let received =
-            replica.receive(1, &PeerId::from("client"), &message.encode(), |_, _| Ok(())).expect("a good message");
+        let received = replica
+            .receive(1, &PeerId::from("client"), &message.encode(), Instant::now(), &mut u64::MAX.clone(), &mut Open)
+            .expect("a good message");
         assert_eq!(received.accepted, 3);
         assert_eq!(replica.doc().get_heads(), client.get_heads());
         assert_eq!(replica.doc().get(ROOT, "n").expect("get").map(|(v, _)| v.as_i64()), Some(Some(2)));
     }
 
+    /// A run-length-encoded column of a million operations, in a change of a few hundred bytes:
+    /// refused before Automerge decodes it.
     #[test]
-    fn splitting_chunks_never_panics_on_garbage() {
-        let magic = [0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
-        assert!(split_chunks(&[]).is_ok_and(|c| c.is_empty()));
-        assert!(split_chunks(&[1, 2, 3]).is_err());
-        let mut huge = magic.to_vec();
-        huge.extend([0xff; 12]);
-        assert!(split_chunks(&huge).is_err(), "a length that overflows");
-        let mut short = magic.to_vec();
-        short.extend([5, 1, 2]);
-        assert!(split_chunks(&short).is_err(), "a length past the end");
-        let mut two = magic.to_vec();
-        two.extend([1, 42]);
-        two.extend(magic);
-        two.extend([0]);
-        assert_eq!(split_chunks(&two).map(|c| c.len()).ok(), Some(2));
+    fn a_message_over_its_operation_bound_is_refused_before_it_is_decoded() {
+        let mut replica = replica();
+        let mut client = Automerge::new();
+        let mut tx = client.transaction();
+        let map = tx.put_object(ROOT, "m", automerge::ObjType::Map).expect("map");
+        for i in 0..20_001 {
+            tx.put(&map, "k", i).expect("put");
+        }
+        tx.commit();
+        let change = client.get_last_local_change().expect("a change").raw_bytes().to_vec();
+        let message = sync::Message {
+            heads: client.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: sync::ChunkList::from(vec![change]),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let error = replica
+            .receive(1, &PeerId::from("client"), &message.encode(), Instant::now(), &mut u64::MAX.clone(), &mut Open)
+            .expect_err("too many operations");
+        assert!(matches!(error, ReceiveError::TooCostly(_)), "{error}");
+        assert!(replica.doc().get_heads().is_empty());
     }
 }

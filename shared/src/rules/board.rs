@@ -1,0 +1,357 @@
+//! The board's rules: who may write which path in which phase, with which values, and what the
+//! touched parts must satisfy once the change is merged.
+
+use std::collections::HashSet;
+
+use automerge::{Automerge, ScalarValue};
+
+use super::value::{boolean, int, line, optional_string, string};
+use super::{
+    Made, PlacedOp, Refusal, Role, VIEWERS_DO_NOT_WRITE, Write, can_change_settings, can_edit_actions, can_group,
+    refuse,
+};
+use crate::edit::is_iso_date;
+use crate::schema::{
+    self, ActionItem, Board, Cluster, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
+    MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Note, Phase, SchemaError, Settings, Timer,
+};
+
+/// A part of the board one change may touch, to read back once it is merged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BoardPart {
+    Title,
+    Phase,
+    Facilitator,
+    Settings,
+    Timer,
+    Revealed(String),
+    Focus,
+    /// A published note (participants write only its `cluster`).
+    Note(String),
+    Cluster(String),
+    ActionItem(String),
+}
+
+/// The longest a timer may run: a day, in milliseconds.
+const MAX_TIMER_MS: i64 = 24 * 3_600_000;
+
+/// Checks every write of one change to the board before it is applied: the path against the
+/// role and the phase, the value against what belongs there, and every object the change makes
+/// for completeness. Returns the parts of the board the change touches.
+///
+/// `is_participant` says whether an id belongs to someone who joined.
+pub fn check_board_writes(
+    role: Role,
+    board: &Board,
+    ops: &[PlacedOp],
+    is_participant: impl Fn(&str) -> bool,
+) -> Result<Vec<BoardPart>, Refusal> {
+    if role == Role::Viewer && !ops.is_empty() {
+        return refuse(VIEWERS_DO_NOT_WRITE);
+    }
+    let phase = board.phase;
+    let facilitator = role == Role::Facilitator;
+    let only_facilitator = |what: &str| -> Result<(), Refusal> {
+        if facilitator { Ok(()) } else { refuse(format!("only the facilitator changes {what}")) }
+    };
+    let in_phase = |allowed: bool, what: &str| -> Result<(), Refusal> {
+        if allowed { Ok(()) } else { refuse(format!("{what} is not possible in the {} phase", phase.as_str())) }
+    };
+    let mut parts: Vec<BoardPart> = Vec::new();
+    let mut made = Made::default();
+    let mut new_clusters: HashSet<&str> = HashSet::new();
+    let mut new_actions: HashSet<&str> = HashSet::new();
+    // The settings as this change leaves them, if nothing concurrent interferes.
+    let mut settings = board.settings.clone();
+    for op in ops {
+        let keys = op.keys();
+        if phase == Phase::Done && keys.as_slice() != [Some("phase")] {
+            return refuse("the retro is done: the board is read-only");
+        }
+        // The value a put writes; a settling delete keeps a value that was checked before.
+        let put = match &op.write {
+            Write::Put(v) => Some(Some(v)),
+            Write::Settle => Some(None),
+            _ => None,
+        };
+        let part = match (keys.as_slice(), put) {
+            ([Some("title")], Some(v)) => {
+                only_facilitator("the title")?;
+                if let Some(v) = v {
+                    line(v, "a title", MAX_TITLE_CHARS, false)?;
+                }
+                BoardPart::Title
+            }
+            ([Some("phase")], Some(v)) => {
+                only_facilitator("the phase")?;
+                if let Some(v) = v {
+                    let name = string(v, "the phase", 16, false)?;
+                    if !Phase::ALL.iter().any(|p| p.as_str() == name) {
+                        return refuse(format!("there is no phase `{name}`"));
+                    }
+                }
+                BoardPart::Phase
+            }
+            ([Some("facilitator")], Some(v)) => {
+                only_facilitator("who facilitates")?;
+                if let Some(v) = v
+                    && !matches!(v, ScalarValue::Str(id) if is_participant(id))
+                {
+                    return refuse("the facilitator role goes to someone who joined the board");
+                }
+                BoardPart::Facilitator
+            }
+            ([Some("settings"), Some(field @ ("anonymous" | "vote_budget" | "max_votes_per_item"))], Some(v)) => {
+                only_facilitator("the settings")?;
+                in_phase(can_change_settings(phase), "changing the settings")?;
+                if let Some(v) = v {
+                    match *field {
+                        "anonymous" => settings.anonymous = boolean(v, "anonymity")?,
+                        "vote_budget" => settings.vote_budget = int(v, "the vote budget", 1..=MAX_VOTE_BUDGET)?,
+                        _ => settings.max_votes_per_item = int(v, "the most dots per item", 1..=MAX_VOTE_BUDGET)?,
+                    }
+                }
+                BoardPart::Settings
+            }
+            ([Some("timer"), Some(field @ ("ends_at" | "duration_ms"))], Some(v)) => {
+                only_facilitator("the timer")?;
+                if let Some(v) = v {
+                    match (*field, v) {
+                        ("ends_at", ScalarValue::Null) => {}
+                        ("ends_at", v) => drop(int(v, "a timer's end", 0..=i64::MAX)?),
+                        (_, v) => drop(int(v, "a timer's length", 0..=MAX_TIMER_MS)?),
+                    }
+                }
+                BoardPart::Timer
+            }
+            ([Some("revealed"), Some(column)], Some(v)) => {
+                only_facilitator("what is revealed")?;
+                in_phase(phase == Phase::Reveal, "revealing")?;
+                if v.is_some_and(|v| !matches!(v, ScalarValue::Boolean(true))) {
+                    return refuse("revealed notes cannot be hidden again");
+                }
+                if !board.columns.iter().any(|c| c.id == *column) {
+                    return refuse(format!("there is no column `{column}` to reveal"));
+                }
+                BoardPart::Revealed((*column).to_owned())
+            }
+            ([Some("focus")], Some(v)) => {
+                only_facilitator("the focus")?;
+                in_phase(can_edit_actions(phase), "focusing an item")?;
+                if let Some(v) = v
+                    && let Some(item) = optional_string(v, "the focus", usize::MAX)?
+                    && !board.is_vote_item(item)
+                {
+                    return refuse("only a cluster or a lone note can be focused");
+                }
+                BoardPart::Focus
+            }
+            ([Some("notes"), Some(note), Some("cluster")], Some(v)) if op.made_in.is_none() => {
+                in_phase(can_group(phase), "grouping")?;
+                if let Some(v) = v
+                    && let Some(cluster) = optional_string(v, "a note's cluster", usize::MAX)?
+                    && !board.clusters.contains_key(cluster)
+                    && !new_clusters.contains(cluster)
+                {
+                    return refuse(format!("there is no cluster `{cluster}`"));
+                }
+                BoardPart::Note((*note).to_owned())
+            }
+            ([Some("clusters"), Some(key)], None) if op.write == Write::MakeMap => {
+                in_phase(can_group(phase), "grouping")?;
+                made.object(op.index, "cluster");
+                if !board.clusters.contains_key(*key) && new_clusters.insert(key) {
+                    check_room(board.clusters.len() + new_clusters.len())?;
+                }
+                BoardPart::Cluster((*key).to_owned())
+            }
+            ([Some("clusters"), Some(key), Some(field @ ("id" | "title"))], Some(v)) => {
+                in_phase(can_group(phase), "grouping")?;
+                if let Some(v) = v {
+                    if *field == "id" {
+                        same_id(v, key, "a cluster's")?;
+                    } else {
+                        line(v, "a cluster title", MAX_CLUSTER_TITLE_CHARS, true)?;
+                    }
+                }
+                if let Some(object) = op.made_in {
+                    made.field(object, field);
+                }
+                BoardPart::Cluster((*key).to_owned())
+            }
+            ([Some("action_items"), Some(key)], None) if matches!(op.write, Write::MakeMap | Write::Delete) => {
+                in_phase(can_edit_actions(phase), "editing action items")?;
+                if op.write == Write::MakeMap {
+                    made.object(op.index, "action item");
+                    if !board.action_items.contains_key(*key) && new_actions.insert(key) {
+                        check_room(board.action_items.len() + new_actions.len())?;
+                    }
+                }
+                BoardPart::ActionItem((*key).to_owned())
+            }
+            (
+                [Some("action_items"), Some(key), Some(field @ ("id" | "text" | "owner" | "due" | "cluster"))],
+                Some(v),
+            ) => {
+                in_phase(can_edit_actions(phase), "editing action items")?;
+                if let Some(v) = v {
+                    check_action_field(board, &new_clusters, key, field, v)?;
+                }
+                if let Some(object) = op.made_in {
+                    made.field(object, field);
+                }
+                BoardPart::ActionItem((*key).to_owned())
+            }
+            ([Some("notes"), ..], _) => return refuse("notes are published by the server; write them on your desk"),
+            ([Some("vote_totals"), ..], _) => return refuse("only the server counts votes"),
+            _ => return refuse(format!("this change writes where no one may write ({})", describe(&keys))),
+        };
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    made.check(|what| match what {
+        "cluster" => &["id", "title"],
+        _ => &["id", "text", "owner", "due", "cluster"],
+    })?;
+    check_settings(&board.settings, &settings, board)?;
+    Ok(parts)
+}
+
+/// Settings must agree with each other, and anonymity is fixed once notes are out.
+fn check_settings(before: &Settings, after: &Settings, board: &Board) -> Result<(), Refusal> {
+    if after == before {
+        return Ok(());
+    }
+    if !(1..=after.vote_budget).contains(&after.max_votes_per_item) {
+        return refuse("the most dots per item is 1 to the vote budget");
+    }
+    if after.anonymous != before.anonymous && !board.notes.is_empty() {
+        return refuse("anonymity cannot change once notes are revealed");
+    }
+    Ok(())
+}
+
+fn check_room(count: usize) -> Result<(), Refusal> {
+    if count > MAX_ITEMS_PER_BOARD {
+        return refuse(format!("a board holds at most {MAX_ITEMS_PER_BOARD} clusters and action items"));
+    }
+    Ok(())
+}
+
+fn same_id(v: &ScalarValue, key: &str, what: &str) -> Result<(), Refusal> {
+    match v {
+        ScalarValue::Str(id) if id.as_str() == key => Ok(()),
+        _ => refuse(format!("{what} id is its key")),
+    }
+}
+
+fn check_action_field(
+    board: &Board,
+    new_clusters: &HashSet<&str>,
+    key: &str,
+    field: &str,
+    v: &ScalarValue,
+) -> Result<(), Refusal> {
+    match field {
+        "id" => same_id(v, key, "an action item's"),
+        "text" => string(v, "an action item", MAX_ACTION_CHARS, false).map(drop),
+        "owner" => line(v, "an owner's name", MAX_NAME_CHARS, true).map(drop),
+        "due" => {
+            let due = string(v, "a due date", 10, true)?;
+            if !due.is_empty() && !is_iso_date(due) {
+                return refuse("a due date is written YYYY-MM-DD");
+            }
+            Ok(())
+        }
+        _ => match optional_string(v, "what an action addresses", usize::MAX)? {
+            Some(target)
+                if !board.clusters.contains_key(target)
+                    && !new_clusters.contains(target)
+                    && !board.notes.contains_key(target) =>
+            {
+                refuse("an action item addresses a cluster or a note of this board")
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+fn describe(keys: &[Option<&str>]) -> String {
+    let parts: Vec<&str> = keys.iter().map(|k| k.unwrap_or("[]")).collect();
+    parts.join("/")
+}
+
+/// Reads back the parts a change touched, once it is applied to `doc`, and checks what depends
+/// on the merged state: settings that must agree with each other and with the notes already out.
+/// On success `board` holds them; on refusal it is unchanged (and the caller rolls `doc` back).
+pub fn settle_board(doc: &Automerge, board: &mut Board, parts: &[BoardPart]) -> Result<(), Refusal> {
+    let malformed = |e: SchemaError| Refusal(format!("the board would be malformed: {e}"));
+    let mut read = Vec::with_capacity(parts.len());
+    for part in parts {
+        read.push(read_part(doc, part).map_err(malformed)?);
+    }
+    for value in &read {
+        if let Read::Settings(after) = value {
+            check_settings(&board.settings, after, board)?;
+        }
+    }
+    for value in read {
+        value.store(board);
+    }
+    Ok(())
+}
+
+/// A part as read back from the document.
+enum Read {
+    Title(String),
+    Phase(Phase),
+    Facilitator(Option<String>),
+    Settings(Settings),
+    Timer(Timer),
+    Revealed(String, Option<bool>),
+    Focus(Option<String>),
+    Note(String, Option<Note>),
+    Cluster(String, Option<Cluster>),
+    ActionItem(String, Option<ActionItem>),
+}
+
+impl Read {
+    fn store(self, board: &mut Board) {
+        fn put<T>(map: &mut std::collections::BTreeMap<String, T>, key: String, value: Option<T>) {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+        match self {
+            Read::Title(title) => board.title = title,
+            Read::Phase(phase) => board.phase = phase,
+            Read::Facilitator(id) => board.facilitator = id,
+            Read::Settings(settings) => board.settings = settings,
+            Read::Timer(timer) => board.timer = timer,
+            Read::Revealed(column, revealed) => put(&mut board.revealed, column, revealed),
+            Read::Focus(focus) => board.focus = focus,
+            Read::Note(id, note) => put(&mut board.notes, id, note),
+            Read::Cluster(id, cluster) => put(&mut board.clusters, id, cluster),
+            Read::ActionItem(id, item) => put(&mut board.action_items, id, item),
+        }
+    }
+}
+
+fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
+    use autosurgeon::hydrate_prop;
+    let root = automerge::ROOT;
+    Ok(match part {
+        BoardPart::Title => Read::Title(hydrate_prop(doc, root, "title")?),
+        BoardPart::Phase => Read::Phase(hydrate_prop(doc, root, "phase")?),
+        BoardPart::Facilitator => Read::Facilitator(hydrate_prop(doc, root, "facilitator")?),
+        BoardPart::Settings => Read::Settings(hydrate_prop(doc, root, "settings")?),
+        BoardPart::Timer => Read::Timer(hydrate_prop(doc, root, "timer")?),
+        BoardPart::Revealed(column) => Read::Revealed(column.clone(), schema::read_entry(doc, "revealed", column)?),
+        BoardPart::Focus => Read::Focus(hydrate_prop(doc, root, "focus")?),
+        BoardPart::Note(id) => Read::Note(id.clone(), schema::read_entry(doc, "notes", id)?),
+        BoardPart::Cluster(id) => Read::Cluster(id.clone(), schema::read_entry(doc, "clusters", id)?),
+        BoardPart::ActionItem(id) => Read::ActionItem(id.clone(), schema::read_entry(doc, "action_items", id)?),
+    })
+}
