@@ -430,7 +430,7 @@ impl BoardSession {
             }
             // Only the server's notices are believed: a peer's ephemeral message that happens to
             // decode as one (a forged roster, a forged refusal) is ignored.
-            WireMessage::Ephemeral { document_id, sender_id, data, .. } if self.from_server(&sender_id) => {
+            WireMessage::Ephemeral { document_id, sender_id, data, .. } if self.is_server(&sender_id) => {
                 if let (Some(which), Ok(notice)) = (self.which(document_id), Notice::decode(&data)) {
                     self.on_notice(which, notice);
                 }
@@ -446,7 +446,7 @@ impl BoardSession {
     }
 
     /// True if `sender` is the server this socket's handshake named.
-    fn from_server(&self, sender: &PeerId) -> bool {
+    fn is_server(&self, sender: &PeerId) -> bool {
         self.inner.borrow().server.as_ref() == Some(sender)
     }
 
