@@ -455,6 +455,16 @@ impl Client {
         self.wait_acknowledged().await
     }
 
+    /// Makes one change to the board (under a fresh actor, as the browser does), sends it and
+    /// waits until the server acknowledged it.
+    pub async fn change_board(
+        &mut self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<(), schema::SchemaError>,
+    ) -> anyhow::Result<()> {
+        self.edit_board(f).await?;
+        self.wait_acknowledged().await
+    }
+
     async fn edit_board(
         &mut self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<(), schema::SchemaError>,

@@ -42,7 +42,7 @@ struct Args {
     /// Only these servers (default: both).
     #[arg(long, value_delimiter = ',')]
     servers: Vec<Kind>,
-    /// Only these parts (default: all): headline, ramp, memory, cold, growth.
+    /// Only these parts (default: all): headline, ramp, memory, cold, growth, validation.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Seconds per latency run (default: 20, or 5 with --quick).
@@ -62,6 +62,8 @@ struct Plan {
     idle: (usize, usize),
     boards: (usize, usize),
     cold: (usize, usize),
+    /// Boards for the validation cost: (notes, clusters, action items), and changes measured.
+    validation: (Vec<(usize, usize, usize)>, usize),
 }
 
 impl Plan {
@@ -83,6 +85,7 @@ impl Plan {
             idle: (10_000, 20),
             boards: (200, 20),
             cold: (5000, 3),
+            validation: (vec![(0, 100, 0), (0, 600, 0), (0, 600, 1500), (5000, 600, 1500)], 500),
         }
     }
 
@@ -95,6 +98,7 @@ impl Plan {
             idle: (500, 5),
             boards: (20, 10),
             cold: (1000, 1),
+            validation: (vec![(0, 100, 0), (1000, 600, 1500)], 100),
         }
     }
 }
@@ -167,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
     print!("{out}");
     // The headline load goes last: 2,000 clients leave the generator's heap large and slow for
     // what follows (measured: the ramp's p99 at 1 write/s went from 5 ms to 138 ms after it).
-    for name in ["ramp", "memory", "cold", "growth", "headline"] {
+    for name in ["validation", "ramp", "memory", "cold", "growth", "headline"] {
         if !part(name) {
             continue;
         }
@@ -177,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             "memory" => memory(&launch, &plan, &kinds, &mut section).await?,
             "cold" => cold(&launch, &plan, &kinds, &mut section).await?,
             "growth" => growth(&launch, &plan, &kinds, &mut section).await?,
+            "validation" => validation(&launch, &plan, &mut section).await?,
             _ => headline(&launch, &plan, &kinds, &mut section).await?,
         }
         print!("{section}");
@@ -290,6 +295,25 @@ async fn cold(launch: &Launch, plan: &Plan, kinds: &[Kind], out: &mut String) ->
     for &kind in kinds {
         let ms = scenarios::cold_load(launch, kind, notes, tries).await?;
         let _ = writeln!(out, "| {} | {ms:.0} ms |", kind.name());
+    }
+    out.push('\n');
+    Ok(())
+}
+
+async fn validation(launch: &Launch, plan: &Plan, out: &mut String) -> anyhow::Result<()> {
+    eprintln!("validation cost...");
+    let (boards, changes) = &plan.validation;
+    let _ = writeln!(
+        out,
+        "### Server CPU per accepted change, by board size (Hindsight; one participant, {changes} changes, each waiting for its acknowledgement)\n\n| board | server CPU per change | acknowledgement (median) |\n|---|---|---|"
+    );
+    for &(notes, clusters, actions) in boards {
+        let run = scenarios::validation(launch, notes, clusters, actions, *changes).await?;
+        let _ = writeln!(
+            out,
+            "| {} notes, {} clusters, {} action items | {:.0} µs | {:.1} ms |",
+            run.notes, run.clusters, run.actions, run.cpu_us, run.ack_ms
+        );
     }
     out.push('\n');
     Ok(())

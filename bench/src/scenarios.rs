@@ -284,3 +284,97 @@ pub async fn cold_load(launch: &Launch, kind: Kind, notes: usize, tries: usize) 
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }
+
+/// The server's CPU per accepted change on a board of a given size.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub notes: usize,
+    pub clusters: usize,
+    pub actions: usize,
+    /// Server CPU (all threads) per accepted change, in microseconds.
+    pub cpu_us: f64,
+    /// The acknowledgement's round trip as the participant saw it, median, in milliseconds.
+    pub ack_ms: f64,
+}
+
+/// One participant (the facilitator, alone on the board) edits an action item `changes` times,
+/// each change waiting for its acknowledgement, on a board of `notes` notes, `clusters` clusters
+/// and `actions` action items; the server's CPU time per change. Hindsight only.
+pub async fn validation(
+    launch: &Launch,
+    notes: usize,
+    clusters: usize,
+    actions: usize,
+    changes: usize,
+) -> anyhow::Result<Validation> {
+    use hindsight_shared::edit;
+    use hindsight_shared::schema::{ActionItem, Phase};
+    let server = Server::start(Kind::Hindsight, launch).await?;
+    let tracker = Arc::new(Tracker::default());
+    let spec = client::create_board(Kind::Hindsight, &server.ws_url(), &server.http_url()).await?;
+    let mut facilitator = Client::open(0, &spec, true, Arc::clone(&tracker)).await?;
+    facilitator.start_grouping().await?;
+    if notes > 0 {
+        prefill(&spec, notes, &tracker).await?;
+    }
+    // Clusters and action items in changes of at most 3,000 objects (the server takes at most
+    // 10,000 operations in one change).
+    for start in (0..clusters).step_by(3_000) {
+        facilitator
+            .change_board(|tx| {
+                let parent = hindsight_shared::schema::root_map(tx, "clusters")?;
+                for n in start..(start + 3_000).min(clusters) {
+                    let id = format!("c{n}");
+                    let cluster = automerge::transaction::Transactable::put_object(
+                        tx,
+                        &parent,
+                        id.as_str(),
+                        automerge::ObjType::Map,
+                    )?;
+                    automerge::transaction::Transactable::put(tx, &cluster, "id", id.as_str())?;
+                    automerge::transaction::Transactable::put(tx, &cluster, "title", format!("Cause {n}"))?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    facilitator.change_board(|tx| edit::set_phase(tx, Phase::Actions)).await?;
+    let item = |n: usize, text: String| ActionItem {
+        id: format!("a{n}"),
+        text,
+        owner: "Sam".into(),
+        due: String::new(),
+        cluster: None,
+    };
+    for start in (0..actions.max(1)).step_by(1_500) {
+        facilitator
+            .change_board(|tx| {
+                for n in start..(start + 1_500).min(actions.max(1)) {
+                    edit::put_action(tx, &item(n, format!("Action {n}")))?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    // Warm up, then measure.
+    for n in 0..20 {
+        facilitator.change_board(|tx| edit::put_action(tx, &item(0, format!("Warm-up {n}")))).await?;
+    }
+    let before = server.sample();
+    let mut acks = Vec::with_capacity(changes);
+    for n in 0..changes {
+        let started = Instant::now();
+        facilitator.change_board(|tx| edit::put_action(tx, &item(0, format!("Edit {n}")))).await?;
+        acks.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let after = server.sample();
+    server.stop().await;
+    acks.sort_by(f64::total_cmp);
+    Ok(Validation {
+        notes,
+        clusters,
+        actions,
+        cpu_us: (after.cpu_seconds - before.cpu_seconds) * 1e6 / changes as f64,
+        ack_ms: acks[acks.len() / 2],
+    })
+}

@@ -90,12 +90,20 @@ impl Server {
                     .args(["--board-idle-secs", "3600"])
                     .args(["--max-connections", "100000"])
                     .args(["--max-peers-per-board", "100000"])
-                    .args(["--max-messages-per-second", "100000"])
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("BENCH_SERVER_LOG")
-                            .unwrap_or_else(|_| "warn,hindsight_server::server=info".into()),
-                    );
+                    .args(["--max-messages-per-second", "100000"]);
+                // One machine makes the whole load: no per-address limits (on a binary that has
+                // them; an older one is measured as it was).
+                if knows_flag(&launch.hindsight_bin, "--joins-per-minute").await {
+                    command
+                        .args(["--max-viewers-per-board", "100000"])
+                        .args(["--max-connections-per-ip", "1000000"])
+                        .args(["--board-creations-per-minute", "1000000"])
+                        .args(["--joins-per-minute", "1000000"]);
+                }
+                command.env(
+                    "RUST_LOG",
+                    std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn,hindsight_server::server=info".into()),
+                );
             }
             Kind::Reference => {
                 command.arg("node").arg(launch.reference_dir.join("server.mjs")).arg(port.to_string()).arg(&data);
@@ -206,6 +214,14 @@ fn parse_port(line: &str) -> Option<u16> {
     let at = line.find("listening on http://")?;
     let address = line[at + "listening on http://".len()..].split_whitespace().next()?;
     address.rsplit_once(':')?.1.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()
+}
+
+/// True if the server binary's `--help` mentions `flag`.
+async fn knows_flag(binary: &Path, flag: &str) -> bool {
+    match Command::new(binary).arg("--help").output().await {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).contains(flag),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub const DEFAULT_BOARD_CREATIONS_PER_MINUTE: u32 = 30;
 pub const DEFAULT_JOINS_PER_MINUTE: u32 = 600;
 /// Default for [`Config::http_timeout_secs`].
 pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 30;
+/// Default for [`Config::ping_interval_secs`].
+pub const DEFAULT_PING_INTERVAL_SECS: u64 = 20;
 
 /// Hindsight: real-time retrospective and postmortem boards.
 #[derive(Debug, Clone, Parser)]
@@ -125,6 +127,12 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_HTTP_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_TIMEOUT_SECS)]
     pub http_timeout_secs: u64,
 
+    /// Seconds between the server's pings on a WebSocket. A connection that sends nothing (not
+    /// even a pong) for three of these is closed as idle. Lower it behind a proxy that drops
+    /// quiet connections sooner.
+    #[arg(long, env = "HINDSIGHT_PING_INTERVAL_SECS", default_value_t = DEFAULT_PING_INTERVAL_SECS)]
+    pub ping_interval_secs: u64,
+
     /// Deletes boards (with everything their participants wrote) after this many days without
     /// a change or a join. Off unless set; fractions of a day are allowed.
     #[arg(long, env = "HINDSIGHT_BOARD_RETENTION_DAYS")]
@@ -166,6 +174,7 @@ impl Config {
             joins_per_minute: DEFAULT_JOINS_PER_MINUTE,
             client_ip_header: None,
             http_timeout_secs: DEFAULT_HTTP_TIMEOUT_SECS,
+            ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             board_retention_days: None,
             max_participants_per_board: DEFAULT_MAX_PARTICIPANTS_PER_BOARD,
             log_format: LogFormat::Text,
@@ -174,6 +183,10 @@ impl Config {
 
     pub fn board_idle(&self) -> Duration {
         Duration::from_secs(self.board_idle_secs)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
     }
 
     pub fn http_timeout(&self) -> Duration {

@@ -26,11 +26,10 @@ use crate::registry::Registry;
 
 /// How long a client has to send `join`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The server pings this often; a connection that sent nothing for [`IDLE_TICKS`] of these in a
-/// row is dropped. Counted in ticks, not in elapsed time, so a server process that was stopped
-/// (SIGSTOP) does not find every connection idle when it resumes: the frames that arrived
-/// meanwhile are read before the next tick counts.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// A connection that sent nothing for this many ping intervals in a row is dropped. Counted in
+/// ticks, not in elapsed time, so a server process that was stopped (SIGSTOP) does not find
+/// every connection idle when it resumes: the frames that arrived meanwhile are read before the
+/// next tick counts.
 const IDLE_TICKS: u32 = 3;
 /// The longest one write to the socket may take before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,6 +57,8 @@ pub struct ConnectionContext {
     pub max_bytes_per_second: u64,
     /// The largest message a client may send.
     pub max_message_bytes: usize,
+    /// How often the server pings.
+    pub ping_interval: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -85,7 +86,7 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
         Err(end) => {
             let link = PeerLink::new(conn, PeerId::from("unjoined"), outbox, closing);
             finish(&link, end);
-            write_loop(sink, outbox_rx, link).await;
+            write_loop(sink, outbox_rx, link, ctx.ping_interval).await;
             linger(&mut stream).await;
             return;
         }
@@ -98,7 +99,7 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
         metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: false }),
     };
     link.deliver(answer.encode().into(), FrameKind::Other);
-    let writer = tokio::spawn(write_loop(sink, outbox_rx, link.clone()));
+    let writer = tokio::spawn(write_loop(sink, outbox_rx, link.clone(), ctx.ping_interval));
     tracing::debug!(conn, %peer, "peer joined");
 
     let now = Instant::now();
@@ -151,7 +152,7 @@ fn finish(link: &PeerLink, end: End) {
     match end {
         End::Close(reason) => link.close(reason),
         End::Error(message, reason) => {
-            tracing::info!(conn = link.conn(), peer = %link.peer(), error = ?message, "closing connection after bad input");
+            tracing::debug!(conn = link.conn(), peer = %link.peer(), error = ?message, "closing connection after bad input");
             link.refuse(message, reason);
         }
     }
@@ -234,7 +235,8 @@ struct Reader<'a> {
 impl Reader<'_> {
     async fn run(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) -> End {
         let closing = self.link.closing().clone();
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let every = self.ctx.ping_interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut quiet_ticks = 0;
         loop {
@@ -306,7 +308,7 @@ impl Reader<'_> {
             }
             WireMessage::Leave { .. } => return Err(End::Close(CloseReason::NORMAL)),
             WireMessage::Error { message } => {
-                tracing::info!(conn = self.conn, peer = %self.link.peer(), error = ?message, "peer reported an error");
+                tracing::debug!(conn = self.conn, peer = %self.link.peer(), error = ?message, "peer reported an error");
                 return Err(End::Close(CloseReason::NORMAL));
             }
             WireMessage::Join { .. } | WireMessage::Peer { .. } => {
@@ -356,8 +358,9 @@ async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut outbox: mpsc::Receiver<Frame>,
     link: PeerLink,
+    every: Duration,
 ) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sync: Option<tokio::time::Instant> = None;
     loop {

@@ -64,6 +64,7 @@ pub async fn run(
         max_messages_per_second: config.max_messages_per_second,
         max_bytes_per_second: config.max_bytes_per_second,
         max_message_bytes: config.max_message_bytes,
+        ping_interval: config.ping_interval(),
         shutdown: token.clone(),
     };
     let clients = Clients::new(ClientLimits {

@@ -454,7 +454,7 @@ impl Writer {
             match read_doc_with_hashes(&self.conn, doc) {
                 Ok(Some(job)) => writes.push(Request::Compacted { doc, result: compact(doc, &job) }),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(%doc, error = %e, "could not read a document for compaction"),
+                Err(e) => tracing::warn!(doc = %doc.tag(), error = %e, "could not read a document for compaction"),
             }
         }
         if !writes.is_empty() {
@@ -475,7 +475,7 @@ impl Writer {
                 let _ = self.compact.send((doc, job));
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(%doc, error = %e, "could not read a document for compaction"),
+            Err(e) => tracing::warn!(doc = %doc.tag(), error = %e, "could not read a document for compaction"),
         }
     }
 
@@ -684,7 +684,7 @@ fn compact(doc: DocumentId, job: &CompactionJob) -> Option<(Vec<u8>, Vec<[u8; 32
     match compacted {
         Ok(snapshot) => Some((snapshot, hashes)),
         Err(e) => {
-            tracing::warn!(%doc, error = %e, "could not compact a document; its changes stay as they are");
+            tracing::warn!(doc = %doc.tag(), error = %e, "could not compact a document; its changes stay as they are");
             None
         }
     }

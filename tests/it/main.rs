@@ -21,6 +21,9 @@
 //!   never disturbs other connections; a viewer's changes are refused; 50 refusals close a
 //!   connection; one connection cannot be two participants.
 //! - [`http_api`]: the JSON API (creating and joining boards), the pages and the health check.
+//! - [`hardening`]: attacks a holder of a board link could make (issue 11), each refused before
+//!   it costs the server: bombs, floods, forgeries, storms, slow and idle connections, secrets
+//!   in logs.
 //! - [`browser`]: the WASM client in headless Chromium.
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
 //!   viewer, and as a participant writes on its desk and sees the note published.
@@ -32,6 +35,7 @@ mod compat;
 mod faults;
 mod fuzz;
 mod grouping;
+mod hardening;
 mod http_api;
 mod limits;
 mod restart;

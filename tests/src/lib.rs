@@ -6,6 +6,8 @@
 //!   data directory.
 //! - [`process`]: [`ServerProcess`], the `hindsight` binary as a child process, for restarts,
 //!   signals and watching its logs.
+//! - [`bomb`]: decompression bombs, Automerge changes of a few bytes that declare millions of
+//!   operations.
 //! - [`browser`]: [`Browser`](browser::Browser), headless Chromium through chromedriver, and
 //!   [`Page`](browser::Page), the gestures of a participant on a board page.
 //! - [`http`]: a tiny HTTP/1.1 client, enough for the JSON API and the pages.
@@ -19,12 +21,14 @@
 //! - [`proxy`]: [`FaultyProxy`], a TCP proxy that cuts live connections at random and counts
 //!   the faults it injected.
 //! - [`rng`]: [`Rng`], a seeded generator for load and fault schedules.
+//! - [`watch`]: watchers of a server under attack: its memory, its health check.
 //! - [`history`]: reading a document's whole history (every operation, its path and value) and
 //!   searching received frames, for privacy assertions.
 //!
 //! Every wait is bounded by a timeout that turns into a test failure naming what was awaited;
 //! nothing sleeps to let the server catch up.
 
+pub mod bomb;
 pub mod browser;
 pub mod history;
 pub mod http;
@@ -34,6 +38,7 @@ pub mod process;
 pub mod proxy;
 pub mod rng;
 pub mod server;
+pub mod watch;
 pub mod ws;
 
 use std::time::Duration;

@@ -40,12 +40,19 @@ impl ServerProcess {
 
     /// Like [`start`](Self::start), with extra command-line flags (`--max-message-bytes 65536`).
     pub async fn start_with(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Self> {
+        let filter = std::env::var("HINDSIGHT_TEST_LOG").unwrap_or_else(|_| "info".into());
+        Self::start_logging(data_dir, flags, &filter).await
+    }
+
+    /// Like [`start_with`](Self::start_with), logging what the `RUST_LOG` filter `log` lets
+    /// through (`debug`, say).
+    pub async fn start_logging(data_dir: &Path, flags: &[&str], log: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(binary()?);
         command
             .args(["--listen", "127.0.0.1:0", "--log-format", "text", "--data-dir"])
             .arg(data_dir)
             .args(flags)
-            .env("RUST_LOG", std::env::var("HINDSIGHT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -91,6 +98,22 @@ impl ServerProcess {
     /// The process id, while the process runs (to read `/proc/<pid>/status`, say).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// A field of the process's `/proc/<pid>/status`, in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
+        let pid = self.pid().context("the server has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} for {pid}"))?;
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).with_context(|| format!("bad line `{line}`"))
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) to the process.
+    pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the server has exited")?;
+        let kill = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().await?;
+        ensure!(kill.success(), "`kill -{signal} {pid}` failed: {kill}");
+        Ok(())
     }
 
     /// Creates a board through the HTTP API.

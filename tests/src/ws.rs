@@ -4,6 +4,8 @@
 //! Like a browser, the client reads its socket all the time (a task queues what arrives), so it
 //! answers pings and close frames at once even while a test is busy elsewhere.
 
+use std::time::Instant;
+
 use anyhow::{Context, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -28,13 +30,15 @@ pub struct WsClient {
     arrivals: mpsc::UnboundedReceiver<Arrival>,
     reader: JoinHandle<()>,
     received: Vec<Vec<u8>>,
+    /// When each of `received` arrived.
+    received_at: Vec<Instant>,
 }
 
 /// One thing the reader task saw on the socket.
 enum Arrival {
-    Binary(Vec<u8>),
+    Binary(Vec<u8>, Instant),
     Text(String),
-    Closed(CloseFrame),
+    Closed(CloseFrame, Instant),
     /// The connection ended (without a close frame, if none came before); how.
     Ended(String),
     /// The WebSocket failed in a way no server should cause.
@@ -51,6 +55,8 @@ pub struct Closing {
     pub reason: String,
     /// How the connection ended when no close frame came (`connection reset`, say).
     pub ended: Option<String>,
+    /// When the close frame arrived.
+    pub closed_at: Option<Instant>,
 }
 
 impl Closing {
@@ -66,8 +72,8 @@ impl Closing {
 /// One thing the server did on the connection.
 enum Event {
     Message(WireMessage),
-    /// The server sent a close frame.
-    Closed(CloseFrame),
+    /// The server sent a close frame, at that moment.
+    Closed(CloseFrame, Instant),
     /// The connection ended without a close frame; how.
     Ended(String),
 }
@@ -85,7 +91,7 @@ impl WsClient {
         let (sink, stream) = socket.split();
         let (tx, arrivals) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_all(stream, tx));
-        Ok(Self { sink, arrivals, reader, received: Vec::new() })
+        Ok(Self { sink, arrivals, reader, received: Vec::new(), received_at: Vec::new() })
     }
 
     /// Sends `join` as `peer` and expects the server's `peer` answer; returns the server's id.
@@ -114,6 +120,11 @@ impl WsClient {
         &self.received
     }
 
+    /// When each frame of [`received_frames`](Self::received_frames) arrived.
+    pub fn received_at(&self) -> &[Instant] {
+        &self.received_at
+    }
+
     /// Sends one protocol message as a binary frame.
     pub async fn send(&mut self, message: &WireMessage) -> anyhow::Result<()> {
         self.send_frame(Message::Binary(message.encode().into())).await
@@ -137,7 +148,7 @@ impl WsClient {
     pub async fn recv(&mut self) -> anyhow::Result<WireMessage> {
         match self.next_event().await? {
             Event::Message(message) => Ok(message),
-            Event::Closed(frame) => bail!("the server closed the connection: {} {}", frame.code, frame.reason),
+            Event::Closed(frame, _) => bail!("the server closed the connection: {} {}", frame.code, frame.reason),
             Event::Ended(how) => bail!("the connection ended without a close frame: {how}"),
         }
     }
@@ -148,7 +159,8 @@ impl WsClient {
         loop {
             match self.next_event().await.context("waiting for the server to close the connection")? {
                 Event::Message(message) => closing.messages.push(message),
-                Event::Closed(frame) => {
+                Event::Closed(frame, at) => {
+                    closing.closed_at = Some(at);
                     closing.code = Some(frame.code.into());
                     closing.reason = frame.reason.to_string();
                     // The reader answered the close frame; wait for the socket to end, so the
@@ -167,14 +179,15 @@ impl WsClient {
     async fn next_event(&mut self) -> anyhow::Result<Event> {
         within("a message from the server", async {
             match self.arrivals.recv().await {
-                Some(Arrival::Binary(bytes)) => {
+                Some(Arrival::Binary(bytes, at)) => {
                     let message = WireMessage::decode(&bytes)
                         .with_context(|| format!("the server sent a frame that does not decode: {bytes:02x?}"));
                     self.received.push(bytes);
+                    self.received_at.push(at);
                     Ok(Event::Message(message?))
                 }
                 Some(Arrival::Text(text)) => bail!("the server sent a text frame: {text}"),
-                Some(Arrival::Closed(frame)) => Ok(Event::Closed(frame)),
+                Some(Arrival::Closed(frame, at)) => Ok(Event::Closed(frame, at)),
                 Some(Arrival::Ended(how)) => Ok(Event::Ended(how)),
                 Some(Arrival::Failed(how)) => bail!("the WebSocket failed: {how}"),
                 None => Ok(Event::Ended("the connection was already over".into())),
@@ -215,9 +228,9 @@ async fn read_all(mut stream: SplitStream<Socket>, arrivals: mpsc::UnboundedSend
     use tokio_tungstenite::tungstenite::Error;
     while let Some(frame) = stream.next().await {
         let arrival = match frame {
-            Ok(Message::Binary(bytes)) => Arrival::Binary(bytes.to_vec()),
+            Ok(Message::Binary(bytes)) => Arrival::Binary(bytes.to_vec(), Instant::now()),
             Ok(Message::Text(text)) => Arrival::Text(text.to_string()),
-            Ok(Message::Close(Some(frame))) => Arrival::Closed(frame),
+            Ok(Message::Close(Some(frame))) => Arrival::Closed(frame, Instant::now()),
             Ok(Message::Close(None)) => Arrival::Ended("a close frame without a code".into()),
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
             Err(e @ (Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) | Error::Protocol(_))) => {

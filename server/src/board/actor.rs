@@ -369,7 +369,7 @@ impl BoardActor {
                 let budget = self.budgets.entry(conn).or_insert_with(|| Budget::new(&self.ctx.budget, now));
                 if !budget.sync_bytes.charge(frame.len() as f64, now) {
                     let message = "too much data asked for: the board was sent again and again".to_owned();
-                    tracing::info!(board = %self.id.tag(), conn, "closing a connection over its sync budget");
+                    tracing::debug!(board = %self.id.tag(), conn, "closing a connection over its sync budget");
                     link.refuse(message, CloseReason::TOO_MUCH_WORK);
                     self.let_go(core, conn);
                     continue;
@@ -380,7 +380,7 @@ impl BoardActor {
             }
         }
         for (conn, Closing { message, reason }) in fx.close {
-            tracing::info!(board = %self.id.tag(), conn, reason = reason.reason, error = ?message, "closing a peer's connection");
+            tracing::debug!(board = %self.id.tag(), conn, reason = reason.reason, error = ?message, "closing a peer's connection");
             if let Some(link) = self.links.remove(&conn) {
                 link.refuse(message, reason);
             }
@@ -455,7 +455,11 @@ fn take_batch(
                 let now = Instant::now();
                 budget.ops.charge((before - ops) as f64, now);
                 if !budget.cpu.charge(spent.as_secs_f64(), now) {
-                    tracing::info!(conn, cpu_ms = spent.as_millis() as u64, "closing a connection over its CPU budget");
+                    tracing::debug!(
+                        conn,
+                        cpu_ms = spent.as_millis() as u64,
+                        "closing a connection over its CPU budget"
+                    );
                     core.leave(conn);
                     let message = "too much work: this connection used more than its share of the server".to_owned();
                     fx.close.push((conn, Closing { message, reason: CloseReason::TOO_MUCH_WORK }));

@@ -336,7 +336,7 @@ impl BoardCore {
         }
         if let Some((refusal, hashes)) = received.refused {
             let kind = if doc == self.id { "board" } else { "desk" };
-            tracing::info!(board = %self.id.tag(), conn, document = kind, changes = hashes.len(), reason = %refusal, "refused changes");
+            tracing::debug!(board = %self.id.tag(), conn, document = kind, changes = hashes.len(), reason = ?refusal.0, "refused changes");
             let count = self.refusals.entry(conn).or_insert(0);
             *count = count.saturating_add(u32::try_from(hashes.len()).unwrap_or(u32::MAX));
             if *count > MAX_REFUSALS_PER_CONNECTION {

@@ -262,6 +262,36 @@ impl Replica {
 
         // Decide before working: what the message would cost, and whether this peer may write.
         let (measured, cost) = chunks::measure_all(message.changes.iter(), self.limits.max_inflated_bytes)?;
+        // A document chunk carries the whole document again, ours included.
+        let carries_document = measured.iter().any(|(chunk, _)| chunk.kind == ChunkKind::Document);
+        let (new_ops, new_changes) = if carries_document {
+            (cost.ops.saturating_sub(self.ops), cost.changes.saturating_sub(self.changes))
+        } else {
+            (cost.ops, cost.changes)
+        };
+        if let Some((_, chunk)) = measured.iter().find(|(c, cost)| {
+            matches!(c.kind, ChunkKind::Change | ChunkKind::CompressedChange)
+                && cost.ops > self.limits.max_ops_per_change
+        }) {
+            return Err(ReceiveError::TooCostly(format!(
+                "a change holds {} operations; at most {} are taken",
+                chunk.ops, self.limits.max_ops_per_change
+            )));
+        }
+        if new_ops > self.limits.max_new_ops || new_changes > self.limits.max_new_changes {
+            return Err(ReceiveError::TooCostly(format!(
+                "it carries {new_ops} new operations in {new_changes} changes; at most {} operations in {} changes are taken",
+                self.limits.max_new_ops, self.limits.max_new_changes
+            )));
+        }
+        if new_ops > *ops_allowed {
+            return Err(ReceiveError::TooCostly(format!(
+                "too many operations: {new_ops} more than this connection may send now ({})",
+                *ops_allowed
+            )));
+        }
+        *ops_allowed -= new_ops;
+
         if !measured.is_empty()
             && let Err(refusal) = guard.may_write()
         {
@@ -289,33 +319,6 @@ impl Replica {
             }
             return Ok(received);
         }
-        let carries_document = measured.iter().any(|(chunk, _)| chunk.kind != ChunkKind::Change);
-        let (new_ops, new_changes) = if carries_document {
-            (cost.ops.saturating_sub(self.ops), cost.changes.saturating_sub(self.changes))
-        } else {
-            (cost.ops, cost.changes)
-        };
-        if let Some((_, chunk)) =
-            measured.iter().find(|(c, cost)| c.kind == ChunkKind::Change && cost.ops > self.limits.max_ops_per_change)
-        {
-            return Err(ReceiveError::TooCostly(format!(
-                "a change holds {} operations; at most {} are taken",
-                chunk.ops, self.limits.max_ops_per_change
-            )));
-        }
-        if new_ops > self.limits.max_new_ops || new_changes > self.limits.max_new_changes {
-            return Err(ReceiveError::TooCostly(format!(
-                "it carries {new_ops} new operations in {new_changes} changes; at most {} operations in {} changes are taken",
-                self.limits.max_new_ops, self.limits.max_new_changes
-            )));
-        }
-        if new_ops > *ops_allowed {
-            return Err(ReceiveError::TooCostly(format!(
-                "too many operations: {new_ops} more than this connection may send now ({})",
-                *ops_allowed
-            )));
-        }
-        *ops_allowed -= new_ops;
 
         let mut incoming = self.decode(&measured)?;
         let peer = self.peers.get_mut(&conn).expect("the peer was added above");
@@ -581,6 +584,8 @@ mod tests {
     use hindsight_shared::ids::{DocumentId, PeerId};
     use hindsight_shared::rules::Refusal;
 
+    use std::time::Duration;
+
     use super::*;
 
     /// Takes everything.
@@ -628,6 +633,54 @@ mod tests {
         assert_eq!(received.accepted, 3);
         assert_eq!(replica.doc().get_heads(), client.get_heads());
         assert_eq!(replica.doc().get(ROOT, "n").expect("get").map(|(v, _)| v.as_i64()), Some(Some(2)));
+    }
+
+    fn message_with(changes: Vec<Vec<u8>>) -> Vec<u8> {
+        sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: sync::ChunkList::from(changes),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        }
+        .encode()
+    }
+
+    /// A change whose dependency never comes waits, but not for ever, and not beyond its bytes.
+    #[test]
+    fn changes_wait_for_their_dependencies_for_a_bounded_time_and_size() {
+        let limits = Limits { max_waiting_bytes: 64 * 1024, ..Limits::default() };
+        let mut replica =
+            Replica::new(DocumentId::random(), ActorId::random(), Automerge::new(), 0, usize::MAX, limits.clone());
+        let mut client = Automerge::new();
+        let mut changes = Vec::new();
+        for n in 0..12i64 {
+            let mut tx = client.transaction();
+            tx.put(ROOT, "n", n).expect("put");
+            tx.put(ROOT, "padding", format!("{n}{}", "x".repeat(8 * 1024))).expect("put");
+            tx.commit();
+            changes.push(client.get_last_local_change().expect("a change").raw_bytes().to_vec());
+        }
+        let start = Instant::now();
+        let peer = PeerId::from("client");
+        // The second change, without the first: it waits.
+        let received =
+            replica.receive(1, &peer, &message_with(vec![changes[1].clone()]), start, &mut u64::MAX.clone(), &mut Open);
+        assert!(received.expect("taken").refused.is_none(), "it waits");
+        // Past the time a change may wait, the next message gives it up.
+        let later = start + limits.max_wait + Duration::from_secs(1);
+        let received = replica.receive(1, &peer, &message_with(vec![]), later, &mut u64::MAX.clone(), &mut Open);
+        let (refusal, hashes) = received.expect("taken").refused.expect("given up");
+        assert!(refusal.0.contains("never arrived"), "{refusal}");
+        assert_eq!(hashes.len(), 1);
+        // More waiting bytes than the bound: refused at once.
+        let message = message_with(changes[2..].to_vec());
+        let received = replica.receive(2, &peer, &message, later, &mut u64::MAX.clone(), &mut Open);
+        let (refusal, hashes) = received.expect("taken").refused.expect("too many bytes waiting");
+        assert!(refusal.0.contains("dependencies"), "{refusal}");
+        assert_eq!(hashes.len(), 10);
+        assert!(replica.doc().get_heads().is_empty(), "nothing was applied");
     }
 
     /// A run-length-encoded column of a million operations, in a change of a few hundred bytes:

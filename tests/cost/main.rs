@@ -1,0 +1,294 @@
+//! The cost of one message: any sync message up to the size limit costs the server's board core a
+//! bounded CPU time and a bounded amount of memory, whatever it holds: bombs of up to ten million
+//! declared operations, plain or deflated; real messages with random bit flips, splices and
+//! truncations; whole documents with extra operations; garbage. From a participant and from a
+//! viewer.
+//!
+//! Its own test binary, because it counts every allocation of the process (its global allocator
+//! keeps the peak), and other tests running beside it would count too. The figures it prints
+//! (the most expensive message it found) are the ones in the README.
+
+use std::time::{Duration, Instant};
+
+use automerge::sync;
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge};
+use hindsight_server::board::core::{BoardCore, CoreConfig, DocMessage, Effects};
+use hindsight_server::board::desk::Participant;
+use hindsight_server::board::replica::Limits;
+use hindsight_shared::edit;
+use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::schema::{self, Note};
+use hindsight_tests::bomb;
+use peak_alloc::PeakAlloc;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+#[global_allocator]
+static MEMORY: PeakAlloc = PeakAlloc;
+
+/// The tests here take turns: the allocator's peak is the whole process's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// What one message may cost the board core, at most (a debug build of the server with Automerge
+/// optimised, as the test command builds it).
+const MAX_CPU: Duration = Duration::from_millis(500);
+const MAX_MEMORY_MIB: f32 = 64.0;
+/// The largest message the server takes by default.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A board with a hundred notes, a facilitator and a participant, as the server holds it.
+struct Target {
+    core: BoardCore,
+    board: DocumentId,
+    desk: DocumentId,
+    /// The board as a client holds it, to build real messages from.
+    client: Automerge,
+}
+
+fn target() -> Target {
+    let template = hindsight_shared::templates::find("mad-sad-glad").expect("template");
+    let mut doc = schema::new_board_document(ActorId::random(), "Costly", template).expect("board");
+    let mut tx = doc.transaction();
+    for n in 0..100 {
+        let note = Note {
+            id: format!("n{n}"),
+            column: "mad".into(),
+            text: format!("Note {n}"),
+            created_at: 0,
+            cluster: None,
+            author: None,
+        };
+        edit::publish_note(&mut tx, &note).expect("publish");
+    }
+    edit::set_phase(&mut tx, schema::Phase::Group).expect("phase");
+    tx.commit();
+    let config = CoreConfig {
+        max_document_bytes: 32 << 20,
+        max_board_bytes: 64 << 20,
+        max_participant_connections: 100,
+        max_viewer_connections: 100,
+        limits: Limits::default(),
+    };
+    let board = DocumentId::random();
+    let mut core =
+        BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("the board loads");
+    let desk = DocumentId::random();
+    let participant = Participant { id: "p1".into(), name: "Ann".into(), desk };
+    let desk_doc = schema::new_desk_document(ActorId::random()).expect("desk");
+    core.join(participant, desk_doc, 100, false).expect("joins");
+    Target { client: doc, core, board, desk }
+}
+
+/// A message a client could send, before mutation.
+#[derive(Debug, Clone)]
+enum Seed {
+    /// A bomb of so many operations, deflated or not.
+    Bomb { ops: u64, deflated: bool },
+    /// Real changes: `count` groupings of notes, each its own change.
+    Changes { count: usize },
+    /// The whole board again with `extra` operations of the client's own (a document chunk).
+    Document { extra: usize },
+    /// Random bytes.
+    Garbage(Vec<u8>),
+}
+
+fn seed() -> impl Strategy<Value = Seed> {
+    prop_oneof![
+        (1u64..10_000_000, any::<bool>()).prop_map(|(ops, deflated)| Seed::Bomb { ops, deflated }),
+        (1usize..200).prop_map(|count| Seed::Changes { count }),
+        (0usize..60_000).prop_map(|extra| Seed::Document { extra }),
+        proptest::collection::vec(any::<u8>(), 0..4096).prop_map(Seed::Garbage),
+    ]
+}
+
+/// How a message is damaged before it is sent.
+#[derive(Debug, Clone)]
+enum Damage {
+    None,
+    Flip { at: usize, bit: u8 },
+    Truncate { at: usize },
+    Splice { at: usize, bytes: Vec<u8> },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        2 => Just(Damage::None),
+        1 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Damage::Flip { at, bit }),
+        1 => any::<usize>().prop_map(|at| Damage::Truncate { at }),
+        1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..64)).prop_map(|(at, bytes)| Damage::Splice { at, bytes }),
+    ]
+}
+
+fn message(target: &Target, seed: &Seed) -> Vec<u8> {
+    match seed {
+        Seed::Bomb { ops, deflated } => {
+            let chunk = if *deflated { bomb::compressed_change(*ops) } else { bomb::change(*ops) };
+            bomb::sync_message(vec![chunk])
+        }
+        Seed::Changes { count } => {
+            let mut client = target.client.fork().with_actor(ActorId::random());
+            for n in 0..*count {
+                let board = schema::Board::read(&client).expect("board");
+                let mut tx = client.transaction();
+                let (a, b) = (format!("n{}", n % 100), format!("n{}", (n + 1) % 100));
+                let _ = edit::group(&mut tx, &board, &a, &b, &format!("k{n}"));
+                tx.commit();
+            }
+            // What the client sends a server that has the board as it was: its new changes.
+            let changes = client.get_changes(&target.client.get_heads());
+            bomb::sync_message(changes.iter().map(|c| c.raw_bytes().to_vec()).collect())
+        }
+        Seed::Document { extra } => {
+            let mut client = target.client.fork().with_actor(ActorId::random());
+            let mut tx = client.transaction();
+            let map = tx.put_object(automerge::ROOT, "junk", automerge::ObjType::Map).expect("map");
+            for n in 0..*extra {
+                tx.put(&map, format!("k{n}"), n as i64).expect("put");
+            }
+            tx.commit();
+            bomb::sync_message(vec![client.save()])
+        }
+        Seed::Garbage(bytes) => bytes.clone(),
+    }
+}
+
+fn damaged(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+    if bytes.is_empty() {
+        return bytes;
+    }
+    match damage {
+        Damage::None => {}
+        Damage::Flip { at, bit } => {
+            let at = at % bytes.len();
+            bytes[at] ^= 1 << bit;
+        }
+        Damage::Truncate { at } => bytes.truncate(at % bytes.len()),
+        Damage::Splice { at, bytes: inserted } => {
+            let at = at % bytes.len();
+            bytes.splice(at..at, inserted.iter().copied());
+        }
+    }
+    bytes.truncate(MAX_MESSAGE_BYTES);
+    bytes
+}
+
+/// The most one message cost, and which.
+#[derive(Debug, Default)]
+struct Worst {
+    cpu: Duration,
+    cpu_case: String,
+    memory_mib: f32,
+    memory_case: String,
+}
+
+#[test]
+fn any_message_costs_the_server_a_bounded_time_and_memory() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cases = std::env::var("HINDSIGHT_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64);
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let worst = std::cell::RefCell::new(Worst::default());
+    let started = Instant::now();
+    let result = runner.run(&(seed(), damage(), any::<bool>()), |(seed, damage, from_viewer)| {
+        let mut target = target();
+        let data = damaged(message(&target, &seed), &damage);
+        let (doc, conn) = if from_viewer { (target.board, 2) } else { (target.desk, 1) };
+        if !from_viewer {
+            // The participant's connection is known by its desk first, as a browser's is.
+            let hello = sync::Message::decode(&bomb::sync_message(vec![])).expect("empty").encode();
+            let mut fx = Effects::default();
+            target.core.receive(
+                1,
+                &PeerId::from("ann"),
+                target.desk,
+                DocMessage::Sync(hello),
+                Instant::now(),
+                &mut u64::MAX.clone(),
+                &mut fx,
+            );
+        }
+        let doc = if matches!(seed, Seed::Changes { .. } | Seed::Document { .. }) { target.board } else { doc };
+        let baseline = MEMORY.current_usage_as_mb();
+        MEMORY.reset_peak_usage();
+        let cpu = cpu_time::ThreadTime::now();
+        let mut fx = Effects::default();
+        target.core.receive(
+            conn,
+            &PeerId::from("peer"),
+            doc,
+            DocMessage::Sync(data.clone()),
+            Instant::now(),
+            &mut 100_000,
+            &mut fx,
+        );
+        let spent = cpu.elapsed();
+        let memory = MEMORY.peak_usage_as_mb() - baseline;
+        let case = format!("{seed:?} {damage:?} viewer={from_viewer} ({} bytes)", data.len());
+        let mut worst = worst.borrow_mut();
+        if spent > worst.cpu {
+            worst.cpu = spent;
+            worst.cpu_case = case.chars().take(200).collect();
+        }
+        if memory > worst.memory_mib {
+            worst.memory_mib = memory;
+            worst.memory_case = case.chars().take(200).collect();
+        }
+        prop_assert!(spent <= MAX_CPU, "{case} took {spent:?} of CPU");
+        prop_assert!(memory <= MAX_MEMORY_MIB, "{case} took {memory:.1} MiB");
+        Ok(())
+    });
+    let worst = worst.into_inner();
+    eprintln!(
+        "message cost: {cases} messages in {:?}; the worst took {:?} of CPU ({}) and {:.1} MiB at its peak ({})",
+        started.elapsed(),
+        worst.cpu,
+        worst.cpu_case,
+        worst.memory_mib,
+        worst.memory_case
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// The bombs of the issue, one by one, from a participant: refused before they cost anything.
+#[test]
+fn the_bombs_cost_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for ops in [1_000_000, 8_000_000] {
+        for deflated in [false, true] {
+            let mut target = target();
+            let hello = bomb::sync_message(vec![]);
+            let mut fx = Effects::default();
+            target.core.receive(
+                1,
+                &PeerId::from("ann"),
+                target.desk,
+                DocMessage::Sync(hello),
+                Instant::now(),
+                &mut u64::MAX.clone(),
+                &mut fx,
+            );
+            let chunk = if deflated { bomb::compressed_change(ops) } else { bomb::change(ops) };
+            let baseline = MEMORY.current_usage_as_mb();
+            MEMORY.reset_peak_usage();
+            let cpu = cpu_time::ThreadTime::now();
+            let mut fx = Effects::default();
+            let message = DocMessage::Sync(bomb::sync_message(vec![chunk]));
+            target.core.receive(
+                1,
+                &PeerId::from("ann"),
+                target.desk,
+                message,
+                Instant::now(),
+                &mut u64::MAX.clone(),
+                &mut fx,
+            );
+            let (spent, memory) = (cpu.elapsed(), MEMORY.peak_usage_as_mb() - baseline);
+            eprintln!("a bomb of {ops} operations (deflated: {deflated}): {spent:?} of CPU, {memory:.2} MiB");
+            assert_eq!(fx.close.len(), 1, "the connection is closed: {fx:?}");
+            assert!(fx.close[0].1.message.contains("too costly"), "{:?}", fx.close);
+            assert!(spent < Duration::from_millis(50) && memory < 1.0, "{spent:?}, {memory} MiB");
+        }
+    }
+}
