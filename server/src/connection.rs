@@ -379,11 +379,28 @@ async fn write_loop(
             },
             _ = ping.tick() => (Message::Ping(Default::default()), 0),
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await;
+        // A write that waits on a peer who does not read ends when the link closes: the frame
+        // stays in the socket's buffer, ahead of the close frame below.
+        let written = tokio::select! {
+            written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => written,
+            () = link.closing().cancelled() => {
+                link.written(len);
+                break;
+            }
+        };
         link.written(len);
-        if !matches!(written, Ok(Ok(()))) {
-            link.close(CloseReason::SLOW_READER);
-            return;
+        match written {
+            Ok(Ok(())) => {}
+            // The peer stopped reading: it is told why, if it ever reads again.
+            Err(_) => {
+                link.close(CloseReason::SLOW_READER);
+                break;
+            }
+            // The socket is gone.
+            Ok(Err(_)) => {
+                link.close(CloseReason::SLOW_READER);
+                return;
+            }
         }
     }
     // Say what must be said (an `error`), drop the rest: a sync message right before the close
