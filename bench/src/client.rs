@@ -469,7 +469,8 @@ impl Client {
         &mut self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<(), schema::SchemaError>,
     ) -> anyhow::Result<()> {
-        self.board.doc.set_actor(automerge::ActorId::random());
+        let actor = hindsight_shared::ids::fresh_board_actor(&self.board.doc);
+        self.board.doc.set_actor(actor);
         let mut tx = self.board.doc.transaction();
         f(&mut tx)?;
         tx.commit_with(CommitOptions::default().with_time(0));
@@ -495,7 +496,8 @@ impl Client {
             Kind::Reference => {
                 let note =
                     Note { id: id.clone(), column: "start".into(), text, created_at: 0, cluster: None, author: None };
-                self.board.doc.set_actor(automerge::ActorId::random());
+                let actor = hindsight_shared::ids::fresh_board_actor(&self.board.doc);
+                self.board.doc.set_actor(actor);
                 let mut tx = self.board.doc.transaction();
                 edit::publish_note(&mut tx, &note)?;
                 tx.commit_with(CommitOptions::default().with_time(0));

@@ -297,8 +297,8 @@ pub struct Validation {
     pub ack_ms: f64,
 }
 
-/// One participant (the facilitator, alone on the board) edits an action item `changes` times,
-/// each change waiting for its acknowledgement, on a board of `notes` notes, `clusters` clusters
+/// One participant (the facilitator, alone on the board) edits action items `changes` times (a
+/// different item each time, round the board), each change waiting for its acknowledgement, on a board of `notes` notes, `clusters` clusters
 /// and `actions` action items; the server's CPU time per change. Hindsight only.
 pub async fn validation(
     launch: &Launch,
@@ -357,14 +357,18 @@ pub async fn validation(
             .await?;
     }
     // Warm up, then measure.
+    let items = actions.max(1);
     for n in 0..20 {
-        facilitator.change_board(|tx| edit::put_action(tx, &item(0, format!("Warm-up {n}")))).await?;
+        facilitator.change_board(|tx| edit::put_action(tx, &item(n % items, format!("Warm-up {n}")))).await?;
+    }
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("measuring the validation cost on {notes} notes: server pid {:?}", server.pid());
     }
     let before = server.sample();
     let mut acks = Vec::with_capacity(changes);
     for n in 0..changes {
         let started = Instant::now();
-        facilitator.change_board(|tx| edit::put_action(tx, &item(0, format!("Edit {n}")))).await?;
+        facilitator.change_board(|tx| edit::put_action(tx, &item(n % items, format!("Edit {n}")))).await?;
         acks.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let after = server.sample();

@@ -136,7 +136,7 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn pid(&self) -> Option<u32> {
+    pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
-use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::ids::{DocumentId, PeerId, fresh_board_actor};
 use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{Board, Desk, SchemaError};
@@ -229,12 +229,17 @@ impl BoardSession {
     }
 
     /// Changes the shared board: under a fresh actor and without a timestamp, so the change
-    /// cannot be tied to any other.
+    /// cannot be tied to any other (the actor sorts after every other, which keeps applying the
+    /// change cheap everywhere: see `fresh_board_actor`).
     pub fn change_board(
         &self,
         edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), SchemaError>,
     ) -> Result<(), SchemaError> {
-        self.inner.borrow_mut().board.doc.set_actor(ActorId::random());
+        {
+            let mut inner = self.inner.borrow_mut();
+            let actor = fresh_board_actor(&inner.board.doc);
+            inner.board.doc.set_actor(actor);
+        }
         self.change(Which::Board, edit)
     }
 

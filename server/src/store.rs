@@ -6,7 +6,9 @@
 //! transaction committed: the caller may then tell peers the changes are accepted.
 //!
 //! Each document is a snapshot (`Automerge::save`) plus the changes accepted since, one row per
-//! change keyed by its hash. When a document has gathered [`COMPACT_AFTER`] changes, a separate
+//! change keyed by its hash. When a document has gathered [`COMPACT_AFTER`] changes, and they
+//! take at least half as many bytes as its snapshot (so a large board is not reloaded every few
+//! hundred small changes), a separate
 //! compactor thread loads snapshot and changes, saves one new snapshot, and the writer swaps it
 //! in and deletes exactly the changes it contains, in one transaction. A crash at any point
 //! leaves either the old rows or the new ones, and loading both would merge to the same document.
@@ -19,8 +21,23 @@ use hindsight_shared::ids::DocumentId;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-/// A document is compacted into a new snapshot once this many changes are stored beside it.
+/// A document is compacted into a new snapshot once this many changes are stored beside it (and
+/// they take at least half the snapshot's bytes).
 pub const COMPACT_AFTER: usize = 256;
+
+/// What this run knows of a document's rows: the changes beside its snapshot, and their bytes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    changes: usize,
+    bytes: usize,
+    snapshot_bytes: usize,
+}
+
+impl Pending {
+    fn due(&self) -> bool {
+        self.changes >= COMPACT_AFTER && self.bytes >= self.snapshot_bytes / 2
+    }
+}
 
 /// A stored document: its latest snapshot and the changes accepted after it.
 #[derive(Debug, Default)]
@@ -132,7 +149,7 @@ enum Request {
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
     Compacted {
         doc: DocumentId,
-        result: Option<(Vec<u8>, Vec<[u8; 32]>)>,
+        result: Option<Compacted>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -305,8 +322,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 struct Writer {
     conn: Connection,
     compact: std::sync::mpsc::Sender<(DocumentId, CompactionJob)>,
-    /// How many changes each document has stored beside its snapshot, as far as this run knows.
-    pending: HashMap<DocumentId, usize>,
+    /// What each document has stored beside its snapshot, as far as this run knows.
+    pending: HashMap<DocumentId, Pending>,
     /// Documents whose compaction is under way.
     compacting: HashSet<DocumentId>,
 }
@@ -421,7 +438,9 @@ impl Writer {
                 Request::Append { docs, reply, .. } => {
                     if result.is_ok() {
                         for (doc, changes) in &docs {
-                            *self.pending.entry(*doc).or_insert(0) += changes.len();
+                            let pending = self.pending.entry(*doc).or_default();
+                            pending.changes += changes.len();
+                            pending.bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
                             self.maybe_compact(*doc);
                         }
                     }
@@ -429,9 +448,11 @@ impl Writer {
                 }
                 Request::Compacted { doc, result: compacted } => {
                     self.compacting.remove(&doc);
-                    if let (Ok(()), Some((_, hashes))) = (result, compacted) {
-                        let left = self.pending.get(&doc).copied().unwrap_or(0).saturating_sub(hashes.len());
-                        self.pending.insert(doc, left);
+                    if let (Ok(()), Some((snapshot, hashes, bytes))) = (result, compacted) {
+                        let pending = self.pending.entry(doc).or_default();
+                        pending.changes = pending.changes.saturating_sub(hashes.len());
+                        pending.bytes = pending.bytes.saturating_sub(bytes);
+                        pending.snapshot_bytes = snapshot.len();
                     }
                 }
                 _ => {}
@@ -446,7 +467,7 @@ impl Writer {
         let docs: Vec<DocumentId> = self
             .pending
             .iter()
-            .filter(|(doc, pending)| **pending > 0 && !self.compacting.contains(*doc))
+            .filter(|(doc, pending)| pending.changes > 0 && !self.compacting.contains(*doc))
             .map(|(doc, _)| *doc)
             .collect();
         let mut writes = Vec::new();
@@ -465,8 +486,7 @@ impl Writer {
 
     /// Hands a document to the compactor once enough changes piled up beside its snapshot.
     fn maybe_compact(&mut self, doc: DocumentId) {
-        let pending = self.pending.get(&doc).copied().unwrap_or(0);
-        if pending < COMPACT_AFTER || self.compacting.contains(&doc) {
+        if !self.pending.get(&doc).is_some_and(Pending::due) || self.compacting.contains(&doc) {
             return;
         }
         match read_doc_with_hashes(&self.conn, doc) {
@@ -504,7 +524,9 @@ impl Writer {
             changes: job.changes.into_iter().map(|(_, bytes)| bytes).collect(),
         });
         if let Some(stored) = &stored {
-            self.pending.insert(doc, stored.changes.len());
+            let bytes = stored.changes.iter().map(Vec::len).sum();
+            self.pending
+                .insert(doc, Pending { changes: stored.changes.len(), bytes, snapshot_bytes: stored.snapshot.len() });
         }
         Ok(stored)
     }
@@ -585,13 +607,11 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> 
                     insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
                 }
             }
-            conn.execute(
-                "UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1",
-                params![board.as_bytes(), at_ms],
-            )?;
+            conn.prepare_cached("UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1")?
+                .execute(params![board.as_bytes(), at_ms])?;
         }
         Request::Expire { before_ms, keep, .. } => return expire(conn, *before_ms, keep),
-        Request::Compacted { doc, result: Some((snapshot, hashes)) } => {
+        Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
             // Every document has a snapshot row from its creation; one that is gone was deleted
             // (an expired board) while it was being compacted, and stays gone.
             conn.execute("UPDATE snapshots SET data = ?2 WHERE doc = ?1", params![doc.as_bytes(), snapshot])?;
@@ -629,6 +649,10 @@ fn expire(conn: &Connection, before_ms: i64, keep: &[DocumentId]) -> Result<usiz
     }
     Ok(deleted)
 }
+
+/// A compaction's result: the new snapshot, the hashes of the changes it holds (the rows it
+/// replaces), and their bytes.
+type Compacted = (Vec<u8>, Vec<[u8; 32]>, usize);
 
 /// A document as stored, with the hash of every change: what the compactor works on.
 struct CompactionJob {
@@ -669,7 +693,7 @@ fn compactor(jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob)>, resul
 
 /// One new snapshot holding a stored snapshot and the changes beside it, with the hashes of
 /// those changes (the rows it replaces); `None` if the stored bytes do not load.
-fn compact(doc: DocumentId, job: &CompactionJob) -> Option<(Vec<u8>, Vec<[u8; 32]>)> {
+fn compact(doc: DocumentId, job: &CompactionJob) -> Option<Compacted> {
     let hashes: Vec<[u8; 32]> = job.changes.iter().map(|(hash, _)| *hash).collect();
     let compacted = (|| -> Result<Vec<u8>, automerge::AutomergeError> {
         let mut merged = if job.snapshot.is_empty() {
@@ -682,7 +706,7 @@ fn compact(doc: DocumentId, job: &CompactionJob) -> Option<(Vec<u8>, Vec<[u8; 32
         Ok(merged.save())
     })();
     match compacted {
-        Ok(snapshot) => Some((snapshot, hashes)),
+        Ok(snapshot) => Some((snapshot, hashes, job.changes.iter().map(|(_, bytes)| bytes.len()).sum())),
         Err(e) => {
             tracing::warn!(doc = %doc.tag(), error = %e, "could not compact a document; its changes stay as they are");
             None

@@ -292,3 +292,40 @@ async fn an_unknown_board_says_it_does_not_exist() {
     browser.quit().await;
     server.shutdown().await;
 }
+
+/// Only the server's notices are believed: a peer's ephemeral message shaped like a presence
+/// roster (a fake person) or a refusal (of the board's first change, which would make the browser
+/// throw its copy away) changes nothing on the page.
+#[tokio::test]
+async fn a_forged_notice_from_a_peer_changes_nothing_in_the_browser() {
+    use hindsight_shared::presence::{Notice, PresenceEntry};
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Trusted retro", "mad-sad-glad").await;
+    let browser = Browser::launch().await;
+    let url = format!("{}/b/{}", server.http_url(), board.board_id);
+    let fay = facilitator(&browser, &url, &board.facilitator_key, "Fay").await;
+    fay.add_note("mad", "Slow builds").await;
+    fay.wait_person_status("Fay", "1 note").await;
+
+    let mut forger = hindsight_tests::SyncPeer::open(&server.ws_url(), board.board_id).await.expect("a viewer");
+    let first = forger.doc().get_changes(&[]).first().map(|c| c.hash().0).expect("the board's first change");
+    let fake =
+        PresenceEntry { id: "mallory".into(), name: "Mallory the Admin".into(), online: true, ..Default::default() };
+    let roster = Notice::Presence { now_ms: 0, you: None, participants: vec![fake], full: true };
+    forger.send_ephemeral("forged", 1, &roster.encode()).await.expect("sent");
+    let refusal =
+        Notice::Refused { reason: "Your session expired: log in at evil.example".into(), changes: vec![first] };
+    forger.send_ephemeral("forged", 2, &refusal.encode()).await.expect("sent");
+
+    // What the server says next arrives after the forgeries: Ann comes.
+    let ann = participant(&browser, &url, "Ann").await;
+    fay.wait_person_status("Ann", "thinking…").await;
+    let html = fay.html().await;
+    assert!(!html.contains("Mallory the Admin"), "a forged roster reached the page");
+    assert!(!html.contains("evil.example"), "a forged refusal reached the page");
+    assert!(html.contains("Trusted retro") && html.contains("Slow builds"), "the board is whole");
+    ann.close().await;
+    fay.close().await;
+    browser.quit().await;
+    server.shutdown().await;
+}

@@ -337,7 +337,8 @@ impl SyncPeer {
         let replica = self.replica_mut(doc)?;
         let previous = replica.doc.get_actor().clone();
         if options.fresh_actor {
-            replica.doc.set_actor(ActorId::random());
+            let actor = hindsight_shared::ids::fresh_board_actor(&replica.doc);
+            replica.doc.set_actor(actor);
         }
         if let Some(author) = &options.author {
             replica.doc.set_author(Some(Author::from(author.clone())));

@@ -308,30 +308,28 @@ impl BoardActor {
 
         let budgets = std::mem::take(&mut self.budgets);
         let config = self.ctx.budget;
-        let worked = blocking(move || take_batch(core, budgets, work, &config)).await?;
-        let Worked { mut core, budgets, mut fx, joined } = worked;
-        self.budgets = budgets;
-
-        let missing = core.desks_to_load();
-        self.load_desks(&mut core, missing).await?;
-        let (mut core, changes) = blocking(move || {
-            if let Err(e) = core.govern(now_ms()) {
-                tracing::error!(board = %core.id().tag(), error = %e, "the server could not apply its own rules");
-            }
-            let changes: Vec<(DocumentId, Vec<StoredChange>)> = core
-                .unsaved()
-                .into_iter()
-                .map(|(doc, changes)| {
-                    let stored = changes
-                        .iter()
-                        .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
-                        .collect();
-                    (doc, stored)
-                })
-                .collect();
-            (core, changes)
+        // The batch, and (unless desks must load first) the server's reactions to it, in one
+        // trip to the blocking pool.
+        let worked = blocking(move || {
+            let mut worked = take_batch(core, budgets, work, &config);
+            let changes = worked.core.desks_to_load().is_empty().then(|| govern(&mut worked.core));
+            (worked, changes)
         })
         .await?;
+        let (Worked { mut core, budgets, mut fx, joined }, changes) = worked;
+        self.budgets = budgets;
+        let (mut core, changes) = match changes {
+            Some(changes) => (core, changes),
+            None => {
+                let missing = core.desks_to_load();
+                self.load_desks(&mut core, missing).await?;
+                blocking(move || {
+                    let changes = govern(&mut core);
+                    (core, changes)
+                })
+                .await?
+            }
+        };
         if !changes.is_empty() {
             self.ctx.store.append_many(self.id, changes).await?;
         }
@@ -471,6 +469,24 @@ fn take_batch(
         }
     }
     Worked { core, budgets, fx, joined }
+}
+
+/// The server's own reactions to a batch, and the changes to store: every desk the core wanted
+/// is loaded by now.
+fn govern(core: &mut BoardCore) -> Vec<(DocumentId, Vec<StoredChange>)> {
+    if let Err(e) = core.govern(now_ms()) {
+        tracing::error!(board = %core.id().tag(), error = %e, "the server could not apply its own rules");
+    }
+    core.unsaved()
+        .into_iter()
+        .map(|(doc, changes)| {
+            let stored = changes
+                .iter()
+                .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
+                .collect();
+            (doc, stored)
+        })
+        .collect()
 }
 
 /// Runs CPU-bound work on tokio's blocking pool. A panic there (a bug here or in a library) is

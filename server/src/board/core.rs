@@ -300,10 +300,14 @@ impl BoardCore {
                 participants: &self.participants,
                 quota: &mut self.quota,
                 publication_changed: false,
+                roster_changed: false,
             };
             let received = self.board.receive(conn, from, &data, now, ops_allowed, &mut guard);
             if guard.publication_changed {
                 self.governor.publication_changed();
+            }
+            if guard.roster_changed {
+                self.presence.touch();
             }
             received
         } else {
@@ -315,7 +319,9 @@ impl BoardCore {
             let mut guard = DeskGuard { desk: &mut desk.cache, board: &self.cache, quota: &mut self.quota };
             let received = desk.replica.receive(conn, from, &data, now, ops_allowed, &mut guard);
             if received.as_ref().is_ok_and(|r| r.accepted > 0) {
+                // A desk's drafts, votes and readiness show in the roster.
                 self.governor.desk_changed(doc);
+                self.presence.touch();
             }
             received
         };
@@ -330,10 +336,6 @@ impl BoardCore {
                 return;
             }
         };
-        // Acknowledgements change nothing the roster shows; accepted changes may.
-        if received.accepted > 0 {
-            self.presence.touch();
-        }
         if let Some((refusal, hashes)) = received.refused {
             let kind = if doc == self.id { "board" } else { "desk" };
             tracing::debug!(board = %self.id.tag(), conn, document = kind, changes = hashes.len(), reason = ?refusal.0, "refused changes");
@@ -468,14 +470,14 @@ impl BoardCore {
     pub fn govern(&mut self, now_ms: i64) -> Result<(), SchemaError> {
         let governed = self.governor.govern(&mut self.board, &mut self.cache, &mut self.desks, now_ms)?;
         self.quota.used += governed.bytes;
-        if governed.roster_changed || governed.bytes > 0 {
+        if governed.roster_changed {
             self.presence.touch();
         }
         Ok(())
     }
 
     /// The changes accepted or written since the last [`saved`](Self::saved), per document.
-    pub fn unsaved(&self) -> Vec<(DocumentId, Vec<Change>)> {
+    pub fn unsaved(&self) -> Vec<(DocumentId, &[Change])> {
         std::iter::once(&self.board)
             .chain(self.desks.values().filter_map(|slot| slot.loaded.as_ref()).map(|d| &d.replica))
             .map(|replica| (replica.id(), replica.unsaved()))

@@ -39,6 +39,8 @@ pub struct BoardGuard<'a> {
     pub quota: &'a mut Quota,
     /// Set when a change touched what decides which notes are published.
     pub publication_changed: bool,
+    /// Set when a change touched what the presence roster shows (the phase, the facilitator).
+    pub roster_changed: bool,
 }
 
 impl BoardGuard<'_> {

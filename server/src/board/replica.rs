@@ -145,6 +145,9 @@ pub struct Replica {
     /// The server's actor for its own writes to this document.
     actor: ActorId,
     peers: HashMap<ConnId, PeerSync>,
+    /// Changes accepted or written since the last [`saved`](Self::saved), in order. Kept as
+    /// they came rather than asked of Automerge, which would walk the whole history to find them.
+    unsaved: Vec<Change>,
     /// Heads of the document as far as it is on disk.
     saved_heads: Vec<ChangeHash>,
     /// Heads of the document when peers were last sent sync messages.
@@ -209,6 +212,7 @@ impl Replica {
             id,
             actor,
             peers: HashMap::new(),
+            unsaved: Vec::new(),
             saved_heads: heads.clone(),
             flushed_heads: heads,
             bytes,
@@ -454,6 +458,7 @@ impl Replica {
         self.bytes += change.raw_bytes().len();
         self.changes += 1;
         self.ops += change.len() as u64;
+        self.unsaved.push(change.clone());
         Ok(Ok(()))
     }
 
@@ -511,6 +516,7 @@ impl Replica {
                 self.ops += change.len() as u64;
                 self.changes += 1;
                 self.bytes += added;
+                self.unsaved.push(change);
                 Ok(added)
             }
             Err(e) => {
@@ -527,15 +533,13 @@ impl Replica {
 
     /// The changes accepted or written since the last [`saved`](Self::saved), as Automerge
     /// encodes them.
-    pub fn unsaved(&self) -> Vec<Change> {
-        if self.doc.get_heads() == self.saved_heads {
-            return Vec::new();
-        }
-        self.doc.get_changes(&self.saved_heads)
+    pub fn unsaved(&self) -> &[Change] {
+        &self.unsaved
     }
 
     /// Records that everything [`unsaved`](Self::unsaved) returned is durable.
     pub fn saved(&mut self) {
+        self.unsaved.clear();
         self.saved_heads = self.doc.get_heads();
     }
 
