@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash};
 use hindsight_shared::ids::{DocumentId, PeerId, fresh_board_actor};
 use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
