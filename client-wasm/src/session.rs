@@ -6,7 +6,7 @@
 //! edits made offline merge when the network returns. Each new connection starts fresh sync
 //! states, and the first exchange tells both sides what the other lacks.
 //!
-//! Anonymity: every change to the shared board is made under a fresh random actor id and with
+//! Anonymity: every change to the shared board is made under a fresh, unlinkable actor id and with
 //! no timestamp, so nothing in the board's history ties two changes to one browser. Notes are
 //! written on the desk, which only this browser and the server ever hold.
 
