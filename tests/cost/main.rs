@@ -302,9 +302,20 @@ fn the_costliest_message_taken() {
     let mut target = target();
     let facilitator = Participant { id: "fay".into(), name: "Fay".into(), desk: DocumentId::random() };
     let desk = facilitator.desk;
-    target.core.join(facilitator, schema::new_desk_document(ActorId::random()).expect("desk"), 100, true).expect("joins");
+    target
+        .core
+        .join(facilitator, schema::new_desk_document(ActorId::random()).expect("desk"), 100, true)
+        .expect("joins");
     let mut fx = Effects::default();
-    target.core.receive(3, &PeerId::from("fay"), desk, DocMessage::Sync(bomb::sync_message(vec![])), Instant::now(), &mut u64::MAX.clone(), &mut fx);
+    target.core.receive(
+        3,
+        &PeerId::from("fay"),
+        desk,
+        DocMessage::Sync(bomb::sync_message(vec![])),
+        Instant::now(),
+        &mut u64::MAX.clone(),
+        &mut fx,
+    );
     // The facilitator moves to Actions first (a change of its own), then writes offline.
     let mut client = target.client.fork();
     client.merge(&mut target.core.board_doc().clone()).expect("the server's board");
@@ -314,14 +325,28 @@ fn the_costliest_message_taken() {
     edit::set_phase(&mut tx, schema::Phase::Actions).expect("phase");
     tx.commit();
     let phase = client.get_last_local_change().expect("a change").raw_bytes().to_vec();
-    target.core.receive(3, &PeerId::from("fay"), target.board, DocMessage::Sync(bomb::sync_message(vec![phase])), Instant::now(), &mut u64::MAX.clone(), &mut fx);
+    target.core.receive(
+        3,
+        &PeerId::from("fay"),
+        target.board,
+        DocMessage::Sync(bomb::sync_message(vec![phase])),
+        Instant::now(),
+        &mut u64::MAX.clone(),
+        &mut fx,
+    );
     for batch in 0..5 {
         let actor = hindsight_shared::ids::fresh_board_actor(&client);
         client.set_actor(actor);
         let mut tx = client.transaction();
         for n in 0..1_000 {
             let id = format!("a{batch}-{n}");
-            let item = schema::ActionItem { id, text: format!("Action {n}"), owner: "Sam".into(), due: String::new(), cluster: None };
+            let item = schema::ActionItem {
+                id,
+                text: format!("Action {n}"),
+                owner: "Sam".into(),
+                due: String::new(),
+                cluster: None,
+            };
             edit::put_action(&mut tx, &item).expect("action");
         }
         tx.commit();
@@ -333,7 +358,9 @@ fn the_costliest_message_taken() {
     let mut fx = Effects::default();
     target.core.receive(3, &PeerId::from("fay"), target.board, message, Instant::now(), &mut u64::MAX.clone(), &mut fx);
     let (spent, memory) = (cpu.elapsed(), MEMORY.peak_usage_as_mb() - baseline);
-    eprintln!("the costliest message taken (the board and 5,000 action items as one document): {spent:?} of CPU, {memory:.1} MiB at its peak");
+    eprintln!(
+        "the costliest message taken (the board and 5,000 action items as one document): {spent:?} of CPU, {memory:.1} MiB at its peak"
+    );
     assert!(fx.close.is_empty() && fx.send.is_empty(), "taken: {fx:?}");
     assert_eq!(target.core.board().action_items.len(), 5_000);
     assert!(spent < Duration::from_secs(10) && memory < MAX_MEMORY_MIB, "{spent:?}, {memory} MiB");
@@ -349,7 +376,14 @@ fn one_change_on_a_large_board() {
     let mut doc = schema::new_board_document(ActorId::random(), "Large", template).expect("board");
     let mut tx = doc.transaction();
     for n in 0..5_000 {
-        let note = Note { id: format!("n{n}"), column: "mad".into(), text: format!("Note {n}"), created_at: 0, cluster: None, author: None };
+        let note = Note {
+            id: format!("n{n}"),
+            column: "mad".into(),
+            text: format!("Note {n}"),
+            created_at: 0,
+            cluster: None,
+            author: None,
+        };
         edit::publish_note(&mut tx, &note).expect("publish");
     }
     let clusters = schema::root_map(&tx, "clusters").expect("clusters");
@@ -359,7 +393,13 @@ fn one_change_on_a_large_board() {
         tx.put(&cluster, "title", format!("Cause {n}")).expect("put");
     }
     for n in 0..1_500 {
-        let item = schema::ActionItem { id: format!("a{n}"), text: format!("Action {n}"), owner: "Sam".into(), due: String::new(), cluster: None };
+        let item = schema::ActionItem {
+            id: format!("a{n}"),
+            text: format!("Action {n}"),
+            owner: "Sam".into(),
+            due: String::new(),
+            cluster: None,
+        };
         edit::put_action(&mut tx, &item).expect("action");
     }
     edit::set_phase(&mut tx, schema::Phase::Actions).expect("phase");
@@ -374,17 +414,36 @@ fn one_change_on_a_large_board() {
     let board = DocumentId::random();
     let mut core = BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("loads");
     let desk = DocumentId::random();
-    core.join(Participant { id: "p1".into(), name: "Ann".into(), desk }, schema::new_desk_document(ActorId::random()).expect("desk"), 100, true)
-        .expect("joins");
+    core.join(
+        Participant { id: "p1".into(), name: "Ann".into(), desk },
+        schema::new_desk_document(ActorId::random()).expect("desk"),
+        100,
+        true,
+    )
+    .expect("joins");
     let mut fx = Effects::default();
-    core.receive(1, &PeerId::from("ann"), desk, DocMessage::Sync(bomb::sync_message(vec![])), Instant::now(), &mut u64::MAX.clone(), &mut fx);
+    core.receive(
+        1,
+        &PeerId::from("ann"),
+        desk,
+        DocMessage::Sync(bomb::sync_message(vec![])),
+        Instant::now(),
+        &mut u64::MAX.clone(),
+        &mut fx,
+    );
     let mut client = doc.fork();
     let mut spent = Vec::new();
     for n in 0..200 {
         let actor = hindsight_shared::ids::fresh_board_actor(&client);
         client.set_actor(actor);
         let mut tx = client.transaction();
-        let item = schema::ActionItem { id: format!("a{n}"), text: format!("Edited {n}"), owner: "Sam".into(), due: String::new(), cluster: None };
+        let item = schema::ActionItem {
+            id: format!("a{n}"),
+            text: format!("Edited {n}"),
+            owner: "Sam".into(),
+            due: String::new(),
+            cluster: None,
+        };
         edit::put_action(&mut tx, &item).expect("edit");
         tx.commit();
         let change = client.get_last_local_change().expect("a change").raw_bytes().to_vec();
@@ -398,6 +457,9 @@ fn one_change_on_a_large_board() {
     }
     spent.sort();
     let median = spent[spent.len() / 2];
-    eprintln!("one change on a board of 5000 notes, 600 clusters, 1500 action items: {median:?} of CPU to take (median of {})", spent.len());
+    eprintln!(
+        "one change on a board of 5000 notes, 600 clusters, 1500 action items: {median:?} of CPU to take (median of {})",
+        spent.len()
+    );
     assert!(median < Duration::from_millis(20), "{median:?}");
 }

@@ -26,6 +26,7 @@
 //! - [`pages_and_exports_carry_security_headers_and_exports_are_inert`].
 //! - [`a_stock_client_that_forwards_ephemerals_is_not_cut_off`],
 //!   [`text_objects_are_refused_with_what_to_write_instead`]: interop with stock clients.
+//! - [`a_connection_is_one_participant_per_board`]: as ARCHITECTURE.md says.
 //! - [`no_sync_message_comes_right_before_a_close`],
 //!   [`a_stopped_server_does_not_find_quiet_connections_idle`]: closing politely.
 
@@ -452,6 +453,37 @@ async fn the_role_is_decided_change_by_change() -> anyhow::Result<()> {
     ann.pump_until("the hand-over", |p| p.board().facilitator.as_deref() == Some(p.id())).await?;
     let board = ann.board();
     assert_eq!((board.phase, board.title.as_str()), (Phase::Write, "Handover"));
+    server.stop().await?;
+    server.assert_no_panics();
+    Ok(())
+}
+
+// ---- 14. One desk per board per connection ------------------------------------------------------
+
+/// A connection may be a participant of two boards (a stock client with both open), which gives
+/// it nothing on either beyond its own desk; it may not be two participants of one board.
+#[tokio::test]
+async fn a_connection_is_one_participant_per_board() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let mut server = ServerProcess::start(data.path()).await?;
+    let first = server.create_board("First", "mad-sad-glad").await?;
+    let second = server.create_board("Second", "mad-sad-glad").await?;
+    let ann = http::join_board(&server.http_url(), first.board_id, "Ann", None).await?;
+    let ann_too = http::join_board(&server.http_url(), second.board_id, "Ann", None).await?;
+    let mut peer = SyncPeer::connect(&server.ws_url()).await?;
+    for desk in [ann.desk_id, ann_too.desk_id] {
+        peer.request(desk).await?;
+        peer.wait_arrived(desk).await?;
+        let draft = Draft { id: random_token::<9>(), column: "mad".into(), text: "Mine".into(), created_at: now_ms() };
+        let options = ChangeOptions { fresh_actor: false, ..ChangeOptions::default() };
+        let hash = peer.send_change(desk, &options, |tx| Ok(edit::add_draft(tx, &draft)?)).await?;
+        assert_eq!(peer.verdict(desk, hash).await?, Verdict::Accepted, "a draft on each board's desk");
+    }
+    let bob = http::join_board(&server.http_url(), first.board_id, "Bob", None).await?;
+    peer.request(bob.desk_id).await?;
+    let closing = peer.client().expect_close().await?;
+    assert_eq!(closing.code, Some(1002), "{closing:?}");
+    assert!(closing.error().is_some_and(|e| e.contains("one participant's desk")), "{closing:?}");
     server.stop().await?;
     server.assert_no_panics();
     Ok(())
