@@ -135,15 +135,7 @@ pub fn measure(chunk: &Chunk<'_>, inflate_budget: u64) -> Result<Cost, ChunkErro
             let inflated = inflate(data, inflate_budget)?;
             // The checksum is the inflated change's: its type, its length, its data.
             let mut length = Vec::with_capacity(10);
-            let mut n = inflated.len() as u64;
-            loop {
-                let byte = (n & 0x7f) as u8;
-                n >>= 7;
-                length.push(if n == 0 { byte } else { byte | 0x80 });
-                if n == 0 {
-                    break;
-                }
-            }
+            write_uleb(&mut length, inflated.len() as u64);
             let hash = Sha256::new().chain_update([1u8]).chain_update(&length).chain_update(&inflated).finalize();
             if hash[..4] != chunk.bytes[4..8] {
                 return Err(BAD_CHECKSUM);
@@ -180,6 +172,32 @@ pub fn measure_all<'a>(
         }
     }
     Ok((measured, total))
+}
+
+/// Writes `value` as an unsigned LEB128 integer, as Automerge's chunks do.
+pub fn write_uleb(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Writes `value` as a signed LEB128 integer, as Automerge's chunks do.
+pub fn write_sleb(out: &mut Vec<u8>, mut value: i64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// How many more bytes may be inflated.
@@ -501,13 +519,13 @@ mod tests {
     fn a_run_of_a_million_rows_costs_a_few_bytes_and_is_counted() {
         // One run of 2^20 copies of the value 1: the shape of a decompression bomb.
         let mut column = Vec::new();
-        leb_signed(&mut column, 1 << 20);
+        write_sleb(&mut column, 1 << 20);
         column.push(1);
         assert_eq!(column_rows(INTEGER, &column), Ok(1 << 20));
         // A null run and a literal run.
         let mut column = vec![0];
-        leb_unsigned(&mut column, 7);
-        leb_signed(&mut column, -3);
+        write_uleb(&mut column, 7);
+        write_sleb(&mut column, -3);
         column.extend([1, 2, 3]);
         assert_eq!(column_rows(ACTOR, &column), Ok(10));
         // Booleans: 5 false, 2 true.
@@ -546,36 +564,12 @@ mod tests {
                 let mut chunk = header.clone();
                 chunk[8] = kind;
                 chunk.truncate(9);
-                leb_unsigned(&mut chunk, body.len() as u64);
+                write_uleb(&mut chunk, body.len() as u64);
                 chunk.extend(&body);
                 if let Ok(chunks) = split(&chunk) {
                     let _ = measure(&chunks[0], 1 << 20);
                 }
             }
-        }
-    }
-
-    fn leb_unsigned(out: &mut Vec<u8>, mut value: u64) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-
-    fn leb_signed(out: &mut Vec<u8>, mut value: i64) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
         }
     }
 }

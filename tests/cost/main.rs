@@ -46,23 +46,38 @@ struct Target {
     client: Automerge,
 }
 
-fn target() -> Target {
+/// A board document with `notes` published notes, `clusters` clusters and `actions` action
+/// items, in `phase`, as the server created and wrote it.
+fn board_document(notes: usize, clusters: usize, actions: usize, phase: schema::Phase) -> Automerge {
     let template = hindsight_shared::templates::find("mad-sad-glad").expect("template");
     let mut doc = schema::new_board_document(ActorId::random(), "Costly", template).expect("board");
     let mut tx = doc.transaction();
-    for n in 0..100 {
-        let note = Note {
-            id: format!("n{n}"),
-            column: "mad".into(),
-            text: format!("Note {n}"),
-            created_at: 0,
-            cluster: None,
-            author: None,
-        };
+    for n in 0..notes {
+        let text = format!("Note {n}");
+        let note = Note { id: format!("n{n}"), column: "mad".into(), text, created_at: 0, cluster: None, author: None };
         edit::publish_note(&mut tx, &note).expect("publish");
     }
-    edit::set_phase(&mut tx, schema::Phase::Group).expect("phase");
+    let parent = schema::root_map(&tx, "clusters").expect("clusters");
+    for n in 0..clusters {
+        let cluster = tx.put_object(&parent, format!("c{n}"), automerge::ObjType::Map).expect("cluster");
+        tx.put(&cluster, "id", format!("c{n}")).expect("put");
+        tx.put(&cluster, "title", format!("Cause {n}")).expect("put");
+    }
+    for n in 0..actions {
+        edit::put_action(&mut tx, &action(&format!("a{n}"), &format!("Action {n}"))).expect("action");
+    }
+    edit::set_phase(&mut tx, phase).expect("phase");
     tx.commit();
+    doc
+}
+
+fn action(id: &str, text: &str) -> schema::ActionItem {
+    schema::ActionItem { id: id.into(), text: text.into(), owner: "Sam".into(), due: String::new(), cluster: None }
+}
+
+/// The server's core for a board document, with one participant (the facilitator if
+/// `facilitator`) whose connection 1 has opened its desk.
+fn core_for(doc: &Automerge, facilitator: bool) -> (BoardCore, DocumentId, DocumentId) {
     let config = CoreConfig {
         max_document_bytes: 32 << 20,
         max_board_bytes: 64 << 20,
@@ -71,12 +86,19 @@ fn target() -> Target {
         limits: Limits::default(),
     };
     let board = DocumentId::random();
-    let mut core =
-        BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("the board loads");
+    let mut core = BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("loads");
     let desk = DocumentId::random();
     let participant = Participant { id: "p1".into(), name: "Ann".into(), desk };
     let desk_doc = schema::new_desk_document(ActorId::random()).expect("desk");
-    core.join(participant, desk_doc, 100, false).expect("joins");
+    core.join(participant, desk_doc, 100, facilitator).expect("joins");
+    let hello = DocMessage::Sync(bomb::sync_message(vec![]));
+    core.receive(1, &PeerId::from("ann"), desk, hello, Instant::now(), &mut u64::MAX.clone(), &mut Effects::default());
+    (core, board, desk)
+}
+
+fn target() -> Target {
+    let doc = board_document(100, 0, 0, schema::Phase::Group);
+    let (core, board, desk) = core_for(&doc, false);
     Target { client: doc, core, board, desk }
 }
 
@@ -299,55 +321,17 @@ fn the_bombs_cost_nothing() {
 #[test]
 fn the_costliest_message_taken() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut target = target();
-    let facilitator = Participant { id: "fay".into(), name: "Fay".into(), desk: DocumentId::random() };
-    let desk = facilitator.desk;
-    target
-        .core
-        .join(facilitator, schema::new_desk_document(ActorId::random()).expect("desk"), 100, true)
-        .expect("joins");
-    let mut fx = Effects::default();
-    target.core.receive(
-        3,
-        &PeerId::from("fay"),
-        desk,
-        DocMessage::Sync(bomb::sync_message(vec![])),
-        Instant::now(),
-        &mut u64::MAX.clone(),
-        &mut fx,
-    );
-    // The facilitator moves to Actions first (a change of its own), then writes offline.
-    let mut client = target.client.fork();
-    client.merge(&mut target.core.board_doc().clone()).expect("the server's board");
-    let actor = hindsight_shared::ids::fresh_board_actor(&client);
-    client.set_actor(actor);
-    let mut tx = client.transaction();
-    edit::set_phase(&mut tx, schema::Phase::Actions).expect("phase");
-    tx.commit();
-    let phase = client.get_last_local_change().expect("a change").raw_bytes().to_vec();
-    target.core.receive(
-        3,
-        &PeerId::from("fay"),
-        target.board,
-        DocMessage::Sync(bomb::sync_message(vec![phase])),
-        Instant::now(),
-        &mut u64::MAX.clone(),
-        &mut fx,
-    );
+    let doc = board_document(100, 0, 0, schema::Phase::Actions);
+    let (mut core, board, _) = core_for(&doc, true);
+    // The facilitator writes offline, then sends the whole board back as one document.
+    let mut client = doc.fork();
+    client.merge(&mut core.board_doc().clone()).expect("the server's board");
     for batch in 0..5 {
         let actor = hindsight_shared::ids::fresh_board_actor(&client);
         client.set_actor(actor);
         let mut tx = client.transaction();
         for n in 0..1_000 {
-            let id = format!("a{batch}-{n}");
-            let item = schema::ActionItem {
-                id,
-                text: format!("Action {n}"),
-                owner: "Sam".into(),
-                due: String::new(),
-                cluster: None,
-            };
-            edit::put_action(&mut tx, &item).expect("action");
+            edit::put_action(&mut tx, &action(&format!("a{batch}-{n}"), &format!("Action {n}"))).expect("action");
         }
         tx.commit();
     }
@@ -356,13 +340,13 @@ fn the_costliest_message_taken() {
     MEMORY.reset_peak_usage();
     let cpu = cpu_time::ThreadTime::now();
     let mut fx = Effects::default();
-    target.core.receive(3, &PeerId::from("fay"), target.board, message, Instant::now(), &mut u64::MAX.clone(), &mut fx);
+    core.receive(1, &PeerId::from("ann"), board, message, Instant::now(), &mut u64::MAX.clone(), &mut fx);
     let (spent, memory) = (cpu.elapsed(), MEMORY.peak_usage_as_mb() - baseline);
     eprintln!(
         "the costliest message taken (the board and 5,000 action items as one document): {spent:?} of CPU, {memory:.1} MiB at its peak"
     );
     assert!(fx.close.is_empty() && fx.send.is_empty(), "taken: {fx:?}");
-    assert_eq!(target.core.board().action_items.len(), 5_000);
+    assert_eq!(core.board().action_items.len(), 5_000);
     assert!(spent < Duration::from_secs(10) && memory < MAX_MEMORY_MIB, "{spent:?}, {memory} MiB");
 }
 
@@ -372,65 +356,8 @@ fn the_costliest_message_taken() {
 #[test]
 fn one_change_on_a_large_board() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let template = hindsight_shared::templates::find("mad-sad-glad").expect("template");
-    let mut doc = schema::new_board_document(ActorId::random(), "Large", template).expect("board");
-    let mut tx = doc.transaction();
-    for n in 0..5_000 {
-        let note = Note {
-            id: format!("n{n}"),
-            column: "mad".into(),
-            text: format!("Note {n}"),
-            created_at: 0,
-            cluster: None,
-            author: None,
-        };
-        edit::publish_note(&mut tx, &note).expect("publish");
-    }
-    let clusters = schema::root_map(&tx, "clusters").expect("clusters");
-    for n in 0..600 {
-        let cluster = tx.put_object(&clusters, format!("c{n}"), automerge::ObjType::Map).expect("cluster");
-        tx.put(&cluster, "id", format!("c{n}")).expect("put");
-        tx.put(&cluster, "title", format!("Cause {n}")).expect("put");
-    }
-    for n in 0..1_500 {
-        let item = schema::ActionItem {
-            id: format!("a{n}"),
-            text: format!("Action {n}"),
-            owner: "Sam".into(),
-            due: String::new(),
-            cluster: None,
-        };
-        edit::put_action(&mut tx, &item).expect("action");
-    }
-    edit::set_phase(&mut tx, schema::Phase::Actions).expect("phase");
-    tx.commit();
-    let config = CoreConfig {
-        max_document_bytes: 32 << 20,
-        max_board_bytes: 64 << 20,
-        max_participant_connections: 100,
-        max_viewer_connections: 100,
-        limits: Limits::default(),
-    };
-    let board = DocumentId::random();
-    let mut core = BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("loads");
-    let desk = DocumentId::random();
-    core.join(
-        Participant { id: "p1".into(), name: "Ann".into(), desk },
-        schema::new_desk_document(ActorId::random()).expect("desk"),
-        100,
-        true,
-    )
-    .expect("joins");
-    let mut fx = Effects::default();
-    core.receive(
-        1,
-        &PeerId::from("ann"),
-        desk,
-        DocMessage::Sync(bomb::sync_message(vec![])),
-        Instant::now(),
-        &mut u64::MAX.clone(),
-        &mut fx,
-    );
+    let doc = board_document(5_000, 600, 1_500, schema::Phase::Actions);
+    let (mut core, board, _) = core_for(&doc, true);
     let mut client = doc.fork();
     let mut spent = Vec::new();
     for n in 0..200 {

@@ -11,58 +11,25 @@ use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::Phase;
-use hindsight_tests::{Closing, Participant, ServerProcess, SyncPeer, Verdict, WsClient};
+use hindsight_tests::ws::empty_doc_sync_message;
+use hindsight_tests::{Closing, Joined, Participant, ServerProcess, SyncPeer, Verdict, WsClient};
 use minicbor::Encoder;
 
 /// The message limit the server runs with here, so an oversized frame stays cheap to send.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// A connection that has joined: the client, our peer id and the server's.
-struct Joined {
-    client: WsClient,
-    me: PeerId,
-    server: PeerId,
-}
-
 async fn joined(server: &ServerProcess) -> anyhow::Result<Joined> {
-    let mut client = WsClient::connect(&server.ws_url()).await?;
-    let me = PeerId::random();
-    let server = client.join(&me).await?;
-    Ok(Joined { client, me, server })
+    Joined::open(&server.ws_url()).await
 }
 
-impl Joined {
-    /// A `request` for `document_id`, as a browser opening a board sends it.
-    fn request(&self, document_id: DocumentId) -> WireMessage {
-        let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Request { document_id, sender_id, target_id, data: empty_doc_sync_message() }
-    }
-
-    /// A `sync` message from us to the server carrying `data`.
-    fn sync(&self, document_id: DocumentId, data: Vec<u8>) -> WireMessage {
-        let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Sync { document_id, sender_id, target_id, data }
-    }
-
-    /// Reads until the server closes, and checks it refused us as [`assert_refused`] says.
-    async fn expect_refused(mut self, case: &str, code: u16, error: &str) -> anyhow::Result<()> {
-        assert_refused(case, &self.client.expect_close().await?, code, error);
-        Ok(())
-    }
+/// Reads until the server closes, and checks it refused us as [`Closing::assert_refused`] says.
+async fn expect_refused(mut joined: Joined, case: &str, code: u16, error: &str) -> anyhow::Result<()> {
+    joined.client.expect_close().await?.assert_refused(case, code, error);
+    Ok(())
 }
 
-/// Checks that the server closed with `code` after an `error` message containing `error`.
 fn assert_refused(case: &str, closing: &Closing, code: u16, error: &str) {
-    assert_eq!(closing.code, Some(code), "{case}: the close code; the server said {closing:?}");
-    assert_eq!(closing.ended, None, "{case}: {closing:?}");
-    let said = closing.error().unwrap_or_else(|| panic!("{case}: no `error` message before the close: {closing:?}"));
-    assert!(said.contains(error), "{case}: the error `{said}` does not mention `{error}`");
-}
-
-/// The first sync message of an empty document: what `request` carries.
-fn empty_doc_sync_message() -> Vec<u8> {
-    let message = automerge::Automerge::new().generate_sync_message(&mut sync::State::new());
-    message.expect("an empty document has a first sync message").encode()
+    closing.assert_refused(case, code, error);
 }
 
 /// A CBOR map with the given string fields, for messages our own encoder would never write.
@@ -126,33 +93,33 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     for seed in 2..12 {
         let mut j = joined(&server).await?;
         j.client.send_binary(noise(seed, 1 + (seed as usize * 37) % 500)).await?;
-        j.expect_refused(&format!("random bytes, seed {seed}"), 1002, "malformed message").await?;
+        expect_refused(j, &format!("random bytes, seed {seed}"), 1002, "malformed message").await?;
     }
     let mut j = joined(&server).await?;
     j.client.send_binary(vec![0x82, 0x01, 0x02]).await?;
-    j.expect_refused("a CBOR array", 1002, "must be a CBOR map").await?;
+    expect_refused(j, "a CBOR array", 1002, "must be a CBOR map").await?;
     let mut j = joined(&server).await?;
     j.client.send_text(r#"{"type":"sync"}"#).await?;
-    j.expect_refused("a text frame", 1003, "binary").await?;
+    expect_refused(j, "a text frame", 1003, "binary").await?;
     let mut j = joined(&server).await?;
     j.client.send_binary(cbor_map(&[("senderId", j.me.as_str()), ("targetId", j.server.as_str())])).await?;
-    j.expect_refused("a map without `type`", 1002, "no `type` field").await?;
+    expect_refused(j, "a map without `type`", 1002, "no `type` field").await?;
     let mut j = joined(&server).await?;
     j.client.send_binary(cbor_map(&[("type", "launch-missiles")])).await?;
-    j.expect_refused("an unknown message type", 1002, "unknown message type").await?;
+    expect_refused(j, "an unknown message type", 1002, "unknown message type").await?;
     healthy_peer_still_syncs!("malformed frames");
 
     // Garbage where a sync message belongs, on the very board the healthy peer has open.
     let mut j = joined(&server).await?;
     j.client.send(&j.sync(board, noise(99, 64))).await?;
-    j.expect_refused("a sync message with garbage data", 1002, "sync message is malformed").await?;
+    expect_refused(j, "a sync message with garbage data", 1002, "sync message is malformed").await?;
 
     // A well-formed sync message whose change was tampered with: its checksum fails, so it is
     // malformed input, and nothing of it is stored (the healthy participant's board is unchanged).
     let heads = healthy.heads();
     let mut j = joined(&server).await?;
     j.client.send(&j.sync(board, tampered_change_sync_message())).await?;
-    j.expect_refused("a tampered change", 1002, "bad checksum").await?;
+    expect_refused(j, "a tampered change", 1002, "bad checksum").await?;
     let mut probe = SyncPeer::open(&server.ws_url(), board).await?;
     probe.pump_until_heads(&heads).await?;
     probe.close().await?;
@@ -186,7 +153,7 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     invalid[0] += 1;
     invalid.extend_from_slice(&[0x64, b'd', b'a', b't', b'a', 0x41, 0x00]);
     j.client.send_binary(invalid).await?;
-    j.expect_refused("an invalid document id", 1002, "not a valid document id").await?;
+    expect_refused(j, "an invalid document id", 1002, "not a valid document id").await?;
 
     // One connection may have at most 16 documents open.
     let mut j = joined(&server).await?;
@@ -198,7 +165,7 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
         assert!(unavailable, "an unknown board: expected `doc-unavailable`, got {answer:?}");
     }
     j.client.send(&j.request(board)).await?;
-    j.expect_refused("a seventeenth document", 1008, "at most 16 documents").await?;
+    expect_refused(j, "a seventeenth document", 1008, "at most 16 documents").await?;
     healthy_peer_still_syncs!("unknown, invalid and too many document ids");
 
     // The handshake: `join` first, once, with a version we speak.
@@ -215,7 +182,7 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
     let again =
         WireMessage::Join { sender_id: j.me.clone(), supported_protocol_versions: vec!["1".into()], metadata: None };
     j.client.send(&again).await?;
-    j.expect_refused("a second join", 1002, "already joined").await?;
+    expect_refused(j, "a second join", 1002, "already joined").await?;
     healthy_peer_still_syncs!("handshake violations");
 
     // Spoofing: speaking as the healthy peer, or to someone other than the server.
@@ -225,14 +192,14 @@ async fn bad_input_is_refused_and_a_healthy_peer_keeps_syncing() -> anyhow::Resu
         *sender_id = healthy.peer_id().clone();
     }
     j.client.send(&spoof).await?;
-    j.expect_refused("a spoofed senderId", 1002, "senderId must be").await?;
+    expect_refused(j, "a spoofed senderId", 1002, "senderId must be").await?;
     let mut j = joined(&server).await?;
     let mut misdirected = j.sync(board, empty_doc_sync_message());
     if let WireMessage::Sync { target_id, .. } = &mut misdirected {
         *target_id = healthy.peer_id().clone();
     }
     j.client.send(&misdirected).await?;
-    j.expect_refused("a targetId other than the server", 1002, "targetId must be").await?;
+    expect_refused(j, "a targetId other than the server", 1002, "targetId must be").await?;
 
     // Joining under the healthy peer's own id and sending garbage ends only the impostor.
     let mut impostor = WsClient::connect(&server.ws_url()).await?;
@@ -260,7 +227,7 @@ async fn an_oversized_frame_is_refused_with_close_code_1009() -> anyhow::Result<
     // A frame just under the limit is read, and refused for what it says.
     let mut j = joined(&server).await?;
     j.client.send_binary(noise(7, MAX_MESSAGE_BYTES - 1024)).await?;
-    j.expect_refused("a frame under the limit", 1002, "malformed").await?;
+    expect_refused(j, "a frame under the limit", 1002, "malformed").await?;
 
     // A frame over the limit is refused unread.
     let mut j = joined(&server).await?;

@@ -43,7 +43,7 @@ use hindsight_shared::schema::{self, ActionItem, Draft, Phase};
 use hindsight_tests::peer::now_ms;
 use hindsight_tests::watch::{HealthWatch, RssWatch};
 use hindsight_tests::{
-    ChangeOptions, Participant, ServerProcess, SyncPeer, TIMEOUT, Verdict, WsClient, bomb, http, within,
+    ChangeOptions, Joined, Participant, ServerProcess, SyncPeer, TIMEOUT, Verdict, WsClient, bomb, http, within,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -90,43 +90,12 @@ impl Bystander {
     }
 }
 
-/// A connection that has joined, for raw frames.
-struct Raw {
-    client: WsClient,
-    me: PeerId,
-    server: PeerId,
-}
-
-impl Raw {
-    async fn open(ws_url: &str) -> anyhow::Result<Self> {
-        let mut client = WsClient::connect(ws_url).await?;
-        let me = PeerId::random();
-        let server = client.join(&me).await?;
-        Ok(Self { client, me, server })
-    }
-
-    fn sync(&self, document_id: DocumentId, data: Vec<u8>) -> WireMessage {
-        WireMessage::Sync { document_id, sender_id: self.me.clone(), target_id: self.server.clone(), data }
-    }
-
-    fn ephemeral(&self, document_id: DocumentId, count: u64, data: Vec<u8>) -> WireMessage {
-        WireMessage::Ephemeral {
-            document_id,
-            sender_id: self.me.clone(),
-            target_id: self.server.clone(),
-            session_id: "attacker".into(),
-            count,
-            data,
-        }
-    }
-}
-
 // ---- 1. Decompression bombs --------------------------------------------------------------------
 
 /// One attacker: sends two bombs of `ops` operations about `doc` on a fresh connection (after
 /// opening `first`, its desk, if it has one) and reports how the server answered.
 async fn bomb_attack(ws_url: String, first: Option<DocumentId>, doc: DocumentId, ops: u64) -> anyhow::Result<String> {
-    let mut raw = Raw::open(&ws_url).await?;
+    let mut raw = Joined::open(&ws_url).await?;
     if let Some(desk) = first {
         raw.client.send(&raw.sync(desk, bomb::sync_message(vec![]))).await?;
     }
@@ -228,7 +197,7 @@ async fn ephemeral_messages_are_relayed_small_and_at_a_bounded_rate() -> anyhow:
         silent.push(non_reader(&server.ws_url(), board.board_id).await?);
     }
     let mut watcher = SyncPeer::open(&server.ws_url(), board.board_id).await?;
-    let mut attacker = Raw::open(&server.ws_url()).await?;
+    let mut attacker = Joined::open(&server.ws_url()).await?;
     attacker.client.send(&attacker.sync(board.board_id, bomb::sync_message(vec![]))).await?;
     let rss = RssWatch::start(server.pid().context("running")?)?;
 
@@ -243,7 +212,7 @@ async fn ephemeral_messages_are_relayed_small_and_at_a_bounded_rate() -> anyhow:
     let closing = attacker.client.expect_close().await?;
     assert_eq!(closing.code, Some(1008), "{closing:?}");
     assert!(closing.error().is_some_and(|e| e.contains("too many bytes")), "{closing:?}");
-    let mut attacker = Raw::open(&server.ws_url()).await?;
+    let mut attacker = Joined::open(&server.ws_url()).await?;
     let small = 350;
     for count in 0..small {
         attacker.client.send(&attacker.ephemeral(board.board_id, 1_000 + count, vec![7; 4 * 1024])).await?;
@@ -289,7 +258,7 @@ async fn only_the_server_speaks_as_the_server() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let mut server = ServerProcess::start(data.path()).await?;
     let board = server.create_board("Trust", "mad-sad-glad").await?;
-    let first = Raw::open(&server.ws_url()).await?;
+    let first = Joined::open(&server.ws_url()).await?;
 
     // Joining as the server, or as an id no log line or peer should see, is refused.
     for (case, id) in [
@@ -313,7 +282,7 @@ async fn only_the_server_speaks_as_the_server() -> anyhow::Result<()> {
 
     // A peer's ephemeral message shaped like a notice reaches others under the peer's own id.
     let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
-    let mut forger = Raw::open(&server.ws_url()).await?;
+    let mut forger = Joined::open(&server.ws_url()).await?;
     forger.client.send(&forger.sync(board.board_id, bomb::sync_message(vec![]))).await?;
     let forged = Notice::Refused { reason: "forged".into(), changes: vec![fay.heads()[0].0] };
     let heads = fay.heads();
@@ -747,7 +716,7 @@ async fn logs_hold_no_secret_and_no_forged_line() -> anyhow::Result<()> {
     fay.set_phase(Phase::Vote).await?;
     let draft = Draft { id: random_token::<9>(), column: "mad".into(), text: "late".into(), created_at: now_ms() };
     assert!(ann.raw_desk_change(|tx| Ok(edit::add_draft(tx, &draft)?)).await?.is_refused());
-    let mut raw = Raw::open(&server.ws_url()).await?;
+    let mut raw = Joined::open(&server.ws_url()).await?;
     raw.client.send(&raw.sync(fay.desk_id(), bomb::sync_message(vec![]))).await?;
     raw.client.send(&raw.sync(ann.desk_id(), bomb::sync_message(vec![]))).await?;
     let _ = raw.client.expect_close().await?;
@@ -759,7 +728,7 @@ async fn logs_hold_no_secret_and_no_forged_line() -> anyhow::Result<()> {
     };
     forger.send(&join).await?;
     let _ = forger.expect_close().await?;
-    let mut errant = Raw::open(&server.ws_url()).await?;
+    let mut errant = Joined::open(&server.ws_url()).await?;
     errant.client.send(&WireMessage::Error { message: "oops\nFORGED WARN another\u{1b}[2J".into() }).await?;
     let _ = errant.client.expect_close().await?;
     server.stop().await?;
@@ -900,7 +869,7 @@ async fn no_sync_message_comes_right_before_a_close() -> anyhow::Result<()> {
     let mut server = ServerProcess::start(data.path()).await?;
     let board = server.create_board("Closing", "mad-sad-glad").await?;
     let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
-    let mut viewer = Raw::open(&server.ws_url()).await?;
+    let mut viewer = Joined::open(&server.ws_url()).await?;
     viewer
         .client
         .send(&WireMessage::Request {

@@ -21,66 +21,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use automerge::sync::{self, SyncDoc};
 use futures_util::{SinkExt, StreamExt};
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId, random_token};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, WireMessage};
 use hindsight_shared::schema::{Draft, Phase};
 use hindsight_tests::peer::now_ms;
+use hindsight_tests::ws::empty_doc_sync_message;
 use hindsight_tests::{
-    ChangeOptions, Closing, Participant, Rng, ServerProcess, SyncPeer, TIMEOUT, TestServer, WsClient, http, within,
+    ChangeOptions, Closing, Joined, Participant, Rng, ServerProcess, SyncPeer, TIMEOUT, TestServer, WsClient, http,
+    within,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_util::sync::CancellationToken;
 
-/// The first sync message of an empty document: what `request` carries, and what a peer that
-/// lost everything sends. The server answers it with the whole document, every time.
-fn empty_doc_sync_message() -> Vec<u8> {
-    let message = automerge::Automerge::new().generate_sync_message(&mut sync::State::new());
-    message.expect("an empty document has a first sync message").encode()
-}
-
-/// A connection that has joined: the client, our peer id and the server's.
-struct Joined {
-    client: WsClient,
-    me: PeerId,
-    server: PeerId,
-}
-
-impl Joined {
-    async fn open(ws_url: &str) -> anyhow::Result<Self> {
-        let mut client = WsClient::connect(ws_url).await?;
-        let me = PeerId::random();
-        let server = client.join(&me).await?;
-        Ok(Self { client, me, server })
-    }
-
-    fn request(&self, document_id: DocumentId) -> WireMessage {
-        let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Request { document_id, sender_id, target_id, data: empty_doc_sync_message() }
-    }
-
-    fn ephemeral(&self, document_id: DocumentId, count: u64) -> WireMessage {
-        let (sender_id, target_id) = (self.me.clone(), self.server.clone());
-        WireMessage::Ephemeral {
-            document_id,
-            sender_id,
-            target_id,
-            session_id: "flood".into(),
-            count,
-            data: vec![0xa0],
-        }
-    }
-}
-
-/// Checks that the server closed with `code` after an `error` message containing `error`.
 fn assert_refused(case: &str, closing: &Closing, code: u16, error: &str) {
-    assert_eq!(closing.code, Some(code), "{case}: the close code; the server said {closing:?}");
-    let said = closing.error().unwrap_or_else(|| panic!("{case}: no `error` message before the close: {closing:?}"));
-    assert!(said.contains(error), "{case}: the error `{said}` does not mention `{error}`");
+    closing.assert_refused(case, code, error);
 }
 
 // ---- hostile clients -----------------------------------------------------------------------------
@@ -557,7 +515,7 @@ async fn a_flooding_connection_is_closed_and_a_normal_one_on_another_board_is_un
     flood.client.send(&flood.request(flooded.board_id)).await?;
     // Four times the rate at once: the burst allowance is twice the rate.
     for count in 0..4 * u64::from(RATE) {
-        if flood.client.send(&flood.ephemeral(flooded.board_id, count)).await.is_err() {
+        if flood.client.send(&flood.ephemeral(flooded.board_id, count, vec![0xa0])).await.is_err() {
             break;
         }
     }

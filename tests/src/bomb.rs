@@ -8,33 +8,10 @@
 use std::io::Write as _;
 
 use automerge::ActorId;
+use hindsight_shared::chunks::{write_sleb as sleb, write_uleb as uleb};
 use sha2::{Digest, Sha256};
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-fn uleb(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn sleb(out: &mut Vec<u8>, mut value: i64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 /// A run of `count` copies of one unsigned value, in Automerge's run-length encoding.
 fn run(count: u64, value: u64) -> Vec<u8> {

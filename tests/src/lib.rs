@@ -50,7 +50,7 @@ pub use process::ServerProcess;
 pub use proxy::FaultyProxy;
 pub use rng::Rng;
 pub use server::TestServer;
-pub use ws::{Closing, WsClient};
+pub use ws::{Closing, Joined, WsClient};
 
 /// A running server the harness can reach: [`TestServer`] or [`ServerProcess`].
 pub trait Endpoint {

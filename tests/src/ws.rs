@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hindsight_shared::ids::PeerId;
+use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -60,6 +60,15 @@ pub struct Closing {
 }
 
 impl Closing {
+    /// Checks that the server closed with `code` (a close frame, not a reset) after an `error`
+    /// message containing `error`; `case` names the attack in the failure.
+    pub fn assert_refused(&self, case: &str, code: u16, error: &str) {
+        assert_eq!(self.code, Some(code), "{case}: the close code; the server said {self:?}");
+        assert_eq!(self.ended, None, "{case}: {self:?}");
+        let said = self.error().unwrap_or_else(|| panic!("{case}: no `error` message before the close: {self:?}"));
+        assert!(said.contains(error), "{case}: the error `{said}` does not mention `{error}`");
+    }
+
     /// The text of the first `error` message, if there was one.
     pub fn error(&self) -> Option<&str> {
         self.messages.iter().find_map(|m| match m {
@@ -247,4 +256,60 @@ async fn read_all(mut stream: SplitStream<Socket>, arrivals: mpsc::UnboundedSend
         }
     }
     let _ = arrivals.send(Arrival::Ended("the stream ended".into()));
+}
+
+/// A connection that has joined, to send frames by hand: the client, our peer id and the
+/// server's.
+pub struct Joined {
+    pub client: WsClient,
+    pub me: PeerId,
+    pub server: PeerId,
+}
+
+impl Joined {
+    pub async fn open(ws_url: &str) -> anyhow::Result<Self> {
+        let mut client = WsClient::connect(ws_url).await?;
+        let me = PeerId::random();
+        let server = client.join(&me).await?;
+        Ok(Self { client, me, server })
+    }
+
+    /// A `request` for `document_id`, as a browser opening a board sends it.
+    pub fn request(&self, document_id: DocumentId) -> WireMessage {
+        self.with_ids(|sender_id, target_id| WireMessage::Request {
+            document_id,
+            sender_id,
+            target_id,
+            data: empty_doc_sync_message(),
+        })
+    }
+
+    /// A `sync` message from us to the server carrying `data`.
+    pub fn sync(&self, document_id: DocumentId, data: Vec<u8>) -> WireMessage {
+        self.with_ids(|sender_id, target_id| WireMessage::Sync { document_id, sender_id, target_id, data })
+    }
+
+    /// An `ephemeral` message from us carrying `data`.
+    pub fn ephemeral(&self, document_id: DocumentId, count: u64, data: Vec<u8>) -> WireMessage {
+        self.with_ids(|sender_id, target_id| WireMessage::Ephemeral {
+            document_id,
+            sender_id,
+            target_id,
+            session_id: "by-hand".into(),
+            count,
+            data,
+        })
+    }
+
+    fn with_ids(&self, make: impl FnOnce(PeerId, PeerId) -> WireMessage) -> WireMessage {
+        make(self.me.clone(), self.server.clone())
+    }
+}
+
+/// The first sync message of an empty document: what `request` carries, and what a peer that
+/// lost everything sends. The server answers it with the whole document, every time.
+pub fn empty_doc_sync_message() -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    let message = automerge::Automerge::new().generate_sync_message(&mut automerge::sync::State::new());
+    message.map(automerge::sync::Message::encode).unwrap_or_default()
 }
