@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge};
 use hindsight_server::board::core::{BoardCore, CoreConfig, DocMessage, Effects};
@@ -215,20 +214,6 @@ fn any_message_costs_the_server_a_bounded_time_and_memory() {
         let mut target = target();
         let data = damaged(message(&target, &seed), &damage);
         let (doc, conn) = if from_viewer { (target.board, 2) } else { (target.desk, 1) };
-        if !from_viewer {
-            // The participant's connection is known by its desk first, as a browser's is.
-            let hello = sync::Message::decode(&bomb::sync_message(vec![])).expect("empty").encode();
-            let mut fx = Effects::default();
-            target.core.receive(
-                1,
-                &PeerId::from("ann"),
-                target.desk,
-                DocMessage::Sync(hello),
-                Instant::now(),
-                &mut u64::MAX.clone(),
-                &mut fx,
-            );
-        }
         let doc = if matches!(seed, Seed::Changes { .. } | Seed::Document { .. }) { target.board } else { doc };
         let baseline = MEMORY.current_usage_as_mb();
         MEMORY.reset_peak_usage();
@@ -280,17 +265,6 @@ fn the_bombs_cost_nothing() {
     for ops in [1_000_000, 8_000_000] {
         for deflated in [false, true] {
             let mut target = target();
-            let hello = bomb::sync_message(vec![]);
-            let mut fx = Effects::default();
-            target.core.receive(
-                1,
-                &PeerId::from("ann"),
-                target.desk,
-                DocMessage::Sync(hello),
-                Instant::now(),
-                &mut u64::MAX.clone(),
-                &mut fx,
-            );
             let chunk = if deflated { bomb::compressed_change(ops) } else { bomb::change(ops) };
             let baseline = MEMORY.current_usage_as_mb();
             MEMORY.reset_peak_usage();

@@ -160,30 +160,11 @@ async fn decompression_bombs_cost_nothing_and_leave_other_boards_fast() -> anyho
 
 /// A peer that opens a board and then never reads: its socket's buffers fill.
 async fn non_reader(ws_url: &str, board: DocumentId) -> anyhow::Result<tokio_tungstenite::WebSocketStream<TcpStream>> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let address = ws_url.strip_prefix("ws://").and_then(|rest| rest.split('/').next()).context("a ws:// URL")?;
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_recv_buffer_size(4096)?;
-    let stream = socket.connect(address.parse()?).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
-    let me = PeerId::random();
-    let join = WireMessage::Join {
-        sender_id: me.clone(),
-        supported_protocol_versions: vec![hindsight_shared::protocol::PROTOCOL_VERSION.into()],
-        metadata: None,
-    };
-    ws.send(Message::Binary(join.encode().into())).await?;
-    let server = match ws.next().await.context("an answer")?? {
-        Message::Binary(bytes) => match WireMessage::decode(&bytes)? {
-            WireMessage::Peer { sender_id, .. } => sender_id,
-            other => bail!("expected `peer`, got {other:?}"),
-        },
-        other => bail!("expected `peer`, got {other:?}"),
-    };
+    use futures_util::SinkExt;
+    let (mut ws, me, server) = hindsight_tests::ws::quiet(ws_url).await?;
     let data = bomb::sync_message(vec![]);
     let request = WireMessage::Request { document_id: board, sender_id: me, target_id: server, data };
-    ws.send(Message::Binary(request.encode().into())).await?;
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(request.encode().into())).await?;
     Ok(ws)
 }
 

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use hindsight_shared::edit;
-use hindsight_shared::ids::{DocumentId, PeerId, random_token};
-use hindsight_shared::protocol::{PROTOCOL_VERSION, WireMessage};
+use hindsight_shared::ids::{DocumentId, random_token};
+use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::{Draft, Phase};
 use hindsight_tests::peer::now_ms;
 use hindsight_tests::ws::empty_doc_sync_message;
@@ -33,7 +33,7 @@ use hindsight_tests::{
     within,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -153,29 +153,8 @@ async fn consume_slowly(
     board: DocumentId,
     dropped: CancellationToken,
 ) -> anyhow::Result<SlowConsumer> {
-    let address = ws_url.strip_prefix("ws://").and_then(|rest| rest.split('/').next()).context("a ws:// URL")?;
-    let socket = TcpSocket::new_v4()?;
-    // A small receive window: the server's side fills sooner.
-    socket.set_recv_buffer_size(4096)?;
-    let stream = socket.connect(address.parse()?).await?;
-    stream.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
+    let (ws, me, server) = hindsight_tests::ws::quiet(ws_url).await?;
     let (mut sink, mut stream) = ws.split();
-    let me = PeerId::random();
-    let join = WireMessage::Join {
-        sender_id: me.clone(),
-        supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-        metadata: None,
-    };
-    sink.send(Message::Binary(join.encode().into())).await?;
-    // The server's answer to `join` names it; reading that one frame is all this client reads.
-    let server = match stream.next().await.context("no answer to join")?? {
-        Message::Binary(bytes) => match WireMessage::decode(&bytes)? {
-            WireMessage::Peer { sender_id, .. } => sender_id,
-            other => bail!("expected `peer`, got {other:?}"),
-        },
-        other => bail!("expected `peer`, got {other:?}"),
-    };
     let message = |document_id| WireMessage::Sync {
         document_id,
         sender_id: me.clone(),

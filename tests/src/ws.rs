@@ -313,3 +313,34 @@ pub fn empty_doc_sync_message() -> Vec<u8> {
     let message = automerge::Automerge::new().generate_sync_message(&mut automerge::sync::State::new());
     message.map(automerge::sync::Message::encode).unwrap_or_default()
 }
+
+/// A connection that reads only when its test says so: a small receive buffer, so the server's
+/// side fills soon, and no reader task (so it answers no ping until it reads). Joined; returns
+/// the socket, our peer id and the server's.
+pub async fn quiet(ws_url: &str) -> anyhow::Result<(WebSocketStream<TcpStream>, PeerId, PeerId)> {
+    let address = ws_url.strip_prefix("ws://").and_then(|rest| rest.split('/').next()).context("a ws:// URL")?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let stream = socket.connect(address.parse()?).await?;
+    stream.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
+    let me = PeerId::random();
+    let join = WireMessage::Join {
+        sender_id: me.clone(),
+        supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+        metadata: None,
+    };
+    ws.send(Message::Binary(join.encode().into())).await?;
+    // The server's answer to `join` names it; reading that one frame is all this does.
+    let server =
+        match within("an answer to join", async { ws.next().await.context("no answer to join")?.map_err(Into::into) })
+            .await?
+        {
+            Message::Binary(bytes) => match WireMessage::decode(&bytes)? {
+                WireMessage::Peer { sender_id, .. } => sender_id,
+                other => bail!("expected `peer`, got {other:?}"),
+            },
+            other => bail!("expected `peer`, got {other:?}"),
+        };
+    Ok((ws, me, server))
+}
