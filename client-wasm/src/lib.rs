@@ -4,11 +4,13 @@
 //! - [`session`]: the local Automerge copy of a board, synced over a reconnecting WebSocket.
 //! - [`storage`]: the offline copies of those documents, in IndexedDB.
 //! - [`api`]: the JSON API (creating and joining boards).
+//! - [`focus`]: keeps the focus and caret of a text field its row's move would take.
 //! - [`ui`]: the pages and components.
 //!
 //! The page path picks the page: `/` is the home page, `/b/{board_id}` a board.
 
 pub mod api;
+pub mod focus;
 pub mod session;
 pub mod storage;
 pub mod ui;

@@ -28,6 +28,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use crate::focus::keeping_focus;
 use crate::storage::Storage;
 
 /// The state of the connection, as the connection indicator shows it.
@@ -591,14 +592,14 @@ impl BoardSession {
             Which::Board => match Board::read(doc) {
                 Ok(board) => {
                     drop(inner);
-                    self.view.board.set(Some(board));
+                    keeping_focus(|| self.view.board.set(Some(board)));
                 }
                 Err(e) => leptos::logging::warn!("hindsight: the board document is not readable: {e}"),
             },
             Which::Desk => match Desk::read(doc) {
                 Ok(desk) => {
                     drop(inner);
-                    self.view.desk.set(desk);
+                    keeping_focus(|| self.view.desk.set(desk));
                 }
                 Err(e) => leptos::logging::warn!("hindsight: the desk document is not readable: {e}"),
             },

@@ -9,20 +9,6 @@ use fantoccini::Locator;
 use hindsight_tests::TestServer;
 use hindsight_tests::browser::{Browser, Page};
 
-/// Opens the board in a new window as its facilitator (with the key) and joins as `name`.
-async fn facilitator(browser: &Browser, url: &str, key: &str, name: &str) -> Page {
-    let page = browser.open(&format!("{url}#key={key}")).await;
-    page.join(name).await;
-    page.wait_for(Locator::Css("#facilitator-badge")).await;
-    page
-}
-
-async fn participant(browser: &Browser, url: &str, name: &str) -> Page {
-    let page = browser.open(url).await;
-    page.join(name).await;
-    page
-}
-
 /// A facilitator runs a retro with two participants, Write to Done, from the UI alone.
 #[tokio::test]
 async fn a_whole_retro_from_write_to_done() {
@@ -38,8 +24,8 @@ async fn a_whole_retro_from_write_to_done() {
     fay.wait_for(Locator::Css("#facilitator-badge")).await;
     let link = fay.client().current_url().await.expect("url").to_string();
     assert!(!link.contains('#'), "the shared link carries no facilitator key: {link}");
-    let ann = participant(&browser, &link, "Ann").await;
-    let bob = participant(&browser, &link, "Bob").await;
+    let ann = browser.participant(&link, "Ann").await;
+    let bob = browser.participant(&link, "Bob").await;
     assert!(ann.client().find(Locator::Css("#next-phase")).await.is_err(), "only the facilitator moves phases");
 
     // Write: in private; others see only counts.
@@ -150,8 +136,8 @@ async fn revealed_notes_follow_their_authors_edits_live() {
     let server = TestServer::spawn().await;
     let board = server.create_board("Sprint 43", "mad-sad-glad").await;
     let browser = Browser::launch().await;
-    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
-    let alice = participant(&browser, &board.url, "Alice").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let alice = browser.participant(&board.url, "Alice").await;
 
     alice.add_note("glad", "Deploys got faster").await;
     alice.add_note("mad", "Flaky CI again").await;
@@ -208,8 +194,8 @@ async fn edits_made_while_disconnected_merge_on_reconnect() {
     let server = TestServer::spawn().await;
     let board = server.create_board("Offline retro", "start-stop-continue").await;
     let browser = Browser::launch().await;
-    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
-    let alice = participant(&browser, &board.url, "Alice").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let alice = browser.participant(&board.url, "Alice").await;
     alice.add_note("start", "Written while online").await;
     fay.wait_person_status("Alice", "1 note").await;
 
@@ -244,8 +230,8 @@ async fn a_tab_reloaded_while_offline_keeps_its_notes_and_syncs_them_later() {
     let server = TestServer::spawn().await;
     let board = server.create_board("Outage retro", "went-well").await;
     let browser = Browser::launch().await;
-    let fay = facilitator(&browser, &board.url, &board.facilitator_key, "Fay").await;
-    let alice = participant(&browser, &board.url, "Alice").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let alice = browser.participant(&board.url, "Alice").await;
     alice.add_note("went-well", "Before the outage").await;
     fay.wait_person_status("Alice", "1 note").await;
     // The service worker controls the page and the offline copy holds the note.
@@ -303,7 +289,7 @@ async fn a_forged_notice_from_a_peer_changes_nothing_in_the_browser() {
     let board = server.create_board("Trusted retro", "mad-sad-glad").await;
     let browser = Browser::launch().await;
     let url = format!("{}/b/{}", server.http_url(), board.board_id);
-    let fay = facilitator(&browser, &url, &board.facilitator_key, "Fay").await;
+    let fay = browser.facilitator(&url, &board.facilitator_key, "Fay").await;
     fay.add_note("mad", "Slow builds").await;
     fay.wait_person_status("Fay", "1 note").await;
 
@@ -318,7 +304,7 @@ async fn a_forged_notice_from_a_peer_changes_nothing_in_the_browser() {
     forger.send_ephemeral("forged", 2, &refusal.encode()).await.expect("sent");
 
     // What the server says next arrives after the forgeries: Ann comes.
-    let ann = participant(&browser, &url, "Ann").await;
+    let ann = browser.participant(&url, "Ann").await;
     fay.wait_person_status("Ann", "thinking…").await;
     let html = fay.html().await;
     assert!(!html.contains("Mallory the Admin"), "a forged roster reached the page");

@@ -25,6 +25,7 @@
 //!   it costs the server: bombs, floods, forgeries, storms, slow and idle connections, secrets
 //!   in logs.
 //! - [`browser`]: the WASM client in headless Chromium.
+//! - [`typing`]: in the browser, what someone types survives whatever the others do meanwhile.
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
 //!   viewer, and as a participant writes on its desk and sees the note published.
 
@@ -41,4 +42,5 @@ mod limits;
 mod restart;
 mod rules;
 mod sync;
+mod typing;
 mod voting;

@@ -84,6 +84,22 @@ impl Browser {
         Page { client, profile }
     }
 
+    /// Opens the board at `url` as its facilitator (with the key), joins as `name`, and waits
+    /// until the page says this browser runs the retro.
+    pub async fn facilitator(&self, url: &str, key: &str, name: &str) -> Page {
+        let page = self.open(&format!("{url}#key={key}")).await;
+        page.join(name).await;
+        page.wait_for(Locator::Css("#facilitator-badge")).await;
+        page
+    }
+
+    /// Opens the board at `url` and joins as `name`.
+    pub async fn participant(&self, url: &str, name: &str) -> Page {
+        let page = self.open(url).await;
+        page.join(name).await;
+        page
+    }
+
     pub async fn quit(self) {
         drop(self);
     }
@@ -216,6 +232,32 @@ impl Page {
             assert!(tokio::time::Instant::now() < deadline, "waited for `{expression}`");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Types `text` into the field at `field`, puts the caret after `caret` characters, and
+    /// marks the field, so that [`Page::assert_typing`] can tell it is the very same element.
+    pub async fn start_typing(&self, field: Locator<'_>, text: &str, caret: u32) {
+        let described = format!("{field:?}");
+        self.wait_for(field).await.send_keys(text).await.expect("type");
+        let script = "const e = document.activeElement; e.setSelectionRange(arguments[0], arguments[0]); \
+                      e.dataset.typing = 'yes'; return e.value;";
+        let value = self.client.execute(script, vec![serde_json::json!(caret)]).await.expect("set the caret");
+        assert!(value.as_str().is_some_and(|v| v.ends_with(text)), "typed {text:?} into {described}: {value}");
+    }
+
+    /// Asserts that what is being typed is intact: the field marked by [`Page::start_typing`]
+    /// still has the focus, holds `text`, and has the caret after `caret` characters.
+    pub async fn assert_typing(&self, text: &str, caret: u32) {
+        let script = "const e = document.activeElement; \
+                      if (!e || e.dataset.typing !== 'yes') { return 'the focus is on ' + (e ? e.outerHTML.slice(0, 200) : 'nothing'); } \
+                      return [e.value, e.selectionStart, e.selectionEnd];";
+        let state = self.client.execute(script, vec![]).await.expect("read the focused field");
+        assert_eq!(state, serde_json::json!([text, caret, caret]), "what was being typed");
+    }
+
+    /// Types `text` where the caret is, in the focused field.
+    pub async fn keep_typing(&self, text: &str) {
+        self.client.active_element().await.expect("a focused field").send_keys(text).await.expect("type");
     }
 
     /// Reloads the page.

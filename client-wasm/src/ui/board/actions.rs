@@ -6,7 +6,7 @@ use hindsight_shared::rules;
 use hindsight_shared::schema::{ActionItem, MAX_ACTION_CHARS, MAX_NAME_CHARS};
 use leptos::prelude::*;
 
-use super::Ctx;
+use super::{Ctx, Keyed};
 
 /// The Actions phase: the top items for reference, and every action item.
 #[component]
@@ -54,63 +54,69 @@ pub fn ActionsPhase() -> impl IntoView {
 pub fn ActionList(for_item: Option<String>) -> impl IntoView {
     let ctx = Ctx::get();
     let scope = for_item.clone();
-    let actions = move || {
+    let actions = Keyed::new(move || {
         ctx.with_board(|b| {
-            let mut items: Vec<ActionItem> = b
+            let mut items: Vec<&ActionItem> = b
                 .action_items
                 .values()
                 .filter(|a| scope.as_ref().is_none_or(|item| a.cluster.as_ref() == Some(item)))
-                .cloned()
                 .collect();
-            items.sort_by(|a, b| (&a.due, &a.text).cmp(&(&b.due, &b.text)));
-            items
+            items.sort_by(|a, b| (&a.due, &a.text, &a.id).cmp(&(&b.due, &b.text, &b.id)));
+            items.into_iter().map(|a| (a.id.clone(), a.clone())).collect()
         })
         .unwrap_or_default()
-    };
+    });
     let editable = move || rules::can_edit_actions(ctx.phase());
     view! {
         <ul class="action-items">
             <For
-                each=actions
-                key=|a| format!("{a:?}")
-                children=move |action| {
-                    let id = action.id.clone();
-                    let target = action.cluster.clone().and_then(|c| ctx.with_board(|b| b.item_title(&c)).flatten());
-                    view! {
-                        <li class="action-item" data-action=action.id.clone()>
-                            <span class="action-text">{action.text.clone()}</span>
-                            <span class="action-owner">
-                                {if action.owner.is_empty() { "no owner".to_owned() } else { format!("Owner: {}", action.owner) }}
-                            </span>
-                            <span class="action-due">
-                                {if action.due.is_empty() { String::new() } else { format!("Due {}", action.due) }}
-                            </span>
-                            {target.map(|t| view! { <span class="tag">{t}</span> })}
-                            <Show when=editable>
-                                {
-                                    let id = id.clone();
-                                    view! {
-                                        <button
-                                            class="delete-action icon"
-                                            aria-label="Delete action item"
-                                            on:click=move |_| {
-                                                let id = id.clone();
-                                                ctx.edit_board(move |tx| edit::delete_action(tx, &id))
-                                            }
-                                        >
-                                            "✕"
-                                        </button>
-                                    }
-                                }
-                            </Show>
-                        </li>
-                    }
+                each=move || actions.order.get()
+                key=|id| id.clone()
+                children=move |id| {
+                    let action = actions.row(id.clone());
+                    view! { <ActionRow id action editable=Signal::derive(editable) /> }
                 }
             />
         </ul>
         <Show when=editable>
             <ActionForm for_item=for_item.clone() />
         </Show>
+    }
+}
+
+/// One action item: what, who, by when, and what it addresses.
+#[component]
+fn ActionRow(id: String, action: Memo<Option<ActionItem>>, editable: Signal<bool>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let field =
+        move |read: fn(&ActionItem) -> String| move || action.with(|a| a.as_ref().map(read).unwrap_or_default());
+    let text = field(|a| a.text.clone());
+    let owner = field(|a| if a.owner.is_empty() { "no owner".to_owned() } else { format!("Owner: {}", a.owner) });
+    let due = field(|a| if a.due.is_empty() { String::new() } else { format!("Due {}", a.due) });
+    let addresses = Memo::new(move |_| action.with(|a| a.as_ref().and_then(|a| a.cluster.clone())));
+    let target = ctx.part(move |b| addresses.with(|c| c.as_ref().and_then(|c| b.item_title(c))));
+    let delete_id = id.clone();
+    view! {
+        <li class="action-item" data-action=id>
+            <span class="action-text">{text}</span>
+            <span class="action-owner">{owner}</span>
+            <span class="action-due">{due}</span>
+            {move || target.get().map(|t| view! { <span class="tag">{t}</span> })}
+            <Show when=move || editable.get()>
+                {
+                    let id = delete_id.clone();
+                    view! {
+                        <button
+                            class="delete-action icon"
+                            aria-label="Delete action item"
+                            on:click=move |_| ctx.edit_board(|tx| edit::delete_action(tx, &id))
+                        >
+                            "✕"
+                        </button>
+                    }
+                }
+            </Show>
+        </li>
     }
 }
 
@@ -123,18 +129,19 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
     let due = RwSignal::new(String::new());
     let target = RwSignal::new(for_item.clone().unwrap_or_default());
     let choose_target = for_item.is_none();
-    let targets = move || {
+    let targets = Keyed::new(move || {
         ctx.with_board(|b| {
             b.ranked_items()
                 .into_iter()
                 .map(|(item, _)| (item.id().to_owned(), b.item_title(item.id()).unwrap_or_default()))
-                .collect::<Vec<_>>()
+                .collect()
         })
         .unwrap_or_default()
-    };
-    let names = move || {
-        ctx.view.people.with(|p| p.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.clone()).collect::<Vec<_>>())
-    };
+    });
+    let people = ctx.view.people;
+    let names = Memo::new(move |_| {
+        people.with(|p| p.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.clone()).collect::<Vec<_>>())
+    });
     let add = move || {
         let item = ActionItem {
             id: NoteId::random().to_string(),
@@ -177,7 +184,7 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
                 on:input=move |ev| owner.set(event_target_value(&ev))
             />
             <datalist id="people-names">
-                <For each=names key=|n| n.clone() children=|name| view! { <option value=name></option> } />
+                <For each=move || names.get() key=|n| n.clone() children=|name| view! { <option value=name></option> } />
             </datalist>
             <input
                 id="action-due"
@@ -190,13 +197,17 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
                 <select
                     id="action-target"
                     aria-label="Addresses"
+                    prop:value=move || target.get()
                     on:change=move |ev| target.set(event_target_value(&ev))
                 >
                     <option value="">"(no item)"</option>
                     <For
-                        each=targets
-                        key=|t| t.clone()
-                        children=|(id, title)| view! { <option value=id>{title}</option> }
+                        each=move || targets.order.get()
+                        key=|id| id.clone()
+                        children=move |id| {
+                            let title = targets.row(id.clone());
+                            view! { <option value=id>{move || title.get().unwrap_or_default()}</option> }
+                        }
                     />
                 </select>
             </Show>

@@ -10,8 +10,9 @@ use hindsight_shared::schema::{Board, MAX_CLUSTER_TITLE_CHARS, Note, Phase, Vote
 use leptos::prelude::*;
 use web_sys::DragEvent;
 
-use super::Ctx;
 use super::actions::ActionList;
+use super::shared_input::SharedInput;
+use super::{Ctx, Keyed};
 
 /// How long an item is discussed by default once focused.
 const ITEM_TIMEBOX_MS: i64 = 5 * 60_000;
@@ -62,7 +63,10 @@ pub fn Items() -> impl IntoView {
     let ctx = Ctx::get();
     let items_ctx = ItemsCtx { picking: RwSignal::new(None) };
     provide_context(items_ctx);
-    let items = move || ctx.with_board(ordered).unwrap_or_default();
+    let items = Keyed::new(move || {
+        ctx.with_board(|b| ordered(b).into_iter().map(|(item, votes)| (item.id().to_owned(), (item, votes))).collect())
+            .unwrap_or_default()
+    });
     view! {
         <div class="items-phase">
             {move || match ctx.phase() {
@@ -70,14 +74,17 @@ pub fn Items() -> impl IntoView {
                 Phase::Vote => view! { <VoteHeader /> }.into_any(),
                 _ => view! { <Focused /> }.into_any(),
             }}
-            <Show when=move || items().is_empty()>
+            <Show when=move || items.is_empty()>
                 <p class="empty">"No notes were revealed on this board."</p>
             </Show>
             <main class="items">
                 <For
-                    each=items
-                    key=|(item, votes)| format!("{item:?}{votes}")
-                    children=move |(item, votes)| view! { <ItemCard item votes /> }
+                    each=move || items.order.get()
+                    key=|id| id.clone()
+                    children=move |id| {
+                        let row = items.row(id.clone());
+                        view! { <ItemCard id row /> }
+                    }
                 />
             </main>
         </div>
@@ -115,10 +122,11 @@ fn GroupHeader() -> impl IntoView {
 #[component]
 fn VoteHeader() -> impl IntoView {
     let ctx = Ctx::get();
-    let budget = move || ctx.with_board(|b| b.settings.vote_budget).unwrap_or(0);
-    let per_item = move || ctx.with_board(|b| b.settings.max_votes_per_item).unwrap_or(0);
-    let used = move || ctx.view.desk.with(|d| d.votes_cast());
-    let abstain = move || ctx.view.desk.with(|d| d.abstain);
+    let budget = ctx.part(|b| b.settings.vote_budget);
+    let per_item = ctx.part(|b| b.settings.max_votes_per_item);
+    let used = ctx.desk_part(|d| d.votes_cast());
+    let abstain = ctx.desk_part(|d| d.abstain);
+    let (budget, per_item, used) = (move || budget.get(), move || per_item.get(), move || used.get());
     view! {
         <div class="phase-tools vote-tools">
             <p>
@@ -131,7 +139,7 @@ fn VoteHeader() -> impl IntoView {
                 <input
                     id="abstain"
                     type="checkbox"
-                    prop:checked=abstain
+                    prop:checked=move || abstain.get()
                     disabled=move || { used() > 0 }
                     on:change=move |ev| {
                         let on = event_target_checked(&ev);
@@ -148,16 +156,16 @@ fn VoteHeader() -> impl IntoView {
 #[component]
 fn Focused() -> impl IntoView {
     let ctx = Ctx::get();
-    let focus = move || ctx.with_board(|b| b.focus.clone()).flatten();
-    let title = move || focus().and_then(|id| ctx.with_board(|b| b.item_title(&id)).flatten());
-    let votes = move || focus().map(|id| ctx.with_board(|b| b.vote_totals.get(&id).copied()).flatten().unwrap_or(0));
+    let focus = ctx.part(|b| b.focus.clone());
+    let title = ctx.part(move |b| b.focus.as_ref().and_then(|id| b.item_title(id)).unwrap_or_default());
+    let votes = ctx.part(|b| b.focus.as_ref().and_then(|id| b.vote_totals.get(id).copied()).unwrap_or(0));
     view! {
-        <section class="focused" id="focused" class:empty=move || focus().is_none()>
-            {move || match focus() {
+        <section class="focused" id="focused" class:empty=move || focus.with(Option::is_none)>
+            {move || match focus.get() {
                 None => {
                     view! {
                         <p class="muted">
-                            {if ctx.is_facilitator() {
+                            {move || if ctx.is_facilitator() {
                                 "Pick an item below to discuss it with everyone: “Discuss this”."
                             } else {
                                 "The facilitator will pick the item to discuss."
@@ -170,8 +178,8 @@ fn Focused() -> impl IntoView {
                     view! {
                         <div class="focused-head">
                             <span class="label">"Now discussing"</span>
-                            <h2 id="focused-title">{title}</h2>
-                            <span class="votes-badge">{move || format!("{} dots", votes().unwrap_or(0))}</span>
+                            <h2 id="focused-title">{move || title.get()}</h2>
+                            <span class="votes-badge">{move || format!("{} dots", votes.get())}</span>
                         </div>
                         <ActionList for_item=Some(id) />
                     }
@@ -182,16 +190,17 @@ fn Focused() -> impl IntoView {
     }
 }
 
+/// A card: a cluster with its notes, or a lone note. Built once per item, then updated in place.
 #[component]
-fn ItemCard(item: VoteItem, votes: i64) -> impl IntoView {
+fn ItemCard(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
     let ctx = Ctx::get();
     let picking = expect_context::<ItemsCtx>().picking;
-    let id = item.id().to_owned();
-    let is_cluster = matches!(item, VoteItem::Cluster(..));
+    let is_cluster = row.with_untracked(|r| matches!(r, Some((VoteItem::Cluster(..), _))));
+    let votes = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |(_, v)| *v)));
     let over = RwSignal::new(false);
     let focused = {
         let id = id.clone();
-        move || ctx.with_board(|b| b.focus.as_deref() == Some(id.as_str())).unwrap_or(false)
+        ctx.part(move |b| b.focus.as_deref() == Some(id.as_str()))
     };
     let target = id.clone();
     let on_drop = move |ev: DragEvent| {
@@ -214,45 +223,14 @@ fn ItemCard(item: VoteItem, votes: i64) -> impl IntoView {
             None => false,
         }
     };
-    let body = match &item {
-        VoteItem::Cluster(cluster, notes) => {
-            let cluster_id = cluster.id.clone();
-            let title = cluster.title.clone();
-            let notes = notes.clone();
-            let data_title = title.clone();
-            view! {
-                <header class="cluster-header" data-title=data_title>
-                    {move || {
-                        if grouping() {
-                            let cluster_id = cluster_id.clone();
-                            view! {
-                                <input
-                                    class="cluster-title"
-                                    type="text"
-                                    placeholder="Name the root cause"
-                                    maxlength=MAX_CLUSTER_TITLE_CHARS
-                                    prop:value=title.clone()
-                                    on:change=move |ev| {
-                                        let text = event_target_value(&ev);
-                                        ctx.edit_board(|tx| edit::set_cluster_title(tx, &cluster_id, text.trim()))
-                                    }
-                                />
-                            }
-                                .into_any()
-                        } else {
-                            let shown = if title.trim().is_empty() { "Untitled group".to_owned() } else { title.clone() };
-                            view! { <h3 class="cluster-name">{shown}</h3> }.into_any()
-                        }
-                    }}
-                    <span class="count" title="Notes in this group">{notes.len()}</span>
-                </header>
-                <ul class="cluster-notes">
-                    {notes.into_iter().map(|note| view! { <ClusterNote note /> }).collect_view()}
-                </ul>
-            }
-                .into_any()
-        }
-        VoteItem::Note(note) => view! { <NoteLine note=note.clone() in_cluster=false /> }.into_any(),
+    let body = if is_cluster {
+        view! { <ClusterBody id=id.clone() row /> }.into_any()
+    } else {
+        let note = Memo::new(move |_| match row.get() {
+            Some((VoteItem::Note(note), _)) => Some(note),
+            _ => None,
+        });
+        view! { <NoteLine note in_cluster=false /> }.into_any()
     };
     view! {
         <article
@@ -260,8 +238,8 @@ fn ItemCard(item: VoteItem, votes: i64) -> impl IntoView {
             class:cluster=is_cluster
             class:lone=!is_cluster
             class:drop-over=move || over.get()
-            class:pick-target=pick_target.clone()
-            class:focused=focused.clone()
+            class:pick-target=pick_target
+            class:focused=move || focused.get()
             data-item=id.clone()
             on:dragover=move |ev: DragEvent| {
                 if grouping() {
@@ -284,6 +262,64 @@ fn ItemCard(item: VoteItem, votes: i64) -> impl IntoView {
                 }
             </footer>
         </article>
+    }
+}
+
+/// A cluster's name (a field while grouping) and its notes.
+#[component]
+fn ClusterBody(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let title = Memo::new(move |_| match row.with(|r| r.as_ref().map(|(item, _)| item.clone())) {
+        Some(VoteItem::Cluster(cluster, _)) => cluster.title,
+        _ => String::new(),
+    });
+    let notes = Keyed::new(move || match row.with(|r| r.as_ref().map(|(item, _)| item.clone())) {
+        Some(VoteItem::Cluster(_, notes)) => notes.into_iter().map(|n| (n.id.clone(), n)).collect(),
+        _ => Vec::new(),
+    });
+    let save = Callback::new(move |text: String| {
+        ctx.edit_board(|tx| edit::set_cluster_title(tx, &id, &text));
+    });
+    view! {
+        <header class="cluster-header" data-title=move || title.get()>
+            {move || {
+                if ctx.phase() == Phase::Group {
+                    view! {
+                        <SharedInput
+                            value=title.into()
+                            save
+                            class="cluster-title"
+                            placeholder="Name the root cause"
+                            label="Root cause"
+                            maxlength=MAX_CLUSTER_TITLE_CHARS
+                        />
+                    }
+                        .into_any()
+                } else {
+                    view! {
+                        <h3 class="cluster-name">
+                            {move || title.with(|t| if t.trim().is_empty() { "Untitled group".to_owned() } else { t.clone() })}
+                        </h3>
+                    }
+                        .into_any()
+                }
+            }}
+            <span class="count" title="Notes in this group">{move || notes.len()}</span>
+        </header>
+        <ul class="cluster-notes">
+            <For
+                each=move || notes.order.get()
+                key=|id| id.clone()
+                children=move |id| {
+                    let note = notes.row(id);
+                    view! {
+                        <li>
+                            <NoteLine note in_cluster=true />
+                        </li>
+                    }
+                }
+            />
+        </ul>
     }
 }
 
@@ -324,32 +360,24 @@ fn GroupTools(id: String, is_cluster: bool) -> impl IntoView {
     }
 }
 
-/// A note inside a cluster card, with "Ungroup" while grouping.
+/// A note's text with its column, draggable while grouping, with "Ungroup" inside a cluster.
 #[component]
-fn ClusterNote(note: Note) -> impl IntoView {
-    view! {
-        <li>
-            <NoteLine note in_cluster=true />
-        </li>
-    }
-}
-
-/// A note's text with its column, draggable while grouping.
-#[component]
-fn NoteLine(note: Note, in_cluster: bool) -> impl IntoView {
+fn NoteLine(note: Memo<Option<Note>>, in_cluster: bool) -> impl IntoView {
     let ctx = Ctx::get();
-    let id = note.id.clone();
-    let column = ctx
-        .with_board(|b| b.columns.iter().position(|c| c.id == note.column).map(|i| (i, b.columns[i].title.clone())))
-        .flatten();
-    let (accent, column_title) = column.unwrap_or((0, String::new()));
+    let id = note.with_untracked(|n| n.as_ref().map(|n| n.id.clone()).unwrap_or_default());
+    let column_id = Memo::new(move |_| note.with(|n| n.as_ref().map(|n| n.column.clone()).unwrap_or_default()));
+    let column = ctx.part(move |b| {
+        column_id.with(|c| b.columns.iter().position(|col| &col.id == c).map(|i| (i, b.columns[i].title.clone())))
+    });
+    let text = move || note.with(|n| n.as_ref().map(|n| n.text.clone()).unwrap_or_default());
+    let author = move || note.with(|n| n.as_ref().and_then(|n| n.author.clone()));
     let drag_id = id.clone();
     let ungroup_id = id.clone();
     view! {
         <div
             class="note"
-            data-note=id.clone()
-            style=format!("--accent: var(--accent-{})", accent % 6)
+            data-note=id
+            style=move || format!("--accent: var(--accent-{})", column.with(|c| c.as_ref().map_or(0, |(i, _)| i % 6)))
             draggable=move || (ctx.phase() == Phase::Group).to_string()
             on:dragstart=move |ev: DragEvent| {
                 if let Some(data) = ev.data_transfer() {
@@ -357,10 +385,10 @@ fn NoteLine(note: Note, in_cluster: bool) -> impl IntoView {
                 }
             }
         >
-            <p class="note-text">{note.text.clone()}</p>
+            <p class="note-text">{text}</p>
             <div class="note-meta">
-                <span class="tag column-tag">{column_title}</span>
-                {note.author.clone().map(|a| view! { <span class="tag author">{a}</span> })}
+                <span class="tag column-tag">{move || column.with(|c| c.as_ref().map(|(_, t)| t.clone()))}</span>
+                {move || author().map(|a| view! { <span class="tag author">{a}</span> })}
                 <Show when=move || in_cluster && ctx.phase() == Phase::Group>
                     {
                         let ungroup_id = ungroup_id.clone();
@@ -388,14 +416,13 @@ fn Dots(id: String) -> impl IntoView {
     let ctx = Ctx::get();
     let mine = {
         let id = id.clone();
-        Memo::new(move |_| ctx.view.desk.with(|d| d.votes.get(&id).copied().unwrap_or(0)))
+        ctx.desk_part(move |d| d.votes.get(&id).copied().unwrap_or(0))
     };
-    let left = Memo::new(move |_| {
-        let budget = ctx.with_board(|b| b.settings.vote_budget).unwrap_or(0);
-        budget - ctx.view.desk.with(|d| d.votes_cast())
-    });
-    let max = Memo::new(move |_| ctx.with_board(|b| b.settings.max_votes_per_item).unwrap_or(0));
-    let abstain = Memo::new(move |_| ctx.view.desk.with(|d| d.abstain));
+    let budget = ctx.part(|b| b.settings.vote_budget);
+    let cast = ctx.desk_part(|d| d.votes_cast());
+    let left = Memo::new(move |_| budget.get() - cast.get());
+    let max = ctx.part(|b| b.settings.max_votes_per_item);
+    let abstain = ctx.desk_part(|d| d.abstain);
     let set = move |dots: i64| {
         let id = id.clone();
         ctx.edit_desk(move |tx| edit::set_votes(tx, &id, dots))
@@ -430,12 +457,12 @@ fn Dots(id: String) -> impl IntoView {
 
 /// Discuss: the item's total, and the facilitator's "Discuss this".
 #[component]
-fn DiscussTools(id: String, votes: i64) -> impl IntoView {
+fn DiscussTools(id: String, votes: Memo<i64>) -> impl IntoView {
     let ctx = Ctx::get();
     let can_focus = move || ctx.is_facilitator() && rules::can_edit_actions(ctx.phase());
     view! {
-        <span class="votes" data-votes=votes title="Dots">
-            {format!("● {votes}")}
+        <span class="votes" data-votes=move || votes.get() title="Dots">
+            {move || format!("● {}", votes.get())}
         </span>
         <Show when=can_focus>
             {

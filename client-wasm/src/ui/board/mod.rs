@@ -12,12 +12,15 @@ mod actions;
 mod items;
 mod people;
 mod phase_bar;
+mod shared_input;
 mod summary;
 mod write;
 
+use std::collections::BTreeMap;
+
 use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
-use hindsight_shared::schema::{Board, MAX_NAME_CHARS, Phase, SchemaError};
+use hindsight_shared::schema::{Board, Desk, MAX_NAME_CHARS, Phase, SchemaError};
 use hindsight_shared::templates;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -36,6 +39,11 @@ pub struct Ctx {
     pub desk_id: DocumentId,
     /// This browser's clock, ticking every second, for timers.
     pub now: RwSignal<i64>,
+    /// The board's phase. A memo, like every part of the board a view reads: it notifies only
+    /// when the phase itself changes, so a remote edit elsewhere rebuilds nothing that reads it.
+    pub phase: Memo<Phase>,
+    /// This browser holds the facilitator role.
+    pub facilitating: Memo<bool>,
 }
 
 impl Ctx {
@@ -48,13 +56,31 @@ impl Ctx {
         self.view.board.with(|b| b.as_ref().map(f))
     }
 
+    /// One part of the board, as a memo: what reads it is notified only when that part changes.
+    /// Every view reads the board through memos like this one, never the whole board signal.
+    pub fn part<T>(&self, read: impl Fn(&Board) -> T + Send + Sync + 'static) -> Memo<T>
+    where
+        T: Default + PartialEq + Send + Sync + 'static,
+    {
+        let board = self.view.board;
+        Memo::new(move |_| board.with(|b| b.as_ref().map(&read)).unwrap_or_default())
+    }
+
+    /// One part of this participant's desk, as a memo.
+    pub fn desk_part<T>(&self, read: impl Fn(&Desk) -> T + Send + Sync + 'static) -> Memo<T>
+    where
+        T: PartialEq + Send + Sync + 'static,
+    {
+        let desk = self.view.desk;
+        Memo::new(move |_| desk.with(&read))
+    }
+
     pub fn phase(&self) -> Phase {
-        self.with_board(|b| b.phase).unwrap_or_default()
+        self.phase.get()
     }
 
     pub fn is_facilitator(&self) -> bool {
-        let me = self.me.get_value();
-        self.with_board(|b| b.facilitator.as_deref() == Some(me.as_str())).unwrap_or(false)
+        self.facilitating.get()
     }
 
     /// The server's idea of now (tracked), to read timers set in server time.
@@ -84,6 +110,47 @@ impl Ctx {
         if let Err(e) = result {
             self.view.refusal.set(Some(e.to_string()));
         }
+    }
+}
+
+/// A list whose rows are found by id: the order as one memo, and each row as a memo of its own.
+/// A `<For>` keyed by id over [`Keyed::order`] builds a row once and then updates it in place
+/// when its own data changes: a remote edit to one row touches only that row's DOM, and never an
+/// input, a focus or an open editor elsewhere.
+pub struct Keyed<T: Send + Sync + 'static> {
+    pub order: Memo<Vec<String>>,
+    rows: Memo<BTreeMap<String, T>>,
+}
+
+impl<T: Send + Sync + 'static> Clone for Keyed<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Send + Sync + 'static> Copy for Keyed<T> {}
+
+impl<T: Clone + PartialEq + Send + Sync + 'static> Keyed<T> {
+    /// `read` gives the rows in display order, each with its id.
+    pub fn new(read: impl Fn() -> Vec<(String, T)> + Send + Sync + 'static) -> Self {
+        let all = Memo::new(move |_| read());
+        let order = Memo::new(move |_| all.with(|rows| rows.iter().map(|(id, _)| id.clone()).collect()));
+        let rows = Memo::new(move |_| all.get().into_iter().collect());
+        Self { order, rows }
+    }
+
+    /// The row with id `id`: `None` once it is gone (while its view is being taken down).
+    pub fn row(&self, id: String) -> Memo<Option<T>> {
+        let rows = self.rows;
+        Memo::new(move |_| rows.with(|rows| rows.get(&id).cloned()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.with(Vec::is_empty)
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.with(Vec::len)
     }
 }
 
@@ -240,18 +307,32 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
             handle.clear();
         }
     });
-    let ctx = Ctx { session: StoredValue::new_local(session), view, me: StoredValue::new(me), desk_id: desk, now };
+    let board = view.board;
+    let phase = Memo::new(move |_| board.with(|b| b.as_ref().map(|b| b.phase).unwrap_or_default()));
+    let facilitating = {
+        let me = me.clone();
+        Memo::new(move |_| board.with(|b| b.as_ref().is_some_and(|b| b.facilitator.as_deref() == Some(me.as_str()))))
+    };
+    let ctx = Ctx {
+        session: StoredValue::new_local(session),
+        view,
+        me: StoredValue::new(me),
+        desk_id: desk,
+        now,
+        phase,
+        facilitating,
+    };
     provide_context(ctx);
 
-    let title = move || ctx.with_board(|b| b.title.clone()).unwrap_or_default();
+    let title = ctx.part(|b| b.title.clone());
     Effect::new(move |_| {
-        let t = title();
+        let t = title.get();
         if !t.is_empty() {
             document().set_title(&format!("{t} · Hindsight"));
         }
     });
-    let template_name =
-        move || ctx.with_board(|b| templates::find(&b.template).map(|t| t.name)).flatten().unwrap_or_default();
+    let template_name = ctx.part(|b| templates::find(&b.template).map(|t| t.name).unwrap_or_default());
+    let loaded = Memo::new(move |_| board.with(Option::is_some));
     let copied = RwSignal::new(false);
     let copy_link = move |_| {
         let link = window().location().href().unwrap_or_default();
@@ -283,7 +364,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
         {move || {
             if view.unavailable.get() {
                 view! { <NotFound /> }.into_any()
-            } else if view.board.with(Option::is_none) {
+            } else if !loaded.get() {
                 view! {
                     <main class="message loading">
                         <p>"Loading the board…"</p>

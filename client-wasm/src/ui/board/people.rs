@@ -6,7 +6,7 @@ use hindsight_shared::presence::PresenceEntry;
 use hindsight_shared::schema::Phase;
 use leptos::prelude::*;
 
-use super::Ctx;
+use super::{Ctx, Keyed};
 
 /// What to say about a person in this phase.
 fn status(person: &PresenceEntry, phase: Phase) -> String {
@@ -32,6 +32,7 @@ pub fn People() -> impl IntoView {
     let ctx = Ctx::get();
     let me = ctx.me.get_value();
     let people = ctx.view.people;
+    let roster = Keyed::new(move || people.with(|p| p.iter().map(|p| (p.id.clone(), p.clone())).collect()));
     let online = move || people.with(|p| p.iter().filter(|p| p.online).count());
     let ready = move || people.with(|p| p.iter().filter(|p| p.online && p.ready).count());
     let my_ready = move || ctx.view.desk.with(|d| d.ready);
@@ -58,53 +59,12 @@ pub fn People() -> impl IntoView {
             </Show>
             <ul class="people-list">
                 <For
-                    each=move || people.get()
-                    key=|p| (p.id.clone(), p.name.clone(), p.online, p.notes, p.voted, p.ready, p.facilitator)
-                    children=move |person| {
-                        let mine = person.id == me;
-                        let id = person.id.clone();
-                        let name = if person.name.is_empty() { "Anonymous".to_owned() } else { person.name.clone() };
-                        let label = if mine { format!("{name} (you)") } else { name.clone() };
-                        let line = status(&person, ctx.phase());
-                        view! {
-                            <li
-                                class="person"
-                                data-person=person.id.clone()
-                                class:offline=!person.online
-                                class:ready=person.ready
-                                class:voted=person.voted
-                            >
-                                <span class="avatar" aria-hidden="true">
-                                    {initials(&name)}
-                                </span>
-                                <span class="person-text">
-                                    <span class="person-name">
-                                        {label} {person.facilitator.then_some(view! { <span class="crown" title="Facilitator">"★"</span> })}
-                                    </span>
-                                    <span class="person-status">{line}</span>
-                                </span>
-                                {person.ready.then_some(view! { <span class="ready-mark" title="Ready">"✓"</span> })}
-                                <Show when=move || {
-                                    ctx.is_facilitator() && !mine && person.online && ctx.phase() != Phase::Done
-                                }>
-                                    {
-                                        let id = id.clone();
-                                        view! {
-                                            <button
-                                                class="hand-over chip-button"
-                                                title="Make this person the facilitator"
-                                                on:click=move |_| {
-                                                    let id = id.clone();
-                                                    ctx.edit_board(move |tx| edit::hand_over(tx, &id))
-                                                }
-                                            >
-                                                "Make facilitator"
-                                            </button>
-                                        }
-                                    }
-                                </Show>
-                            </li>
-                        }
+                    each=move || roster.order.get()
+                    key=|id| id.clone()
+                    children=move |id| {
+                        let person = roster.row(id.clone());
+                        let mine = id == me;
+                        view! { <Person id person mine /> }
                     }
                 />
             </ul>
@@ -123,5 +83,55 @@ pub fn People() -> impl IntoView {
                 <p class="people-note">{move || format!("{} of {} ready", ready(), online())}</p>
             </Show>
         </aside>
+    }
+}
+
+/// One person: name, what they are doing in this phase, and the facilitator's hand-over.
+#[component]
+fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl IntoView {
+    let ctx = Ctx::get();
+    let flag = move |read: fn(&PresenceEntry) -> bool| move || person.with(|p| p.as_ref().is_some_and(read));
+    let (online, ready, voted, facilitator) =
+        (flag(|p| p.online), flag(|p| p.ready), flag(|p| p.voted), flag(|p| p.facilitator));
+    let name = move || {
+        person.with(|p| match p.as_ref().map(|p| p.name.as_str()) {
+            None | Some("") => "Anonymous".to_owned(),
+            Some(name) => name.to_owned(),
+        })
+    };
+    let label = move || if mine { format!("{} (you)", name()) } else { name() };
+    let line = move || person.with(|p| p.as_ref().map(|p| status(p, ctx.phase())).unwrap_or_default());
+    let hand_over_id = id.clone();
+    view! {
+        <li class="person" data-person=id class:offline=move || !online() class:ready=ready class:voted=voted>
+            <span class="avatar" aria-hidden="true">
+                {move || initials(&name())}
+            </span>
+            <span class="person-text">
+                <span class="person-name">
+                    {label} <Show when=facilitator>
+                        <span class="crown" title="Facilitator">"★"</span>
+                    </Show>
+                </span>
+                <span class="person-status">{line}</span>
+            </span>
+            <Show when=ready>
+                <span class="ready-mark" title="Ready">"✓"</span>
+            </Show>
+            <Show when=move || ctx.is_facilitator() && !mine && online() && ctx.phase() != Phase::Done>
+                {
+                    let id = hand_over_id.clone();
+                    view! {
+                        <button
+                            class="hand-over chip-button"
+                            title="Make this person the facilitator"
+                            on:click=move |_| ctx.edit_board(|tx| edit::hand_over(tx, &id))
+                        >
+                            "Make facilitator"
+                        </button>
+                    }
+                }
+            </Show>
+        </li>
     }
 }

@@ -97,8 +97,8 @@ pub fn PhaseBar() -> impl IntoView {
 #[component]
 fn Timer() -> impl IntoView {
     let ctx = Ctx::get();
-    let ends_at = move || ctx.with_board(|b| b.timer.ends_at).flatten();
-    let remaining = move || ends_at().map(|end| end - ctx.server_now());
+    let ends_at = ctx.part(|b| b.timer.ends_at);
+    let remaining = move || ends_at.get().map(|end| end - ctx.server_now());
     let start = move |minutes: i64| {
         let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();
         ctx.edit_board(|tx| edit::start_timer(tx, minutes * 60_000, now));
@@ -127,7 +127,7 @@ fn Timer() -> impl IntoView {
                             }
                         })
                         .collect_view()}
-                    <Show when=move || ends_at().is_some()>
+                    <Show when=move || ends_at.get().is_some()>
                         <button
                             id="stop-timer"
                             class="chip-button"
@@ -147,8 +147,9 @@ fn Timer() -> impl IntoView {
 fn SettingsMenu() -> impl IntoView {
     let ctx = Ctx::get();
     let open = RwSignal::new(false);
-    let settings = move || ctx.with_board(|b| b.settings.clone()).unwrap_or_default();
-    let published = move || ctx.with_board(|b| !b.notes.is_empty()).unwrap_or(false);
+    let settings = ctx.part(|b| b.settings.clone());
+    let published = ctx.part(|b| !b.notes.is_empty());
+    let (settings, published) = (move || settings.get(), move || published.get());
     let save = move |change: &dyn Fn(&mut Settings)| {
         let mut next = settings();
         change(&mut next);

@@ -10,12 +10,14 @@ use hindsight_shared::schema::{self, Draft, MAX_NOTE_CHARS, Phase};
 use leptos::prelude::*;
 use web_sys::KeyboardEvent;
 
-use super::Ctx;
+use super::{Ctx, Keyed};
 
 #[component]
 pub fn Columns() -> impl IntoView {
     let ctx = Ctx::get();
-    let columns = move || ctx.with_board(|b| b.columns.clone()).unwrap_or_default();
+    let columns = Keyed::new(move || {
+        ctx.with_board(|b| b.columns.iter().map(|c| (c.id.clone(), c.clone())).collect()).unwrap_or_default()
+    });
     view! {
         <Show when=move || ctx.phase() == Phase::Write>
             <p class="banner" id="privacy-banner">
@@ -24,120 +26,106 @@ pub fn Columns() -> impl IntoView {
         </Show>
         <main class="columns">
             <For
-                each=move || columns().into_iter().enumerate()
-                key=|(_, column)| column.id.clone()
-                children=move |(index, column)| view! { <ColumnView column index /> }
+                each=move || columns.order.get().into_iter().enumerate()
+                key=|(_, id)| id.clone()
+                children=move |(index, id)| {
+                    let column = columns.row(id.clone());
+                    view! { <ColumnView id column index /> }
+                }
             />
         </main>
     }
 }
 
 /// A card on a column: a published note, or one of this participant's drafts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Card {
-    key: String,
     text: String,
     author: Option<String>,
     /// The draft behind the card, if it is this participant's.
     draft: Option<String>,
     /// Not published yet: only this browser sees it.
     private: bool,
-    created_at: i64,
+}
+
+/// The cards of one column, keyed by the id the note has (or will have) on the board: a draft
+/// keeps its card, and so its open editor, when it is published.
+fn column_cards(ctx: Ctx, column: &str) -> Vec<(String, Card)> {
+    let mut mine: HashMap<String, Draft> = ctx.view.desk.with(|d| {
+        d.drafts
+            .values()
+            .filter(|draft| draft.column == column)
+            .map(|draft| (published_note_id(&ctx.desk_id, &draft.id), draft.clone()))
+            .collect()
+    });
+    let mut cards: Vec<(String, Card)> = ctx
+        .with_board(|b| {
+            b.notes_in(column)
+                .map(|note| {
+                    let draft = mine.remove(&note.id).map(|d| d.id);
+                    let card = Card { text: note.text.clone(), author: note.author.clone(), draft, private: false };
+                    (note.id.clone(), card)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut drafts: Vec<(String, Draft)> = mine.into_iter().collect();
+    drafts.sort_by(|(a, x), (b, y)| (x.created_at, a).cmp(&(y.created_at, b)));
+    cards.extend(
+        drafts
+            .into_iter()
+            .map(|(id, draft)| (id, Card { text: draft.text, author: None, draft: Some(draft.id), private: true })),
+    );
+    cards
 }
 
 #[component]
-fn ColumnView(column: schema::Column, index: usize) -> impl IntoView {
+fn ColumnView(id: String, column: Memo<Option<schema::Column>>, index: usize) -> impl IntoView {
     let ctx = Ctx::get();
-    let column_id = column.id.clone();
     let cards = {
-        let column_id = column_id.clone();
-        move || {
-            let mine: HashMap<String, Draft> = ctx.view.desk.with(|d| {
-                d.drafts
-                    .values()
-                    .filter(|draft| draft.column == column_id)
-                    .map(|draft| (published_note_id(&ctx.desk_id, &draft.id), draft.clone()))
-                    .collect()
-            });
-            let mut cards: Vec<Card> = ctx
-                .with_board(|b| {
-                    b.notes_in(&column_id)
-                        .map(|note| Card {
-                            key: note.id.clone(),
-                            text: note.text.clone(),
-                            author: note.author.clone(),
-                            draft: mine.get(&note.id).map(|d| d.id.clone()),
-                            private: false,
-                            created_at: note.created_at,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let published: Vec<String> = cards.iter().map(|c| c.key.clone()).collect();
-            let mut drafts: Vec<Card> = mine
-                .into_iter()
-                .filter(|(id, _)| !published.contains(id))
-                .map(|(id, draft)| Card {
-                    key: id,
-                    text: draft.text,
-                    author: None,
-                    draft: Some(draft.id),
-                    private: true,
-                    created_at: draft.created_at,
-                })
-                .collect();
-            drafts.sort_by_key(|c| (c.created_at, c.key.clone()));
-            cards.extend(drafts);
-            cards
-        }
+        let id = id.clone();
+        Keyed::new(move || column_cards(ctx, &id))
     };
-    let count = {
-        let cards = cards.clone();
-        move || cards().len()
-    };
+    let title = move || column.with(|c| c.as_ref().map(|c| c.title.clone()).unwrap_or_default());
+    let prompt = move || column.with(|c| c.as_ref().map(|c| c.prompt.clone()).unwrap_or_default());
     let revealed = {
-        let column_id = column_id.clone();
-        move || ctx.with_board(|b| b.is_revealed(&column_id)).unwrap_or(false)
+        let id = id.clone();
+        ctx.part(move |b| b.is_revealed(&id))
     };
-    let can_reveal = {
-        let revealed = revealed.clone();
-        move || ctx.is_facilitator() && ctx.phase() == Phase::Reveal && !revealed()
-    };
+    let can_reveal = move || ctx.is_facilitator() && ctx.phase() == Phase::Reveal && !revealed.get();
     let reveal = {
-        let column_id = column_id.clone();
-        move |_| {
-            let column_id = column_id.clone();
-            ctx.edit_board(move |tx| edit::reveal(tx, &column_id))
-        }
+        let id = id.clone();
+        move |_| ctx.edit_board(|tx| edit::reveal(tx, &id))
     };
-    let section_id = column_id.clone();
-    let button_id = column_id.clone();
-    let composer = {
-        let column_id = column_id.clone();
-        let (prompt, title) = (column.prompt.clone(), column.title.clone());
-        move || {
-            view! { <Composer column=column_id.clone() prompt=prompt.clone() title=title.clone() /> }
-        }
-    };
+    let (button_id, composer_id) = (id.clone(), id.clone());
     view! {
-        <section class="column" data-column=section_id style=format!("--accent: var(--accent-{})", index % 6)>
+        <section class="column" data-column=id style=format!("--accent: var(--accent-{})", index % 6)>
             <header class="column-header">
-                <h2 class="column-title">{column.title.clone()}</h2>
+                <h2 class="column-title">{title}</h2>
                 <span class="count" title="Notes you can see">
-                    {count}
+                    {move || cards.len()}
                 </span>
             </header>
-            <Show when=can_reveal.clone()>
+            <Show when=can_reveal>
                 <button class="reveal-column secondary" data-column=button_id.clone() on:click=reveal.clone()>
                     "Reveal this column"
                 </button>
             </Show>
-            <Show when=move || ctx.phase() == Phase::Reveal && revealed()>
+            <Show when=move || ctx.phase() == Phase::Reveal && revealed.get()>
                 <span class="revealed-chip">"Revealed"</span>
             </Show>
-            <Show when=move || rules::can_write_notes(ctx.phase())>{composer.clone()}</Show>
+            <Show when=move || rules::can_write_notes(ctx.phase())>
+                <Composer column=composer_id.clone() prompt=Signal::derive(prompt) title=Signal::derive(title) />
+            </Show>
             <div class="notes">
-                <For each=cards key=|card| card.clone() children=move |card| view! { <NoteCard card /> } />
+                <For
+                    each=move || cards.order.get()
+                    key=|id| id.clone()
+                    children=move |id| {
+                        let card = cards.row(id.clone());
+                        view! { <NoteCard id card /> }
+                    }
+                />
             </div>
         </section>
     }
@@ -145,7 +133,7 @@ fn ColumnView(column: schema::Column, index: usize) -> impl IntoView {
 
 /// The box at the top of a column where one writes a note.
 #[component]
-fn Composer(column: String, prompt: String, title: String) -> impl IntoView {
+fn Composer(column: String, prompt: Signal<String>, title: Signal<String>) -> impl IntoView {
     let ctx = Ctx::get();
     let draft = RwSignal::new(String::new());
     let add = move || {
@@ -178,7 +166,7 @@ fn Composer(column: String, prompt: String, title: String) -> impl IntoView {
                 rows="2"
                 maxlength=MAX_NOTE_CHARS
                 placeholder=prompt
-                aria-label=format!("New note in {title}")
+                aria-label=move || format!("New note in {}", title.get())
                 prop:value=move || draft.get()
                 on:input=move |ev| draft.set(event_target_value(&ev))
                 on:keydown=add_on_enter
@@ -194,87 +182,91 @@ fn Composer(column: String, prompt: String, title: String) -> impl IntoView {
     }
 }
 
+/// A note on a column. Built once per note: its text, tags and tools follow the note, and an
+/// open editor stays open (with what is typed in it) whatever else changes.
 #[component]
-fn NoteCard(card: Card) -> impl IntoView {
+fn NoteCard(id: String, card: Memo<Option<Card>>) -> impl IntoView {
     let ctx = Ctx::get();
     let editing = RwSignal::new(false);
-    let text = RwSignal::new(card.text.clone());
-    let draft_id = card.draft.clone();
-    let editable = {
-        let mine = draft_id.is_some();
-        move || mine && rules::can_edit_notes(ctx.phase())
+    let text = RwSignal::new(String::new());
+    let field = move |read: fn(&Card) -> bool| move || card.with(|c| c.as_ref().is_some_and(read));
+    let private = field(|c| c.private);
+    let mine = field(|c| c.draft.is_some());
+    let draft_id = move || card.with(|c| c.as_ref().and_then(|c| c.draft.clone()));
+    let shown = move || card.with(|c| c.as_ref().map(|c| c.text.clone()).unwrap_or_default());
+    let author = move || card.with(|c| c.as_ref().and_then(|c| c.author.clone()));
+    let editable = move || mine() && rules::can_edit_notes(ctx.phase());
+    let open_editor = move |_| {
+        text.set(shown());
+        editing.set(true);
     };
-    let save = {
-        let draft_id = draft_id.clone();
-        move || {
-            let Some(id) = draft_id.clone() else { return };
-            let new_text = text.get_untracked().trim().to_owned();
-            if new_text.is_empty() {
-                return;
-            }
-            ctx.edit_desk(|tx| edit::set_draft_text(tx, &id, &new_text));
+    let save = move || {
+        let Some(id) = draft_id() else { return };
+        let new_text = text.get_untracked().trim().to_owned();
+        if new_text.is_empty() {
+            return;
+        }
+        ctx.edit_desk(|tx| edit::set_draft_text(tx, &id, &new_text));
+        editing.set(false);
+    };
+    let delete = move |_| {
+        if let Some(id) = draft_id() {
+            ctx.edit_desk(|tx| edit::delete_draft(tx, &id));
+        }
+    };
+    // The editor closes when the note can no longer be edited (the phase moved on).
+    Effect::new(move |_| {
+        if !editable() && editing.get_untracked() {
+            editing.set(false);
+        }
+    });
+    let save_on_enter = move |ev: KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() {
+            ev.prevent_default();
+            save();
+        } else if ev.key() == "Escape" {
             editing.set(false);
         }
     };
-    let delete = {
-        let draft_id = draft_id.clone();
-        move |_| {
-            if let Some(id) = draft_id.clone() {
-                ctx.edit_desk(|tx| edit::delete_draft(tx, &id));
-            }
-        }
-    };
-    let shown = card.text.clone();
     view! {
-        <article class="note" data-note=card.key.clone() class:private=card.private class:mine=card.draft.is_some()>
-            {move || {
-                if editing.get() {
-                    let save_on_enter = {
-                        let save = save.clone();
-                        move |ev: KeyboardEvent| {
-                            if ev.key() == "Enter" && !ev.shift_key() {
-                                ev.prevent_default();
-                                save();
-                            } else if ev.key() == "Escape" {
-                                editing.set(false);
-                            }
-                        }
-                    };
-                    let save = save.clone();
-                    view! {
-                        <textarea
-                            class="note-editor"
-                            rows="3"
-                            maxlength=MAX_NOTE_CHARS
-                            autofocus
-                            prop:value=move || text.get()
-                            on:input=move |ev| text.set(event_target_value(&ev))
-                            on:keydown=save_on_enter
-                        ></textarea>
-                        <div class="note-actions">
-                            <button class="cancel-edit secondary" on:click=move |_| editing.set(false)>
-                                "Cancel"
-                            </button>
-                            <button class="save-note primary" on:click=move |_| save()>
-                                "Save"
-                            </button>
-                        </div>
-                    }
-                        .into_any()
-                } else {
-                    view! { <p class="note-text">{shown.clone()}</p> }.into_any()
-                }
-            }}
+        <article class="note" data-note=id class:private=private class:mine=mine>
+            <Show
+                when=move || editing.get()
+                fallback=move || view! { <p class="note-text">{shown}</p> }
+            >
+                <textarea
+                    class="note-editor"
+                    rows="3"
+                    maxlength=MAX_NOTE_CHARS
+                    autofocus
+                    aria-label="Edit note"
+                    prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))
+                    on:keydown=save_on_enter
+                ></textarea>
+                <div class="note-actions">
+                    <button class="cancel-edit secondary" on:click=move |_| editing.set(false)>
+                        "Cancel"
+                    </button>
+                    <button class="save-note primary" on:click=move |_| save()>
+                        "Save"
+                    </button>
+                </div>
+            </Show>
             <footer class="note-footer">
-                {card.private.then_some(view! { <span class="tag private-tag" title="Only you can see this">"private"</span> })}
-                {(!card.private && card.draft.is_some()).then_some(view! { <span class="tag">"yours"</span> })}
-                {card.author.clone().map(|author| view! { <span class="tag author">{author}</span> })}
+                <Show when=private>
+                    <span class="tag private-tag" title="Only you can see this">"private"</span>
+                </Show>
+                <Show when=move || !private() && mine()>
+                    <span class="tag">"yours"</span>
+                </Show>
+                {move || author().map(|author| view! { <span class="tag author">{author}</span> })}
                 <span class="spacer"></span>
                 <Show when=editable>
-                    <button class="edit-note icon" title="Edit" aria-label="Edit note" on:click=move |_| editing.set(true)>
+                    <button class="edit-note icon" title="Edit" aria-label="Edit note" on:click=open_editor>
                         "✎"
                     </button>
-                    <button class="delete-note icon" title="Delete" aria-label="Delete note" on:click=delete.clone()>
+                    <button class="delete-note icon" title="Delete" aria-label="Delete note" on:click=delete>
                         "✕"
                     </button>
                 </Show>
