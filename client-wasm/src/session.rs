@@ -29,6 +29,15 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use crate::focus::keeping_focus;
+
+/// How long changes sent to the server may go unanswered before the connection counts as dead.
+/// The server acknowledges every change it stores, in milliseconds on a healthy connection.
+const ANSWER_TIMEOUT_MS: f64 = 8_000.0;
+/// How long a connection may stay silent before it counts as dead: the server sends at least a
+/// roster heartbeat every 15 seconds (a browser cannot see WebSocket pings).
+const SILENCE_TIMEOUT_MS: f64 = 40_000.0;
+/// How long opening a connection, handshake included, may take.
+const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
 use crate::storage::Storage;
 
 /// The state of the connection, as the connection indicator shows it.
@@ -151,6 +160,12 @@ struct Inner {
     attempts: u32,
     /// Bumped on every new socket, so callbacks of an old socket do nothing.
     generation: u64,
+    /// When the current socket was opened, when it last brought a message, and since when
+    /// changes sent on it wait for the server's answer (all `Date.now()` milliseconds). A
+    /// connection whose network died without closing it is noticed by these.
+    opened_at: f64,
+    heard_at: f64,
+    unanswered_since: Option<f64>,
     /// The offline copy, once opened.
     storage: Option<Storage>,
     /// A save to storage is scheduled.
@@ -206,6 +221,9 @@ impl BoardSession {
             server: None,
             attempts: 0,
             generation: 0,
+            opened_at: 0.0,
+            heard_at: 0.0,
+            unanswered_since: None,
             storage: None,
             save_scheduled: false,
         };
@@ -213,7 +231,8 @@ impl BoardSession {
         session.connect();
         let restore = session.clone();
         spawn_local(async move { restore.restore().await });
-        // Come back at once when the browser regains the network.
+        // Come back at once when the browser regains the network, and let go of the connection
+        // at once when it loses it.
         let online = session.clone();
         let _ = window_event_listener(leptos::ev::online, move |_| {
             if online.inner.borrow().server.is_none() {
@@ -221,11 +240,9 @@ impl BoardSession {
             }
         });
         let offline = session.clone();
-        let _ = window_event_listener(leptos::ev::offline, move |_| {
-            if offline.inner.borrow().server.is_none() {
-                offline.view.status.set(Status::Offline);
-            }
-        });
+        let _ = window_event_listener(leptos::ev::offline, move |_| offline.connection_lost(Status::Offline));
+        let watchdog = session.clone();
+        let _ = set_interval_with_handle(move || watchdog.check_alive(), Duration::from_secs(1));
         session
     }
 
@@ -367,6 +384,8 @@ impl BoardSession {
             inner.generation += 1;
             inner.socket = None;
             inner.server = None;
+            inner.opened_at = js_sys::Date::now();
+            inner.unanswered_since = None;
             inner.generation
         };
         let Ok(ws) = WebSocket::new(&Self::ws_url()) else {
@@ -393,11 +412,54 @@ impl BoardSession {
         self.inner.borrow().generation == generation
     }
 
-    fn send(&self, message: &WireMessage) {
-        let inner = self.inner.borrow();
-        if let Some(socket) = &inner.socket {
-            let _ = socket.ws.send_with_u8_array(&message.encode());
+    /// Sends a message; `expects_answer` when it carries changes (or asks for a document) the
+    /// server must answer, which starts the answer timeout if none runs.
+    fn send(&self, message: &WireMessage, expects_answer: bool) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(socket) = &inner.socket else { return };
+        let _ = socket.ws.send_with_u8_array(&message.encode());
+        if expects_answer && inner.unanswered_since.is_none() {
+            inner.unanswered_since = Some(js_sys::Date::now());
         }
+    }
+
+    /// Lets go of a connection that stopped answering: a network that died without closing the
+    /// socket (a laptop lid, a captive portal, a dropped VPN) sends no close, so the silence is
+    /// the only sign of it.
+    fn check_alive(&self) {
+        let now = js_sys::Date::now();
+        let dead = {
+            let inner = self.inner.borrow();
+            match (&inner.socket, &inner.server) {
+                (None, _) => false,
+                (Some(_), None) => now - inner.opened_at > CONNECT_TIMEOUT_MS,
+                (Some(_), Some(_)) => {
+                    inner.unanswered_since.is_some_and(|since| now - since > ANSWER_TIMEOUT_MS)
+                        || now - inner.heard_at > SILENCE_TIMEOUT_MS
+                }
+            }
+        };
+        if dead {
+            self.connection_lost(Status::Offline);
+        }
+    }
+
+    /// Closes the current connection, if any, says `status`, and tries again after a backoff.
+    fn connection_lost(&self, status: Status) {
+        let generation = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.socket.is_none() {
+                return;
+            }
+            inner.socket = None;
+            inner.server = None;
+            inner.unanswered_since = None;
+            inner.attempts += 1;
+            inner.generation
+        };
+        self.view.status.set(status);
+        self.update_unsynced();
+        self.schedule_reconnect(generation);
     }
 
     fn on_open(&self, generation: u64) {
@@ -405,16 +467,24 @@ impl BoardSession {
             return;
         }
         let peer_id = self.inner.borrow().peer_id.clone();
-        self.send(&WireMessage::Join {
-            sender_id: peer_id,
-            supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-            metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
-        });
+        self.send(
+            &WireMessage::Join {
+                sender_id: peer_id,
+                supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+                metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
+            },
+            false,
+        );
     }
 
     fn on_message(&self, generation: u64, event: MessageEvent) {
         if !self.current(generation) {
             return;
+        }
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.heard_at = js_sys::Date::now();
+            inner.unanswered_since = None;
         }
         let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() else {
             return;
@@ -549,17 +619,20 @@ impl BoardSession {
             let replica = inner.replica(which);
             let empty = replica.doc.get_heads().is_empty();
             replica.doc.generate_sync_message(&mut replica.sync).map(|m| {
+                // Changes, and a request for the document, are answered by the server.
+                let expects_answer = empty || !m.changes.is_empty();
                 let (document_id, sender_id, target_id, data) = (replica.id, peer_id, server, m.encode());
                 // A peer that has nothing yet asks for the document; one with a copy syncs it.
-                if empty {
+                let message = if empty {
                     WireMessage::Request { document_id, sender_id, target_id, data }
                 } else {
                     WireMessage::Sync { document_id, sender_id, target_id, data }
-                }
+                };
+                (message, expects_answer)
             })
         };
-        if let Some(message) = message {
-            self.send(&message);
+        if let Some((message, expects_answer)) = message {
+            self.send(&message, expects_answer);
         }
         self.update_unsynced();
     }
@@ -610,15 +683,9 @@ impl BoardSession {
         if !self.current(generation) {
             return;
         }
-        {
-            let mut inner = self.inner.borrow_mut();
-            inner.server = None;
-            inner.attempts += 1;
-        }
-        let online = window().navigator().on_line();
-        self.view.status.set(if online { Status::Reconnecting } else { Status::Offline });
-        self.update_unsynced();
-        self.schedule_reconnect(generation);
+        // A connection that died in silence stays "offline" until one succeeds again.
+        let offline = !window().navigator().on_line() || self.view.status.get_untracked() == Status::Offline;
+        self.connection_lost(if offline { Status::Offline } else { Status::Reconnecting });
     }
 
     /// Tries again after an exponential backoff (0.25 s doubling up to 8 s), unless a newer

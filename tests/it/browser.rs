@@ -3,11 +3,12 @@
 //! Covers: a whole retro with three participants from Write to Done, run from the facilitator's
 //! UI (a screenshot of each phase lands in `tests/artifacts/`); notes that stay private until
 //! revealed and then follow their author's edits live; the home page; edits made while the server
-//! is down merging when it returns; the page for an unknown board.
+//! is down merging when it returns; a connection that dies in silence; the page for an unknown
+//! board.
 
 use fantoccini::Locator;
-use hindsight_tests::TestServer;
 use hindsight_tests::browser::{Browser, Page};
+use hindsight_tests::{Endpoint, FaultyProxy, TestServer};
 
 /// A facilitator runs a retro with two participants, Write to Done, from the UI alone.
 #[tokio::test]
@@ -258,6 +259,40 @@ async fn a_tab_reloaded_while_offline_keeps_its_notes_and_syncs_them_later() {
     fay.wait_for_note("went-well", "Before the outage").await;
 
     for page in [fay, alice] {
+        page.close().await;
+    }
+    browser.quit().await;
+    server.shutdown().await;
+}
+
+/// A connection whose network dies without closing it is noticed: within seconds the badge says
+/// offline with the change that waits, nobody else is shown online, and the note written into
+/// the dead connection arrives once the network is back.
+#[tokio::test]
+async fn a_connection_that_dies_in_silence_is_noticed() {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Flaky wifi retro", "start-stop-continue").await;
+    let proxy = FaultyProxy::start(&server).await.expect("a proxy");
+    let browser = Browser::launch().await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let ann = browser.participant(&format!("{}/b/{}", proxy.http_url(), board.board_id), "Ann").await;
+    let fay_on_anns_page = "//li[contains(@class,'person')][.//span[starts-with(normalize-space(.),'Fay')]]";
+    ann.wait_for(Locator::XPath(&format!("{fay_on_anns_page}[not(contains(@class,'offline'))]"))).await;
+
+    proxy.freeze();
+    ann.add_note("start", "Written into a dead connection").await;
+    ann.wait_state("offline").await;
+    let label = ann.wait_for(Locator::Css("#connection")).await.text().await.expect("label");
+    assert!(label.contains("1 change waiting"), "the badge says what waits: {label}");
+    ann.wait_for(Locator::Css("#presence-unknown")).await;
+    ann.wait_for(Locator::XPath(&format!("{fay_on_anns_page}[contains(@class,'offline')]"))).await;
+
+    proxy.thaw();
+    ann.wait_for(Locator::Css("#connection[data-state='connected'][data-pending='0']")).await;
+    fay.wait_person_status("Ann", "1 note").await;
+    ann.wait_for(Locator::XPath(&format!("{fay_on_anns_page}[not(contains(@class,'offline'))]"))).await;
+
+    for page in [fay, ann] {
         page.close().await;
     }
     browser.quit().await;

@@ -1,7 +1,8 @@
 //! [`FaultyProxy`]: a TCP proxy between clients and a server that cuts live connections at
 //! random, as a flaky network does. A cut drops both halves of a connection at once with a reset
 //! (`SO_LINGER` 0), wherever the bytes in flight happen to be: between frames or in the middle of
-//! one, in either direction. The proxy counts the faults it injected.
+//! one, in either direction. The proxy counts the faults it injected. It can also freeze: hold
+//! every byte without closing anything, as a network that died in silence does.
 //!
 //! It forwards bytes and nothing else, so clients reach it exactly as they would reach the server:
 //! it implements [`Endpoint`] with its own address.
@@ -14,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -31,12 +34,24 @@ pub struct FaultyProxy {
 }
 
 /// What the acceptor, the connections and the chaos task share.
-#[derive(Default)]
 struct Shared {
     /// Live connections, by the order they were accepted: a token that cuts each.
     live: Mutex<BTreeMap<u64, CancellationToken>>,
     accepted: AtomicU64,
     faults: AtomicU64,
+    /// True while no byte may cross.
+    frozen: watch::Sender<bool>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            live: Mutex::default(),
+            accepted: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            frozen: watch::channel(false).0,
+        }
+    }
 }
 
 impl Shared {
@@ -108,6 +123,17 @@ impl FaultyProxy {
         }
     }
 
+    /// Holds every byte in both directions until [`thaw`](Self::thaw), as a network that died
+    /// without closing anything: connections stay open, new ones are accepted, nothing crosses.
+    pub fn freeze(&self) {
+        self.shared.frozen.send_replace(true);
+    }
+
+    /// Lets bytes cross again, those held first.
+    pub fn thaw(&self) {
+        self.shared.frozen.send_replace(false);
+    }
+
     /// How many connections were cut.
     pub fn faults(&self) -> u64 {
         self.shared.faults.load(Ordering::Relaxed)
@@ -150,25 +176,52 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>
         let cut = CancellationToken::new();
         shared.live().insert(id, cut.clone());
         let shared = Arc::clone(&shared);
+        let frozen = shared.frozen.subscribe();
         tokio::spawn(async move {
-            pipe(client, upstream, cut).await;
+            pipe(client, upstream, cut, frozen).await;
             shared.live().remove(&id);
         });
     }
 }
 
-/// Forwards bytes both ways until either side ends, or until `cut`, which resets both sides.
-async fn pipe(mut client: TcpStream, upstream: SocketAddr, cut: CancellationToken) {
+/// Forwards bytes both ways until both sides end, or until `cut`, which resets both sides.
+async fn pipe(mut client: TcpStream, upstream: SocketAddr, cut: CancellationToken, frozen: watch::Receiver<bool>) {
     let Ok(mut server) = TcpStream::connect(upstream).await else { return };
     // Like the browser and the server: no Nagle delay, so frames cross the proxy as they were sent.
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.split();
+    let (server_read, server_write) = server.split();
+    let both_ways = async {
+        tokio::join!(forward(client_read, server_write, frozen.clone()), forward(server_read, client_write, frozen))
+    };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = both_ways => {}
         () = cut.cancelled() => {
             // Closing with a zero linger sends a reset and discards whatever was not sent yet.
             let _ = client.set_zero_linger();
             let _ = server.set_zero_linger();
+        }
+    }
+}
+
+/// Copies bytes from `from` to `to` while not frozen, and passes on the end of the stream.
+async fn forward(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, mut frozen: watch::Receiver<bool>) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        if frozen.wait_for(|frozen| !frozen).await.is_err() {
+            return;
+        }
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(read) => read,
+        };
+        // What was read while the proxy froze waits here until it thaws.
+        if frozen.wait_for(|frozen| !frozen).await.is_err() || to.write_all(&buffer[..read]).await.is_err() {
+            return;
         }
     }
 }

@@ -17,6 +17,11 @@ use super::replica::ConnId;
 /// The least time between two roster updates of one board.
 pub const INTERVAL: Duration = Duration::from_millis(200);
 
+/// The most time between two roster updates to a connection: when nothing changed for this
+/// long, an empty update goes out, so a browser can tell a quiet connection from a dead one (it
+/// cannot see WebSocket pings). It also carries the server's clock again.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// The roster as the board's peers last heard it.
 #[derive(Debug, Default)]
 pub struct Presence {
@@ -28,6 +33,8 @@ pub struct Presence {
     stale: bool,
     /// When the last update was sent.
     last_update: Option<Instant>,
+    /// When every connection in `current` last heard from the board.
+    last_beat: Option<Instant>,
 }
 
 /// What to send one connection.
@@ -51,9 +58,10 @@ impl Presence {
         self.stale = true;
     }
 
-    /// The updates owed now: the whole roster to connections that have none, and the changes
-    /// to the others once [`INTERVAL`] has passed since the last. Also returns when to ask
-    /// again if a change is waiting for its interval.
+    /// The updates owed now: the whole roster to connections that have none, the changes to
+    /// the others once [`INTERVAL`] has passed since the last, and an empty update to everyone
+    /// after a [`HEARTBEAT`] of silence. Also returns when to ask again: for a change waiting
+    /// for its interval, or for the next heartbeat.
     pub fn flush(
         &mut self,
         now: Instant,
@@ -62,19 +70,28 @@ impl Presence {
     ) -> (Vec<RosterUpdate>, Option<Instant>) {
         let newcomers: Vec<ConnId> = peers.filter(|conn| !self.current.contains(conn)).collect();
         let due = self.last_update.is_none_or(|last| now >= last + INTERVAL);
+        let beat = self.last_beat.is_some_and(|last| now >= last + HEARTBEAT);
         if newcomers.is_empty() && !(self.stale && due) {
-            let wake = self.stale.then(|| self.last_update.map_or(now, |last| last + INTERVAL));
-            return (Vec::new(), wake);
+            let mut updates = Vec::new();
+            if beat {
+                updates =
+                    self.current.iter().map(|&conn| RosterUpdate { conn, entries: Vec::new(), full: false }).collect();
+                self.last_beat = Some(now);
+            }
+            return (updates, self.wake(now));
         }
         let latest = roster();
         let mut updates = Vec::new();
         if self.stale && due {
             let changed: Vec<PresenceEntry> =
                 latest.iter().filter(|(id, entry)| self.sent.get(*id) != Some(entry)).map(|(_, e)| e.clone()).collect();
-            if !changed.is_empty() {
+            if !changed.is_empty() || beat {
                 for &conn in &self.current {
                     updates.push(RosterUpdate { conn, entries: changed.clone(), full: false });
                 }
+                self.last_beat = Some(now);
+            }
+            if !changed.is_empty() {
                 self.last_update = Some(now);
             }
             self.sent = latest.clone();
@@ -91,9 +108,16 @@ impl Presence {
                 updates.push(RosterUpdate { conn, entries: whole.clone(), full: true });
                 self.current.insert(conn);
             }
+            self.last_beat.get_or_insert(now);
         }
-        let wake = self.stale.then(|| self.last_update.map_or(now, |last| last + INTERVAL));
-        (updates, wake)
+        (updates, self.wake(now))
+    }
+
+    /// When to flush next: for a change waiting for its interval, or for the next heartbeat.
+    fn wake(&self, now: Instant) -> Option<Instant> {
+        let change = self.stale.then(|| self.last_update.map_or(now, |last| last + INTERVAL));
+        let beat = self.last_beat.filter(|_| !self.current.is_empty()).map(|last| last + HEARTBEAT);
+        change.into_iter().chain(beat).min()
     }
 }
 
@@ -149,8 +173,28 @@ mod tests {
         assert!(updates.is_empty(), "debounced");
         assert_eq!(wake, Some(start + INTERVAL * 2));
         let (updates, wake) = presence.flush(start + INTERVAL * 2, [1, 2].into_iter(), || later.clone());
-        assert_eq!(wake, None);
+        assert_eq!(wake, Some(start + INTERVAL * 2 + HEARTBEAT), "only the heartbeat is owed");
         assert!(updates.contains(&RosterUpdate { conn: 1, entries: vec![entry("a", false).1], full: false }));
         assert!(updates.contains(&RosterUpdate { conn: 2, entries: later.values().cloned().collect(), full: true }));
+    }
+
+    #[test]
+    fn a_quiet_board_sends_everyone_an_empty_update_every_heartbeat() {
+        let start = Instant::now();
+        let mut presence = Presence::default();
+        let roster = BTreeMap::from([entry("a", true)]);
+        let (_, wake) = presence.flush(start, [1, 2].into_iter(), || roster.clone());
+        assert_eq!(wake, Some(start + HEARTBEAT));
+        let (updates, _) = presence.flush(start + HEARTBEAT / 2, [1, 2].into_iter(), || roster.clone());
+        assert!(updates.is_empty(), "not yet");
+        let (mut updates, wake) = presence.flush(start + HEARTBEAT, [1, 2].into_iter(), || roster.clone());
+        updates.sort_by_key(|u| u.conn);
+        let beat = |conn| RosterUpdate { conn, entries: Vec::new(), full: false };
+        assert_eq!(updates, [beat(1), beat(2)]);
+        assert_eq!(wake, Some(start + HEARTBEAT * 2));
+        presence.leave(1);
+        presence.leave(2);
+        let (_, wake) = presence.flush(start + HEARTBEAT * 2, std::iter::empty(), BTreeMap::new);
+        assert_eq!(wake, None, "nobody to beat for");
     }
 }

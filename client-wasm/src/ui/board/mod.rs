@@ -44,6 +44,8 @@ pub struct Ctx {
     pub phase: Memo<Phase>,
     /// This browser holds the facilitator role.
     pub facilitating: Memo<bool>,
+    /// The connection to the server is up.
+    pub connected: Memo<bool>,
 }
 
 impl Ctx {
@@ -321,6 +323,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
         now,
         phase,
         facilitating,
+        connected: Memo::new(move |_| view.status.get() == Status::Connected),
     };
     provide_context(ctx);
 

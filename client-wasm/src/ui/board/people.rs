@@ -33,7 +33,14 @@ pub fn People() -> impl IntoView {
     let me = ctx.me.get_value();
     let people = ctx.view.people;
     let roster = Keyed::new(move || people.with(|p| p.iter().map(|p| (p.id.clone(), p.clone())).collect()));
-    let online = move || people.with(|p| p.iter().filter(|p| p.online).count());
+    let connected = ctx.connected;
+    let online = move || {
+        if connected.get() {
+            people.with(|p| p.iter().filter(|p| p.online).count()).to_string()
+        } else {
+            "–".to_owned()
+        }
+    };
     let ready = move || people.with(|p| p.iter().filter(|p| p.online && p.ready).count());
     let my_ready = move || ctx.view.desk.with(|d| d.ready);
     let waiting_votes = move || people.with(|p| p.iter().filter(|p| p.online && !p.voted).count());
@@ -56,6 +63,11 @@ pub fn People() -> impl IntoView {
             </Show>
             <Show when=move || people.with(Vec::is_empty)>
                 <p class="people-note">"Who is here shows once the server is reachable."</p>
+            </Show>
+            <Show when=move || !connected.get() && !people.with(Vec::is_empty)>
+                <p class="people-note" id="presence-unknown">
+                    "You are offline: who is here shows again once you are back."
+                </p>
             </Show>
             <ul class="people-list">
                 <For
@@ -93,6 +105,9 @@ fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl I
     let flag = move |read: fn(&PresenceEntry) -> bool| move || person.with(|p| p.as_ref().is_some_and(read));
     let (online, ready, voted, facilitator) =
         (flag(|p| p.online), flag(|p| p.ready), flag(|p| p.voted), flag(|p| p.facilitator));
+    // Offline, this browser cannot know who else is here: it shows them as away.
+    let connected = ctx.connected;
+    let online = move || online() && (mine || connected.get());
     let name = move || {
         person.with(|p| match p.as_ref().map(|p| p.name.as_str()) {
             None | Some("") => "Anonymous".to_owned(),
