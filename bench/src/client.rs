@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use automerge::sync::{self, SyncDoc};
+use automerge::ScalarValue;
+use automerge::sync;
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{Automerge, ScalarValue};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use hindsight_shared::client::{ClientReplica, carried_changes};
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::presence::Notice;
@@ -114,26 +115,6 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Splits Automerge chunks that sit back to back (as in V2 sync messages), by their headers.
-fn split_chunks(mut bytes: &[u8]) -> Vec<&[u8]> {
-    let mut chunks = Vec::new();
-    while bytes.len() > 9 {
-        let (mut length, mut shift, mut at) = (0usize, 0u32, 9usize);
-        while let Some(&byte) = bytes.get(at) {
-            at += 1;
-            length |= usize::from(byte & 0x7f) << shift;
-            shift += 7;
-            if byte & 0x80 == 0 || shift > 56 {
-                break;
-            }
-        }
-        let end = (at + length).min(bytes.len());
-        chunks.push(&bytes[..end]);
-        bytes = &bytes[end..];
-    }
-    chunks
-}
-
 /// Reads `#writer:seq#` from a note's text.
 fn marker(text: &str) -> Option<(u32, u32)> {
     let rest = text.strip_prefix('#')?;
@@ -153,18 +134,6 @@ pub struct BoardSpec {
     pub facilitator_key: Option<String>,
 }
 
-struct Replica {
-    id: DocumentId,
-    doc: Automerge,
-    state: sync::State,
-}
-
-impl Replica {
-    fn new(id: DocumentId) -> Self {
-        Self { id, doc: Automerge::new(), state: sync::State::new() }
-    }
-}
-
 /// A connected client.
 pub struct Client {
     pub id: u32,
@@ -176,8 +145,8 @@ pub struct Client {
     /// socket answers pings even while this client is idle (the reference server drops a client
     /// that misses one, five seconds apart).
     stream: mpsc::UnboundedReceiver<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    board: Replica,
-    desk: Option<Replica>,
+    board: ClientReplica,
+    desk: Option<ClientReplica>,
     /// Notes this client wrote: id -> (text seq, column).
     mine: Vec<String>,
     seq: u32,
@@ -209,7 +178,7 @@ pub async fn create_board(kind: Kind, ws_url: &str, http_url: &str) -> anyhow::R
                 BoardSpec { kind, ws_url: ws_url.into(), http_url: http_url.into(), board, facilitator_key: None };
             let mut creator =
                 Client::connect(u32::MAX, &spec, Arc::new(Tracker::default())).await.context("connecting")?;
-            creator.board.doc = doc;
+            creator.board = ClientReplica::with_document(spec.board, doc);
             creator.push_board().await.context("sending the new document")?;
             creator.wait_acknowledged().await.context("waiting for the server to store it")?;
             Ok(spec)
@@ -277,7 +246,7 @@ impl Client {
             server,
             sink,
             stream: received,
-            board: Replica::new(spec.board),
+            board: ClientReplica::new(spec.board),
             desk: None,
             mine: Vec::new(),
             seq: 0,
@@ -304,12 +273,12 @@ impl Client {
         };
         let mut client = Self::connect(id, spec, tracker).await?;
         if let Some(desk) = desk {
-            client.desk = Some(Replica::new(desk));
+            client.desk = Some(ClientReplica::new(desk));
             client.push_desk().await?;
         }
         client.push_board().await?;
-        while client.board.doc.get_heads().is_empty()
-            || client.desk.as_ref().is_some_and(|d| d.doc.get_heads().is_empty())
+        while client.board.doc().get_heads().is_empty()
+            || client.desk.as_ref().is_some_and(|d| d.doc().get_heads().is_empty())
         {
             client.receive_one().await?;
         }
@@ -319,14 +288,7 @@ impl Client {
     fn message(&mut self, which_desk: bool) -> Option<WireMessage> {
         let (me, server) = (self.me.clone(), self.server.clone());
         let replica = if which_desk { self.desk.as_mut()? } else { &mut self.board };
-        let empty = replica.doc.get_heads().is_empty();
-        let data = replica.doc.generate_sync_message(&mut replica.state)?.encode();
-        let (document_id, sender_id, target_id) = (replica.id, me, server);
-        Some(if empty {
-            WireMessage::Request { document_id, sender_id, target_id, data }
-        } else {
-            WireMessage::Sync { document_id, sender_id, target_id, data }
-        })
+        Some(replica.next_message()?.into_wire(me, server))
     }
 
     async fn send(&mut self, message: WireMessage) -> anyhow::Result<()> {
@@ -374,14 +336,14 @@ impl Client {
         match WireMessage::decode(&bytes)? {
             WireMessage::Sync { document_id, data, .. } => {
                 let message = sync::Message::decode(&data)?;
-                if document_id == self.board.id {
-                    if !self.board.doc.get_heads().is_empty() {
-                        self.report(&message);
+                if document_id == self.board.id() {
+                    if !self.board.doc().get_heads().is_empty() {
+                        self.report(&message)?;
                     }
-                    self.board.doc.receive_sync_message(&mut self.board.state, message)?;
+                    self.board.receive_message(message)?;
                     self.owed_board = true;
-                } else if let Some(desk) = self.desk.as_mut().filter(|d| d.id == document_id) {
-                    desk.doc.receive_sync_message(&mut desk.state, message)?;
+                } else if let Some(desk) = self.desk.as_mut().filter(|d| d.id() == document_id) {
+                    desk.receive_message(message)?;
                     self.owed_desk = true;
                 }
             }
@@ -398,30 +360,19 @@ impl Client {
     }
 
     /// Reports other writers' notes carried by a sync message (they are applied right after),
-    /// by reading the changes' operations rather than diffing the document.
-    fn report(&self, message: &sync::Message) {
-        for entry in message.changes.iter() {
-            for chunk in split_chunks(entry) {
-                // A change, or several in a bundle or a document chunk, as Automerge 3 may send.
-                // By the chunk's type byte (`Bundle::try_from` also accepts a document chunk).
-                let changes = match chunk.get(8) {
-                    Some(0) => Automerge::load(chunk).map(|doc| doc.get_changes(&[])).unwrap_or_default(),
-                    Some(3) => automerge::Bundle::try_from(chunk)
-                        .ok()
-                        .and_then(|bundle| bundle.to_changes().ok())
-                        .unwrap_or_default(),
-                    _ => automerge::Change::try_from(chunk).map(|change| vec![change]).unwrap_or_default(),
-                };
-                for op in changes.into_iter().flat_map(|change| change.decode().operations) {
-                    if let automerge::legacy::OpType::Put(ScalarValue::Str(text)) = &op.action
-                        && let Some((writer, seq)) = marker(text)
-                        && writer != self.id
-                    {
-                        self.tracker.seen(writer, seq);
-                    }
-                }
+    /// by reading the changes' operations rather than diffing the document. The changes may
+    /// come as single changes, bundles or a document chunk, as Automerge 3 may send them.
+    fn report(&self, message: &sync::Message) -> anyhow::Result<()> {
+        let changes = carried_changes(message).context("the server's sync message carries malformed changes")?;
+        for op in changes.into_iter().flat_map(|change| change.decode().operations) {
+            if let automerge::legacy::OpType::Put(ScalarValue::Str(text)) = &op.action
+                && let Some((writer, seq)) = marker(text)
+                && writer != self.id
+            {
+                self.tracker.seen(writer, seq);
             }
         }
+        Ok(())
     }
 
     /// Answers what was received (once, however many messages came in at once).
@@ -438,9 +389,8 @@ impl Client {
     /// Until the server acknowledged all our changes (its heads equal ours).
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
         loop {
-            let board_done = self.board.state.their_heads.as_deref() == Some(&self.board.doc.get_heads()[..]);
-            let desk_done =
-                self.desk.as_ref().is_none_or(|d| d.state.their_heads.as_deref() == Some(&d.doc.get_heads()[..]));
+            let board_done = self.board.server_heads() == Some(&self.board.doc().get_heads()[..]);
+            let desk_done = self.desk.as_ref().is_none_or(|d| d.server_heads() == Some(&d.doc().get_heads()[..]));
             if board_done && desk_done {
                 return Ok(());
             }
@@ -469,9 +419,10 @@ impl Client {
         &mut self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<(), schema::SchemaError>,
     ) -> anyhow::Result<()> {
-        let actor = hindsight_shared::ids::fresh_board_actor(&self.board.doc);
-        self.board.doc.set_actor(actor);
-        let mut tx = self.board.doc.transaction();
+        let board = self.board.doc_mut();
+        let actor = hindsight_shared::ids::fresh_board_actor(board);
+        board.set_actor(actor);
+        let mut tx = board.transaction();
         f(&mut tx)?;
         tx.commit_with(CommitOptions::default().with_time(0));
         self.push_board().await
@@ -496,16 +447,17 @@ impl Client {
             Kind::Reference => {
                 let note =
                     Note { id: id.clone(), column: "start".into(), text, created_at: 0, cluster: None, author: None };
-                let actor = hindsight_shared::ids::fresh_board_actor(&self.board.doc);
-                self.board.doc.set_actor(actor);
-                let mut tx = self.board.doc.transaction();
+                let board = self.board.doc_mut();
+                let actor = hindsight_shared::ids::fresh_board_actor(board);
+                board.set_actor(actor);
+                let mut tx = board.transaction();
                 edit::publish_note(&mut tx, &note)?;
                 tx.commit_with(CommitOptions::default().with_time(0));
                 self.push_board().await
             }
             Kind::Hindsight => {
                 let desk = self.desk.as_mut().context("a Hindsight client has a desk")?;
-                let mut tx = desk.doc.transaction();
+                let mut tx = desk.doc_mut().transaction();
                 if edit_existing {
                     edit::set_draft_text(&mut tx, &id, &text)?;
                 } else {
@@ -526,13 +478,13 @@ impl Client {
             match self.spec.kind {
                 Kind::Reference => {
                     let note = Note { id, column: "stop".into(), text, created_at: 0, cluster: None, author: None };
-                    let mut tx = self.board.doc.transaction();
+                    let mut tx = self.board.doc_mut().transaction();
                     edit::publish_note(&mut tx, &note)?;
                     tx.commit_with(CommitOptions::default().with_time(0));
                 }
                 Kind::Hindsight => {
                     let desk = self.desk.as_mut().context("desk")?;
-                    let mut tx = desk.doc.transaction();
+                    let mut tx = desk.doc_mut().transaction();
                     edit::add_draft(&mut tx, &Draft { id, column: "stop".into(), text, created_at: 0 })?;
                     tx.commit_with(CommitOptions::default().with_time(0));
                 }
@@ -560,8 +512,8 @@ impl Client {
 
     /// How many notes the board replica holds.
     pub fn board_notes(&self) -> usize {
-        match automerge::ReadDoc::get(&self.board.doc, automerge::ROOT, "notes") {
-            Ok(Some((_, notes))) => automerge::ReadDoc::length(&self.board.doc, &notes),
+        match automerge::ReadDoc::get(self.board.doc(), automerge::ROOT, "notes") {
+            Ok(Some((_, notes))) => automerge::ReadDoc::length(self.board.doc(), &notes),
             _ => 0,
         }
     }
@@ -570,7 +522,7 @@ impl Client {
     pub async fn view(id: u32, spec: &BoardSpec, tracker: Arc<Tracker>) -> anyhow::Result<Self> {
         let mut client = Self::connect(id, spec, tracker).await?;
         client.push_board().await?;
-        while client.board.doc.get_heads().is_empty() {
+        while client.board.doc().get_heads().is_empty() {
             client.receive_one().await?;
         }
         Ok(client)

@@ -11,13 +11,12 @@
 //! written on the desk, which only this browser and the server ever hold.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
+use automerge::ChangeHash;
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{Automerge, ChangeHash};
+use hindsight_shared::client::{ClientError, ClientReplica};
 use hindsight_shared::ids::{DocumentId, PeerId, fresh_board_actor};
 use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
@@ -95,64 +94,24 @@ pub struct BoardSession {
     pub view: BoardView,
 }
 
-/// One document kept in sync with the server.
-struct Replica {
-    id: DocumentId,
-    doc: Automerge,
-    sync: sync::State,
-    /// The server's heads as it last told us: every change not among their ancestors is ours and
-    /// waits to be sent. Kept in storage across reloads.
-    acked: Vec<ChangeHash>,
+/// One document kept in sync with the server (the client side of the sync protocol, with what
+/// the server acknowledged, is the `ClientReplica`'s), and what of it this browser last stored.
+struct Document {
+    replica: ClientReplica,
     /// The heads and acknowledged heads last written to storage.
     stored: (Vec<ChangeHash>, Vec<ChangeHash>),
 }
 
-impl Replica {
+impl Document {
     fn new(id: DocumentId) -> Self {
-        Self { id, doc: Automerge::new(), sync: sync::State::new(), acked: Vec::new(), stored: Default::default() }
-    }
-
-    /// Local changes the server has not acknowledged.
-    fn pending(&self) -> usize {
-        if self.doc.get_heads().is_empty() || self.doc.get_heads() == self.acked {
-            return 0;
-        }
-        let acked: Vec<ChangeHash> =
-            self.acked.iter().filter(|h| self.doc.get_change_meta_by_hash(h).is_some()).copied().collect();
-        self.doc.get_changes_meta(&acked).len()
-    }
-
-    fn acked_bytes(&self) -> Vec<u8> {
-        self.acked.iter().flat_map(|h| h.0).collect()
-    }
-
-    fn set_acked_bytes(&mut self, bytes: &[u8]) {
-        self.acked = bytes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).map(ChangeHash).collect();
-    }
-
-    /// Drops the refused changes and every change built on them, and starts syncing afresh.
-    fn drop_changes(&mut self, refused: &[[u8; 32]]) {
-        let mut dropped: HashSet<ChangeHash> = refused.iter().map(|h| ChangeHash(*h)).collect();
-        let mut kept = Vec::new();
-        for change in self.doc.get_changes(&[]) {
-            if dropped.contains(&change.hash()) || change.deps().iter().any(|d| dropped.contains(d)) {
-                dropped.insert(change.hash());
-            } else {
-                kept.push(change);
-            }
-        }
-        let mut doc = Automerge::new();
-        if doc.apply_changes(kept).is_ok() {
-            self.doc = doc;
-        }
-        self.sync = sync::State::new();
+        Self { replica: ClientReplica::new(id), stored: Default::default() }
     }
 }
 
 struct Inner {
     peer_id: PeerId,
-    board: Replica,
-    desk: Replica,
+    board: Document,
+    desk: Document,
     socket: Option<Socket>,
     /// The server's peer id, once the handshake on the current socket completed.
     server: Option<PeerId>,
@@ -215,8 +174,8 @@ impl BoardSession {
         };
         let inner = Inner {
             peer_id: PeerId::from(format!("browser-{}", PeerId::random())),
-            board: Replica::new(board),
-            desk: Replica::new(desk),
+            board: Document::new(board),
+            desk: Document::new(desk),
             socket: None,
             server: None,
             attempts: 0,
@@ -255,8 +214,8 @@ impl BoardSession {
     ) -> Result<(), SchemaError> {
         {
             let mut inner = self.inner.borrow_mut();
-            let actor = fresh_board_actor(&inner.board.doc);
-            inner.board.doc.set_actor(actor);
+            let actor = fresh_board_actor(inner.board.replica.doc());
+            inner.board.replica.doc_mut().set_actor(actor);
         }
         self.change(Which::Board, edit)
     }
@@ -276,8 +235,8 @@ impl BoardSession {
     ) -> Result<(), SchemaError> {
         {
             let mut inner = self.inner.borrow_mut();
-            let replica = inner.replica(which);
-            let mut tx = replica.doc.transaction();
+            let document = inner.document(which);
+            let mut tx = document.replica.doc_mut().transaction();
             match edit(&mut tx) {
                 Ok(()) => {
                     tx.commit_with(CommitOptions::default().with_time(0));
@@ -299,26 +258,26 @@ impl BoardSession {
         let Some(storage) = Storage::open().await else { return };
         let ids = {
             let inner = self.inner.borrow();
-            [(Which::Board, inner.board.id), (Which::Desk, inner.desk.id)]
+            [(Which::Board, inner.board.replica.id()), (Which::Desk, inner.desk.replica.id())]
         };
         for (which, id) in ids {
             let saved = storage.get(&id.to_string()).await;
             let acked = storage.get(&format!("{id}:acked")).await;
             let changed = {
                 let mut inner = self.inner.borrow_mut();
-                let replica = inner.replica(which);
-                if replica.acked.is_empty()
-                    && let Some(acked) = acked
+                let replica = &mut inner.document(which).replica;
+                if let Some(acked) = acked
+                    && let Err(e) = replica.restore_acked(&acked)
                 {
-                    replica.set_acked_bytes(&acked);
+                    leptos::logging::warn!("hindsight: ignoring damaged acknowledged heads: {e}");
                 }
-                let before = replica.doc.get_heads();
+                let before = replica.doc().get_heads();
                 if let Some(saved) = saved
-                    && let Err(e) = replica.doc.load_incremental(&saved)
+                    && let Err(e) = replica.merge_saved(&saved)
                 {
                     leptos::logging::warn!("hindsight: ignoring a damaged offline copy: {e}");
                 }
-                replica.doc.get_heads() != before
+                replica.doc().get_heads() != before
             };
             if changed {
                 self.refresh(which);
@@ -350,14 +309,15 @@ impl BoardSession {
             let Some(storage) = inner.storage.clone() else { return };
             let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
             for which in [Which::Board, Which::Desk] {
-                let replica = inner.replica(which);
-                let now = (replica.doc.get_heads(), replica.acked.clone());
-                if now.0.is_empty() || now == replica.stored {
+                let document = inner.document(which);
+                let now = (document.replica.doc().get_heads(), document.replica.acked_heads().to_vec());
+                if now.0.is_empty() || now == document.stored {
                     continue;
                 }
-                writes.push((replica.id.to_string(), replica.doc.save()));
-                writes.push((format!("{}:acked", replica.id), replica.acked_bytes()));
-                replica.stored = now;
+                let id = document.replica.id();
+                writes.push((id.to_string(), document.replica.doc().save()));
+                writes.push((format!("{id}:acked"), document.replica.acked_bytes()));
+                document.stored = now;
             }
             (storage, writes)
         };
@@ -528,9 +488,9 @@ impl BoardSession {
 
     fn which(&self, document_id: DocumentId) -> Option<Which> {
         let inner = self.inner.borrow();
-        if document_id == inner.board.id {
+        if document_id == inner.board.replica.id() {
             Some(Which::Board)
-        } else if document_id == inner.desk.id {
+        } else if document_id == inner.desk.replica.id() {
             Some(Which::Desk)
         } else {
             None
@@ -544,8 +504,8 @@ impl BoardSession {
             let mut inner = self.inner.borrow_mut();
             inner.server = Some(server);
             inner.attempts = 0;
-            inner.board.sync = sync::State::new();
-            inner.desk.sync = sync::State::new();
+            inner.board.replica.restart_sync();
+            inner.desk.replica.restart_sync();
         }
         self.view.status.set(Status::Connected);
         self.push(Which::Desk);
@@ -553,24 +513,17 @@ impl BoardSession {
     }
 
     fn on_sync(&self, which: Which, data: &[u8]) {
-        let changed = {
-            let mut inner = self.inner.borrow_mut();
-            let replica = inner.replica(which);
-            let before = replica.doc.get_heads();
-            let Ok(message) = sync::Message::decode(data) else {
+        let received = self.inner.borrow_mut().document(which).replica.receive(data);
+        let changed = match received {
+            Ok(changed) => changed,
+            Err(ClientError::Decode(_)) => {
                 leptos::logging::warn!("hindsight: ignoring a malformed sync message");
                 return;
-            };
-            if let Err(e) = replica.doc.receive_sync_message(&mut replica.sync, message) {
-                leptos::logging::warn!("hindsight: could not apply the server's changes: {e}");
+            }
+            Err(e) => {
+                leptos::logging::warn!("hindsight: {e}");
                 return;
             }
-            if let Some(theirs) = &replica.sync.their_heads
-                && theirs.iter().all(|h| replica.doc.get_change_meta_by_hash(h).is_some())
-            {
-                replica.acked = theirs.clone();
-            }
-            replica.doc.get_heads() != before
         };
         if changed {
             self.refresh(which);
@@ -588,7 +541,11 @@ impl BoardSession {
                 // The server's state wins: forget what it refused, and sync afresh. A note that
                 // goes with it is quoted back, so its text is not lost to its author.
                 let before = self.view.desk.get_untracked();
-                self.inner.borrow_mut().replica(which).drop_changes(&changes);
+                let dropped =
+                    self.inner.borrow_mut().document(which).replica.drop_refused(changes.into_iter().map(ChangeHash));
+                if let Err(e) = dropped {
+                    leptos::logging::warn!("hindsight: {e}");
+                }
                 self.refresh(which);
                 let after = self.view.desk.get_untracked();
                 let lost: Vec<String> = before
@@ -616,19 +573,11 @@ impl BoardSession {
                 return;
             };
             let peer_id = inner.peer_id.clone();
-            let replica = inner.replica(which);
-            let empty = replica.doc.get_heads().is_empty();
-            replica.doc.generate_sync_message(&mut replica.sync).map(|m| {
-                // Changes, and a request for the document, are answered by the server.
-                let expects_answer = empty || !m.changes.is_empty();
-                let (document_id, sender_id, target_id, data) = (replica.id, peer_id, server, m.encode());
-                // A peer that has nothing yet asks for the document; one with a copy syncs it.
-                let message = if empty {
-                    WireMessage::Request { document_id, sender_id, target_id, data }
-                } else {
-                    WireMessage::Sync { document_id, sender_id, target_id, data }
-                };
-                (message, expects_answer)
+            inner.document(which).replica.next_message().map(|outgoing| {
+                // Changes, and a request for the document, are answered by the server. A peer
+                // that has nothing yet asks for the document; one with a copy syncs it.
+                let expects_answer = outgoing.expects_answer();
+                (outgoing.into_wire(peer_id, server), expects_answer)
             })
         };
         if let Some((message, expects_answer)) = message {
@@ -640,7 +589,7 @@ impl BoardSession {
     fn update_unsynced(&self) {
         let pending = {
             let inner = self.inner.borrow();
-            inner.board.pending() + inner.desk.pending()
+            inner.board.replica.pending() + inner.desk.replica.pending()
         };
         if self.view.pending.get_untracked() != pending {
             self.view.pending.set(pending);
@@ -655,8 +604,8 @@ impl BoardSession {
     fn refresh(&self, which: Which) {
         let inner = self.inner.borrow();
         let doc = match which {
-            Which::Board => &inner.board.doc,
-            Which::Desk => &inner.desk.doc,
+            Which::Board => inner.board.replica.doc(),
+            Which::Desk => inner.desk.replica.doc(),
         };
         if doc.get_heads().is_empty() {
             return;
@@ -709,7 +658,7 @@ impl BoardSession {
 }
 
 impl Inner {
-    fn replica(&mut self, which: Which) -> &mut Replica {
+    fn document(&mut self, which: Which) -> &mut Document {
         match which {
             Which::Board => &mut self.board,
             Which::Desk => &mut self.desk,

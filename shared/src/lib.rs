@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`chunks`]: Automerge chunks measured without being loaded: changes, operations, inflated size.
+//! - [`client`]: the client side of the sync protocol for one document: acknowledged heads, pending
+//!   changes, refused changes dropped with what builds on them.
 //! - [`ids`]: newtype ids ([`DocumentId`](ids::DocumentId) is the board id) and the random source.
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
 //! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
@@ -14,6 +16,7 @@
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 
 pub mod chunks;
+pub mod client;
 pub mod edit;
 pub mod export;
 pub mod ids;

@@ -10,12 +10,13 @@
 //! A peer that syncs only the board is a *viewer*: it may read, and every change it makes to the
 //! board is refused. [`Participant`](crate::Participant) builds on this with a desk.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use anyhow::{Context, bail, ensure};
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Author, Automerge, ChangeHash, ReadDoc};
+use hindsight_shared::client::ClientReplica;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::WireMessage;
@@ -82,55 +83,11 @@ pub struct MadeChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark(usize);
 
-/// One document's replica and its sync state with the server.
-struct Replica {
-    id: DocumentId,
-    doc: Automerge,
-    state: sync::State,
-    /// The heads in the server's latest sync message about this document. The server sends only
-    /// what is on disk, so these are heads it has stored.
-    server_heads: Vec<ChangeHash>,
-}
-
-impl Replica {
-    /// True when the server's latest heads descend from `hash`.
-    fn server_has(&self, hash: &ChangeHash) -> bool {
-        if self.doc.get_change_by_hash(hash).is_none() || !self.knows_server_heads() {
-            return false;
-        }
-        !self.doc.get_changes(&self.server_heads).iter().any(|change| change.hash() == *hash)
-    }
-
-    fn knows_server_heads(&self) -> bool {
-        !self.server_heads.is_empty() && self.server_heads.iter().all(|h| self.doc.get_change_by_hash(h).is_some())
-    }
-
-    /// True when the server has stored every change this replica has.
-    fn acknowledged(&self) -> bool {
-        self.knows_server_heads() && self.doc.get_heads().iter().all(|head| self.server_has(head))
-    }
-
-    /// Drops `refused` changes and every change that depends on them; returns the dropped hashes.
-    fn drop_changes(&mut self, refused: &HashSet<ChangeHash>) -> anyhow::Result<Vec<ChangeHash>> {
-        let mut dropped: HashSet<ChangeHash> = HashSet::new();
-        let mut kept = Vec::new();
-        // `get_changes` lists changes in causal order, so a change's dependencies come first.
-        for change in self.doc.get_changes(&[]) {
-            if refused.contains(&change.hash()) || change.deps().iter().any(|dep| dropped.contains(dep)) {
-                dropped.insert(change.hash());
-            } else {
-                kept.push(change);
-            }
-        }
-        if !dropped.is_empty() {
-            let mut rebuilt = Automerge::new().with_actor(self.doc.get_actor().clone());
-            rebuilt.apply_changes(kept).context("could not rebuild the document without the refused changes")?;
-            self.doc = rebuilt;
-        }
-        // The server started afresh with us; so do we.
-        self.state = sync::State::new();
-        Ok(dropped.into_iter().collect())
-    }
+/// True when the server has stored every change `replica` holds: its latest heads, all known
+/// here, descend from ours. (The server sends only what is on disk, so its heads are stored.)
+fn acknowledged(replica: &ClientReplica) -> bool {
+    let heads = replica.doc().get_heads();
+    !heads.is_empty() && heads.iter().all(|head| replica.server_has(head))
 }
 
 /// One connection and the documents it syncs.
@@ -138,7 +95,7 @@ pub struct SyncPeer {
     client: WsClient,
     me: PeerId,
     server: PeerId,
-    replicas: Vec<Replica>,
+    replicas: Vec<ClientReplica>,
     /// The document [`board`](Self::board), [`heads`](Self::heads) and
     /// [`pump_until`](Self::pump_until) are about: the board.
     primary: Option<DocumentId>,
@@ -192,22 +149,17 @@ impl SyncPeer {
     /// Sends `request` for a document (a sync message from an empty replica) without waiting.
     pub async fn request(&mut self, doc: DocumentId) -> anyhow::Result<()> {
         ensure!(self.replica(doc).is_none(), "{doc} was already requested");
-        let mut replica = Replica { id: doc, doc: Automerge::new(), state: sync::State::new(), server_heads: vec![] };
-        let first = replica.doc.generate_sync_message(&mut replica.state).context("an empty document has a message")?;
+        let mut replica = ClientReplica::new(doc);
+        let first = replica.next_message().context("an empty document has a message")?;
+        ensure!(first.is_request, "an empty document asks for the document");
         self.replicas.push(replica);
-        let request = WireMessage::Request {
-            document_id: doc,
-            sender_id: self.me.clone(),
-            target_id: self.server.clone(),
-            data: first.encode(),
-        };
-        self.client.send(&request).await
+        self.client.send(&first.into_wire(self.me.clone(), self.server.clone())).await
     }
 
     /// Syncs until the document has arrived (has any change at all).
     pub async fn wait_arrived(&mut self, doc: DocumentId) -> anyhow::Result<()> {
         self.pump(&format!("document {doc} to arrive"), |peer| {
-            peer.replica(doc).is_some_and(|r| !r.doc.get_heads().is_empty())
+            peer.replica(doc).is_some_and(|r| !r.doc().get_heads().is_empty())
         })
         .await
     }
@@ -226,17 +178,17 @@ impl SyncPeer {
         self.primary.expect("this peer has no board open")
     }
 
-    fn replica(&self, doc: DocumentId) -> Option<&Replica> {
-        self.replicas.iter().find(|r| r.id == doc)
+    fn replica(&self, doc: DocumentId) -> Option<&ClientReplica> {
+        self.replicas.iter().find(|r| r.id() == doc)
     }
 
-    fn replica_mut(&mut self, doc: DocumentId) -> anyhow::Result<&mut Replica> {
-        self.replicas.iter_mut().find(|r| r.id == doc).with_context(|| format!("{doc} is not open on this peer"))
+    fn replica_mut(&mut self, doc: DocumentId) -> anyhow::Result<&mut ClientReplica> {
+        self.replicas.iter_mut().find(|r| r.id() == doc).with_context(|| format!("{doc} is not open on this peer"))
     }
 
     /// The replica of a document this peer opened.
     pub fn doc_of(&self, doc: DocumentId) -> &Automerge {
-        &self.replica(doc).unwrap_or_else(|| panic!("{doc} is not open on this peer")).doc
+        self.replica(doc).unwrap_or_else(|| panic!("{doc} is not open on this peer")).doc()
     }
 
     /// The heads of the board replica.
@@ -334,16 +286,16 @@ impl SyncPeer {
         options: &ChangeOptions,
         write: impl FnOnce(&mut Transaction<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<Option<ChangeHash>> {
-        let replica = self.replica_mut(doc)?;
-        let previous = replica.doc.get_actor().clone();
+        let replica = self.replica_mut(doc)?.doc_mut();
+        let previous = replica.get_actor().clone();
         if options.fresh_actor {
-            let actor = hindsight_shared::ids::fresh_board_actor(&replica.doc);
-            replica.doc.set_actor(actor);
+            let actor = hindsight_shared::ids::fresh_board_actor(replica);
+            replica.set_actor(actor);
         }
         if let Some(author) = &options.author {
-            replica.doc.set_author(Some(Author::from(author.clone())));
+            replica.set_author(Some(Author::from(author.clone())));
         }
-        let mut tx = replica.doc.transaction();
+        let mut tx = replica.transaction();
         let hash = match write(&mut tx) {
             Ok(()) => {
                 let mut commit = CommitOptions::default().with_time(options.time);
@@ -359,11 +311,11 @@ impl SyncPeer {
         };
         if options.author.is_some() {
             // Setting an author picks a new actor; later changes are made without either.
-            replica.doc.set_author(None);
-            replica.doc.set_actor(previous);
+            replica.set_author(None);
+            replica.set_actor(previous);
         }
         let Some(hash) = hash else { return Ok(None) };
-        let actor = replica.doc.get_change_by_hash(&hash).context("a change we just made")?.actor_id().clone();
+        let actor = replica.get_change_by_hash(&hash).context("a change we just made")?.actor_id().clone();
         self.made.push(MadeChange { doc, hash, actor });
         Ok(Some(hash))
     }
@@ -380,7 +332,7 @@ impl SyncPeer {
         let changes: Vec<Vec<u8>> = carrying
             .iter()
             .map(|hash| {
-                replica.doc.get_change_by_hash(hash).map(|c| c.raw_bytes().to_vec()).context("a change we hold")
+                replica.doc().get_change_by_hash(hash).map(|c| c.raw_bytes().to_vec()).context("a change we hold")
             })
             .collect::<anyhow::Result<_>>()?;
         let message = sync::Message {
@@ -446,14 +398,14 @@ impl SyncPeer {
     /// Receives and answers sync messages until the server has stored every change of every
     /// document this peer holds, which it shows by sending heads that descend from all of ours.
     pub async fn wait_acknowledged(&mut self) -> anyhow::Result<()> {
-        self.pump("the server to acknowledge our changes", |peer| peer.replicas.iter().all(Replica::acknowledged)).await
+        self.pump("the server to acknowledge our changes", |peer| peer.replicas.iter().all(acknowledged)).await
     }
 
     /// Sends a sync message about `doc` that restates this replica's heads and carries no
     /// changes, as a peer does when it answers a server message that crossed its own change.
     pub async fn restate_heads(&mut self, doc: DocumentId) -> anyhow::Result<()> {
         // A peer answering the server may speak although its last message is still unanswered.
-        self.replica_mut(doc)?.state.in_flight = false;
+        self.replica_mut(doc)?.forget_in_flight();
         ensure!(self.push(doc).await?, "the sync state had nothing to restate");
         Ok(())
     }
@@ -512,20 +464,14 @@ impl SyncPeer {
         self.server = client.join(&self.me).await?;
         self.client = client;
         self.ephemera.clear();
-        let docs: Vec<DocumentId> = self.replicas.iter().map(|r| r.id).collect();
+        let docs: Vec<DocumentId> = self.replicas.iter().map(ClientReplica::id).collect();
         for doc in docs {
             let me = self.me.clone();
             let server = self.server.clone();
             let replica = self.replica_mut(doc)?;
-            replica.state = sync::State::new();
-            replica.server_heads.clear();
-            let data = replica.doc.generate_sync_message(&mut replica.state).context("a fresh state has a message")?;
-            let message = if replica.doc.get_heads().is_empty() {
-                WireMessage::Request { document_id: doc, sender_id: me, target_id: server, data: data.encode() }
-            } else {
-                WireMessage::Sync { document_id: doc, sender_id: me, target_id: server, data: data.encode() }
-            };
-            self.client.send(&message).await?;
+            replica.restart_sync();
+            let message = replica.next_message().context("a fresh state has a message")?;
+            self.client.send(&message.into_wire(me, server)).await?;
         }
         Ok(())
     }
@@ -571,13 +517,7 @@ impl SyncPeer {
                     sender_id == self.server && target_id == self.me,
                     "a sync message from {sender_id} to {target_id}"
                 );
-                let replica = self.replica_mut(document_id).context("a sync message")?;
-                let message = sync::Message::decode(&data).context("the server's sync message does not decode")?;
-                replica.server_heads = message.heads.clone();
-                replica
-                    .doc
-                    .receive_sync_message(&mut replica.state, message)
-                    .context("could not apply the server's changes")?;
+                self.replica_mut(document_id).context("a sync message")?.receive(&data)?;
                 self.push(document_id).await?;
                 Ok(())
             }
@@ -609,11 +549,16 @@ impl SyncPeer {
     /// What the browser does with a refusal: forget the refused changes and what depends on
     /// them, start a fresh sync state, and sync again.
     async fn recover(&mut self, doc: DocumentId, reason: &str, changes: &[[u8; 32]]) -> anyhow::Result<()> {
-        let refused: HashSet<ChangeHash> = changes.iter().map(|bytes| ChangeHash(*bytes)).collect();
+        let refused: Vec<ChangeHash> = changes.iter().map(|bytes| ChangeHash(*bytes)).collect();
         for hash in &refused {
             self.refused.insert(*hash, reason.to_owned());
         }
-        let dropped = self.replica_mut(doc).context("a refusal")?.drop_changes(&refused)?;
+        let replica = self.replica_mut(doc).context("a refusal")?;
+        // Unlike the browser, which stores its copy and so takes a fresh actor, the harness keeps
+        // its actor: its changes live nowhere else, and a test's desk changes stay under one actor.
+        let actor = replica.doc().get_actor().clone();
+        let dropped = replica.drop_refused(refused)?;
+        replica.doc_mut().set_actor(actor);
         for hash in dropped {
             self.refused.entry(hash).or_insert_with(|| "depends on a refused change".to_owned());
         }
@@ -623,13 +568,13 @@ impl SyncPeer {
 
     /// Sends the server whatever our sync state says it lacks; true if there was something.
     async fn push(&mut self, doc: DocumentId) -> anyhow::Result<bool> {
-        let replica = self.replica_mut(doc)?;
-        if let Some(message) = replica.doc.generate_sync_message(&mut replica.state) {
+        if let Some(message) = self.replica_mut(doc)?.next_message() {
+            // Always `sync`: this peer asked for each document when it opened it.
             let sync = WireMessage::Sync {
                 document_id: doc,
                 sender_id: self.me.clone(),
                 target_id: self.server.clone(),
-                data: message.encode(),
+                data: message.data,
             };
             self.client.send(&sync).await?;
             return Ok(true);

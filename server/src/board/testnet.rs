@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use automerge::sync::{self, SyncDoc};
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, ChangeHash};
+use hindsight_shared::client::ClientReplica;
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId, published_note_id};
 use hindsight_shared::presence::{Notice, PresenceEntry};
@@ -18,15 +18,13 @@ use super::core::{BoardCore, CoreConfig, DocMessage, Effects};
 use super::desk::Participant;
 use super::replica::{ConnId, Limits};
 
-/// A browser in memory: the board and its desk, each with a sync state.
+/// A browser in memory: the board and its desk, each a replica synced as the browser syncs it.
 struct Client {
     conn: ConnId,
     peer: PeerId,
     desk_id: DocumentId,
-    board: Automerge,
-    board_sync: sync::State,
-    desk: Automerge,
-    desk_sync: sync::State,
+    board: ClientReplica,
+    desk: ClientReplica,
     notices: Vec<Notice>,
     /// The roster as the server's full rosters and their updates built it.
     roster: BTreeMap<String, PresenceEntry>,
@@ -74,10 +72,8 @@ impl Net {
             conn,
             peer: PeerId::from(format!("browser-{name}")),
             desk_id,
-            board: Automerge::new(),
-            board_sync: sync::State::new(),
-            desk: Automerge::new(),
-            desk_sync: sync::State::new(),
+            board: ClientReplica::new(self.core.id()),
+            desk: ClientReplica::new(desk_id),
             notices: Vec::new(),
             roster: BTreeMap::new(),
             offline: false,
@@ -96,9 +92,9 @@ impl Net {
             for client in self.clients.iter_mut().filter(|c| !c.offline) {
                 // The desk first, as the browser does, so the connection is known before it
                 // writes to the board.
-                if let Some(m) = client.desk.generate_sync_message(&mut client.desk_sync) {
+                if let Some(m) = client.desk.next_message() {
                     quiet = false;
-                    let message = DocMessage::Sync(m.encode());
+                    let message = DocMessage::Sync(m.data);
                     self.core.receive(
                         client.conn,
                         &client.peer,
@@ -109,9 +105,9 @@ impl Net {
                         &mut fx,
                     );
                 }
-                if let Some(m) = client.board.generate_sync_message(&mut client.board_sync) {
+                if let Some(m) = client.board.next_message() {
                     quiet = false;
-                    let message = DocMessage::Sync(m.encode());
+                    let message = DocMessage::Sync(m.data);
                     self.core.receive(
                         client.conn,
                         &client.peer,
@@ -135,35 +131,16 @@ impl Net {
                 match message {
                     WireMessage::Sync { document_id, data, .. } => {
                         quiet = false;
-                        let m = sync::Message::decode(&data).expect("decode");
-                        if document_id == board_id {
-                            client.board.receive_sync_message(&mut client.board_sync, m).expect("apply");
-                        } else {
-                            client.desk.receive_sync_message(&mut client.desk_sync, m).expect("apply");
-                        }
+                        let replica = if document_id == board_id { &mut client.board } else { &mut client.desk };
+                        replica.receive(&data).expect("apply");
                     }
                     WireMessage::Ephemeral { document_id, data, .. } => {
                         let notice = Notice::decode(&data).expect("a notice");
                         if let Notice::Refused { changes, .. } = &notice {
                             // What the browser does: forget the refused changes and every change
-                            // built on them, resync.
-                            let doc = if document_id == board_id { &mut client.board } else { &mut client.desk };
-                            let mut dropped: std::collections::HashSet<[u8; 32]> = changes.iter().copied().collect();
-                            let mut kept = Vec::new();
-                            for change in doc.get_changes(&[]) {
-                                if dropped.contains(&change.hash().0)
-                                    || change.deps().iter().any(|d| dropped.contains(&d.0))
-                                {
-                                    dropped.insert(change.hash().0);
-                                } else {
-                                    kept.push(change);
-                                }
-                            }
-                            let mut rebuilt = Automerge::new();
-                            rebuilt.apply_changes(kept).expect("rebuild");
-                            *doc = rebuilt;
-                            client.board_sync = sync::State::new();
-                            client.desk_sync = sync::State::new();
+                            // built on them, and sync that document afresh.
+                            let replica = if document_id == board_id { &mut client.board } else { &mut client.desk };
+                            replica.drop_refused(changes.iter().copied().map(ChangeHash)).expect("rebuild");
                             quiet = false;
                         }
                         if let Notice::Presence { participants, full, .. } = &notice {
@@ -186,16 +163,16 @@ impl Net {
 
     fn board_edit(&mut self, who: usize, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &Board)) {
         let client = &mut self.clients[who];
-        let board = Board::read(&client.board).expect("board");
-        client.board.set_actor(ActorId::random());
-        let mut tx = client.board.transaction();
+        let board = Board::read(client.board.doc()).expect("board");
+        client.board.doc_mut().set_actor(ActorId::random());
+        let mut tx = client.board.doc_mut().transaction();
         f(&mut tx, &board);
         tx.commit();
         self.settle();
     }
 
     fn desk_edit(&mut self, who: usize, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
-        let mut tx = self.clients[who].desk.transaction();
+        let mut tx = self.clients[who].desk.doc_mut().transaction();
         f(&mut tx);
         tx.commit();
         self.settle();
@@ -207,7 +184,7 @@ impl Net {
     }
 
     fn board_of(&self, who: usize) -> Board {
-        Board::read(&self.clients[who].board).expect("board")
+        Board::read(self.clients[who].board.doc()).expect("board")
     }
 
     fn refusals(&self, who: usize) -> usize {
@@ -269,8 +246,8 @@ fn notes_written_offline_are_revealed_when_their_author_returns() {
     // Back online: a fresh connection, as after a reconnect.
     let client = &mut net.clients[ann];
     client.offline = false;
-    client.board_sync = sync::State::new();
-    client.desk_sync = sync::State::new();
+    client.board.restart_sync();
+    client.desk.restart_sync();
     net.core.leave(client.conn);
     net.settle();
     let texts: Vec<String> = net.board_of(fac).notes.values().map(|n| n.text.clone()).collect();
@@ -553,7 +530,7 @@ fn fuzz_session(ops: &[Op]) {
         }
         // And every client converged on the server's documents, refusals undone.
         for client in &net.clients {
-            assert_eq!(client.board.get_heads(), net.core.board_doc().get_heads(), "{op:?}");
+            assert_eq!(client.board.doc().get_heads(), net.core.board_doc().get_heads(), "{op:?}");
         }
     }
 }
