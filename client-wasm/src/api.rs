@@ -91,3 +91,24 @@ pub async fn join_board(board: &str, name: &str, facilitator_key: Option<&str>) 
         Err(JoinError::Other(if message.is_empty() { "Could not join the board.".into() } else { message }))
     }
 }
+
+#[derive(Serialize)]
+struct ClaimFacilitator<'a> {
+    participant_id: &'a str,
+    desk_id: &'a str,
+    facilitator_key: &'a str,
+}
+
+/// Makes this participant (who proves who they are with their desk id) the facilitator, with
+/// the facilitator key. The error is a sentence to show the user.
+pub async fn claim_facilitator(board: &str, participant_id: &str, desk_id: &str, key: &str) -> Result<(), String> {
+    let body = serde_json::to_string(&ClaimFacilitator { participant_id, desk_id, facilitator_key: key })
+        .map_err(|e| e.to_string())?;
+    match post_json(&format!("/api/boards/{board}/facilitator"), &body).await {
+        Ok((true, _)) => Ok(()),
+        Ok((false, text)) => Err(serde_json::from_str::<ApiError>(&text)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| "The server did not hand over the facilitator role.".to_owned())),
+        Err(_) => Err("Could not reach the server.".to_owned()),
+    }
+}

@@ -9,7 +9,7 @@ use autosurgeon::{Doc, ReadDoc};
 
 use crate::schema::{
     ActionItem, Board, Cluster, Draft, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS,
-    MAX_TITLE_CHARS, Note, Phase, SchemaError, Settings, root_map,
+    MAX_RANK, MAX_TITLE_CHARS, Note, Phase, SchemaError, Settings, root_map,
 };
 
 fn too_long(what: &str, text: &str, max: usize) -> Result<(), SchemaError> {
@@ -52,8 +52,13 @@ fn columns(doc: &impl ReadDoc) -> Result<Vec<String>, SchemaError> {
 
 // ---- The facilitator's controls -------------------------------------------------------------
 
+/// Moves the retro to `phase`. Finishing it stops the timer: nothing keeps counting on a done
+/// board.
 pub fn set_phase(doc: &mut impl Doc, phase: Phase) -> Result<(), SchemaError> {
     autosurgeon::reconcile_prop(doc, ROOT, "phase", phase)?;
+    if phase == Phase::Done {
+        stop_timer(doc)?;
+    }
     Ok(())
 }
 
@@ -115,6 +120,102 @@ pub fn hand_over(doc: &mut impl Doc, participant: &str) -> Result<(), SchemaErro
     Ok(())
 }
 
+/// Makes a participant a co-facilitator (`on`), with the facilitator's rights, or no longer one.
+pub fn set_co_facilitator(doc: &mut impl Doc, participant: &str, on: bool) -> Result<(), SchemaError> {
+    let map = root_map(doc, "co_facilitators")?;
+    if on {
+        doc.put(&map, participant, true)?;
+    } else if doc.get(&map, participant)?.is_some() {
+        doc.delete(&map, participant)?;
+    }
+    Ok(())
+}
+
+// ---- Arranging (everyone, from Reveal to Discuss) -------------------------------------------
+
+/// The distance between neighbouring ranks when a column is numbered afresh, so that most later
+/// moves write one rank.
+const RANK_STEP: i64 = 1024;
+
+/// Gives the notes of `order` the ranks that put them in that order, writing only the ranks
+/// that change.
+pub fn arrange(doc: &mut impl Doc, board: &Board, order: &[&str]) -> Result<(), SchemaError> {
+    let ranks = root_map(doc, "ranks")?;
+    for (i, id) in order.iter().enumerate() {
+        let rank = (i as i64 + 1) * RANK_STEP;
+        if board.ranks.get(*id) != Some(&rank) {
+            doc.put(&ranks, *id, rank)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves note `moved` to just before note `before` (to the end if `None`) in `order`, the notes
+/// of one column as they are shown. Writes one rank when the new neighbours leave room between
+/// them, else numbers the column afresh.
+pub fn move_note(
+    doc: &mut impl Doc,
+    board: &Board,
+    order: &[&str],
+    moved: &str,
+    before: Option<&str>,
+) -> Result<(), SchemaError> {
+    let mut new: Vec<&str> = order.iter().copied().filter(|id| *id != moved).collect();
+    let at = before.and_then(|b| new.iter().position(|id| *id == b)).unwrap_or(new.len());
+    new.insert(at, moved);
+    let all_ranked = new.iter().all(|id| *id == moved || board.ranks.contains_key(*id));
+    let rank = |i: usize| new.get(i).and_then(|id| board.ranks.get(*id)).copied();
+    let between = match (at.checked_sub(1).map(rank), rank(at + 1)) {
+        (Some(Some(prev)), Some(next)) if next - prev >= 2 => Some(prev + (next - prev) / 2),
+        (None, Some(next)) => next.checked_sub(RANK_STEP).filter(|r| *r > -MAX_RANK),
+        (Some(Some(prev)), None) if at + 1 == new.len() => prev.checked_add(RANK_STEP).filter(|r| *r < MAX_RANK),
+        _ => None,
+    };
+    match between {
+        Some(rank) if all_ranked => {
+            let ranks = root_map(doc, "ranks")?;
+            doc.put(&ranks, moved, rank)?;
+            Ok(())
+        }
+        _ => arrange(doc, board, &new),
+    }
+}
+
+/// How a sort orders the cards of each column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Alphabetically by what the card says (a cluster by its title).
+    Text,
+    /// Most dots first, once voting has closed; then by text.
+    Votes,
+}
+
+/// Sorts every column for everyone: while revealing, the notes; from grouping on, the cards
+/// (lone notes and clusters, which move with their anchor).
+pub fn sort(doc: &mut impl Doc, board: &Board, by: SortBy) -> Result<(), SchemaError> {
+    for column in &board.columns {
+        let mut cards: Vec<(String, String, i64)> = if board.phase >= Phase::Group {
+            board
+                .cards_in(&column.id)
+                .into_iter()
+                .map(|(item, anchor)| {
+                    let title = board.item_title(item.id()).unwrap_or_default();
+                    (anchor, title, board.vote_totals.get(item.id()).copied().unwrap_or(0))
+                })
+                .collect()
+        } else {
+            board.notes_in(&column.id).map(|n| (n.id.clone(), n.text.clone(), 0)).collect()
+        };
+        cards.sort_by(|(a, ta, va), (b, tb, vb)| {
+            let text = ta.to_lowercase().cmp(&tb.to_lowercase()).then_with(|| a.cmp(b));
+            if by == SortBy::Votes { vb.cmp(va).then(text) } else { text }
+        });
+        let order: Vec<&str> = cards.iter().map(|(id, _, _)| id.as_str()).collect();
+        arrange(doc, board, &order)?;
+    }
+    Ok(())
+}
+
 // ---- Grouping (everyone, during Group) -------------------------------------------------------
 
 fn set_cluster(doc: &mut impl Doc, note: &str, cluster: Option<&str>) -> Result<(), SchemaError> {
@@ -152,6 +253,9 @@ pub fn group(
         return set_cluster(doc, dragged, Some(&cluster.id));
     }
     put_entry(doc, "clusters", new_cluster, &Cluster { id: new_cluster.to_owned(), title: String::new() })?;
+    // The new cluster takes the place of the note it was dropped on.
+    let anchors = root_map(doc, "anchors")?;
+    doc.put(&anchors, new_cluster, target)?;
     set_cluster(doc, target, Some(new_cluster))?;
     set_cluster(doc, dragged, Some(new_cluster))
 }
@@ -163,7 +267,8 @@ pub fn ungroup(doc: &mut impl Doc, note: &str) -> Result<(), SchemaError> {
 
 /// Moves every note of cluster `from` into cluster `into`. The emptied cluster stays in the
 /// document (clusters are never deleted, so a concurrent move into it cannot dangle) and is no
-/// longer shown.
+/// longer shown. No name is lost: an untitled `into` takes `from`'s name, and two names are
+/// joined ("A / B") as far as a title's length allows.
 pub fn merge_clusters(doc: &mut impl Doc, board: &Board, from: &str, into: &str) -> Result<(), SchemaError> {
     if from == into {
         return Ok(());
@@ -176,9 +281,15 @@ pub fn merge_clusters(doc: &mut impl Doc, board: &Board, from: &str, into: &str)
     for note in moving {
         set_cluster(doc, &note, Some(into))?;
     }
-    if board.clusters.get(into).is_some_and(|c| c.title.trim().is_empty())
-        && let Some(title) = board.clusters.get(from).map(|c| c.title.clone()).filter(|t| !t.trim().is_empty())
-    {
+    let name = |id: &str| board.clusters.get(id).map(|c| c.title.trim().to_owned()).filter(|t| !t.is_empty());
+    let joined = match (name(into), name(from)) {
+        (None, Some(from)) => Some(from),
+        (Some(into), Some(from)) if into != from => {
+            Some(format!("{into} / {from}").chars().take(MAX_CLUSTER_TITLE_CHARS).collect())
+        }
+        _ => None,
+    };
+    if let Some(title) = joined {
         set_cluster_title(doc, into, &title)?;
     }
     Ok(())
@@ -389,6 +500,99 @@ mod tests {
         assert!(board.notes.values().all(|n| n.cluster.as_deref() == Some("k2")));
         assert_eq!(board.clusters["k2"].title, "Flaky tests");
         assert_eq!(board.vote_items().len(), 1);
+    }
+
+    #[test]
+    fn merging_two_named_clusters_keeps_both_names() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b", "c", "d"] {
+                publish_note(tx, &note(id)).expect("publish");
+            }
+        });
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| group(tx, &board, "a", "b", "k1").expect("form"));
+        edit(&mut doc, |tx| group(tx, &board, "c", "d", "k2").expect("form"));
+        edit(&mut doc, |tx| set_cluster_title(tx, "k1", "Flaky tests").expect("title"));
+        edit(&mut doc, |tx| set_cluster_title(tx, "k2", "Slow CI").expect("title"));
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| merge_clusters(tx, &board, "k1", "k2").expect("merge"));
+        assert_eq!(Board::read(&doc).expect("board").clusters["k2"].title, "Slow CI / Flaky tests");
+    }
+
+    /// The notes of the `start` column, in the board's order.
+    fn order(doc: &automerge::Automerge) -> Vec<String> {
+        Board::read(doc).expect("board").notes_in("start").map(|n| n.id.clone()).collect()
+    }
+
+    #[test]
+    fn moving_a_note_writes_one_rank_when_there_is_room_and_renumbers_when_not() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b", "c", "d"] {
+                publish_note(tx, &note(id)).expect("publish");
+            }
+        });
+        assert_eq!(order(&doc), ["a", "b", "c", "d"], "unarranged: by publication, then id");
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| move_note(tx, &board, &["a", "b", "c", "d"], "d", Some("b")).expect("move"));
+        assert_eq!(order(&doc), ["a", "d", "b", "c"]);
+        assert_eq!(Board::read(&doc).expect("board").ranks.len(), 4, "the first move numbers the column");
+
+        let board = Board::read(&doc).expect("board");
+        let before = doc.get_heads();
+        edit(&mut doc, |tx| move_note(tx, &board, &["a", "d", "b", "c"], "a", None).expect("move"));
+        assert_eq!(order(&doc), ["d", "b", "c", "a"]);
+        let change = doc.get_changes(&before).pop().expect("a change");
+        assert_eq!(change.len(), 1, "one rank written");
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| move_note(tx, &board, &["d", "b", "c", "a"], "c", Some("d")).expect("move"));
+        assert_eq!(order(&doc), ["c", "d", "b", "a"]);
+    }
+
+    #[test]
+    fn sorting_orders_every_column_and_clusters_move_with_their_anchor() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for (id, text) in [("a", "zebra"), ("b", "apple"), ("c", "mango"), ("d", "kiwi")] {
+                publish_note(tx, &Note { text: text.into(), ..note(id) }).expect("publish");
+            }
+            set_phase(tx, Phase::Group).expect("phase");
+        });
+        let board = Board::read(&doc).expect("board");
+        // "d" dropped on "a": the cluster takes "a"'s place and is named after it until named.
+        edit(&mut doc, |tx| group(tx, &board, "d", "a", "k").expect("group"));
+        let board = Board::read(&doc).expect("board");
+        let cards: Vec<String> = board.cards_in("start").into_iter().map(|(item, _)| item.id().to_owned()).collect();
+        assert_eq!(cards, ["k", "b", "c"], "the cluster sits where its anchor was");
+        assert_eq!(board.item_title("k").as_deref(), Some("zebra"));
+        edit(&mut doc, |tx| sort(tx, &board, SortBy::Text).expect("sort"));
+        let board = Board::read(&doc).expect("board");
+        let cards: Vec<String> = board.cards_in("start").into_iter().map(|(item, _)| item.id().to_owned()).collect();
+        assert_eq!(cards, ["b", "c", "k"], "apple, mango, zebra");
+    }
+
+    #[test]
+    fn finishing_the_retro_stops_the_timer() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| start_timer(tx, 60_000, 1_000).expect("timer"));
+        assert!(Board::read(&doc).expect("board").timer.ends_at.is_some());
+        edit(&mut doc, |tx| set_phase(tx, Phase::Done).expect("done"));
+        assert_eq!(Board::read(&doc).expect("board").timer.ends_at, None);
+    }
+
+    #[test]
+    fn an_old_board_is_upgraded_once() {
+        let mut doc = automerge::Automerge::new();
+        edit(&mut doc, |tx| {
+            for map in ["notes", "clusters"] {
+                tx.put_object(ROOT, map, ObjType::Map).expect("map");
+            }
+        });
+        edit(&mut doc, |tx| assert!(crate::schema::upgrade_board(tx).expect("upgrade")));
+        edit(&mut doc, |tx| assert!(!crate::schema::upgrade_board(tx).expect("upgrade"), "nothing left to add"));
+        assert!(root_map(&doc, "ranks").is_ok() && root_map(&doc, "anchors").is_ok());
+        assert!(root_map(&doc, "co_facilitators").is_ok());
     }
 
     #[test]

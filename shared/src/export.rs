@@ -123,7 +123,10 @@ fn markdown(board: &Board) -> String {
         for note in board.notes_in(&column.id) {
             any = true;
             let author = note.author.as_deref().map(|a| format!(" — {}", md(a))).unwrap_or_default();
-            let cluster = board.cluster_of(note).map(|c| format!(" *(in: {})*", md(&c.title))).unwrap_or_default();
+            let cluster = board
+                .cluster_of(note)
+                .map(|c| format!(" *(in: {})*", md(&cluster_title(board, &c.id))))
+                .unwrap_or_default();
             let _ = writeln!(out, "- {}{author}{cluster}", md(&note.text));
         }
         if !any {
@@ -143,7 +146,7 @@ fn markdown(board: &Board) -> String {
         }
         out.push('\n');
     }
-    out.push_str("## Action items\n\n");
+    let _ = writeln!(out, "## {}\n", actions_heading(board));
     if board.action_items.is_empty() {
         out.push_str("*None.*\n");
     } else {
@@ -161,6 +164,21 @@ fn markdown(board: &Board) -> String {
         }
     }
     out
+}
+
+/// A cluster's name as every view shows it (see [`Board::item_title`]).
+fn cluster_title(board: &Board, id: &str) -> String {
+    board.item_title(id).unwrap_or_default()
+}
+
+/// The heading of the agreed action items: "Action items", unless a column of the board is
+/// called that (a postmortem's ideas for follow-up), which it must not be confused with.
+fn actions_heading(board: &Board) -> &'static str {
+    if board.columns.iter().any(|c| c.title.trim().eq_ignore_ascii_case("action items")) {
+        "Agreed action items"
+    } else {
+        "Action items"
+    }
 }
 
 fn sorted_actions(board: &Board) -> Vec<&crate::schema::ActionItem> {
@@ -190,8 +208,12 @@ fn csv(board: &Board) -> String {
             let cluster = board.cluster_of(note);
             let item = cluster.map_or(note.id.as_str(), |c| c.id.as_str());
             let votes = board.vote_totals.get(item).map(i64::to_string).unwrap_or_default();
-            let mut row =
-                vec![field(&column.title), field(&note.text), field(cluster.map_or("", |c| c.title.as_str())), votes];
+            let mut row = vec![
+                field(&column.title),
+                field(&note.text),
+                field(&cluster.map(|c| cluster_title(board, &c.id)).unwrap_or_default()),
+                votes,
+            ];
             if named {
                 row.push(field(note.author.as_deref().unwrap_or("")));
             }
@@ -336,7 +358,7 @@ fn html(board: &Board) -> String {
         }
         out.push_str("</ol></section>");
     }
-    out.push_str("<section><h2>Action items</h2>");
+    let _ = write!(out, "<section><h2>{}</h2>", actions_heading(board));
     if board.action_items.is_empty() {
         out.push_str("<p>None.</p>");
     } else {
@@ -487,6 +509,18 @@ mod tests {
             let named = render(&board(true), format);
             assert!(named.contains("Ann"), "{format:?} drops the author of a named note");
         }
+    }
+
+    #[test]
+    fn an_untitled_cluster_is_named_after_its_first_note_and_a_column_called_action_items_is_not_confused() {
+        let mut board = board(false);
+        board.clusters.insert("k".into(), Cluster { id: "k".into(), title: String::new() });
+        board.columns.push(Column { id: "ideas".into(), title: "Action items".into(), prompt: String::new() });
+        let md = render(&board, Format::Markdown);
+        assert!(md.contains("*(in: Flaky, slow \"CI\")*") && !md.contains("(in: )"), "{md}");
+        assert_eq!(md.matches("## Action items").count(), 1, "{md}");
+        assert!(md.contains("## Agreed action items"), "{md}");
+        assert!(render(&board, Format::Html).contains("<h2>Agreed action items</h2>"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`rules`]: who may change what in which phase, and what a valid board and desk look like.
 //! - [`presence`]: the server's ephemeral messages: who is here, writing, voting, ready; refusals.
 //! - [`templates`]: the boards a facilitator can start from.
+//! - [`text`]: the web links in a note, and counts with their noun.
 //!
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 
@@ -25,6 +26,7 @@ pub mod protocol;
 pub mod rules;
 pub mod schema;
 pub mod templates;
+pub mod text;
 
 pub use automerge;
 pub use autosurgeon;

@@ -32,6 +32,9 @@ pub const MAX_DRAFTS_PER_DESK: usize = 200;
 pub const MAX_ITEMS_PER_BOARD: usize = 5_000;
 /// The most notes a board holds.
 pub const MAX_NOTES_PER_BOARD: usize = 10_000;
+/// The largest rank (in size) a note may be given: beyond it, ranks would lose precision in
+/// JavaScript clients.
+pub const MAX_RANK: i64 = 1 << 50;
 /// The largest vote budget a facilitator may set.
 pub const MAX_VOTE_BUDGET: i64 = 50;
 
@@ -167,9 +170,39 @@ pub struct Board {
     /// The participant id of the current facilitator.
     #[autosurgeon(missing = "Default::default")]
     pub facilitator: Option<String>,
+    /// Participants who run the retro alongside the facilitator, with the same rights, by
+    /// participant id (the value is always `true`).
+    #[autosurgeon(missing = "Default::default")]
+    pub co_facilitators: BTreeMap<String, bool>,
     /// Dots per item, written by the server when voting closes; empty while votes are private.
     #[autosurgeon(missing = "Default::default")]
     pub vote_totals: BTreeMap<String, i64>,
+    /// Where the group put each note in its column, by note id: smaller ranks come first. Notes
+    /// the group has not arranged follow, in the order they were published (for notes revealed
+    /// together, the order of their ids: unlinkable to their authors).
+    #[autosurgeon(missing = "Default::default")]
+    pub ranks: BTreeMap<String, i64>,
+    /// The note each cluster sits at, by cluster id: a cluster made by dropping a note on
+    /// another takes that other note's place, and keeps it while that note is in it.
+    #[autosurgeon(missing = "Default::default")]
+    pub anchors: BTreeMap<String, String>,
+}
+
+/// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
+const ADDED_MAPS: [&str; 3] = ["co_facilitators", "ranks", "anchors"];
+
+/// Adds to a board document the root maps that boards made before them lack, so browsers can
+/// write into them (browsers never make root objects). Returns whether it changed anything.
+/// Only the server calls it, once per board: two peers making the same map would conflict.
+pub fn upgrade_board(doc: &mut impl autosurgeon::Doc) -> Result<bool, SchemaError> {
+    let mut changed = false;
+    for name in ADDED_MAPS {
+        if doc.get(&ROOT, name)?.is_none() {
+            doc.put_object(ROOT, name, ObjType::Map)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 /// A column of the board.
@@ -280,11 +313,63 @@ impl Board {
         Ok(autosurgeon::hydrate(doc)?)
     }
 
-    /// The notes of one column in display order: oldest first, ties by id.
+    /// True if `participant` runs the retro: the facilitator or a co-facilitator.
+    pub fn facilitates(&self, participant: &str) -> bool {
+        self.facilitator.as_deref() == Some(participant) || self.co_facilitators.contains_key(participant)
+    }
+
+    /// Where a note sits in its column, as a sort key: arranged notes by rank, then the others
+    /// in the order they were published, ties by id.
+    pub fn place<'a>(&self, note: &'a Note) -> (bool, i64, i64, &'a str) {
+        match self.ranks.get(&note.id) {
+            Some(&rank) => (false, rank, 0, &note.id),
+            None => (true, 0, note.created_at, &note.id),
+        }
+    }
+
+    /// The notes of one column in the group's order (see [`Board::place`]).
     pub fn notes_in<'a>(&'a self, column: &'a str) -> impl Iterator<Item = &'a Note> + 'a {
         let mut notes: Vec<&Note> = self.notes.values().filter(|n| n.column == column).collect();
-        notes.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        notes.sort_by(|a, b| self.place(a).cmp(&self.place(b)));
         notes.into_iter()
+    }
+
+    /// The note a cluster sits at: its anchor while the anchor is in it, else its first note
+    /// by column and place. `None` for a cluster with no notes.
+    pub fn anchor_of<'a>(&'a self, cluster: &str, notes: &[&'a Note]) -> Option<&'a Note> {
+        if let Some(anchor) = self.anchors.get(cluster).and_then(|id| notes.iter().find(|n| n.id == *id)) {
+            return Some(anchor);
+        }
+        let column_index = |column: &str| self.columns.iter().position(|c| c.id == column).unwrap_or(usize::MAX);
+        notes
+            .iter()
+            .copied()
+            .min_by(|a, b| (column_index(&a.column), self.place(a)).cmp(&(column_index(&b.column), self.place(b))))
+    }
+
+    /// The cards of one column while grouping and voting, in the group's order: each lone note
+    /// of the column, and each cluster whose anchor is in the column, at its anchor's place.
+    /// Each card comes with the note whose place it takes.
+    pub fn cards_in(&self, column: &str) -> Vec<(VoteItem, String)> {
+        let mut members: BTreeMap<&str, Vec<&Note>> = BTreeMap::new();
+        let mut cards: Vec<(VoteItem, &Note)> = Vec::new();
+        for note in self.notes.values() {
+            match self.cluster_of(note) {
+                Some(cluster) => members.entry(cluster.id.as_str()).or_default().push(note),
+                None if note.column == column => cards.push((VoteItem::Note(note.clone()), note)),
+                None => {}
+            }
+        }
+        for (id, mut notes) in members {
+            let (Some(cluster), Some(anchor)) = (self.clusters.get(id), self.anchor_of(id, &notes)) else { continue };
+            if anchor.column == column {
+                notes.sort_by(|a, b| self.place(a).cmp(&self.place(b)));
+                let item = VoteItem::Cluster(cluster.clone(), notes.into_iter().cloned().collect());
+                cards.push((item, anchor));
+            }
+        }
+        cards.sort_by(|(_, a), (_, b)| self.place(a).cmp(&self.place(b)));
+        cards.into_iter().map(|(item, anchor)| (item, anchor.id.clone())).collect()
     }
 
     /// True when a column's notes are public: revealed by the facilitator, or the retro moved
@@ -322,13 +407,25 @@ impl Board {
             || self.notes.values().any(|n| n.cluster.as_deref() == Some(id) && self.clusters.contains_key(id))
     }
 
-    /// A readable name for an item: the cluster's title, or the note's text.
+    /// The notes whose places make the order of one column as it is shown: while revealing,
+    /// every note; from grouping on, the note each card sits at (see [`Board::cards_in`]).
+    pub fn places_in(&self, column: &str) -> Vec<String> {
+        if self.phase >= Phase::Group {
+            self.cards_in(column).into_iter().map(|(_, anchor)| anchor).collect()
+        } else {
+            self.notes_in(column).map(|n| n.id.clone()).collect()
+        }
+    }
+
+    /// A readable name for an item, the same everywhere (board, summary, exports): a
+    /// cluster's title, or for an untitled cluster the text of its first note; a note's text.
     pub fn item_title(&self, id: &str) -> Option<String> {
         if let Some(cluster) = self.clusters.get(id) {
             if !cluster.title.trim().is_empty() {
                 return Some(cluster.title.clone());
             }
-            return self.notes.values().find(|n| n.cluster.as_deref() == Some(id)).map(|n| n.text.clone());
+            let notes: Vec<&Note> = self.notes.values().filter(|n| n.cluster.as_deref() == Some(id)).collect();
+            return self.anchor_of(id, &notes).map(|n| n.text.clone());
         }
         self.notes.get(id).map(|n| n.text.clone())
     }

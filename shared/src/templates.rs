@@ -87,7 +87,7 @@ pub const TEMPLATES: &[Template] = &[
             column("went-wrong", "What went wrong", "What made it worse or slower?"),
             column("lucky", "Where we got lucky", "What could have gone worse?"),
             column("root-causes", "Root causes", "Why did it happen?"),
-            column("action-items", "Action items", "What will prevent it next time?"),
+            column("action-items", "Follow-up ideas", "What would prevent it next time?"),
         ],
     },
 ];

@@ -84,7 +84,7 @@ async fn a_whole_retro_from_write_to_done() {
     // Discuss: totals appear, most voted first; the facilitator focuses the top item.
     fay.next_phase("discuss").await;
     bob.wait_phase("discuss").await;
-    let top = bob.wait_for(Locator::Css(".items .item:first-child .votes")).await;
+    let top = bob.wait_for(Locator::Css("#agenda li:first-child .votes")).await;
     assert_eq!(top.attr("data-votes").await.expect("votes"), Some("4".to_owned()), "2 + 1 + 1 dots on the cluster");
     fay.click_on_item("Friday deploys", "focus-item").await;
     ann.wait_for(Locator::XPath("//h2[@id='focused-title' and normalize-space(.)='Our week starts badly']")).await;

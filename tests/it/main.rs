@@ -25,12 +25,16 @@
 //!   it costs the server: bombs, floods, forgeries, storms, slow and idle connections, secrets
 //!   in logs.
 //! - [`browser`]: the WASM client in headless Chromium.
+//! - [`board_ui`]: in the browser, the board as a team uses it: arranging, sorting and finding
+//!   cards, a postmortem on a laptop and a phone, the facilitator role across devices, timers,
+//!   and the small things a first retro trips over.
 //! - [`typing`]: in the browser, what someone types survives whatever the others do meanwhile.
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
 //!   viewer, and as a participant writes on its desk and sees the note published.
 
 mod anonymity;
 mod bad_input;
+mod board_ui;
 mod browser;
 mod compat;
 mod faults;

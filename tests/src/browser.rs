@@ -260,6 +260,42 @@ impl Page {
         self.client.active_element().await.expect("a focused field").send_keys(text).await.expect("type");
     }
 
+    /// Drags `from` onto the top (or, `after`, the bottom) edge of `to`, with the events a
+    /// browser fires for a drag and drop. (WebDriver's pointer actions cannot drive HTML drag and
+    /// drop in Chromium; the page's handlers are the same either way.)
+    pub async fn drag(&self, from: &Element, to: &Element, after: bool) {
+        let script = "const [s, d, after] = arguments; const dt = new DataTransfer(); \
+            s.dispatchEvent(new DragEvent('dragstart', {bubbles: true, dataTransfer: dt})); \
+            const r = d.getBoundingClientRect(); const y = after ? r.bottom - 2 : r.top + 2; \
+            const at = {bubbles: true, cancelable: true, clientX: r.left + 5, clientY: y, dataTransfer: dt}; \
+            d.dispatchEvent(new DragEvent('dragover', at)); d.dispatchEvent(new DragEvent('drop', at)); \
+            s.dispatchEvent(new DragEvent('dragend', {bubbles: true, dataTransfer: dt})); return true;";
+        let args = vec![
+            serde_json::to_value(from).expect("an element"),
+            serde_json::to_value(to).expect("an element"),
+            serde_json::json!(after),
+        ];
+        self.client.execute(script, args).await.expect("drag and drop");
+    }
+
+    /// The texts of the notes of a column that show (a filter hides the others), in order.
+    pub async fn shown_notes(&self, column: &str) -> Vec<String> {
+        let script = "return [...document.querySelectorAll(`.column[data-column='${arguments[0]}'] .note-text`)] \
+            .filter(e => e.getClientRects().length > 0).map(e => e.textContent.trim());";
+        let texts = self.client.execute(script, vec![serde_json::json!(column)]).await.expect("read the notes");
+        serde_json::from_value(texts).expect("a list of texts")
+    }
+
+    /// Runs a JavaScript expression in the page and returns its value.
+    pub async fn eval(&self, expression: &str) -> serde_json::Value {
+        self.client.execute(&format!("return {expression};"), vec![]).await.expect("evaluate")
+    }
+
+    /// Resizes the window (the page's layout follows).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.expect("resize the window");
+    }
+
     /// Reloads the page.
     pub async fn reload(&self) {
         self.client.refresh().await.expect("reload");

@@ -39,6 +39,26 @@ pub fn Home() -> impl IntoView {
         });
     };
 
+    // A radio group is one stop for Tab; the arrow keys move the choice (and the focus) within.
+    let pick_with_arrows = move |ev: web_sys::KeyboardEvent| {
+        let step: isize = match ev.key().as_str() {
+            "ArrowRight" | "ArrowDown" => 1,
+            "ArrowLeft" | "ArrowUp" => -1,
+            _ => return,
+        };
+        ev.prevent_default();
+        let at = TEMPLATES.iter().position(|t| t.id == template.get_untracked()).unwrap_or(0) as isize;
+        let next = &TEMPLATES[(at + step).rem_euclid(TEMPLATES.len() as isize) as usize];
+        template.set(next.id);
+        if let Some(button) = document()
+            .query_selector(&format!(".template[data-template='{}']", next.id))
+            .ok()
+            .flatten()
+            .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+        {
+            let _ = button.focus();
+        }
+    };
     view! {
         <div class="page home">
             <header class="topbar">
@@ -74,7 +94,7 @@ pub fn Home() -> impl IntoView {
                         on:input=move |ev| title.set(event_target_value(&ev))
                     />
                     <span class="field-label">"Template"</span>
-                    <div class="templates" role="radiogroup" aria-label="Template">
+                    <div class="templates" role="radiogroup" aria-label="Template" on:keydown=pick_with_arrows>
                         {TEMPLATES
                             .iter()
                             .map(|t| {
@@ -86,6 +106,7 @@ pub fn Home() -> impl IntoView {
                                         role="radio"
                                         data-template=id
                                         aria-checked=move || (template.get() == id).to_string()
+                                        tabindex=move || if template.get() == id { "0" } else { "-1" }
                                         on:click=move |_| template.set(id)
                                     >
                                         <span class="template-name">{t.name}</span>

@@ -99,6 +99,7 @@ enum Work {
     Left { conn: ConnId },
     Joined { participant: Participant, desk: Vec<u8>, facilitator: bool, reply: oneshot::Sender<Result<(), String>> },
     Snapshot { reply: oneshot::Sender<Option<hindsight_shared::schema::Board>> },
+    Claim { participant: String, desk: DocumentId, reply: oneshot::Sender<Result<(), String>> },
 }
 
 /// What the blocking part of a turn hands back.
@@ -252,7 +253,9 @@ impl BoardActor {
                     link.deliver(answer.encode().into(), FrameKind::Other);
                 }
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
-                BoardMsg::Joined { reply, .. } => drop(reply.send(Err("there is no such board".into()))),
+                BoardMsg::Joined { reply, .. } | BoardMsg::Claim { reply, .. } => {
+                    drop(reply.send(Err("there is no such board".into())))
+                }
                 BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } => {}
             }
         }
@@ -280,6 +283,7 @@ impl BoardActor {
                 BoardMsg::Joined { participant, desk, facilitator, reply } => {
                     work.push(Work::Joined { participant, desk, facilitator, reply });
                 }
+                BoardMsg::Claim { participant, desk, reply } => work.push(Work::Claim { participant, desk, reply }),
                 // A connection this board let go (it stopped reading, or broke the protocol)
                 // may still have messages queued here: the client keeps what it sent and sends
                 // it again when it reconnects. Taking them would bring the connection back.
@@ -434,6 +438,10 @@ fn take_batch(
                     Err(e) => drop(reply.send(Err(e))),
                 }
             }
+            Work::Claim { participant, desk, reply } => match core.claim(&participant, desk) {
+                Ok(()) => joined.push(reply),
+                Err(e) => drop(reply.send(Err(e))),
+            },
             Work::Receive { conn, .. } if closed.contains(&conn) => {}
             Work::Receive { conn, peer, doc, message } => {
                 let now = Instant::now();

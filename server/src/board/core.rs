@@ -21,7 +21,7 @@ use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::presence::Notice;
 use hindsight_shared::protocol::WireMessage;
-use hindsight_shared::schema::{Board, SchemaError};
+use hindsight_shared::schema::{self, Board, SchemaError};
 
 use super::desk::{DeskSlot, Desks, LoadedDesk, Participant};
 use super::govern::Governor;
@@ -145,8 +145,13 @@ impl BoardCore {
         config: CoreConfig,
     ) -> Result<Self, LoadError> {
         let actor = ActorId::random();
-        let board =
+        let mut board =
             Replica::load(id, actor.clone(), snapshot, changes, config.max_document_bytes, config.limits.clone())?;
+        // A board made by an older version gets the maps it lacks; the change is stored with the
+        // first turn's (it waits among the replica's unsaved changes).
+        if let Err(e) = board.write(|tx| schema::upgrade_board(tx).map(drop)) {
+            tracing::error!(board = %id.tag(), error = %e, "could not upgrade the board");
+        }
         let cache = Board::read(board.doc()).unwrap_or_default();
         let used = board.bytes() + participants.iter().map(|(_, bytes)| bytes).sum::<usize>();
         let mut core = Self {
@@ -263,6 +268,20 @@ impl BoardCore {
         if facilitator && self.cache.facilitator.as_deref() != Some(id.as_str()) {
             self.quota.used += self.board.write(|tx| edit::hand_over(tx, &id))?;
             self.cache.facilitator = Some(id);
+        }
+        Ok(())
+    }
+
+    /// Makes a participant the facilitator, who showed the facilitator key and proved who they
+    /// are with their desk id. The error is a sentence for them.
+    pub fn claim(&mut self, participant: &str, desk: DocumentId) -> Result<(), String> {
+        if self.participants.get(participant) != Some(&desk) {
+            return Err("you have not joined this board".into());
+        }
+        if self.cache.facilitator.as_deref() != Some(participant) {
+            self.quota.used += self.board.write(|tx| edit::hand_over(tx, participant)).map_err(|e| e.to_string())?;
+            self.cache.facilitator = Some(participant.to_owned());
+            self.presence.touch();
         }
         Ok(())
     }

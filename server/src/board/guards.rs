@@ -46,7 +46,7 @@ pub struct BoardGuard<'a> {
 impl BoardGuard<'_> {
     fn role(&self) -> Role {
         match self.who {
-            Some(id) if self.board.facilitator.as_deref() == Some(id) => Role::Facilitator,
+            Some(id) if self.board.facilitates(id) => Role::Facilitator,
             Some(_) => Role::Participant,
             None => Role::Viewer,
         }
@@ -76,6 +76,8 @@ impl Guard for BoardGuard<'_> {
         self.quota.used += bytes;
         self.publication_changed |=
             parts.iter().any(|p| matches!(p, BoardPart::Phase | BoardPart::Revealed(_) | BoardPart::Settings));
+        self.roster_changed |=
+            parts.iter().any(|p| matches!(p, BoardPart::Phase | BoardPart::Facilitator | BoardPart::CoFacilitator(_)));
         Ok(())
     }
 }

@@ -52,6 +52,9 @@ pub enum BoardMsg {
         facilitator: bool,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A participant (who proved who they are with their desk id) showed the facilitator key:
+    /// they become the facilitator. Answered once that is stored.
+    Claim { participant: String, desk: DocumentId, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 /// The board's task has stopped; ask the registry for a fresh handle.

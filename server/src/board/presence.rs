@@ -134,7 +134,7 @@ pub fn roster(board: &Board, desks: &Desks, online: &HashMap<ConnId, String>) ->
             let entry = PresenceEntry {
                 id: participant.id.clone(),
                 name: participant.name.clone(),
-                facilitator: board.facilitator.as_deref() == Some(participant.id.as_str()),
+                facilitator: board.facilitates(&participant.id),
                 online: online.contains(&participant.id),
                 notes: desk.filter(|_| board.phase == Phase::Write).map(|d| d.drafts.len() as u32),
                 voted: desk.is_some_and(|d| board.phase == Phase::Vote && (!d.votes.is_empty() || d.abstain)),

@@ -7,13 +7,13 @@ use automerge::{Automerge, ScalarValue};
 
 use super::value::{boolean, int, line, optional_string, string};
 use super::{
-    Made, PlacedOp, Refusal, Role, VIEWERS_DO_NOT_WRITE, Write, can_change_settings, can_edit_actions, can_group,
-    refuse,
+    Made, PlacedOp, Refusal, Role, VIEWERS_DO_NOT_WRITE, Write, can_arrange, can_change_settings, can_edit_actions,
+    can_group, refuse,
 };
 use crate::edit::is_iso_date;
 use crate::schema::{
     self, ActionItem, Board, Cluster, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
-    MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Note, Phase, SchemaError, Settings, Timer,
+    MAX_RANK, MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Note, Phase, SchemaError, Settings, Timer,
 };
 
 /// A part of the board one change may touch, to read back once it is merged.
@@ -22,6 +22,7 @@ pub enum BoardPart {
     Title,
     Phase,
     Facilitator,
+    CoFacilitator(String),
     Settings,
     Timer,
     Revealed(String),
@@ -30,6 +31,8 @@ pub enum BoardPart {
     Note(String),
     Cluster(String),
     ActionItem(String),
+    Rank(String),
+    Anchor(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -74,6 +77,12 @@ pub fn check_board_writes(
             Write::Settle => Some(None),
             _ => None,
         };
+        // For the maps whose entries may also be deleted: the value written, `None` to delete.
+        let entry = match &op.write {
+            Write::Put(v) => Some(Some(v)),
+            Write::Settle | Write::Delete => Some(None),
+            _ => None,
+        };
         let part = match (keys.as_slice(), put) {
             ([Some("title")], Some(v)) => {
                 only_facilitator("the title")?;
@@ -100,6 +109,41 @@ pub fn check_board_writes(
                     return refuse("the facilitator role goes to someone who joined the board");
                 }
                 BoardPart::Facilitator
+            }
+            ([Some("co_facilitators"), Some(id)], _) if entry.is_some() => {
+                only_facilitator("who facilitates")?;
+                if let Some(Some(v)) = entry {
+                    if !matches!(v, ScalarValue::Boolean(true)) {
+                        return refuse("a co-facilitator is marked `true`; remove one by deleting the entry");
+                    }
+                    if !is_participant(id) {
+                        return refuse("the facilitator role goes to someone who joined the board");
+                    }
+                }
+                BoardPart::CoFacilitator((*id).to_owned())
+            }
+            ([Some("ranks"), Some(note)], _) if entry.is_some() => {
+                in_phase(can_arrange(phase), "arranging notes")?;
+                if let Some(Some(v)) = entry {
+                    int(v, "a note's rank", -MAX_RANK..=MAX_RANK)?;
+                    if !board.notes.contains_key(*note) {
+                        return refuse(format!("there is no note `{note}` to arrange"));
+                    }
+                }
+                BoardPart::Rank((*note).to_owned())
+            }
+            ([Some("anchors"), Some(cluster)], _) if entry.is_some() => {
+                in_phase(can_group(phase), "grouping")?;
+                if let Some(Some(v)) = entry {
+                    let note = string(v, "a cluster's place", usize::MAX, false)?;
+                    if !board.notes.contains_key(note) {
+                        return refuse(format!("there is no note `{note}` for a cluster to sit at"));
+                    }
+                    if !board.clusters.contains_key(*cluster) && !new_clusters.contains(cluster) {
+                        return refuse(format!("there is no cluster `{cluster}`"));
+                    }
+                }
+                BoardPart::Anchor((*cluster).to_owned())
             }
             ([Some("settings"), Some(field @ ("anonymous" | "vote_budget" | "max_votes_per_item"))], Some(v)) => {
                 only_facilitator("the settings")?;
@@ -307,6 +351,7 @@ enum Read {
     Title(String),
     Phase(Phase),
     Facilitator(Option<String>),
+    CoFacilitator(String, Option<bool>),
     Settings(Settings),
     Timer(Timer),
     Revealed(String, Option<bool>),
@@ -314,6 +359,8 @@ enum Read {
     Note(String, Option<Note>),
     Cluster(String, Option<Cluster>),
     ActionItem(String, Option<ActionItem>),
+    Rank(String, Option<i64>),
+    Anchor(String, Option<String>),
 }
 
 impl Read {
@@ -328,6 +375,7 @@ impl Read {
             Read::Title(title) => board.title = title,
             Read::Phase(phase) => board.phase = phase,
             Read::Facilitator(id) => board.facilitator = id,
+            Read::CoFacilitator(id, on) => put(&mut board.co_facilitators, id, on),
             Read::Settings(settings) => board.settings = settings,
             Read::Timer(timer) => board.timer = timer,
             Read::Revealed(column, revealed) => put(&mut board.revealed, column, revealed),
@@ -335,6 +383,8 @@ impl Read {
             Read::Note(id, note) => put(&mut board.notes, id, note),
             Read::Cluster(id, cluster) => put(&mut board.clusters, id, cluster),
             Read::ActionItem(id, item) => put(&mut board.action_items, id, item),
+            Read::Rank(id, rank) => put(&mut board.ranks, id, rank),
+            Read::Anchor(id, note) => put(&mut board.anchors, id, note),
         }
     }
 }
@@ -346,6 +396,9 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Title => Read::Title(hydrate_prop(doc, root, "title")?),
         BoardPart::Phase => Read::Phase(hydrate_prop(doc, root, "phase")?),
         BoardPart::Facilitator => Read::Facilitator(hydrate_prop(doc, root, "facilitator")?),
+        BoardPart::CoFacilitator(id) => {
+            Read::CoFacilitator(id.clone(), schema::read_entry(doc, "co_facilitators", id)?)
+        }
         BoardPart::Settings => Read::Settings(hydrate_prop(doc, root, "settings")?),
         BoardPart::Timer => Read::Timer(hydrate_prop(doc, root, "timer")?),
         BoardPart::Revealed(column) => Read::Revealed(column.clone(), schema::read_entry(doc, "revealed", column)?),
@@ -353,5 +406,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Note(id) => Read::Note(id.clone(), schema::read_entry(doc, "notes", id)?),
         BoardPart::Cluster(id) => Read::Cluster(id.clone(), schema::read_entry(doc, "clusters", id)?),
         BoardPart::ActionItem(id) => Read::ActionItem(id.clone(), schema::read_entry(doc, "action_items", id)?),
+        BoardPart::Rank(id) => Read::Rank(id.clone(), schema::read_entry(doc, "ranks", id)?),
+        BoardPart::Anchor(id) => Read::Anchor(id.clone(), schema::read_entry(doc, "anchors", id)?),
     })
 }

@@ -80,6 +80,12 @@ pub fn can_vote(phase: Phase) -> bool {
     phase == Phase::Vote
 }
 
+/// The group arranges the revealed notes and clusters (drag to reorder, sort) until the
+/// discussion ends.
+pub fn can_arrange(phase: Phase) -> bool {
+    matches!(phase, Phase::Reveal | Phase::Group | Phase::Vote | Phase::Discuss)
+}
+
 pub fn can_edit_actions(phase: Phase) -> bool {
     matches!(phase, Phase::Discuss | Phase::Actions)
 }

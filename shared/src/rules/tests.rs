@@ -347,3 +347,55 @@ fn placing_finds_objects_made_in_the_same_change() {
     server.apply_changes([change]).expect("apply");
     assert!(server.get(ROOT, "clusters").expect("get").is_some());
 }
+
+#[test]
+fn co_facilitators_are_named_by_facilitators_and_share_their_rights() {
+    use Role::*;
+    let mut doc = server_board(Phase::Write);
+    assert!(verdict(&mut doc, Participant, |tx, _| edit::set_co_facilitator(tx, "p1", true).expect("co")).is_err());
+    assert!(
+        verdict(&mut doc, Facilitator, |tx, _| edit::set_co_facilitator(tx, "stranger", true).expect("co")).is_err()
+    );
+    assert!(
+        verdict(&mut doc, Facilitator, |tx, _| {
+            let map = schema::root_map(tx, "co_facilitators").expect("map");
+            tx.put(&map, "p1", "yes").expect("put");
+        })
+        .is_err(),
+        "a co-facilitator is marked true"
+    );
+    verdict(&mut doc, Facilitator, |tx, _| edit::set_co_facilitator(tx, "p1", true).expect("co")).expect("named");
+    let board = Board::read(&doc).expect("board");
+    assert!(board.facilitates("p1") && !board.facilitates("p2"));
+    verdict(&mut doc, Facilitator, |tx, _| edit::set_co_facilitator(tx, "p1", false).expect("co")).expect("removed");
+    assert!(!Board::read(&doc).expect("board").facilitates("p1"));
+}
+
+#[test]
+fn everyone_arranges_notes_from_reveal_to_discuss_with_whole_ranks() {
+    use Role::*;
+    let arrange = |tx: &mut Transaction<'_>, b: &Board| edit::arrange(tx, b, &["m", "n"]).expect("arrange");
+    assert!(verdict(&mut server_board(Phase::Write), Participant, arrange).is_err());
+    assert!(verdict(&mut server_board(Phase::Actions), Participant, arrange).is_err());
+    assert!(verdict(&mut server_board(Phase::Group), Viewer, arrange).is_err());
+    let mut doc = server_board(Phase::Reveal);
+    verdict(&mut doc, Participant, arrange).expect("arranged");
+    let board = Board::read(&doc).expect("board");
+    let order: Vec<&str> = board.notes_in("mad").map(|n| n.id.as_str()).collect();
+    assert_eq!(order, ["m", "n"]);
+    let raw = |value: automerge::ScalarValue| {
+        move |tx: &mut Transaction<'_>, _: &Board| {
+            let ranks = schema::root_map(tx, "ranks").expect("ranks");
+            tx.put(&ranks, "n", value).expect("put");
+        }
+    };
+    assert!(verdict(&mut doc, Participant, raw(automerge::ScalarValue::F64(0.5))).is_err(), "ranks are whole");
+    assert!(verdict(&mut doc, Participant, raw(automerge::ScalarValue::Int(i64::MAX))).is_err(), "ranks are bounded");
+    assert!(
+        verdict(&mut doc, Participant, |tx, _| {
+            let ranks = schema::root_map(tx, "ranks").expect("ranks");
+            tx.put(&ranks, "no-such-note", 5).expect("put");
+        })
+        .is_err()
+    );
+}

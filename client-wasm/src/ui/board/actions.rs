@@ -6,7 +6,7 @@ use hindsight_shared::rules;
 use hindsight_shared::schema::{ActionItem, MAX_ACTION_CHARS, MAX_NAME_CHARS};
 use leptos::prelude::*;
 
-use super::{Ctx, Keyed};
+use super::{Ctx, Keyed, Undo};
 
 /// The Actions phase: the top items for reference, and every action item.
 #[component]
@@ -23,7 +23,7 @@ pub fn ActionsPhase() -> impl IntoView {
         .unwrap_or_default()
     };
     view! {
-        <main class="actions-phase">
+        <div class="actions-phase">
             <section class="card top-items">
                 <h2>"Top items"</h2>
                 <ol>
@@ -45,7 +45,7 @@ pub fn ActionsPhase() -> impl IntoView {
                 <h2>"Action items"</h2>
                 <ActionList for_item=None />
             </section>
-        </main>
+        </div>
     }
 }
 
@@ -109,7 +109,12 @@ fn ActionRow(id: String, action: Memo<Option<ActionItem>>, editable: Signal<bool
                         <button
                             class="delete-action icon"
                             aria-label="Delete action item"
-                            on:click=move |_| ctx.edit_board(|tx| edit::delete_action(tx, &id))
+                            on:click=move |_| {
+                                if let Some(item) = action.get_untracked() {
+                                    ctx.edit_board(|tx| edit::delete_action(tx, &id));
+                                    ctx.offer_undo(Undo::Action(item));
+                                }
+                            }
                         >
                             "✕"
                         </button>
@@ -142,7 +147,16 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
     let names = Memo::new(move |_| {
         people.with(|p| p.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.clone()).collect::<Vec<_>>())
     });
+    let text_field = NodeRef::<leptos::html::Input>::new();
+    let due_field = NodeRef::<leptos::html::Input>::new();
+    let problem = RwSignal::new(None::<&'static str>);
     let add = move || {
+        // A date typed halfway reads as empty: say so rather than add it without the date.
+        if due_field.get_untracked().is_some_and(|input| input.validity().bad_input()) {
+            problem.set(Some("Finish the due date, or clear it."));
+            return;
+        }
+        problem.set(None);
         let item = ActionItem {
             id: NoteId::random().to_string(),
             text: text.get_untracked().trim().to_owned(),
@@ -154,13 +168,22 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
             return;
         }
         ctx.edit_board(|tx| edit::put_action(tx, &item));
+        ctx.announce(&format!("Action item added: {}", item.text));
         text.set(String::new());
         owner.set(String::new());
         due.set(String::new());
+        if let Some(input) = due_field.get_untracked() {
+            input.set_value("");
+        }
+        // Ready for the next one: the focus goes back to the first field.
+        if let Some(input) = text_field.get_untracked() {
+            let _ = input.focus();
+        }
     };
     view! {
         <form
             class="action-form"
+            novalidate
             on:submit=move |ev| {
                 ev.prevent_default();
                 add();
@@ -168,6 +191,8 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
         >
             <input
                 id="action-text"
+                node_ref=text_field
+                aria-label="Action item"
                 type="text"
                 placeholder="What will we do?"
                 maxlength=MAX_ACTION_CHARS
@@ -176,6 +201,7 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
             />
             <input
                 id="action-owner"
+                aria-label="Owner"
                 type="text"
                 placeholder="Owner"
                 list="people-names"
@@ -188,6 +214,7 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
             </datalist>
             <input
                 id="action-due"
+                node_ref=due_field
                 type="date"
                 aria-label="Due date"
                 prop:value=move || due.get()
@@ -211,9 +238,14 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
                     />
                 </select>
             </Show>
-            <button id="add-action" type="submit" class="primary" disabled=move || text.with(|t| t.trim().is_empty())>
+            <button id="add-action" type="submit" class="primary" aria-disabled=move || text.with(|t| t.trim().is_empty()).to_string()>
                 "Add action"
             </button>
+            <Show when=move || problem.get().is_some()>
+                <p class="error" id="action-problem" role="alert">
+                    {move || problem.get()}
+                </p>
+            </Show>
         </form>
     }
 }

@@ -1,4 +1,5 @@
-//! Group, Vote and Discuss: every cluster and every lone note as a card.
+//! Group, Vote and Discuss: every cluster and every lone note as a card, in the lane of its
+//! column (a cluster sits where the note it was made on sat), and in Discuss the agenda by dots.
 //!
 //! Grouping works by drag and drop, and without a mouse too: "Group…" picks a note (or
 //! "Merge…" a cluster), then "Put here" on another card drops it there.
@@ -6,13 +7,17 @@
 use hindsight_shared::edit;
 use hindsight_shared::ids::NoteId;
 use hindsight_shared::rules;
-use hindsight_shared::schema::{Board, MAX_CLUSTER_TITLE_CHARS, Note, Phase, VoteItem};
+use hindsight_shared::schema::{MAX_CLUSTER_TITLE_CHARS, Note, Phase, VoteItem};
 use leptos::prelude::*;
 use web_sys::DragEvent;
 
+use hindsight_shared::text;
+
 use super::actions::ActionList;
+use super::arrange::{BoardTools, Dragged, Zone, matches_filter, move_card, nudge, zone};
+use super::lanes::{LaneHeader, Lanes};
 use super::shared_input::SharedInput;
-use super::{Ctx, Keyed};
+use super::{Ctx, Keyed, NoteText};
 
 /// How long an item is discussed by default once focused.
 const ITEM_TIMEBOX_MS: i64 = 5 * 60_000;
@@ -30,20 +35,8 @@ struct ItemsCtx {
     picking: RwSignal<Option<Pick>>,
 }
 
-/// Items in the order the phase wants: by votes when discussing, else clusters (biggest first)
-/// then lone notes by column.
-fn ordered(board: &Board) -> Vec<(VoteItem, i64)> {
-    if board.phase >= Phase::Discuss {
-        return board.ranked_items();
-    }
-    let column_index = |column: &str| board.columns.iter().position(|c| c.id == column).unwrap_or(usize::MAX);
-    let mut items: Vec<(VoteItem, i64)> = board.vote_items().into_iter().map(|i| (i, 0)).collect();
-    items.sort_by_key(|(item, _)| match item {
-        VoteItem::Cluster(cluster, notes) => (0, usize::MAX - notes.len(), 0, cluster.id.clone()),
-        VoteItem::Note(note) => (1, 0, column_index(&note.column), note.id.clone()),
-    });
-    items
-}
+/// A card's data: the item, its dots (once counted), and the note whose place it takes.
+type Row = (VoteItem, i64, String);
 
 /// Drops what was picked (or dragged) onto the card of item `target`.
 fn drop_on(ctx: Ctx, pick: Pick, target: String) {
@@ -63,31 +56,92 @@ pub fn Items() -> impl IntoView {
     let ctx = Ctx::get();
     let items_ctx = ItemsCtx { picking: RwSignal::new(None) };
     provide_context(items_ctx);
-    let items = Keyed::new(move || {
-        ctx.with_board(|b| ordered(b).into_iter().map(|(item, votes)| (item.id().to_owned(), (item, votes))).collect())
-            .unwrap_or_default()
-    });
+    let empty = ctx.part(|b| b.notes.is_empty());
     view! {
         <div class="items-phase">
             {move || match ctx.phase() {
                 Phase::Group => view! { <GroupHeader /> }.into_any(),
                 Phase::Vote => view! { <VoteHeader /> }.into_any(),
-                _ => view! { <Focused /> }.into_any(),
+                _ => view! { <Focused /> <Agenda /> }.into_any(),
             }}
-            <Show when=move || items.is_empty()>
+            <BoardTools />
+            <Show when=move || empty.get()>
                 <p class="empty">"No notes were revealed on this board."</p>
             </Show>
-            <main class="items">
+            <Lanes lane=move |id, column, _| view! { <ItemLane id column /> } />
+        </div>
+    }
+}
+
+/// One column's cards: its lone notes and the clusters that sit in it, in the group's order.
+#[component]
+fn ItemLane(id: String, column: Memo<Option<hindsight_shared::schema::Column>>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let cards = {
+        let id = id.clone();
+        Keyed::new(move || {
+            ctx.with_board(|b| {
+                b.cards_in(&id)
+                    .into_iter()
+                    .map(|(item, place)| {
+                        let votes = b.vote_totals.get(item.id()).copied().unwrap_or(0);
+                        (item.id().to_owned(), (item, votes, place))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
+    };
+    let lane = id.clone();
+    view! {
+        <LaneHeader id column count=Signal::derive(move || cards.len()) counted="Cards in this column" />
+        <div class="notes">
+            <For
+                each=move || cards.order.get()
+                key=|id| id.clone()
+                children=move |id| {
+                    let row = cards.row(id.clone());
+                    view! { <ItemCard id row column=lane.clone() /> }
+                }
+            />
+        </div>
+    }
+}
+
+/// Discuss: the items by dots, where the facilitator picks the next one to discuss.
+#[component]
+fn Agenda() -> impl IntoView {
+    let ctx = Ctx::get();
+    let ranked = Keyed::new(move || {
+        ctx.with_board(|b| {
+            b.ranked_items()
+                .into_iter()
+                .map(|(item, votes)| (item.id().to_owned(), (b.item_title(item.id()).unwrap_or_default(), votes)))
+                .collect()
+        })
+        .unwrap_or_default()
+    });
+    view! {
+        <section class="card agenda" aria-labelledby="agenda-title">
+            <h2 id="agenda-title">"Agenda, by dots"</h2>
+            <ol id="agenda">
                 <For
-                    each=move || items.order.get()
+                    each=move || ranked.order.get()
                     key=|id| id.clone()
                     children=move |id| {
-                        let row = items.row(id.clone());
-                        view! { <ItemCard id row /> }
+                        let row = ranked.row(id.clone());
+                        let title = move || row.with(|r| r.as_ref().map(|(t, _)| t.clone()).unwrap_or_default());
+                        let votes = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |(_, v)| *v)));
+                        view! {
+                            <li data-item=id.clone()>
+                                <span class="agenda-title">{title}</span>
+                                <DiscussTools id=id.clone() votes title=Signal::derive(title) />
+                            </li>
+                        }
                     }
                 />
-            </main>
-        </div>
+            </ol>
+        </section>
     }
 }
 
@@ -190,31 +244,62 @@ fn Focused() -> impl IntoView {
     }
 }
 
-/// A card: a cluster with its notes, or a lone note. Built once per item, then updated in place.
+/// The title every view gives a card: a cluster's name, or (untitled) the text of the note it
+/// sits at; a lone note's text.
+fn row_title(row: &Row) -> String {
+    match row {
+        (VoteItem::Cluster(cluster, notes), _, place) if cluster.title.trim().is_empty() => {
+            notes.iter().find(|n| n.id == *place).or(notes.first()).map(|n| n.text.clone()).unwrap_or_default()
+        }
+        (VoteItem::Cluster(cluster, _), _, _) => cluster.title.clone(),
+        (VoteItem::Note(note), _, _) => note.text.clone(),
+    }
+}
+
+/// A card in a lane: a cluster with its notes, or a lone note. Built once per item, then
+/// updated in place. Dropped on its middle, a dragged note or cluster is grouped with it (while
+/// grouping); dropped on its top or bottom edge, the dragged card moves before or after it.
 #[component]
-fn ItemCard(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
+fn ItemCard(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView {
     let ctx = Ctx::get();
     let picking = expect_context::<ItemsCtx>().picking;
-    let is_cluster = row.with_untracked(|r| matches!(r, Some((VoteItem::Cluster(..), _))));
-    let votes = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |(_, v)| *v)));
-    let over = RwSignal::new(false);
+    let is_cluster = row.with_untracked(|r| matches!(r, Some((VoteItem::Cluster(..), _, _))));
+    let votes = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |(_, v, _)| *v)));
+    let place = Memo::new(move |_| row.with(|r| r.as_ref().map(|(_, _, p)| p.clone()).unwrap_or_default()));
+    let title = Memo::new(move |_| row.with(|r| r.as_ref().map(row_title).unwrap_or_default()));
+    let visible = move || {
+        row.with(|r| match r {
+            Some((VoteItem::Cluster(cluster, notes), _, _)) => {
+                matches_filter(ctx, &cluster.title) || notes.iter().any(|n| matches_filter(ctx, &n.text))
+            }
+            Some((VoteItem::Note(note), _, _)) => matches_filter(ctx, &note.text),
+            None => false,
+        })
+    };
+    let drop_at = RwSignal::new(None::<Zone>);
     let focused = {
         let id = id.clone();
         ctx.part(move |b| b.focus.as_deref() == Some(id.as_str()))
     };
-    let target = id.clone();
+    let grouping = move || ctx.phase() == Phase::Group;
+    let (target, drop_column, key_column) = (id.clone(), column.clone(), column.clone());
     let on_drop = move |ev: DragEvent| {
         ev.prevent_default();
-        over.set(false);
-        let data = ev.data_transfer().and_then(|d| d.get_data("text/plain").ok()).unwrap_or_default();
-        let pick = match data.split_once(':') {
-            Some(("note", id)) => Pick::Note(id.to_owned()),
-            Some(("cluster", id)) => Pick::Cluster(id.to_owned()),
-            _ => return,
-        };
-        drop_on(ctx, pick, target.clone());
+        let at = drop_at.get_untracked();
+        drop_at.set(None);
+        let (Some(dragged), Some(at)) = (Dragged::take(&ev), at) else { return };
+        match at {
+            Zone::Onto if dragged.id != target => {
+                let pick = if dragged.cluster { Pick::Cluster(dragged.id) } else { Pick::Note(dragged.id) };
+                drop_on(ctx, pick, target.clone());
+            }
+            Zone::Onto => {}
+            Zone::Before | Zone::After if dragged.column == drop_column => {
+                move_card(ctx, &drop_column, &dragged.place, &place.get_untracked(), at == Zone::After);
+            }
+            Zone::Before | Zone::After => {}
+        }
     };
-    let grouping = move || ctx.phase() == Phase::Group;
     let pick_target = {
         let id = id.clone();
         move || match picking.get() {
@@ -224,30 +309,52 @@ fn ItemCard(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
         }
     };
     let body = if is_cluster {
-        view! { <ClusterBody id=id.clone() row /> }.into_any()
+        view! { <ClusterBody id=id.clone() row column=column.clone() /> }.into_any()
     } else {
         let note = Memo::new(move |_| match row.get() {
-            Some((VoteItem::Note(note), _)) => Some(note),
+            Some((VoteItem::Note(note), _, _)) => Some(note),
             _ => None,
         });
-        view! { <NoteLine note in_cluster=false /> }.into_any()
+        view! { <NoteLine note in_cluster=false column=column.clone() /> }.into_any()
     };
+    let drag_id = id.clone();
     view! {
         <article
             class="item"
             class:cluster=is_cluster
             class:lone=!is_cluster
-            class:drop-over=move || over.get()
+            class:drop-over=move || drop_at.get() == Some(Zone::Onto)
+            class:drop-before=move || drop_at.get() == Some(Zone::Before)
+            class:drop-after=move || drop_at.get() == Some(Zone::After)
             class:pick-target=pick_target
             class:focused=move || focused.get()
+            hidden=move || !visible()
             data-item=id.clone()
-            on:dragover=move |ev: DragEvent| {
-                if grouping() {
-                    ev.prevent_default();
-                    over.set(true);
+            tabindex="0"
+            data-focus-home=""
+            aria-label=move || title.get()
+            aria-keyshortcuts=move || rules::can_arrange(ctx.phase()).then_some("Alt+ArrowUp Alt+ArrowDown")
+            draggable=move || (is_cluster && rules::can_arrange(ctx.phase())).to_string()
+            on:dragstart=move |ev: DragEvent| {
+                // A note inside sets its own data first; the card's is for dragging the cluster.
+                if is_cluster
+                    && ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+                        .is_some_and(|t| t.class_list().contains("item"))
+                {
+                    Dragged { cluster: true, id: drag_id.clone(), place: place.get_untracked(), column: column.clone() }
+                        .put(&ev);
                 }
             }
-            on:dragleave=move |_| over.set(false)
+            on:keydown=move |ev: web_sys::KeyboardEvent| {
+                nudge(ctx, &ev, &key_column, &place.get_untracked());
+            }
+            on:dragover=move |ev: DragEvent| {
+                if rules::can_arrange(ctx.phase()) {
+                    ev.prevent_default();
+                    drop_at.set(Some(zone(&ev, grouping())));
+                }
+            }
+            on:dragleave=move |_| drop_at.set(None)
             on:drop=on_drop
         >
             {body}
@@ -256,8 +363,8 @@ fn ItemCard(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
                     let id = id.clone();
                     move || match ctx.phase() {
                         Phase::Group => view! { <GroupTools id=id.clone() is_cluster /> }.into_any(),
-                        Phase::Vote => view! { <Dots id=id.clone() /> }.into_any(),
-                        _ => view! { <DiscussTools id=id.clone() votes /> }.into_any(),
+                        Phase::Vote => view! { <Dots id=id.clone() title=title.into() /> }.into_any(),
+                        _ => view! { <DiscussTools id=id.clone() votes title=title.into() /> }.into_any(),
                     }
                 }
             </footer>
@@ -267,13 +374,14 @@ fn ItemCard(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
 
 /// A cluster's name (a field while grouping) and its notes.
 #[component]
-fn ClusterBody(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView {
+fn ClusterBody(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView {
     let ctx = Ctx::get();
-    let title = Memo::new(move |_| match row.with(|r| r.as_ref().map(|(item, _)| item.clone())) {
+    let title = Memo::new(move |_| match row.with(|r| r.as_ref().map(|(item, _, _)| item.clone())) {
         Some(VoteItem::Cluster(cluster, _)) => cluster.title,
         _ => String::new(),
     });
-    let notes = Keyed::new(move || match row.with(|r| r.as_ref().map(|(item, _)| item.clone())) {
+    let shown = Memo::new(move |_| row.with(|r| r.as_ref().map(row_title).unwrap_or_default()));
+    let notes = Keyed::new(move || match row.with(|r| r.as_ref().map(|(item, _, _)| item.clone())) {
         Some(VoteItem::Cluster(_, notes)) => notes.into_iter().map(|n| (n.id.clone(), n)).collect(),
         _ => Vec::new(),
     });
@@ -297,8 +405,8 @@ fn ClusterBody(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView 
                         .into_any()
                 } else {
                     view! {
-                        <h3 class="cluster-name">
-                            {move || title.with(|t| if t.trim().is_empty() { "Untitled group".to_owned() } else { t.clone() })}
+                        <h3 class="cluster-name" class:untitled=move || title.with(|t| t.trim().is_empty())>
+                            {move || shown.get()}
                         </h3>
                     }
                         .into_any()
@@ -314,7 +422,7 @@ fn ClusterBody(id: String, row: Memo<Option<(VoteItem, i64)>>) -> impl IntoView 
                     let note = notes.row(id);
                     view! {
                         <li>
-                            <NoteLine note in_cluster=true />
+                            <NoteLine note in_cluster=true column=column.clone() />
                         </li>
                     }
                 }
@@ -362,14 +470,16 @@ fn GroupTools(id: String, is_cluster: bool) -> impl IntoView {
 
 /// A note's text with its column, draggable while grouping, with "Ungroup" inside a cluster.
 #[component]
-fn NoteLine(note: Memo<Option<Note>>, in_cluster: bool) -> impl IntoView {
+fn NoteLine(note: Memo<Option<Note>>, in_cluster: bool, column: String) -> impl IntoView {
     let ctx = Ctx::get();
     let id = note.with_untracked(|n| n.as_ref().map(|n| n.id.clone()).unwrap_or_default());
     let column_id = Memo::new(move |_| note.with(|n| n.as_ref().map(|n| n.column.clone()).unwrap_or_default()));
-    let column = ctx.part(move |b| {
+    let column_info = ctx.part(move |b| {
         column_id.with(|c| b.columns.iter().position(|col| &col.id == c).map(|i| (i, b.columns[i].title.clone())))
     });
-    let text = move || note.with(|n| n.as_ref().map(|n| n.text.clone()).unwrap_or_default());
+    let text = Signal::derive(move || note.with(|n| n.as_ref().map(|n| n.text.clone()).unwrap_or_default()));
+    // A note shows its column only in a cluster that sits in another column's lane.
+    let lane = column.clone();
     let author = move || note.with(|n| n.as_ref().and_then(|n| n.author.clone()));
     let drag_id = id.clone();
     let ungroup_id = id.clone();
@@ -377,17 +487,24 @@ fn NoteLine(note: Memo<Option<Note>>, in_cluster: bool) -> impl IntoView {
         <div
             class="note"
             data-note=id
-            style=move || format!("--accent: var(--accent-{})", column.with(|c| c.as_ref().map_or(0, |(i, _)| i % 6)))
-            draggable=move || (ctx.phase() == Phase::Group).to_string()
+            style=move || format!("--accent: var(--accent-{})", column_info.with(|c| c.as_ref().map_or(0, |(i, _)| i % 6)))
+            draggable=move || (rules::can_arrange(ctx.phase()) && (!in_cluster || ctx.phase() == Phase::Group)).to_string()
             on:dragstart=move |ev: DragEvent| {
-                if let Some(data) = ev.data_transfer() {
-                    let _ = data.set_data("text/plain", &format!("note:{drag_id}"));
-                }
+                let note_column = column_id.get_untracked();
+                // A note dragged out of a cluster carries its own column: it can only be put back
+                // in its own lane.
+                let column = if in_cluster { note_column } else { column.clone() };
+                Dragged { cluster: false, id: drag_id.clone(), place: drag_id.clone(), column }.put(&ev);
             }
         >
-            <p class="note-text">{text}</p>
+            <NoteText text />
             <div class="note-meta">
-                <span class="tag column-tag">{move || column.with(|c| c.as_ref().map(|(_, t)| t.clone()))}</span>
+                <Show when={
+                    let lane = lane.clone();
+                    move || column_id.with(|c| *c != lane)
+                }>
+                    <span class="tag column-tag">{move || column_info.with(|c| c.as_ref().map(|(_, t)| t.clone()))}</span>
+                </Show>
                 {move || author().map(|a| view! { <span class="tag author">{a}</span> })}
                 <Show when=move || in_cluster && ctx.phase() == Phase::Group>
                     {
@@ -412,7 +529,7 @@ fn NoteLine(note: Memo<Option<Note>>, in_cluster: bool) -> impl IntoView {
 
 /// This participant's dots on one item.
 #[component]
-fn Dots(id: String) -> impl IntoView {
+fn Dots(id: String, title: Signal<String>) -> impl IntoView {
     let ctx = Ctx::get();
     let mine = {
         let id = id.clone();
@@ -432,18 +549,23 @@ fn Dots(id: String) -> impl IntoView {
         <div class="dots">
             <button
                 class="vote-down icon"
-                aria-label="Take a dot back"
+                aria-label=move || format!("Take a dot back from “{}”", title.get())
                 disabled=move || mine.get() == 0
                 on:click=move |_| down(mine.get_untracked() - 1)
             >
                 "−"
             </button>
-            <span class="my-dots" data-dots=move || mine.get()>
+            <span
+                class="my-dots"
+                data-dots=move || mine.get()
+                role="img"
+                aria-label=move || format!("{} of yours", text::count(mine.get(), "dot", "dots"))
+            >
                 {move || (0..max.get()).map(|i| if i < mine.get() { "●" } else { "○" }).collect::<String>()}
             </span>
             <button
                 class="vote-up icon"
-                aria-label="Give a dot"
+                aria-label=move || format!("Give a dot to “{}”", title.get())
                 disabled=move || {
                     mine.get() >= max.get() || left.get() <= 0 || abstain.get() || !rules::can_vote(ctx.phase())
                 }
@@ -457,11 +579,11 @@ fn Dots(id: String) -> impl IntoView {
 
 /// Discuss: the item's total, and the facilitator's "Discuss this".
 #[component]
-fn DiscussTools(id: String, votes: Memo<i64>) -> impl IntoView {
+fn DiscussTools(id: String, votes: Memo<i64>, title: Signal<String>) -> impl IntoView {
     let ctx = Ctx::get();
     let can_focus = move || ctx.is_facilitator() && rules::can_edit_actions(ctx.phase());
     view! {
-        <span class="votes" data-votes=move || votes.get() title="Dots">
+        <span class="votes" data-votes=move || votes.get() aria-label=move || text::count(votes.get(), "dot", "dots")>
             {move || format!("● {}", votes.get())}
         </span>
         <Show when=can_focus>
@@ -471,13 +593,15 @@ fn DiscussTools(id: String, votes: Memo<i64>) -> impl IntoView {
                     <button
                         class="focus-item chip-button"
                         title="Focus this item for everyone, with a 5-minute timebox"
+                        aria-label=move || format!("Discuss “{}”", title.get())
                         on:click=move |_| {
                             let id = id.clone();
                             let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();
                             ctx.edit_board(move |tx| {
                                 edit::set_focus(tx, Some(&id))?;
                                 edit::start_timer(tx, ITEM_TIMEBOX_MS, now)
-                            })
+                            });
+                            ctx.announce(&format!("Now discussing “{}”.", title.get_untracked()));
                         }
                     >
                         "Discuss this"

@@ -7,9 +7,14 @@
 //! - [`summary`]: Done: the read-only summary.
 //! - [`people`]: who is here, writing, voting, ready.
 //! - [`phase_bar`]: the phases, the facilitator's controls, the timer.
+//! - [`lanes`]: the columns side by side, or one at a time on a phone.
+//! - [`arrange`]: dragging and sorting cards for everyone, and finding a note.
+//! - [`shared_input`]: a field bound to a shared text (a cluster's name).
 
 mod actions;
+mod arrange;
 mod items;
+mod lanes;
 mod people;
 mod phase_bar;
 mod shared_input;
@@ -18,10 +23,11 @@ mod write;
 
 use std::collections::BTreeMap;
 
-use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
-use hindsight_shared::schema::{Board, Desk, MAX_NAME_CHARS, Phase, SchemaError};
+use hindsight_shared::schema::{ActionItem, Board, Desk, Draft, MAX_NAME_CHARS, Phase, SchemaError};
 use hindsight_shared::templates;
+use hindsight_shared::text::{self, Span};
+use hindsight_shared::{edit, export};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -46,6 +52,19 @@ pub struct Ctx {
     pub facilitating: Memo<bool>,
     /// The connection to the server is up.
     pub connected: Memo<bool>,
+    /// This person's filter: only notes containing it show (nobody else sees it).
+    pub filter: RwSignal<String>,
+    /// What the screen-reader live region says last.
+    pub announcement: RwSignal<String>,
+    /// What the last delete took, while it can still be undone.
+    pub undo: RwSignal<Option<Undo>>,
+}
+
+/// Something deleted that can be put back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Undo {
+    Note(Draft),
+    Action(ActionItem),
 }
 
 impl Ctx {
@@ -108,6 +127,25 @@ impl Ctx {
         self.report(result);
     }
 
+    /// Says `text` to screen readers (the live region), without moving the focus.
+    pub fn announce(&self, text: &str) {
+        self.announcement.set(text.to_owned());
+    }
+
+    /// Offers to undo a delete for a few seconds.
+    pub fn offer_undo(&self, what: Undo) {
+        self.undo.set(Some(what.clone()));
+        let undo = self.undo;
+        set_timeout(
+            move || {
+                if undo.with_untracked(|u| u.as_ref() == Some(&what)) {
+                    undo.set(None);
+                }
+            },
+            std::time::Duration::from_secs(10),
+        );
+    }
+
     fn report(&self, result: Result<(), SchemaError>) {
         if let Err(e) = result {
             self.view.refusal.set(Some(e.to_string()));
@@ -160,22 +198,43 @@ fn storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
 }
 
-/// Takes the facilitator key out of the URL fragment (`#key=...`) into this browser's storage,
-/// so the address bar shows the plain link to share. Returns the key if this browser holds it.
-fn facilitator_key(board: DocumentId) -> Option<String> {
-    let storage_key = format!("hindsight:facilitator:{board}");
-    let location = window().location();
-    if let Some(key) = location.hash().ok().and_then(|h| h.strip_prefix("#key=").map(str::to_owned)) {
+/// The facilitator key this browser holds for a board, and whether it just came in the page's
+/// address (the facilitator link), which asks for the role.
+#[derive(Clone, Copy)]
+struct KeyHold {
+    key: RwSignal<Option<String>>,
+    from_link: RwSignal<bool>,
+}
+
+impl KeyHold {
+    /// Reads the key from the address or from storage, and follows the address: opening the
+    /// facilitator link in a tab already on the board changes only the fragment.
+    fn new(board: DocumentId) -> Self {
+        let storage_key = format!("hindsight:facilitator:{board}");
+        let stored = storage().and_then(|s| s.get_item(&storage_key).ok().flatten());
+        let hold = Self { key: RwSignal::new(stored), from_link: RwSignal::new(false) };
+        hold.take_from_address(&storage_key);
+        let _ = window_event_listener(leptos::ev::hashchange, move |_| hold.take_from_address(&storage_key));
+        hold
+    }
+
+    /// Takes the key out of the URL fragment (`#key=...`) into this browser's storage, so the
+    /// address bar shows the plain link to share.
+    fn take_from_address(self, storage_key: &str) {
+        let location = window().location();
+        let Some(key) = location.hash().ok().and_then(|h| h.strip_prefix("#key=").map(str::to_owned)) else {
+            return;
+        };
         if let Some(storage) = storage() {
-            let _ = storage.set_item(&storage_key, &key);
+            let _ = storage.set_item(storage_key, &key);
         }
         if let Ok(history) = window().history() {
             let path = location.pathname().unwrap_or_default();
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
         }
-        return Some(key);
+        self.key.set(Some(key));
+        self.from_link.set(true);
     }
-    storage().and_then(|s| s.get_item(&storage_key).ok().flatten())
 }
 
 fn identity_key(board: DocumentId) -> String {
@@ -195,7 +254,7 @@ fn store_identity(board: DocumentId, identity: &Identity) {
 
 #[component]
 pub fn BoardPage(id: DocumentId) -> impl IntoView {
-    let key = facilitator_key(id);
+    let hold = KeyHold::new(id);
     let identity = RwSignal::new(stored_identity(id));
     let missing = RwSignal::new(false);
     view! {
@@ -203,10 +262,12 @@ pub fn BoardPage(id: DocumentId) -> impl IntoView {
             {move || match (identity.get(), missing.get()) {
                 (_, true) => view! { <NotFound /> }.into_any(),
                 (Some(identity), _) => match identity.desk_id.parse::<DocumentId>() {
-                    Ok(desk) => view! { <Retro id desk me=identity.participant_id /> }.into_any(),
+                    Ok(desk) => {
+                        view! { <Retro id desk me=identity.participant_id hold /> }.into_any()
+                    }
                     Err(_) => view! { <NotFound /> }.into_any(),
                 },
-                (None, _) => view! { <JoinDialog id key=key.clone() identity missing /> }.into_any(),
+                (None, _) => view! { <JoinDialog id hold identity missing /> }.into_any(),
             }}
         </div>
     }
@@ -219,7 +280,7 @@ fn NotFound() -> impl IntoView {
             <Brand />
         </header>
         <main id="not-found" class="message">
-            <h2>"This board does not exist"</h2>
+            <h1>"This board does not exist"</h1>
             <p>"Check the link, or start a new board."</p>
             <a class="primary" href="/">
                 "New board"
@@ -232,13 +293,14 @@ fn NotFound() -> impl IntoView {
 #[component]
 fn JoinDialog(
     id: DocumentId,
-    key: Option<String>,
+    hold: KeyHold,
     identity: RwSignal<Option<Identity>>,
     missing: RwSignal<bool>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    let key = hold.key.get_untracked();
     let as_facilitator = key.is_some();
     let join = move || {
         busy.set(true);
@@ -247,6 +309,8 @@ fn JoinDialog(
         spawn_local(async move {
             match api::join_board(&id.to_string(), &chosen, key.as_deref()).await {
                 Ok(joined) => {
+                    // Joining with the key made this browser the facilitator already.
+                    hold.from_link.set(false);
                     store_identity(id, &joined);
                     identity.set(Some(joined));
                 }
@@ -271,7 +335,7 @@ fn JoinDialog(
                     join_on_submit();
                 }
             >
-                <h2>{if as_facilitator { "Join as the facilitator" } else { "Join the retro" }}</h2>
+                <h1>{if as_facilitator { "Join as the facilitator" } else { "Join the retro" }}</h1>
                 <p>"Pick a name others will see next to your presence. Your notes stay anonymous."</p>
                 <input
                     id="join-name"
@@ -298,7 +362,7 @@ fn JoinDialog(
 
 /// The retro, once joined.
 #[component]
-fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
+fn Retro(id: DocumentId, desk: DocumentId, me: String, hold: KeyHold) -> impl IntoView {
     let session = BoardSession::start(id, desk);
     let view = session.view;
     let now = RwSignal::new(js_sys::Date::now() as i64);
@@ -313,7 +377,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
     let phase = Memo::new(move |_| board.with(|b| b.as_ref().map(|b| b.phase).unwrap_or_default()));
     let facilitating = {
         let me = me.clone();
-        Memo::new(move |_| board.with(|b| b.as_ref().is_some_and(|b| b.facilitator.as_deref() == Some(me.as_str()))))
+        Memo::new(move |_| board.with(|b| b.as_ref().is_some_and(|b| b.facilitates(&me))))
     };
     let ctx = Ctx {
         session: StoredValue::new_local(session),
@@ -324,6 +388,9 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
         phase,
         facilitating,
         connected: Memo::new(move |_| view.status.get() == Status::Connected),
+        filter: RwSignal::new(String::new()),
+        announcement: RwSignal::new(String::new()),
+        undo: RwSignal::new(None),
     };
     provide_context(ctx);
 
@@ -357,6 +424,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
                         "Facilitator"
                     </span>
                 </Show>
+                <FacilitatorKey board=id hold />
                 <ConnectionIndicator status=view.status pending=view.pending stored=view.stored />
                 <ExportMenu board=id />
                 <button id="share" class="secondary" on:click=copy_link>
@@ -379,7 +447,83 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String) -> impl IntoView {
             }
         }}
         <LostNotes />
+        <UndoBar />
         <Toast />
+        <div class="sr-only" id="announcer" role="status" aria-live="polite">
+            {move || ctx.announcement.get()}
+        </div>
+    }
+}
+
+/// What a browser holding the facilitator key offers: the link with the key, to keep (it runs
+/// the retro from any device), and taking the role (back) when someone else holds it. Opening
+/// the facilitator link on a device that already joined takes the role at once.
+#[component]
+fn FacilitatorKey(board: DocumentId, hold: KeyHold) -> impl IntoView {
+    let ctx = Ctx::get();
+    let open = RwSignal::new(false);
+    let busy = RwSignal::new(false);
+    let copied = RwSignal::new(false);
+    let link = move || {
+        hold.key.get().map(|key| format!("{}/b/{board}#key={key}", window().location().origin().unwrap_or_default()))
+    };
+    let copy = move |_| {
+        if let Some(link) = link() {
+            let _ = window().navigator().clipboard().write_text(&link);
+            copied.set(true);
+        }
+    };
+    let take = move || {
+        let Some(key) = hold.key.get_untracked() else { return };
+        busy.set(true);
+        let me = ctx.me.get_value();
+        let desk = ctx.desk_id.to_string();
+        spawn_local(async move {
+            if let Err(message) = api::claim_facilitator(&board.to_string(), &me, &desk, &key).await {
+                ctx.view.refusal.set(Some(message));
+            }
+            busy.set(false);
+        });
+    };
+    Effect::new(move |_| {
+        if hold.from_link.get() && ctx.connected.get() {
+            hold.from_link.set(false);
+            if !ctx.facilitating.get_untracked() {
+                take();
+            }
+        }
+    });
+    view! {
+        <Show when=move || ctx.is_facilitator() && hold.key.with(Option::is_some)>
+            <div class="key-menu">
+                <button
+                    id="facilitator-link"
+                    class="secondary"
+                    aria-expanded=move || open.get().to_string()
+                    aria-controls="facilitator-link-panel"
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    "Facilitator link"
+                </button>
+                <Show when=move || open.get()>
+                    <div class="key-panel" id="facilitator-link-panel" role="dialog" aria-label="Facilitator link">
+                        <p>
+                            "Keep this link to run this retro from any device. "
+                            <strong>"Anyone who has it can run the retro."</strong>
+                        </p>
+                        <input id="facilitator-link-text" type="text" readonly prop:value=link aria-label="Facilitator link" />
+                        <button class="primary" on:click=copy>
+                            {move || if copied.get() { "Copied" } else { "Copy" }}
+                        </button>
+                    </div>
+                </Show>
+            </div>
+        </Show>
+        <Show when=move || !ctx.is_facilitator() && ctx.connected.get() && hold.key.with(Option::is_some)>
+            <button id="take-role" class="secondary" disabled=move || busy.get() on:click=move |_| take()>
+                "Take the facilitator role"
+            </button>
+        </Show>
     }
 }
 
@@ -403,24 +547,90 @@ fn LostNotes() -> impl IntoView {
     }
 }
 
-/// The phase bar, the current phase's view and the people panel.
+/// The phase bar, the current phase's view and the people panel. A phase change is said to
+/// screen readers; the focus, if the change took it, goes to the phase's view (see
+/// [`crate::focus`]).
 #[component]
 fn Stage() -> impl IntoView {
     let ctx = Ctx::get();
     let phase = move || ctx.phase();
+    Effect::new(move |previous: Option<Phase>| {
+        let now = phase();
+        if previous.is_some_and(|p| p != now) {
+            ctx.announce(&format!("Now: {}. {}", now.title(), phase_bar::hint(now)));
+        }
+        now
+    });
     view! {
         <phase_bar::PhaseBar />
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
-            <div class="stage-main">
+            <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
                 {move || match phase() {
                     Phase::Write | Phase::Reveal => view! { <write::Columns /> }.into_any(),
                     Phase::Group | Phase::Vote | Phase::Discuss => view! { <items::Items /> }.into_any(),
                     Phase::Actions => view! { <actions::ActionsPhase /> }.into_any(),
                     Phase::Done => view! { <summary::Summary /> }.into_any(),
                 }}
-            </div>
+            </main>
             <people::People />
         </div>
+    }
+}
+
+/// A note's text, with its web addresses as links (opened in a new tab, with no referrer).
+#[component]
+pub fn NoteText(text: Signal<String>) -> impl IntoView {
+    view! {
+        <p class="note-text">
+            {move || {
+                text.with(|t| {
+                    text::spans(t)
+                        .into_iter()
+                        .map(|span| match span {
+                            Span::Text(t) => t.to_owned().into_any(),
+                            Span::Link(url) => {
+                                view! {
+                                    <a href=url.to_owned() target="_blank" rel="noopener noreferrer nofollow">
+                                        {url.to_owned()}
+                                    </a>
+                                }
+                                    .into_any()
+                            }
+                        })
+                        .collect_view()
+                })
+            }}
+        </p>
+    }
+}
+
+/// "Deleted — Undo", for a few seconds after a delete.
+#[component]
+fn UndoBar() -> impl IntoView {
+    let ctx = Ctx::get();
+    let undo = ctx.undo;
+    let what = move || match undo.get() {
+        Some(Undo::Note(_)) => "Note deleted.",
+        Some(Undo::Action(_)) => "Action item deleted.",
+        None => "",
+    };
+    let restore = move |_| {
+        match undo.get_untracked() {
+            Some(Undo::Note(draft)) => ctx.edit_desk(|tx| edit::add_draft(tx, &draft)),
+            Some(Undo::Action(item)) => ctx.edit_board(|tx| edit::put_action(tx, &item)),
+            None => {}
+        }
+        undo.set(None);
+    };
+    view! {
+        <Show when=move || undo.with(Option::is_some)>
+            <div class="undo-bar" id="undo-bar" role="status">
+                {what}
+                <button id="undo" class="secondary" on:click=restore>
+                    "Undo"
+                </button>
+            </div>
+        </Show>
     }
 }
 
@@ -457,24 +667,75 @@ fn ConnectionIndicator(status: RwSignal<Status>, pending: RwSignal<usize>, store
 }
 
 /// Saves the board as Markdown, CSV or JSON — rendered here from the local copy, so it works
-/// offline too — or opens the printable summary.
+/// offline too — or opens the printable summary. A menu button: the arrow keys move through the
+/// items, Escape closes it and gives the focus back to the button.
 #[component]
 fn ExportMenu(board: DocumentId) -> impl IntoView {
     let ctx = Ctx::get();
     let open = RwSignal::new(false);
+    let button = NodeRef::<leptos::html::Button>::new();
+    let menu = NodeRef::<leptos::html::Div>::new();
+    let close = move || {
+        open.set(false);
+        if let Some(button) = button.get_untracked() {
+            let _ = button.focus();
+        }
+    };
     let save = move |format: export::Format| {
         if let Some(board) = ctx.view.board.get_untracked() {
             download(&export::file_name(&board, format), format.content_type(), &export::render(&board, format));
         }
-        open.set(false);
+        close();
+    };
+    // The items of the open menu, and the one with the focus.
+    let items = move || -> Vec<web_sys::HtmlElement> {
+        let Some(menu) = menu.get_untracked() else { return Vec::new() };
+        let Ok(list) = menu.query_selector_all("[role=menuitem]") else { return Vec::new() };
+        (0..list.length())
+            .filter_map(|i| list.item(i))
+            .filter_map(|n| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(n).ok())
+            .collect()
+    };
+    let focus_item = move |pick: &dyn Fn(Option<usize>, usize) -> usize| {
+        let items = items();
+        if items.is_empty() {
+            return;
+        }
+        let active = document().active_element();
+        let at = items.iter().position(|i| active.as_ref().is_some_and(|a| a == i.as_ref() as &web_sys::Element));
+        let _ = items[pick(at, items.len())].focus();
+    };
+    let on_key = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+        "Escape" if open.get_untracked() => {
+            ev.prevent_default();
+            close();
+        }
+        "ArrowDown" => {
+            ev.prevent_default();
+            open.set(true);
+            request_animation_frame(move || focus_item(&|at, n| at.map_or(0, |i| (i + 1) % n)));
+        }
+        "ArrowUp" => {
+            ev.prevent_default();
+            open.set(true);
+            request_animation_frame(move || focus_item(&|at, n| at.map_or(n - 1, |i| (i + n - 1) % n)));
+        }
+        _ => {}
     };
     view! {
-        <div class="export">
-            <button id="export" class="secondary" aria-expanded=move || open.get().to_string() on:click=move |_| open.update(|o| *o = !*o)>
+        <div class="export" on:keydown=on_key>
+            <button
+                id="export"
+                class="secondary"
+                node_ref=button
+                aria-haspopup="menu"
+                aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
                 "Export"
             </button>
             <Show when=move || open.get()>
-                <div class="menu" role="menu">
+                <div class="menu" role="menu" aria-label="Export" node_ref=menu>
                     <button role="menuitem" class="export-md" on:click=move |_| save(export::Format::Markdown)>"Markdown"</button>
                     <button role="menuitem" class="export-csv" on:click=move |_| save(export::Format::Csv)>"CSV (notes)"</button>
                     <button role="menuitem" class="export-json" on:click=move |_| save(export::Format::Json)>"JSON"</button>

@@ -1,5 +1,5 @@
 //! The people panel: who is here, how many notes each is writing, who has voted (never what),
-//! who is ready — and the facilitator's hand-over.
+//! who is ready — and the facilitator's hand-over and co-facilitators.
 
 use hindsight_shared::edit;
 use hindsight_shared::presence::PresenceEntry;
@@ -98,7 +98,8 @@ pub fn People() -> impl IntoView {
     }
 }
 
-/// One person: name, what they are doing in this phase, and the facilitator's hand-over.
+/// One person: name, what they are doing in this phase, and for facilitators the hand-over and
+/// co-facilitation.
 #[component]
 fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl IntoView {
     let ctx = Ctx::get();
@@ -116,36 +117,69 @@ fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl I
     };
     let label = move || if mine { format!("{} (you)", name()) } else { name() };
     let line = move || person.with(|p| p.as_ref().map(|p| status(p, ctx.phase())).unwrap_or_default());
-    let hand_over_id = id.clone();
+    let co = {
+        let id = id.clone();
+        ctx.part(move |b| b.co_facilitators.contains_key(&id))
+    };
+    let lead = {
+        let id = id.clone();
+        ctx.part(move |b| b.facilitator.as_deref() == Some(id.as_str()))
+    };
+    let (hand_over_id, co_id) = (id.clone(), id.clone());
     view! {
         <li class="person" data-person=id class:offline=move || !online() class:ready=ready class:voted=voted>
             <span class="avatar" aria-hidden="true">
                 {move || initials(&name())}
             </span>
             <span class="person-text">
-                <span class="person-name">
-                    {label} <Show when=facilitator>
-                        <span class="crown" title="Facilitator">"★"</span>
-                    </Show>
+                <span class="person-name" title=label>
+                    {label}
                 </span>
+                <Show when=facilitator>
+                    <span class="person-role">
+                        <span class="crown" aria-hidden="true">"★ "</span>
+                        {move || if lead.get() { "facilitator" } else { "co-facilitator" }}
+                    </span>
+                </Show>
                 <span class="person-status">{line}</span>
             </span>
             <Show when=ready>
-                <span class="ready-mark" title="Ready">"✓"</span>
+                <span class="ready-mark" title="Ready" role="img" aria-label="ready">"✓"</span>
             </Show>
-            <Show when=move || ctx.is_facilitator() && !mine && online() && ctx.phase() != Phase::Done>
-                {
-                    let id = hand_over_id.clone();
-                    view! {
-                        <button
-                            class="hand-over chip-button"
-                            title="Make this person the facilitator"
-                            on:click=move |_| ctx.edit_board(|tx| edit::hand_over(tx, &id))
-                        >
-                            "Make facilitator"
-                        </button>
+            <Show when=move || ctx.is_facilitator() && !mine && !lead.get() && ctx.phase() != Phase::Done>
+                <span class="person-actions">
+                    {
+                        let id = hand_over_id.clone();
+                        let who = name;
+                        view! {
+                            <button
+                                class="hand-over chip-button"
+                                title="Make this person the facilitator"
+                                aria-label=move || format!("Make {} the facilitator", who())
+                                on:click=move |_| ctx.edit_board(|tx| edit::hand_over(tx, &id))
+                            >
+                                "Hand over"
+                            </button>
+                        }
                     }
-                }
+                    {
+                        let id = co_id.clone();
+                        let who = name;
+                        view! {
+                            <button
+                                class="co-facilitate chip-button"
+                                aria-pressed=move || co.get().to_string()
+                                aria-label=move || format!("{} co-facilitates", who())
+                                on:click=move |_| {
+                                    let on = !co.get_untracked();
+                                    ctx.edit_board(|tx| edit::set_co_facilitator(tx, &id, on))
+                                }
+                            >
+                                "Co-facilitator"
+                            </button>
+                        }
+                    }
+                </span>
             </Show>
         </li>
     }

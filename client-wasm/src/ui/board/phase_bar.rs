@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use super::{Ctx, clock};
 
 /// One line of help per phase, for everyone.
-fn hint(phase: Phase) -> &'static str {
+pub fn hint(phase: Phase) -> &'static str {
     match phase {
         Phase::Write => "Write your notes. Nobody sees their text until the facilitator reveals them.",
         Phase::Reveal => "The facilitator reveals the notes, column by column or all at once.",
@@ -84,7 +84,7 @@ pub fn PhaseBar() -> impl IntoView {
                             disabled=move || phase().next().is_none()
                             on:click=move |_| go(phase().next())
                         >
-                            {move || phase().next().map(|p| format!("Next: {} →", p.title())).unwrap_or_default()}
+                            {move || phase().next().map_or_else(|| "Finished".to_owned(), |p| format!("Next: {} →", p.title()))}
                         </button>
                     </div>
                 </Show>
@@ -93,25 +93,33 @@ pub fn PhaseBar() -> impl IntoView {
     }
 }
 
-/// The shared countdown. Everyone sees it; the facilitator starts and stops it.
+/// The longest timer the facilitator can start from the field, in minutes (the rules allow a
+/// day).
+const MAX_TIMER_MINUTES: i64 = 240;
+
+/// The shared countdown. Everyone sees it; the facilitator starts it (2, 5 or 10 minutes, or any
+/// length up to four hours) and stops it. A finished retro shows none.
 #[component]
 fn Timer() -> impl IntoView {
     let ctx = Ctx::get();
     let ends_at = ctx.part(|b| b.timer.ends_at);
-    let remaining = move || ends_at.get().map(|end| end - ctx.server_now());
+    let remaining = move || ends_at.get().filter(|_| ctx.phase() != Phase::Done).map(|end| end - ctx.server_now());
     let start = move |minutes: i64| {
         let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();
         ctx.edit_board(|tx| edit::start_timer(tx, minutes * 60_000, now));
+        ctx.announce(&format!("A {}-minute timer started.", minutes));
     };
+    let minutes = RwSignal::new(String::from("15"));
+    let custom = move || minutes.with(|m| m.trim().parse::<i64>().ok().filter(|m| (1..=MAX_TIMER_MINUTES).contains(m)));
     view! {
         <div class="timer-box">
             <Show when=move || remaining().is_some()>
-                <span id="timer" class="timer" class:expired=move || remaining().is_some_and(|r| r <= 0)>
+                <span id="timer" class="timer" role="timer" aria-label="Time left" class:expired=move || remaining().is_some_and(|r| r <= 0)>
                     {move || remaining().map(|r| if r > 0 { clock(r) } else { "Time's up".to_owned() })}
                 </span>
             </Show>
             <Show when=move || ctx.is_facilitator() && ctx.phase() != Phase::Done>
-                <span class="timer-controls">
+                <span class="timer-controls" role="group" aria-label="Timer">
                     {[2, 5, 10]
                         .into_iter()
                         .map(|minutes| {
@@ -120,6 +128,7 @@ fn Timer() -> impl IntoView {
                                     class="start-timer chip-button"
                                     data-minutes=minutes
                                     title=format!("Start a {minutes}-minute timer")
+                                    aria-label=format!("Start a {minutes}-minute timer")
                                     on:click=move |_| start(minutes)
                                 >
                                     {format!("{minutes}m")}
@@ -127,6 +136,28 @@ fn Timer() -> impl IntoView {
                             }
                         })
                         .collect_view()}
+                    <form
+                        class="custom-timer"
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            if let Some(m) = custom() {
+                                start(m);
+                            }
+                        }
+                    >
+                        <input
+                            id="timer-minutes"
+                            type="number"
+                            min="1"
+                            max=MAX_TIMER_MINUTES
+                            aria-label="Timer length in minutes"
+                            prop:value=move || minutes.get()
+                            on:input=move |ev| minutes.set(event_target_value(&ev))
+                        />
+                        <button id="start-custom-timer" type="submit" class="chip-button" disabled=move || custom().is_none()>
+                            "min ▶"
+                        </button>
+                    </form>
                     <Show when=move || ends_at.get().is_some()>
                         <button
                             id="stop-timer"

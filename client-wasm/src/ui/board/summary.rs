@@ -1,6 +1,7 @@
 //! Done: the read-only summary of the retro — the items by votes, and the action items.
 
 use hindsight_shared::schema::VoteItem;
+use hindsight_shared::text;
 use leptos::prelude::*;
 
 use super::Ctx;
@@ -28,13 +29,18 @@ pub fn Summary() -> impl IntoView {
         ctx.with_board(|b| (b.notes.len(), b.action_items.len(), ctx.view.people.with(|p| p.len()))).unwrap_or_default()
     };
     view! {
-        <main class="summary" id="summary">
+        <div class="summary" id="summary">
             <section class="card summary-head">
                 <h2>"Summary"</h2>
                 <p class="muted">
                     {move || {
                         let (notes, actions, people) = counts();
-                        format!("{people} people · {notes} notes · {actions} action items")
+                        format!(
+                            "{} · {} · {}",
+                            text::count(people as i64, "person", "people"),
+                            text::count(notes as i64, "note", "notes"),
+                            text::count(actions as i64, "action item", "action items"),
+                        )
                     }}
                 </p>
             </section>
@@ -64,6 +70,6 @@ pub fn Summary() -> impl IntoView {
                 <h2>"Action items"</h2>
                 <ActionList for_item=None />
             </section>
-        </main>
+        </div>
     }
 }

@@ -8,32 +8,25 @@ use hindsight_shared::ids::{NoteId, published_note_id};
 use hindsight_shared::rules;
 use hindsight_shared::schema::{self, Draft, MAX_NOTE_CHARS, Phase};
 use leptos::prelude::*;
-use web_sys::KeyboardEvent;
+use web_sys::{DragEvent, KeyboardEvent};
 
-use super::{Ctx, Keyed};
+use super::arrange::{BoardTools, Dragged, Zone, matches_filter, move_card, nudge, zone};
+use super::lanes::{LaneHeader, Lanes};
+use super::{Ctx, Keyed, NoteText, Undo};
 
 #[component]
 pub fn Columns() -> impl IntoView {
     let ctx = Ctx::get();
-    let columns = Keyed::new(move || {
-        ctx.with_board(|b| b.columns.iter().map(|c| (c.id.clone(), c.clone())).collect()).unwrap_or_default()
-    });
     view! {
         <Show when=move || ctx.phase() == Phase::Write>
             <p class="banner" id="privacy-banner">
                 "Your notes are private: others see only how many you have written, until the facilitator reveals them."
             </p>
         </Show>
-        <main class="columns">
-            <For
-                each=move || columns.order.get().into_iter().enumerate()
-                key=|(_, id)| id.clone()
-                children=move |(index, id)| {
-                    let column = columns.row(id.clone());
-                    view! { <ColumnView id column index /> }
-                }
-            />
-        </main>
+        <Show when=move || ctx.phase() == Phase::Reveal>
+            <BoardTools />
+        </Show>
+        <Lanes lane=move |id, column, _| view! { <ColumnView id column /> } />
     }
 }
 
@@ -80,7 +73,7 @@ fn column_cards(ctx: Ctx, column: &str) -> Vec<(String, Card)> {
 }
 
 #[component]
-fn ColumnView(id: String, column: Memo<Option<schema::Column>>, index: usize) -> impl IntoView {
+fn ColumnView(id: String, column: Memo<Option<schema::Column>>) -> impl IntoView {
     let ctx = Ctx::get();
     let cards = {
         let id = id.clone();
@@ -95,39 +88,35 @@ fn ColumnView(id: String, column: Memo<Option<schema::Column>>, index: usize) ->
     let can_reveal = move || ctx.is_facilitator() && ctx.phase() == Phase::Reveal && !revealed.get();
     let reveal = {
         let id = id.clone();
-        move |_| ctx.edit_board(|tx| edit::reveal(tx, &id))
+        move |_| {
+            ctx.edit_board(|tx| edit::reveal(tx, &id));
+            ctx.announce(&format!("The column {} is revealed.", title()));
+        }
     };
-    let (button_id, composer_id) = (id.clone(), id.clone());
+    let (button_id, composer_id, cards_column) = (id.clone(), id.clone(), id.clone());
     view! {
-        <section class="column" data-column=id style=format!("--accent: var(--accent-{})", index % 6)>
-            <header class="column-header">
-                <h2 class="column-title">{title}</h2>
-                <span class="count" title="Notes you can see">
-                    {move || cards.len()}
-                </span>
-            </header>
-            <Show when=can_reveal>
-                <button class="reveal-column secondary" data-column=button_id.clone() on:click=reveal.clone()>
-                    "Reveal this column"
-                </button>
-            </Show>
-            <Show when=move || ctx.phase() == Phase::Reveal && revealed.get()>
-                <span class="revealed-chip">"Revealed"</span>
-            </Show>
-            <Show when=move || rules::can_write_notes(ctx.phase())>
-                <Composer column=composer_id.clone() prompt=Signal::derive(prompt) title=Signal::derive(title) />
-            </Show>
-            <div class="notes">
-                <For
-                    each=move || cards.order.get()
-                    key=|id| id.clone()
-                    children=move |id| {
-                        let card = cards.row(id.clone());
-                        view! { <NoteCard id card /> }
-                    }
-                />
-            </div>
-        </section>
+        <LaneHeader id column count=Signal::derive(move || cards.len()) counted="Notes you can see" />
+        <Show when=can_reveal>
+            <button class="reveal-column secondary" data-column=button_id.clone() on:click=reveal.clone()>
+                "Reveal this column"
+            </button>
+        </Show>
+        <Show when=move || ctx.phase() == Phase::Reveal && revealed.get()>
+            <span class="revealed-chip">"Revealed"</span>
+        </Show>
+        <Show when=move || rules::can_write_notes(ctx.phase())>
+            <Composer column=composer_id.clone() prompt=Signal::derive(prompt) title=Signal::derive(title) />
+        </Show>
+        <div class="notes">
+            <For
+                each=move || cards.order.get()
+                key=|id| id.clone()
+                children=move |id| {
+                    let card = cards.row(id.clone());
+                    view! { <NoteCard id card column=cards_column.clone() /> }
+                }
+            />
+        </div>
     }
 }
 
@@ -183,21 +172,25 @@ fn Composer(column: String, prompt: Signal<String>, title: Signal<String>) -> im
 }
 
 /// A note on a column. Built once per note: its text, tags and tools follow the note, and an
-/// open editor stays open (with what is typed in it) whatever else changes.
+/// open editor stays open (with what is typed in it) whatever else changes. Revealed notes can
+/// be dragged (or moved with Alt+↑ / Alt+↓) within their column, for everyone.
 #[component]
-fn NoteCard(id: String, card: Memo<Option<Card>>) -> impl IntoView {
+fn NoteCard(id: String, card: Memo<Option<Card>>, column: String) -> impl IntoView {
     let ctx = Ctx::get();
     let editing = RwSignal::new(false);
     let text = RwSignal::new(String::new());
+    let drop_at = RwSignal::new(None::<Zone>);
     let field = move |read: fn(&Card) -> bool| move || card.with(|c| c.as_ref().is_some_and(read));
     let private = field(|c| c.private);
     let mine = field(|c| c.draft.is_some());
     let draft_id = move || card.with(|c| c.as_ref().and_then(|c| c.draft.clone()));
-    let shown = move || card.with(|c| c.as_ref().map(|c| c.text.clone()).unwrap_or_default());
+    let shown = Signal::derive(move || card.with(|c| c.as_ref().map(|c| c.text.clone()).unwrap_or_default()));
     let author = move || card.with(|c| c.as_ref().and_then(|c| c.author.clone()));
     let editable = move || mine() && rules::can_edit_notes(ctx.phase());
+    let movable = move || !private() && rules::can_arrange(ctx.phase());
+    let visible = move || matches_filter(ctx, &shown.get());
     let open_editor = move |_| {
-        text.set(shown());
+        text.set(shown.get_untracked());
         editing.set(true);
     };
     let save = move || {
@@ -210,9 +203,10 @@ fn NoteCard(id: String, card: Memo<Option<Card>>) -> impl IntoView {
         editing.set(false);
     };
     let delete = move |_| {
-        if let Some(id) = draft_id() {
-            ctx.edit_desk(|tx| edit::delete_draft(tx, &id));
-        }
+        let Some(id) = draft_id() else { return };
+        let Some(draft) = ctx.view.desk.with_untracked(|d| d.drafts.get(&id).cloned()) else { return };
+        ctx.edit_desk(|tx| edit::delete_draft(tx, &id));
+        ctx.offer_undo(Undo::Note(draft));
     };
     // The editor closes when the note can no longer be edited (the phase moved on).
     Effect::new(move |_| {
@@ -228,12 +222,48 @@ fn NoteCard(id: String, card: Memo<Option<Card>>) -> impl IntoView {
             editing.set(false);
         }
     };
+    let (drag_id, drop_column, key_column) = (id.clone(), column.clone(), column.clone());
+    let (drop_id, key_id) = (id.clone(), id.clone());
     view! {
-        <article class="note" data-note=id class:private=private class:mine=mine>
-            <Show
-                when=move || editing.get()
-                fallback=move || view! { <p class="note-text">{shown}</p> }
-            >
+        <article
+            class="note"
+            data-note=id
+            class:private=private
+            class:mine=mine
+            class:drop-before=move || drop_at.get() == Some(Zone::Before)
+            class:drop-after=move || drop_at.get() == Some(Zone::After)
+            hidden=move || !visible()
+            draggable=move || (movable() && !editing.get()).to_string()
+            tabindex=move || if movable() { "0" } else { "-1" }
+            data-focus-home=""
+            aria-keyshortcuts=move || movable().then_some("Alt+ArrowUp Alt+ArrowDown")
+            on:keydown=move |ev: KeyboardEvent| {
+                if !editing.get_untracked() {
+                    nudge(ctx, &ev, &key_column, &key_id);
+                }
+            }
+            on:dragstart=move |ev: DragEvent| {
+                Dragged { cluster: false, id: drag_id.clone(), place: drag_id.clone(), column: column.clone() }.put(&ev);
+            }
+            on:dragover=move |ev: DragEvent| {
+                if movable() {
+                    ev.prevent_default();
+                    drop_at.set(Some(zone(&ev, false)));
+                }
+            }
+            on:dragleave=move |_| drop_at.set(None)
+            on:drop=move |ev: DragEvent| {
+                ev.prevent_default();
+                let at = drop_at.get_untracked();
+                drop_at.set(None);
+                if let (Some(dragged), Some(at)) = (Dragged::take(&ev), at)
+                    && dragged.column == drop_column
+                {
+                    move_card(ctx, &drop_column, &dragged.place, &drop_id, at == Zone::After);
+                }
+            }
+        >
+            <Show when=move || editing.get() fallback=move || view! { <NoteText text=shown /> }>
                 <textarea
                     class="note-editor"
                     rows="3"
