@@ -36,13 +36,21 @@ bench *FLAGS: client
     taskset -c 1 {{target_dir}}/release/hindsight-bench --hindsight-bin {{target_dir}}/release/hindsight \
         --reference-dir bench/reference --server-cpu 0 --out bench/results.md {{FLAGS}}
 
+# A first visit: the client's bytes as the server sends them (raw, gzip, brotli), and the time to
+# a rendered board in headless Chromium from a cold cache, brotli beside gzip only, on loopback and
+# on an emulated 10 Mbit/s, 40 ms link (median and p90 of RUNS loads each; 0 for the bytes only).
+bench-page RUNS="9": client
+    cargo build --release -p hindsight-tests --bin hindsight-page-load
+    {{target_dir}}/release/hindsight-page-load --runs {{RUNS}}
+
 # A long fuzz pass: CASES mutated frames through the wire decoder, CASES/50 random sessions of
 # changes through the change validator. The test command runs a short pass of both.
 fuzz CASES="200000":
     HINDSIGHT_FUZZ_CASES={{CASES}} cargo test -p hindsight-tests --test it fuzz -- --nocapture
     HINDSIGHT_FUZZ_CASES=$(( {{CASES}} / 50 )) cargo test -p hindsight-server fuzzed -- --nocapture
 
-# Print the size of the client bundle, raw and gzipped.
+# Print the size of the client bundle, raw and gzipped (`just bench-page 0` prints the bytes the
+# server sends: raw, gzip and brotli).
 size: client
     @for f in {{dist}}/*.wasm {{dist}}/*.js; do printf '%-40s %8d raw %8d gzip\n' "$(basename $f)" "$(wc -c < $f)" "$(gzip -9c $f | wc -c)"; done
 

@@ -363,18 +363,15 @@ async fn board_page(State(state): State<AppState>, Path(board_id): Path<String>)
 
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
     let asset = assets::find(&format!("/assets/{file}")).ok_or(AppError::NotFound("no such asset"))?;
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let body = if gzip { asset.gzip } else { asset.body };
+    let accept: Vec<&str> = headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).collect();
+    let (body, encoding) = asset.negotiate(&accept);
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if gzip {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    if encoding != assets::Encoding::Identity {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding.name()));
     }
     Ok(response)
 }

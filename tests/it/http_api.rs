@@ -1,8 +1,11 @@
 //! The HTTP surface: creating boards and joining them (and every way to get either wrong), the
-//! template list, board pages for known and unknown boards, and the health check.
+//! template list, board pages for known and unknown boards, the health check, and the client's
+//! files in the coding each client accepts (issue 12).
 
 use std::collections::BTreeSet;
+use std::io::Read as _;
 
+use anyhow::Context as _;
 use hindsight_shared::ids::DocumentId;
 use hindsight_tests::{SyncPeer, TestServer, http};
 use serde_json::json;
@@ -211,6 +214,70 @@ async fn a_board_takes_at_most_max_participants_and_says_so() -> anyhow::Result<
     assert_eq!(body["error"], json!(format!("this board is full: it takes at most {MAX} participants")));
     // Another board is not affected.
     http::join_board(&server.http_url(), other.board_id, "Someone else", None).await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn assets_are_brotli_for_clients_that_accept_it_and_decode_to_the_same_bytes() -> anyhow::Result<()> {
+    check_assets(Some("gzip, deflate, br, zstd"), Some("br")).await
+}
+
+#[tokio::test]
+async fn assets_are_gzip_when_only_gzip_is_accepted() -> anyhow::Result<()> {
+    check_assets(Some("gzip, deflate"), Some("gzip")).await
+}
+
+#[tokio::test]
+async fn assets_are_sent_as_they_are_when_brotli_and_gzip_are_refused_or_not_offered() -> anyhow::Result<()> {
+    check_assets(Some("br;q=0, gzip;q=0"), None).await?;
+    check_assets(None, None).await
+}
+
+/// Fetches every client file the page loads, with `accept` as the request's `Accept-Encoding`
+/// (none when `None`), and checks that the code, JavaScript and styles come in the `expected`
+/// coding (as they are when `None`), that every answer varies by `Accept-Encoding` and keeps its
+/// caching, and that each decodes to exactly the file as it is.
+async fn check_assets(accept: Option<&str>, expected: Option<&str>) -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let urls = http::asset_urls(&server.http_url()).await?;
+    assert!(urls.iter().any(|url| url.ends_with(".wasm")), "the page loads the code: {urls:?}");
+    for url in &urls {
+        let plain = http::get_with(url, &[("Accept-Encoding", "identity")]).await?;
+        assert_eq!((plain.status, plain.header("content-encoding")), (200, None), "{url} as it is");
+        let headers: Vec<(&str, &str)> = accept.map(|accept| ("Accept-Encoding", accept)).into_iter().collect();
+        let answer = http::get_with(url, &headers).await?;
+        assert_eq!(answer.status, 200, "{url}");
+        let encoding = answer.header("content-encoding");
+        if [".wasm", ".js", ".css"].iter().any(|ext| url.ends_with(ext)) {
+            assert_eq!(encoding, expected, "{url} for Accept-Encoding {accept:?}");
+        }
+        for answer in [&answer, &plain] {
+            assert_eq!(answer.header("vary").map(str::to_ascii_lowercase).as_deref(), Some("accept-encoding"), "{url}");
+            assert_eq!(answer.header("cache-control"), Some("public, max-age=31536000, immutable"), "{url}");
+        }
+        assert_eq!(answer.header("content-type"), plain.header("content-type"), "{url}");
+        let mut decoded = Vec::new();
+        match encoding {
+            None => decoded.clone_from(&answer.body),
+            Some("br") => {
+                let mut decoder = brotli::Decompressor::new(&answer.body[..], 4096);
+                decoder.read_to_end(&mut decoded).with_context(|| format!("{url} is not brotli"))?;
+            }
+            Some("gzip") => {
+                let mut decoder = flate2::read::GzDecoder::new(&answer.body[..]);
+                decoder.read_to_end(&mut decoded).with_context(|| format!("{url} is not gzip"))?;
+            }
+            Some(other) => panic!("{url} came in {other}, which was not offered"),
+        }
+        assert!(
+            decoded == plain.body,
+            "{url} in {encoding:?} decodes to {} bytes, not the file's {}",
+            decoded.len(),
+            plain.body.len()
+        );
+        assert!(answer.body.len() <= plain.body.len(), "{url}: a compressed copy is never larger than the file");
+    }
     server.shutdown().await;
     Ok(())
 }

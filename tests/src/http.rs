@@ -46,12 +46,17 @@ impl HttpResponse {
 
 /// `GET url`.
 pub async fn get(url: &str) -> anyhow::Result<HttpResponse> {
-    request("GET", url, None).await
+    request("GET", url, &[], None).await
+}
+
+/// `GET url` with extra request headers (`("Accept-Encoding", "br")`).
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<HttpResponse> {
+    request("GET", url, headers, None).await
 }
 
 /// `POST url` with a body of the given content type.
 pub async fn post(url: &str, content_type: &str, body: &[u8]) -> anyhow::Result<HttpResponse> {
-    request("POST", url, Some((content_type, body))).await
+    request("POST", url, &[], Some((content_type, body))).await
 }
 
 /// `POST url` with a JSON body.
@@ -75,6 +80,24 @@ pub async fn create_board(base: &str, title: &str, template: &str) -> anyhow::Re
     let answer: Answer = response.json()?;
     let board_id = answer.board_id.parse().with_context(|| format!("`{}` is not a document id", answer.board_id))?;
     Ok(BoardCreated { board_id, url: answer.url, facilitator_key: answer.facilitator_key })
+}
+
+/// The URLs of the client's files (`http://.../assets/<name>-<hash>.<ext>`) that the page of the
+/// server at `base` loads, each once, as a browser finds them; an error if the server has no built
+/// client.
+pub async fn asset_urls(base: &str) -> anyhow::Result<Vec<String>> {
+    let page = get(&format!("{base}/")).await?;
+    let mut urls: Vec<String> = Vec::new();
+    for path in page.text().split('"').filter(|token| token.starts_with("/assets/")) {
+        let url = format!("{base}{path}");
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    if urls.is_empty() {
+        bail!("the page loads no assets: build the client first (`./justw client`)");
+    }
+    Ok(urls)
 }
 
 /// What `POST /api/boards/{id}/participants` answers, with the desk id already parsed.
@@ -123,7 +146,12 @@ pub async fn join_board(
     Ok(Joined { participant_id: answer.participant_id, desk_id, facilitator: answer.facilitator })
 }
 
-async fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<HttpResponse> {
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> anyhow::Result<HttpResponse> {
     let rest = url.strip_prefix("http://").with_context(|| format!("`{url}` is not an http:// URL"))?;
     let (host, path) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
@@ -132,6 +160,9 @@ async fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> anyhow
     within(&format!("{method} {url}"), async {
         let mut stream = TcpStream::connect(host).await.with_context(|| format!("could not connect to {host}"))?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some((content_type, bytes)) = body {
             head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
         }
