@@ -14,10 +14,11 @@ test: setup client
     cargo check -p hindsight-shared --target wasm32-unknown-unknown
     cargo test --workspace --exclude hindsight-client
 
-# Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver.
+# Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver, axe-core.
 setup:
     scripts/setup-wasm.sh
     scripts/setup-browser.sh
+    scripts/setup-axe.sh
 
 # Build the browser client into client-wasm/dist (the server embeds it at compile time).
 client:

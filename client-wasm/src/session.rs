@@ -11,6 +11,7 @@
 //! written on the desk, which only this browser and the server ever hold.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -129,6 +130,8 @@ struct Inner {
     storage: Option<Storage>,
     /// A save to storage is scheduled.
     save_scheduled: bool,
+    /// Changes made while no connection was up, to say so if the server refuses one.
+    made_offline: HashSet<ChangeHash>,
 }
 
 /// A WebSocket and the callbacks that must live as long as it.
@@ -185,6 +188,7 @@ impl BoardSession {
             unanswered_since: None,
             storage: None,
             save_scheduled: false,
+            made_offline: HashSet::new(),
         };
         let session = Self { inner: Rc::new(RefCell::new(inner)), view };
         session.connect();
@@ -235,16 +239,18 @@ impl BoardSession {
     ) -> Result<(), SchemaError> {
         {
             let mut inner = self.inner.borrow_mut();
+            let offline = inner.server.is_none();
             let document = inner.document(which);
             let mut tx = document.replica.doc_mut().transaction();
-            match edit(&mut tx) {
-                Ok(()) => {
-                    tx.commit_with(CommitOptions::default().with_time(0));
-                }
+            let hash = match edit(&mut tx) {
+                Ok(()) => tx.commit_with(CommitOptions::default().with_time(0)).0,
                 Err(e) => {
                     tx.rollback();
                     return Err(e);
                 }
+            };
+            if let (Some(hash), true) = (hash, offline) {
+                inner.made_offline.insert(hash);
             }
         }
         self.refresh(which);
@@ -541,6 +547,11 @@ impl BoardSession {
                 // The server's state wins: forget what it refused, and sync afresh. A note that
                 // goes with it is quoted back, so its text is not lost to its author.
                 let before = self.view.desk.get_untracked();
+                let board_before = self.view.board.get_untracked();
+                let offline = {
+                    let mut inner = self.inner.borrow_mut();
+                    changes.iter().any(|hash| inner.made_offline.remove(&ChangeHash(*hash)))
+                };
                 let dropped =
                     self.inner.borrow_mut().document(which).replica.drop_refused(changes.into_iter().map(ChangeHash));
                 if let Err(e) = dropped {
@@ -548,6 +559,18 @@ impl BoardSession {
                 }
                 self.refresh(which);
                 let after = self.view.desk.get_untracked();
+                // Say what was taken back, and that it was made offline when it was: the
+                // server's reason alone ("grouping is not possible in the vote phase") does not
+                // tell someone back from a train what happened to their work.
+                let what = board_before
+                    .zip(self.view.board.get_untracked())
+                    .and_then(|(before, after)| hindsight_shared::text::undone(&before, &after));
+                let reason = match (what, offline) {
+                    (Some(what), true) => format!("{what}, made while offline, arrived too late: {reason}"),
+                    (Some(what), false) => format!("{what}: {reason}"),
+                    (None, true) => format!("a change made while offline arrived too late: {reason}"),
+                    (None, false) => reason,
+                };
                 let lost: Vec<String> = before
                     .drafts
                     .values()
@@ -588,8 +611,13 @@ impl BoardSession {
 
     fn update_unsynced(&self) {
         let pending = {
-            let inner = self.inner.borrow();
-            inner.board.replica.pending() + inner.desk.replica.pending()
+            let mut inner = self.inner.borrow_mut();
+            let pending = inner.board.replica.pending() + inner.desk.replica.pending();
+            if pending == 0 {
+                // Everything made offline reached the server and was kept.
+                inner.made_offline.clear();
+            }
+            pending
         };
         if self.view.pending.get_untracked() != pending {
             self.view.pending.set(pending);

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/b/{board_id}", get(board_page))
         .route("/api/boards", post(create_board))
         .route("/api/boards/{board_id}/participants", post(join_board))
+        .route("/api/boards/{board_id}/facilitator", post(claim_facilitator))
         .route("/api/boards/{board_id}/export", get(export_board))
         .route("/api/templates", get(list_templates))
         .route("/assets/{file}", get(asset))
@@ -271,6 +272,52 @@ async fn join_board(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("the board refused a participant: {e}")))?;
     tracing::info!(board = %board.tag(), facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))
+}
+
+/// The body of `POST /api/boards/{board_id}/facilitator`: a participant who holds the key
+/// takes the facilitator role, from any device they joined on.
+#[derive(Debug, Deserialize)]
+pub struct ClaimFacilitator {
+    pub participant_id: String,
+    /// The participant's desk id: the secret that proves they are that participant.
+    pub desk_id: String,
+    pub facilitator_key: String,
+}
+
+async fn claim_facilitator(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Path(board_id): Path<String>,
+    body: Result<Json<ClaimFacilitator>, JsonRejection>,
+) -> Result<StatusCode, AppError> {
+    // Guessing a key costs a join's worth of the address's allowance.
+    if let Some(client) = state.client(&headers, peer_of(peer)) {
+        state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
+    }
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
+    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
+    if !same_hash(&Sha256::digest(request.facilitator_key.as_bytes()).into(), &record.facilitator_key_hash) {
+        return Err(AppError::Forbidden("the facilitator key does not match this board"));
+    }
+    let desk: DocumentId =
+        request.desk_id.parse().map_err(|_| AppError::Forbidden("you have not joined this board"))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state
+        .0
+        .connections
+        .registry
+        .board(board)
+        .send(BoardMsg::Claim { participant: request.participant_id, desk, reply })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    answer
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|_| AppError::Forbidden("you have not joined this board"))?;
+    tracing::info!(board = %board.tag(), "the facilitator role was taken with the key");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The query of `GET /api/boards/{board_id}/export`.

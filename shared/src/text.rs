@@ -1,5 +1,8 @@
 //! Text as the board shows it: the web links in a note, found so the browser can make them
-//! clickable (and nothing else), and counts with their noun ("1 dot", "2 dots").
+//! clickable (and nothing else), counts with their noun ("1 dot", "2 dots"), and what a refused
+//! change of one's own had done, in words.
+
+use crate::schema::Board;
 
 /// A piece of a note's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,46 @@ pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// What one's own change did that the server refused and the browser then took back, told
+/// from the board before and after: "your name “Flaky CI” for a group". `None` when the
+/// difference is none of the usual ones.
+pub fn undone(before: &Board, after: &Board) -> Option<String> {
+    let quote = |text: &str| {
+        let short: String = text.chars().take(60).collect();
+        if short.len() < text.len() { format!("“{short}…”") } else { format!("“{short}”") }
+    };
+    for (id, cluster) in &before.clusters {
+        if after.clusters.get(id).is_none_or(|c| c.title != cluster.title) && !cluster.title.trim().is_empty() {
+            return Some(format!("your name {} for a group", quote(&cluster.title)));
+        }
+    }
+    for (id, note) in &before.notes {
+        if after.notes.get(id).is_some_and(|n| n.cluster != note.cluster) {
+            return Some(format!("your grouping of {}", quote(&note.text)));
+        }
+    }
+    for (id, action) in &before.action_items {
+        if after.action_items.get(id) != Some(action) {
+            return Some(format!("your action item {}", quote(&action.text)));
+        }
+    }
+    for (id, action) in &after.action_items {
+        if !before.action_items.contains_key(id) {
+            return Some(format!("deleting the action item {}", quote(&action.text)));
+        }
+    }
+    if before.ranks != after.ranks {
+        return Some("your arrangement of the cards".to_owned());
+    }
+    if before.phase != after.phase {
+        return Some(format!("moving to {}", before.phase.title()));
+    }
+    if before.settings != after.settings || before.timer != after.timer || before.focus != after.focus {
+        return Some("your change to the board's settings".to_owned());
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +113,17 @@ mod tests {
         assert_eq!(spans("https:// alone"), [Text("https:// alone")]);
         assert_eq!(spans("ünïcödé https://ä.example"), [Text("ünïcödé "), Link("https://ä.example")]);
         assert_eq!(spans(""), []);
+    }
+
+    #[test]
+    fn a_refused_change_is_told_by_what_it_did() {
+        use crate::schema::{Cluster, Phase};
+        let mut before = Board { phase: Phase::Vote, ..Board::default() };
+        before.clusters.insert("k".into(), Cluster { id: "k".into(), title: "Flaky CI".into() });
+        let mut after = before.clone();
+        after.clusters.insert("k".into(), Cluster { id: "k".into(), title: String::new() });
+        assert_eq!(undone(&before, &after).as_deref(), Some("your name “Flaky CI” for a group"));
+        assert_eq!(undone(&before, &before), None);
     }
 
     #[test]

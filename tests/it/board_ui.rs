@@ -236,8 +236,8 @@ async fn the_small_things_a_first_retro_trips_over() {
     let al = browser.participant(&board.url, "Al").await;
 
     // A disabled "Back" looks disabled; a short name shows whole beside the facilitator's tools.
-    let back = fay.eval("(() => { const b = document.querySelector('#prev-phase'); return [b.disabled, getComputedStyle(b).borderStyle]; })()").await;
-    assert_eq!(back, serde_json::json!([true, "dashed"]));
+    let back = fay.eval("(() => { const b = document.querySelector('#prev-phase'); return [b.getAttribute('aria-disabled'), getComputedStyle(b).borderStyle]; })()").await;
+    assert_eq!(back, serde_json::json!(["true", "dashed"]));
     fay.wait_for(Locator::XPath(
         "//li[contains(@class,'person')]//span[@class='person-name' and normalize-space(.)='Al']",
     ))

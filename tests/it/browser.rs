@@ -299,6 +299,54 @@ async fn a_connection_that_dies_in_silence_is_noticed() {
     server.shutdown().await;
 }
 
+/// A change made offline that the board can no longer take (a cluster renamed after grouping
+/// ended) is taken back with a message that says what it was and why, not just the rule.
+#[tokio::test]
+async fn a_refused_offline_change_says_what_it_was() {
+    use hindsight_shared::schema::Phase;
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Train retro", "start-stop-continue").await;
+    let mut fay = hindsight_tests::Participant::join_as_facilitator(&server, &board, "Fay").await.expect("Fay");
+    let a = fay.write("stop", "Flaky CI").await.expect("a note");
+    let b = fay.write("stop", "Slow CI").await.expect("a note");
+    fay.set_phase(Phase::Reveal).await.expect("reveal");
+    fay.reveal_all().await.expect("revealed");
+    fay.set_phase(Phase::Group).await.expect("group");
+    let (a, b) = (fay.note_id(&a), fay.note_id(&b));
+    fay.pump_until("the notes", |p| p.board().notes.contains_key(&a) && p.board().notes.contains_key(&b))
+        .await
+        .expect("notes");
+    fay.group(&a, &b).await.expect("grouped");
+
+    let proxy = FaultyProxy::start(&server).await.expect("a proxy");
+    let browser = Browser::launch().await;
+    let ann = browser.participant(&format!("{}/b/{}", proxy.http_url(), board.board_id), "Ann").await;
+    let field = format!("{}//input[contains(@class,'cluster-title')]", Page::item_xpath("Flaky CI"));
+    ann.wait_for(Locator::XPath(&field)).await;
+
+    // Ann's train enters a tunnel; she names the cluster meanwhile; grouping ends.
+    proxy.freeze();
+    assert!(proxy.cut_all() > 0, "Ann's connection was live");
+    ann.wait_for(Locator::Css("#connection:not([data-state='connected'])")).await;
+    let tab = char::from(fantoccini::key::Key::Tab);
+    ann.wait_for(Locator::XPath(&field)).await.send_keys(&format!("Our CI{tab}")).await.expect("a name");
+    ann.wait_for(Locator::Css("#connection[data-pending='1']")).await;
+    fay.set_phase(Phase::Vote).await.expect("vote");
+    proxy.thaw();
+
+    let refusal = ann.wait_for(Locator::Css("#refusal")).await.text().await.expect("the message");
+    assert!(
+        refusal.contains("your name “Our CI” for a group, made while offline, arrived too late")
+            && refusal.contains("grouping is not possible in the vote phase"),
+        "{refusal}"
+    );
+    ann.wait_for(Locator::Css("#connection[data-state='connected'][data-pending='0']")).await;
+
+    ann.close().await;
+    browser.quit().await;
+    server.shutdown().await;
+}
+
 /// A link to a board that does not exist says so instead of spinning.
 #[tokio::test]
 async fn an_unknown_board_says_it_does_not_exist() {

@@ -195,6 +195,35 @@ async fn bad_joins_get_403_404_or_400_with_a_json_error() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// From any device they joined on, a participant who holds the facilitator key takes the role:
+/// the key must be the board's, and the desk id must be theirs.
+#[tokio::test]
+async fn the_facilitator_key_gives_the_role_to_a_participant_who_proves_who_they_are() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Retro", "mad-sad-glad").await;
+    let other = server.create_board("Another", "4ls").await;
+    let mut ann = hindsight_tests::Participant::join(&server, board.board_id, "Ann").await?;
+    let bob = hindsight_tests::Participant::join(&server, board.board_id, "Bob").await?;
+    let url = format!("{}/api/boards/{}/facilitator", server.http_url(), board.board_id);
+    let claim = |key: &str, desk: DocumentId| json!({"participant_id": ann.id(), "desk_id": desk.to_string(), "facilitator_key": key});
+
+    let wrong_key = http::post_json(&url, &claim(&other.facilitator_key, ann.desk_id())).await?;
+    assert_eq!(wrong_key.status, 403, "another board's key: {}", wrong_key.text());
+    let wrong_desk = http::post_json(&url, &claim(&board.facilitator_key, bob.desk_id())).await?;
+    assert_eq!(wrong_desk.status, 403, "someone else's desk: {}", wrong_desk.text());
+    let unknown = format!("{}/api/boards/{}/facilitator", server.http_url(), DocumentId::random());
+    assert_eq!(http::post_json(&unknown, &claim(&board.facilitator_key, ann.desk_id())).await?.status, 404);
+    let broken = http::post(&url, "application/json", b"{\"participant_id\": ").await?;
+    assert_eq!(broken.status, 400, "broken JSON: {}", broken.text());
+    assert_ne!(ann.board().facilitator.as_deref(), Some(ann.id()));
+
+    let taken = http::post_json(&url, &claim(&board.facilitator_key, ann.desk_id())).await?;
+    assert_eq!(taken.status, 204, "{}", taken.text());
+    ann.pump_until("the role", |p| p.board().facilitator.as_deref() == Some(p.id())).await?;
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_board_takes_at_most_max_participants_and_says_so() -> anyhow::Result<()> {
     const MAX: usize = 3;

@@ -25,6 +25,8 @@
 //!   it costs the server: bombs, floods, forgeries, storms, slow and idle connections, secrets
 //!   in logs.
 //! - [`browser`]: the WASM client in headless Chromium.
+//! - [`accessibility`]: in the browser, axe-core on every view, and a retro from the keyboard
+//!   alone with the focus kept where each action happened.
 //! - [`board_ui`]: in the browser, the board as a team uses it: arranging, sorting and finding
 //!   cards, a postmortem on a laptop and a phone, the facilitator role across devices, timers,
 //!   and the small things a first retro trips over.
@@ -32,6 +34,7 @@
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
 //!   viewer, and as a participant writes on its desk and sees the note published.
 
+mod accessibility;
 mod anonymity;
 mod bad_input;
 mod board_ui;

@@ -296,6 +296,33 @@ impl Page {
         self.client.set_window_size(width, height).await.expect("resize the window");
     }
 
+    /// Runs axe-core (installed by `scripts/setup-axe.sh`) on the page as it is now, and returns
+    /// its serious and critical violations, one line each: rule, impact, what to fix, where.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("axe/node_modules/axe-core/axe.min.js");
+        let axe = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("axe-core must be installed (`just setup`): {}: {e}", path.display()));
+        if self.client.execute("return typeof window.axe === 'undefined';", vec![]).await.expect("look for axe")
+            == serde_json::Value::Bool(true)
+        {
+            self.client.execute(&axe, vec![]).await.expect("load axe-core");
+        }
+        let script = "const done = arguments[arguments.length - 1]; \
+            axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations \
+              .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+              .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.length} node(s), e.g. ${JSON.stringify(v.nodes[0].target)}: ${v.nodes[0].failureSummary}`)), \
+              e => done([`axe failed: ${e}`]));";
+        let found = self.client.execute_async(script, vec![]).await.expect("run axe-core");
+        serde_json::from_value(found).expect("a list of violations")
+    }
+
+    /// A short description of the element that has the focus (`body` when none has).
+    pub async fn focused(&self) -> String {
+        let script = "const e = document.activeElement; if (!e || e === document.body) return 'body'; \
+            return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');";
+        self.client.execute(script, vec![]).await.expect("read the focus").as_str().unwrap_or_default().to_owned()
+    }
+
     /// Reloads the page.
     pub async fn reload(&self) {
         self.client.refresh().await.expect("reload");

@@ -123,6 +123,16 @@ impl FaultyProxy {
         }
     }
 
+    /// Cuts every live connection; returns how many there were.
+    pub fn cut_all(&self) -> usize {
+        let live = self.shared.live();
+        for token in live.values() {
+            token.cancel();
+        }
+        self.shared.faults.fetch_add(live.len() as u64, Ordering::Relaxed);
+        live.len()
+    }
+
     /// Holds every byte in both directions until [`thaw`](Self::thaw), as a network that died
     /// without closing anything: connections stay open, new ones are accepted, nothing crosses.
     pub fn freeze(&self) {

@@ -39,16 +39,33 @@ struct ItemsCtx {
 type Row = (VoteItem, i64, String);
 
 /// Drops what was picked (or dragged) onto the card of item `target`.
-fn drop_on(ctx: Ctx, pick: Pick, target: String) {
-    let Some(board) = ctx.view.board.get_untracked() else { return };
-    match pick {
-        Pick::Note(note) => ctx.edit_board(|tx| edit::group(tx, &board, &note, &target, NoteId::random().as_str())),
+/// Returns the card the two end up in (a cluster's id).
+fn drop_on(ctx: Ctx, pick: Pick, target: String) -> Option<String> {
+    let board = ctx.view.board.get_untracked()?;
+    let into = match pick {
+        Pick::Note(note) => {
+            let target_note = board.notes.get(&target);
+            let joined = board
+                .clusters
+                .contains_key(&target)
+                .then(|| target.clone())
+                .or_else(|| target_note.and_then(|n| board.cluster_of(n)).map(|c| c.id.clone()));
+            let cluster = joined.unwrap_or_else(|| NoteId::random().to_string());
+            ctx.edit_board(|tx| edit::group(tx, &board, &note, &target, &cluster));
+            cluster
+        }
         Pick::Cluster(cluster) if board.clusters.contains_key(&target) => {
-            ctx.edit_board(|tx| edit::merge_clusters(tx, &board, &cluster, &target))
+            ctx.edit_board(|tx| edit::merge_clusters(tx, &board, &cluster, &target));
+            target
         }
         // A cluster dropped on a lone note takes the note in.
-        Pick::Cluster(cluster) => ctx.edit_board(|tx| edit::group(tx, &board, &target, &cluster, "")),
-    }
+        Pick::Cluster(cluster) => {
+            ctx.edit_board(|tx| edit::group(tx, &board, &target, &cluster, ""));
+            cluster
+        }
+    };
+    ctx.announce("Grouped.");
+    Some(into)
 }
 
 #[component]
@@ -451,7 +468,17 @@ fn GroupTools(id: String, is_cluster: bool) -> impl IntoView {
     let put = move |_| {
         if let Some(pick) = picking.get_untracked() {
             picking.set(None);
-            drop_on(ctx, pick, id.clone());
+            // The focus follows to the card where the two now are.
+            if let Some(into) = drop_on(ctx, pick, id.clone()) {
+                request_animation_frame(move || {
+                    let card = document().query_selector(&format!("article.item[data-item='{into}']")).ok().flatten();
+                    if let Some(card) =
+                        card.and_then(|c| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(c).ok())
+                    {
+                        let _ = card.focus();
+                    }
+                });
+            }
         }
     };
     view! {
@@ -593,7 +620,7 @@ fn DiscussTools(id: String, votes: Memo<i64>, title: Signal<String>) -> impl Int
                     <button
                         class="focus-item chip-button"
                         title="Focus this item for everyone, with a 5-minute timebox"
-                        aria-label=move || format!("Discuss “{}”", title.get())
+                        aria-label=move || format!("Discuss this: {}", title.get())
                         on:click=move |_| {
                             let id = id.clone();
                             let now = js_sys::Date::now() as i64 + ctx.view.clock_offset.get_untracked();

@@ -194,6 +194,45 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Keyed<T> {
     }
 }
 
+/// Makes a popup (a menu, a small panel) close the way people expect: on a click or tap outside
+/// `root` (the popup with its button), and on Escape (see [`closes_on_escape`]). Returns the
+/// keydown handler to put on `root`.
+pub fn popup(
+    open: RwSignal<bool>,
+    root: NodeRef<leptos::html::Div>,
+    button: NodeRef<leptos::html::Button>,
+) -> impl Fn(web_sys::KeyboardEvent) + Copy + 'static {
+    let outside = window_event_listener(leptos::ev::pointerdown, move |ev| {
+        if !open.get_untracked() {
+            return;
+        }
+        let target = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Node>(t).ok());
+        let inside = root.get_untracked().zip(target).is_some_and(|(root, target)| root.contains(Some(&target)));
+        if !inside {
+            open.set(false);
+        }
+    });
+    on_cleanup(move || outside.remove());
+    closes_on_escape(open, button)
+}
+
+/// The keydown handler of a disclosure (a panel one works in, like the settings): Escape closes
+/// it and gives the focus back to its `button`. Nothing else closes it but the button.
+pub fn closes_on_escape(
+    open: RwSignal<bool>,
+    button: NodeRef<leptos::html::Button>,
+) -> impl Fn(web_sys::KeyboardEvent) + Copy + 'static {
+    move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Escape" && open.get_untracked() {
+            ev.prevent_default();
+            open.set(false);
+            if let Some(button) = button.get_untracked() {
+                let _ = button.focus();
+            }
+        }
+    }
+}
+
 fn storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
 }
@@ -485,6 +524,8 @@ fn FacilitatorKey(board: DocumentId, hold: KeyHold) -> impl IntoView {
             busy.set(false);
         });
     };
+    let (root, button) = (NodeRef::new(), NodeRef::new());
+    let on_key = popup(open, root, button);
     Effect::new(move |_| {
         if hold.from_link.get() && ctx.connected.get() {
             hold.from_link.set(false);
@@ -495,9 +536,10 @@ fn FacilitatorKey(board: DocumentId, hold: KeyHold) -> impl IntoView {
     });
     view! {
         <Show when=move || ctx.is_facilitator() && hold.key.with(Option::is_some)>
-            <div class="key-menu">
+            <div class="key-menu" node_ref=root on:keydown=on_key>
                 <button
                     id="facilitator-link"
+                    node_ref=button
                     class="secondary"
                     aria-expanded=move || open.get().to_string()
                     aria-controls="facilitator-link-panel"
@@ -705,11 +747,10 @@ fn ExportMenu(board: DocumentId) -> impl IntoView {
         let at = items.iter().position(|i| active.as_ref().is_some_and(|a| a == i.as_ref() as &web_sys::Element));
         let _ = items[pick(at, items.len())].focus();
     };
+    let root = NodeRef::<leptos::html::Div>::new();
+    let dismiss = popup(open, root, button);
     let on_key = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
-        "Escape" if open.get_untracked() => {
-            ev.prevent_default();
-            close();
-        }
+        "Escape" => dismiss(ev),
         "ArrowDown" => {
             ev.prevent_default();
             open.set(true);
@@ -723,7 +764,7 @@ fn ExportMenu(board: DocumentId) -> impl IntoView {
         _ => {}
     };
     view! {
-        <div class="export" on:keydown=on_key>
+        <div class="export" node_ref=root on:keydown=on_key>
             <button
                 id="export"
                 class="secondary"

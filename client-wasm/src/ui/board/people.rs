@@ -155,7 +155,7 @@ fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl I
                             <button
                                 class="hand-over chip-button"
                                 title="Make this person the facilitator"
-                                aria-label=move || format!("Make {} the facilitator", who())
+                                aria-label=move || format!("Hand over to {}", who())
                                 on:click=move |_| ctx.edit_board(|tx| edit::hand_over(tx, &id))
                             >
                                 "Hand over"
@@ -169,7 +169,7 @@ fn Person(id: String, person: Memo<Option<PresenceEntry>>, mine: bool) -> impl I
                             <button
                                 class="co-facilitate chip-button"
                                 aria-pressed=move || co.get().to_string()
-                                aria-label=move || format!("{} co-facilitates", who())
+                                aria-label=move || format!("Co-facilitator: {}", who())
                                 on:click=move |_| {
                                     let on = !co.get_untracked();
                                     ctx.edit_board(|tx| edit::set_co_facilitator(tx, &id, on))

@@ -73,7 +73,7 @@ pub fn PhaseBar() -> impl IntoView {
                         <button
                             id="prev-phase"
                             class="secondary"
-                            disabled=move || phase().previous().is_none()
+                            aria-disabled=move || phase().previous().is_none().to_string()
                             on:click=move |_| go(phase().previous())
                         >
                             "← Back"
@@ -81,7 +81,7 @@ pub fn PhaseBar() -> impl IntoView {
                         <button
                             id="next-phase"
                             class="primary"
-                            disabled=move || phase().next().is_none()
+                            aria-disabled=move || phase().next().is_none().to_string()
                             on:click=move |_| go(phase().next())
                         >
                             {move || phase().next().map_or_else(|| "Finished".to_owned(), |p| format!("Next: {} →", p.title()))}
@@ -128,10 +128,10 @@ fn Timer() -> impl IntoView {
                                     class="start-timer chip-button"
                                     data-minutes=minutes
                                     title=format!("Start a {minutes}-minute timer")
-                                    aria-label=format!("Start a {minutes}-minute timer")
+                                    aria-label=format!("{minutes} min: start a timer")
                                     on:click=move |_| start(minutes)
                                 >
-                                    {format!("{minutes}m")}
+                                    {format!("{minutes} min")}
                                 </button>
                             }
                         })
@@ -189,13 +189,22 @@ fn SettingsMenu() -> impl IntoView {
         ctx.edit_board(|tx| edit::set_settings(tx, &next));
     };
     let number = |ev: &leptos::ev::Event| event_target_value(ev).parse::<i64>().ok();
+    let button = NodeRef::new();
+    let on_key = super::closes_on_escape(open, button);
     view! {
-        <div class="settings">
-            <button id="settings" class="secondary" aria-expanded=move || open.get().to_string() on:click=move |_| open.update(|o| *o = !*o)>
+        <div class="settings" on:keydown=on_key>
+            <button
+                id="settings"
+                node_ref=button
+                class="secondary"
+                aria-expanded=move || open.get().to_string()
+                aria-controls="settings-panel"
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
                 "Settings"
             </button>
             <Show when=move || open.get()>
-                <div class="settings-panel" role="dialog" aria-label="Board settings">
+                <div class="settings-panel" id="settings-panel" role="dialog" aria-label="Board settings">
                     <label>
                         <input
                             id="setting-anonymous"
