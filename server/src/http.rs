@@ -228,12 +228,8 @@ async fn join_board(
     Path(board_id): Path<String>,
     body: Result<Json<JoinBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
-    if let Some(client) = state.client(&headers, peer_of(peer)) {
-        state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
-    }
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
-    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
+    let (board, record) = board_to_join(&state, &headers, peer, &board_id).await?;
     // Names show in everyone's roster: no control or direction-override characters.
     let name = schema::clean_line(&request.name);
     if name.chars().count() > MAX_NAME_CHARS {
@@ -241,7 +237,7 @@ async fn join_board(
     }
     let facilitator = match &request.facilitator_key {
         None => false,
-        Some(key) if same_hash(&Sha256::digest(key.as_bytes()).into(), &record.facilitator_key_hash) => true,
+        Some(key) if holds_key(&record, key) => true,
         Some(_) => return Err(AppError::Forbidden("the facilitator key does not match this board")),
     };
 
@@ -291,14 +287,10 @@ async fn claim_facilitator(
     Path(board_id): Path<String>,
     body: Result<Json<ClaimFacilitator>, JsonRejection>,
 ) -> Result<StatusCode, AppError> {
-    // Guessing a key costs a join's worth of the address's allowance.
-    if let Some(client) = state.client(&headers, peer_of(peer)) {
-        state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
-    }
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
-    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
-    if !same_hash(&Sha256::digest(request.facilitator_key.as_bytes()).into(), &record.facilitator_key_hash) {
+    // Guessing a key costs a join's worth of the address's allowance.
+    let (board, record) = board_to_join(&state, &headers, peer, &board_id).await?;
+    if !holds_key(&record, &request.facilitator_key) {
         return Err(AppError::Forbidden("the facilitator key does not match this board"));
     }
     let desk: DocumentId =
@@ -366,6 +358,27 @@ async fn export_board(
         }
     }
     Ok(response)
+}
+
+/// The board a join (or a claim of the facilitator role) names, once the client's address is
+/// within its joins per minute.
+async fn board_to_join(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    board_id: &str,
+) -> Result<(DocumentId, BoardRecord), AppError> {
+    if let Some(client) = state.client(headers, peer_of(peer)) {
+        state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
+    }
+    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
+    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
+    Ok((board, record))
+}
+
+/// True if `key` is the board's facilitator key.
+fn holds_key(record: &BoardRecord, key: &str) -> bool {
+    same_hash(&Sha256::digest(key.as_bytes()).into(), &record.facilitator_key_hash)
 }
 
 /// Compares two digests in constant time.

@@ -482,8 +482,8 @@ mod tests {
         assert_eq!(board.vote_items().len(), 1);
     }
 
-    #[test]
-    fn merging_moves_every_note_and_keeps_a_title() {
+    /// A board with two clusters: `k1` of notes a and b, `k2` of notes c and d.
+    fn two_clusters() -> automerge::Automerge {
         let mut doc = board_doc();
         edit(&mut doc, |tx| {
             for id in ["a", "b", "c", "d"] {
@@ -493,6 +493,12 @@ mod tests {
         let board = Board::read(&doc).expect("board");
         edit(&mut doc, |tx| group(tx, &board, "a", "b", "k1").expect("form"));
         edit(&mut doc, |tx| group(tx, &board, "c", "d", "k2").expect("form"));
+        doc
+    }
+
+    #[test]
+    fn merging_moves_every_note_and_keeps_a_title() {
+        let mut doc = two_clusters();
         edit(&mut doc, |tx| set_cluster_title(tx, "k1", "Flaky tests").expect("title"));
         let board = Board::read(&doc).expect("board");
         edit(&mut doc, |tx| merge_clusters(tx, &board, "k1", "k2").expect("merge"));
@@ -504,15 +510,7 @@ mod tests {
 
     #[test]
     fn merging_two_named_clusters_keeps_both_names() {
-        let mut doc = board_doc();
-        edit(&mut doc, |tx| {
-            for id in ["a", "b", "c", "d"] {
-                publish_note(tx, &note(id)).expect("publish");
-            }
-        });
-        let board = Board::read(&doc).expect("board");
-        edit(&mut doc, |tx| group(tx, &board, "a", "b", "k1").expect("form"));
-        edit(&mut doc, |tx| group(tx, &board, "c", "d", "k2").expect("form"));
+        let mut doc = two_clusters();
         edit(&mut doc, |tx| set_cluster_title(tx, "k1", "Flaky tests").expect("title"));
         edit(&mut doc, |tx| set_cluster_title(tx, "k2", "Slow CI").expect("title"));
         let board = Board::read(&doc).expect("board");

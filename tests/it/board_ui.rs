@@ -129,6 +129,7 @@ async fn a_postmortem_of_sixty_notes_fits_a_laptop_and_a_phone() {
     }
     let height = page.eval("document.scrollingElement.scrollHeight").await.as_i64().expect("a height");
     assert!(height < 2_200, "the group view of 61 notes is {height} px tall");
+    println!("a postmortem of 61 notes while grouping, at 1280 px: six lanes on screen, {height} px tall");
     page.screenshot("postmortem-1280").await;
 
     // On a phone, one column at a time, chosen from the buttons above; targets are thumb-sized.
