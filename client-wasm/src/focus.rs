@@ -34,19 +34,19 @@ pub fn keeping_focus(update: impl FnOnce()) {
         if !lost {
             return;
         }
-        if shown(&active) {
-            let _ = active.focus();
+        // The same element, if it can still take the focus (a control that became disabled
+        // cannot), then the nearest place that can.
+        if shown(&active) && takes_focus(&active) {
             if let Some((start, end)) = selection {
                 restore_selection(&active, start, end);
             }
             return;
         }
-        let home = homes
-            .into_iter()
-            .find(shown)
-            .or_else(|| document().get_element_by_id(LAST_RESORT).and_then(|e| e.dyn_into::<HtmlElement>().ok()));
-        if let Some(home) = home {
-            let _ = home.focus();
+        let last_resort = document().get_element_by_id(LAST_RESORT).and_then(|e| e.dyn_into::<HtmlElement>().ok());
+        for home in homes.into_iter().filter(shown).chain(last_resort) {
+            if takes_focus(&home) {
+                return;
+            }
         }
     });
 }
@@ -64,6 +64,12 @@ fn homes_of(element: &HtmlElement) -> Vec<HtmlElement> {
         at = e.parent_element();
     }
     homes
+}
+
+/// Gives `element` the focus; true if it took it.
+fn takes_focus(element: &HtmlElement) -> bool {
+    let _ = element.focus();
+    document().active_element().is_some_and(|now| now == **element)
 }
 
 /// On the page and not hidden.

@@ -30,8 +30,10 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use crate::focus::keeping_focus;
 
-/// How long changes sent to the server may go unanswered before the connection counts as dead.
-/// The server acknowledges every change it stores, in milliseconds on a healthy connection.
+/// How long a connection may stay silent after changes were sent on it before it counts as
+/// dead. The server acknowledges every change it stores, in milliseconds on a healthy
+/// connection; any message from it (an acknowledgement, a heartbeat, another peer's change)
+/// shows the connection is alive.
 const ANSWER_TIMEOUT_MS: f64 = 8_000.0;
 /// How long a connection may stay silent before it counts as dead: the server sends at least a
 /// roster heartbeat every 15 seconds (a browser cannot see WebSocket pings).

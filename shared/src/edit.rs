@@ -571,6 +571,55 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_without_its_anchor_keeps_the_place_it_was_moved_to() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b", "c", "d", "e"] {
+                publish_note(tx, &Note { created_at: id.as_bytes()[0] as i64, ..note(id) }).expect("publish");
+            }
+        });
+        // Every note ranked while revealing, then grouping.
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| arrange(tx, &board, &["a", "b", "c", "d", "e"]).expect("arrange"));
+        edit(&mut doc, |tx| set_phase(tx, Phase::Group).expect("phase"));
+        let board = Board::read(&doc).expect("board");
+        // A cluster of c and d with no anchor recorded (a board from before anchors).
+        edit(&mut doc, |tx| {
+            group(tx, &board, "c", "d", "k").expect("group");
+            let anchors = root_map(tx, "anchors").expect("anchors");
+            tx.delete(&anchors, "k").expect("forget the anchor");
+        });
+        let cards = |doc: &automerge::Automerge| -> Vec<String> {
+            Board::read(doc).expect("board").cards_in("start").into_iter().map(|(i, _)| i.id().to_owned()).collect()
+        };
+        assert_eq!(cards(&doc), ["a", "b", "k", "e"]);
+        for (before, expected) in [(Some("a"), ["k", "a", "b", "e"]), (None, ["a", "b", "e", "k"])] {
+            let board = Board::read(&doc).expect("board");
+            let order = board.places_in("start");
+            let refs: Vec<&str> = order.iter().map(String::as_str).collect();
+            let place = board.cards_in("start").into_iter().find(|(i, _)| i.id() == "k").expect("k").1;
+            edit(&mut doc, |tx| move_note(tx, &board, &refs, &place, before).expect("move"));
+            assert_eq!(cards(&doc), expected, "the cluster stays where it was put");
+        }
+    }
+
+    #[test]
+    fn a_cluster_keyed_by_a_notes_id_is_no_cluster() {
+        let mut doc = board_doc();
+        edit(&mut doc, |tx| {
+            for id in ["a", "b"] {
+                publish_note(tx, &note(id)).expect("publish");
+            }
+        });
+        let board = Board::read(&doc).expect("board");
+        edit(&mut doc, |tx| group(tx, &board, "b", "a", "a").expect("a cluster named like note a"));
+        let board = Board::read(&doc).expect("board");
+        let mut ids: Vec<String> = board.vote_items().iter().map(|i| i.id().to_owned()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"], "two lone notes, each id naming one item");
+    }
+
+    #[test]
     fn finishing_the_retro_stops_the_timer() {
         let mut doc = board_doc();
         edit(&mut doc, |tx| start_timer(tx, 60_000, 1_000).expect("timer"));

@@ -79,13 +79,33 @@ fn template_name(board: &Board) -> &str {
     templates::find(&board.template).map_or(board.template.as_str(), |t| t.name)
 }
 
+/// The name of each item, as every view gives it (see [`Board::item_title`]), found in one pass
+/// for the whole board: an export of thousands of notes looks each up once.
+struct Titles<'a> {
+    board: &'a Board,
+    clusters: std::collections::BTreeMap<&'a str, String>,
+}
+
+impl<'a> Titles<'a> {
+    fn new(board: &'a Board) -> Self {
+        Self { board, clusters: board.cluster_titles() }
+    }
+
+    fn of(&self, id: &str) -> String {
+        match self.board.notes.get(id) {
+            Some(note) => note.text.clone(),
+            None => self.clusters.get(id).cloned().unwrap_or_default(),
+        }
+    }
+}
+
 /// The item titles and dots, most voted first.
-fn ranking(board: &Board) -> Vec<(VoteItem, String, i64)> {
+fn ranking(board: &Board, titles: &Titles<'_>) -> Vec<(VoteItem, String, i64)> {
     board
         .ranked_items()
         .into_iter()
         .map(|(item, votes)| {
-            let title = board.item_title(item.id()).unwrap_or_default();
+            let title = titles.of(item.id());
             (item, title, votes)
         })
         .collect()
@@ -114,6 +134,7 @@ fn md(text: &str) -> String {
 }
 
 fn markdown(board: &Board) -> String {
+    let titles = Titles::new(board);
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md(&board.title));
     let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
@@ -123,10 +144,8 @@ fn markdown(board: &Board) -> String {
         for note in board.notes_in(&column.id) {
             any = true;
             let author = note.author.as_deref().map(|a| format!(" — {}", md(a))).unwrap_or_default();
-            let cluster = board
-                .cluster_of(note)
-                .map(|c| format!(" *(in: {})*", md(&cluster_title(board, &c.id))))
-                .unwrap_or_default();
+            let cluster =
+                board.cluster_of(note).map(|c| format!(" *(in: {})*", md(&titles.of(&c.id)))).unwrap_or_default();
             let _ = writeln!(out, "- {}{author}{cluster}", md(&note.text));
         }
         if !any {
@@ -134,7 +153,7 @@ fn markdown(board: &Board) -> String {
         }
         out.push('\n');
     }
-    let ranked = ranking(board);
+    let ranked = ranking(board, &titles);
     if !ranked.is_empty() {
         out.push_str("## Items by votes\n\n| # | Item | Notes | Dots |\n|---|---|---|---|\n");
         for (i, (item, title, votes)) in ranked.iter().enumerate() {
@@ -152,7 +171,7 @@ fn markdown(board: &Board) -> String {
     } else {
         out.push_str("| Action | Owner | Due | Addresses |\n|---|---|---|---|\n");
         for action in sorted_actions(board) {
-            let addresses = action.cluster.as_deref().and_then(|c| board.item_title(c)).unwrap_or_default();
+            let addresses = action.cluster.as_deref().map(|c| titles.of(c)).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
@@ -164,11 +183,6 @@ fn markdown(board: &Board) -> String {
         }
     }
     out
-}
-
-/// A cluster's name as every view shows it (see [`Board::item_title`]).
-fn cluster_title(board: &Board, id: &str) -> String {
-    board.item_title(id).unwrap_or_default()
 }
 
 /// The heading of the agreed action items: "Action items", unless a column of the board is
@@ -200,6 +214,7 @@ fn field(text: &str) -> String {
 }
 
 fn csv(board: &Board) -> String {
+    let titles = Titles::new(board);
     let named = board.notes.values().any(|n| n.author.is_some());
     let mut out =
         String::from(if named { "column,note,cluster,votes,author\r\n" } else { "column,note,cluster,votes\r\n" });
@@ -211,7 +226,7 @@ fn csv(board: &Board) -> String {
             let mut row = vec![
                 field(&column.title),
                 field(&note.text),
-                field(&cluster.map(|c| cluster_title(board, &c.id)).unwrap_or_default()),
+                field(&cluster.map(|c| titles.of(&c.id)).unwrap_or_default()),
                 votes,
             ];
             if named {
@@ -254,7 +269,7 @@ struct JsonNote<'a> {
 #[derive(Serialize)]
 struct JsonCluster<'a> {
     id: &'a str,
-    title: &'a str,
+    title: String,
     notes: Vec<&'a str>,
 }
 
@@ -274,6 +289,7 @@ struct JsonAction<'a> {
 }
 
 fn json(board: &Board) -> String {
+    let titles = Titles::new(board);
     let export = JsonBoard {
         title: &board.title,
         template: &board.template,
@@ -305,7 +321,7 @@ fn json(board: &Board) -> String {
             .filter_map(|(id, _)| board.clusters.get(&id))
             .map(|cluster| JsonCluster {
                 id: &cluster.id,
-                title: &cluster.title,
+                title: titles.of(&cluster.id),
                 notes: board
                     .notes
                     .values()
@@ -314,7 +330,7 @@ fn json(board: &Board) -> String {
                     .collect(),
             })
             .collect(),
-        items_by_votes: ranking(board)
+        items_by_votes: ranking(board, &titles)
             .into_iter()
             .map(|(item, title, votes)| JsonItem { id: item.id().to_owned(), title, votes })
             .collect(),
@@ -331,6 +347,7 @@ fn escape(text: &str) -> String {
 }
 
 fn html(board: &Board) -> String {
+    let titles = Titles::new(board);
     let mut out = String::new();
     let title = escape(&board.title);
     let _ = write!(
@@ -341,7 +358,7 @@ fn html(board: &Board) -> String {
         escape(template_name(board)),
         escape(board.phase.title())
     );
-    let ranked = ranking(board);
+    let ranked = ranking(board, &titles);
     if !ranked.is_empty() {
         out.push_str("<section><h2>Items by votes</h2><ol class=\"ranked\">");
         for (item, title, votes) in &ranked {
@@ -366,7 +383,7 @@ fn html(board: &Board) -> String {
             "<table><thead><tr><th>Action</th><th>Owner</th><th>Due</th><th>Addresses</th></tr></thead><tbody>",
         );
         for action in sorted_actions(board) {
-            let addresses = action.cluster.as_deref().and_then(|c| board.item_title(c)).unwrap_or_default();
+            let addresses = action.cluster.as_deref().map(|c| titles.of(c)).unwrap_or_default();
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

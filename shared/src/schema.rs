@@ -335,16 +335,36 @@ impl Board {
     }
 
     /// The note a cluster sits at: its anchor while the anchor is in it, else its first note
-    /// by column and place. `None` for a cluster with no notes.
+    /// by column, publication and id — never by rank, so that moving the cluster (which ranks
+    /// this note) does not hand its place to another of its notes. `None` for a cluster with no
+    /// notes.
     pub fn anchor_of<'a>(&'a self, cluster: &str, notes: &[&'a Note]) -> Option<&'a Note> {
         if let Some(anchor) = self.anchors.get(cluster).and_then(|id| notes.iter().find(|n| n.id == *id)) {
             return Some(anchor);
         }
         let column_index = |column: &str| self.columns.iter().position(|c| c.id == column).unwrap_or(usize::MAX);
-        notes
-            .iter()
-            .copied()
-            .min_by(|a, b| (column_index(&a.column), self.place(a)).cmp(&(column_index(&b.column), self.place(b))))
+        notes.iter().copied().min_by_key(|n| (column_index(&n.column), n.created_at, n.id.as_str()))
+    }
+
+    /// The name every view gives each cluster (see [`Board::item_title`]), all in one pass.
+    pub fn cluster_titles(&self) -> BTreeMap<&str, String> {
+        let mut members: BTreeMap<&str, Vec<&Note>> = BTreeMap::new();
+        for note in self.notes.values() {
+            if let Some(cluster) = self.cluster_of(note) {
+                members.entry(cluster.id.as_str()).or_default().push(note);
+            }
+        }
+        self.clusters
+            .values()
+            .map(|c| {
+                let title = if c.title.trim().is_empty() {
+                    members.get(c.id.as_str()).and_then(|n| self.anchor_of(&c.id, n)).map(|n| n.text.clone())
+                } else {
+                    Some(c.title.clone())
+                };
+                (c.id.as_str(), title.unwrap_or_default())
+            })
+            .collect()
     }
 
     /// The cards of one column while grouping and voting, in the group's order: each lone note
@@ -379,8 +399,10 @@ impl Board {
     }
 
     /// The cluster a note is in, if that cluster exists.
+    /// A cluster whose id is also a note's is no cluster at all (the rules refuse to make one,
+    /// but a note published later could take the id): an item id names one thing only.
     pub fn cluster_of(&self, note: &Note) -> Option<&Cluster> {
-        note.cluster.as_ref().and_then(|c| self.clusters.get(c))
+        note.cluster.as_ref().filter(|c| !self.notes.contains_key(*c)).and_then(|c| self.clusters.get(c))
     }
 
     /// The things one votes on: every cluster that holds notes, and every note in no cluster.
@@ -420,14 +442,15 @@ impl Board {
     /// A readable name for an item, the same everywhere (board, summary, exports): a
     /// cluster's title, or for an untitled cluster the text of its first note; a note's text.
     pub fn item_title(&self, id: &str) -> Option<String> {
-        if let Some(cluster) = self.clusters.get(id) {
-            if !cluster.title.trim().is_empty() {
-                return Some(cluster.title.clone());
-            }
-            let notes: Vec<&Note> = self.notes.values().filter(|n| n.cluster.as_deref() == Some(id)).collect();
-            return self.anchor_of(id, &notes).map(|n| n.text.clone());
+        if let Some(note) = self.notes.get(id) {
+            return Some(note.text.clone());
         }
-        self.notes.get(id).map(|n| n.text.clone())
+        let cluster = self.clusters.get(id)?;
+        if !cluster.title.trim().is_empty() {
+            return Some(cluster.title.clone());
+        }
+        let notes: Vec<&Note> = self.notes.values().filter(|n| n.cluster.as_deref() == Some(id)).collect();
+        self.anchor_of(id, &notes).map(|n| n.text.clone())
     }
 
     /// Items ordered for discussion: most votes first, then by title.

@@ -300,7 +300,9 @@ async fn the_small_things_a_first_retro_trips_over() {
     al.wait_for(Locator::Css("#action-due")).await.send_keys("12").await.expect("half a date");
     al.click(Locator::Css("#add-action")).await;
     al.wait_for(Locator::Css("#action-problem")).await;
-    assert!(fay.client().find(Locator::Css(".action-item")).await.is_err(), "added without its date");
+    al.wait_for(Locator::Css("#connection[data-state='connected'][data-pending='0']")).await;
+    let viewer = hindsight_tests::SyncPeer::open(&server.ws_url(), board.board_id).await.expect("a viewer");
+    assert!(Board::read(viewer.doc()).expect("a board").action_items.is_empty(), "added without its date");
     al.eval("(() => { const d = document.querySelector('#action-due'); d.value = ''; return true; })()").await;
     al.click(Locator::Css("#add-action")).await;
     fay.wait_for(Locator::Css(".action-item")).await;

@@ -334,12 +334,12 @@ async fn a_refused_offline_change_says_what_it_was() {
     fay.set_phase(Phase::Vote).await.expect("vote");
     proxy.thaw();
 
-    let refusal = ann.wait_for(Locator::Css("#refusal")).await.text().await.expect("the message");
-    assert!(
-        refusal.contains("your name “Our CI” for a group, made while offline, arrived too late")
-            && refusal.contains("grouping is not possible in the vote phase"),
-        "{refusal}"
-    );
+    // The message shows for a few seconds: read it in the page as it appears.
+    ann.wait_js(
+        "(document.querySelector('#refusal')?.textContent || '').includes('your name “Our CI” for a group, made while offline, arrived too late') \
+         && document.querySelector('#refusal').textContent.includes('grouping is not possible in the vote phase')",
+    )
+    .await;
     ann.wait_for(Locator::Css("#connection[data-state='connected'][data-pending='0']")).await;
 
     ann.close().await;

@@ -187,6 +187,30 @@ async fn the_roster_tells_every_board_peer_who_is_here() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A participant who does nothing still hears from the board: an empty roster update at least
+/// every 15 s, by which the browser tells a quiet connection from a dead one.
+#[tokio::test]
+async fn a_quiet_connection_hears_a_heartbeat() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Quiet retro", "mad-sad-glad").await;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    ann.pump_until("the roster", |p| p.roster().is_some()).await?;
+    let heard = ann.notices().len();
+    let started = tokio::time::Instant::now();
+    let is_beat = |notice: &Notice| matches!(notice, Notice::Presence { participants, full: false, .. } if participants.is_empty());
+    // The heartbeat is due 15 s after the last update; a busy machine may add to that.
+    let deadline = started + Duration::from_secs(45);
+    while !ann.notices()[heard..].iter().any(|(_, notice)| is_beat(notice)) {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no heartbeat within 45 s");
+        let seen = ann.notices().len();
+        // Each wait ends with the next notice, or after the harness's timeout; then look again.
+        let _ = ann.pump_until("a notice", |p| p.notices().len() > seen).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(10), "a heartbeat only after a quiet while");
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn ephemeral_messages_are_relayed_to_the_other_peers_and_never_stored() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;

@@ -68,12 +68,13 @@ async fn typing_a_note_survives_what_others_do_in_write_and_reveal() {
     fay.wait_for(Locator::Css(".settings-panel #setting-budget")).await;
     assert_eq!(budget.prop("value").await.expect("budget").as_deref(), Some("7"));
 
-    // Reveal: Ann edits her unrevealed note while the facilitator reveals it, and more.
-    fay.next_phase("reveal").await;
-    ann.wait_phase("reveal").await;
+    // Reveal: Ann edits her unrevealed note while the facilitator moves to Reveal and reveals
+    // it, and more.
     let note = ann.wait_for_note("stop", "Friday deploys").await;
     note.find(Locator::Css(".edit-note")).await.expect("edit").click().await.expect("open the editor");
     ann.start_typing(Locator::Css(".column[data-column='stop'] textarea.note-editor"), " again", 6).await;
+    fay.next_phase("reveal").await;
+    ann.wait_phase("reveal").await;
     fay.click(Locator::Css(".reveal-column[data-column='start']")).await;
     fay.click(Locator::Css(".reveal-column[data-column='stop']")).await;
     bob.wait_for_note("stop", "Late standups").await;
@@ -195,6 +196,10 @@ async fn a_half_typed_action_survives_what_others_do() {
     // Discuss: Ann half-types an action for the focused item.
     ann.wait_for(Locator::Css("#action-text")).await.send_keys("Move deploys").await.expect("text");
     ann.start_typing(Locator::Css("#action-owner"), "An", 1).await;
+    // The facilitator moves the discussion on: the form stays, and its action goes to what is
+    // discussed when it is added.
+    fay.click_on_item("Pairing", "focus-item").await;
+    ann.wait_for(Locator::XPath("//h2[@id='focused-title' and normalize-space(.)='Pairing']")).await;
     add_action(&bob, "Bob adds one", "Bob").await;
     add_action(&fay, "Fay adds one", "Fay").await;
     fay.click(Locator::Css(".start-timer[data-minutes='2']")).await;

@@ -316,13 +316,6 @@ impl Page {
         serde_json::from_value(found).expect("a list of violations")
     }
 
-    /// A short description of the element that has the focus (`body` when none has).
-    pub async fn focused(&self) -> String {
-        let script = "const e = document.activeElement; if (!e || e === document.body) return 'body'; \
-            return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');";
-        self.client.execute(script, vec![]).await.expect("read the focus").as_str().unwrap_or_default().to_owned()
-    }
-
     /// Reloads the page.
     pub async fn reload(&self) {
         self.client.refresh().await.expect("reload");

@@ -192,6 +192,31 @@ impl Net {
     }
 }
 
+/// A board made before the `co_facilitators`, `ranks` and `anchors` maps gets them when the
+/// server loads it, as a change of its own waiting to be stored; then notes can be arranged.
+#[test]
+fn a_board_from_before_the_new_maps_is_upgraded_when_loaded() {
+    use automerge::transaction::Transactable;
+    let template = templates::find("mad-sad-glad").expect("template");
+    let mut old = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
+    let mut tx = old.transaction();
+    for map in ["co_facilitators", "ranks", "anchors"] {
+        tx.delete(automerge::ROOT, map).expect("an older board lacks it");
+    }
+    tx.commit();
+    assert!(schema::root_map(&old, "ranks").is_err());
+    let core =
+        BoardCore::load(DocumentId::random(), "server".into(), &old.save(), &[], vec![], test_config()).expect("load");
+    for map in ["co_facilitators", "ranks", "anchors"] {
+        assert!(schema::root_map(core.board_doc(), map).is_ok(), "{map} added");
+    }
+    assert_eq!(core.unsaved().iter().map(|(_, changes)| changes.len()).sum::<usize>(), 1, "one change to store");
+    let again =
+        BoardCore::load(DocumentId::random(), "server".into(), &core.board_doc().save(), &[], vec![], test_config())
+            .expect("load");
+    assert!(again.unsaved().iter().all(|(_, changes)| changes.is_empty()), "upgraded once");
+}
+
 #[test]
 fn private_writing_reveal_and_publication() {
     let mut net = Net::new();
@@ -355,6 +380,9 @@ const KEYS: &[&str] = &[
     "settings",
     "revealed",
     "facilitator",
+    "co_facilitators",
+    "ranks",
+    "anchors",
     "vote_totals",
     "focus",
     "timer",
@@ -374,6 +402,7 @@ const KEYS: &[&str] = &[
     "d1",
     "x",
     "0",
+    "p-Ann",
 ];
 
 /// A value a fuzzed change writes.

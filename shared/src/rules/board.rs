@@ -203,6 +203,9 @@ pub fn check_board_writes(
             }
             ([Some("clusters"), Some(key)], None) if op.write == Write::MakeMap => {
                 in_phase(can_group(phase), "grouping")?;
+                if board.notes.contains_key(*key) {
+                    return refuse("a cluster's id may not be a note's");
+                }
                 made.object(op.index, "cluster");
                 if !board.clusters.contains_key(*key) && new_clusters.insert(key) {
                     check_room(board.clusters.len() + new_clusters.len())?;

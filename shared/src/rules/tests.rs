@@ -399,3 +399,28 @@ fn everyone_arranges_notes_from_reveal_to_discuss_with_whole_ranks() {
         .is_err()
     );
 }
+
+#[test]
+fn anchors_are_set_while_grouping_to_a_note_of_the_board_and_a_cluster_never_takes_a_notes_id() {
+    use Role::*;
+    let group = |tx: &mut Transaction<'_>, b: &Board| edit::group(tx, b, "n", "m", "k").expect("group");
+    let mut doc = server_board(Phase::Group);
+    verdict(&mut doc, Participant, group).expect("grouped, anchored at m");
+    assert_eq!(Board::read(&doc).expect("board").anchors.get("k").map(String::as_str), Some("m"));
+    let anchor = |value: &'static str| {
+        move |tx: &mut Transaction<'_>, _: &Board| {
+            let anchors = schema::root_map(tx, "anchors").expect("anchors");
+            tx.put(&anchors, "k", value).expect("put");
+        }
+    };
+    assert!(verdict(&mut doc, Participant, anchor("no-such-note")).is_err());
+    verdict(&mut doc, Participant, anchor("n")).expect("another note");
+    assert!(verdict(&mut server_board(Phase::Vote), Participant, group).is_err(), "anchors only while grouping");
+    // A cluster keyed by a note's id would make one id name two items.
+    assert!(
+        verdict(&mut server_board(Phase::Group), Participant, |tx, b| {
+            edit::group(tx, b, "n", "m", "m").expect("group")
+        })
+        .is_err()
+    );
+}

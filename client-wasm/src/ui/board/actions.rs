@@ -43,23 +43,25 @@ pub fn ActionsPhase() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Action items"</h2>
-                <ActionList for_item=None />
+                <ActionList />
             </section>
         </div>
     }
 }
 
-/// The action items (all of them, or those addressing one item) and a form to add one.
+/// The action items and a form to add one: all of them, or (`for_focus`) those addressing the
+/// item under discussion. The list and the form stay when the focus moves to another item, so a
+/// half-typed action is not lost; what it is added to is the focus when it is added.
 #[component]
-pub fn ActionList(for_item: Option<String>) -> impl IntoView {
+pub fn ActionList(#[prop(optional)] for_focus: bool) -> impl IntoView {
     let ctx = Ctx::get();
-    let scope = for_item.clone();
     let actions = Keyed::new(move || {
         ctx.with_board(|b| {
+            let scope = b.focus.as_ref().filter(|_| for_focus);
             let mut items: Vec<&ActionItem> = b
                 .action_items
                 .values()
-                .filter(|a| scope.as_ref().is_none_or(|item| a.cluster.as_ref() == Some(item)))
+                .filter(|a| !for_focus || (scope.is_some() && a.cluster.as_ref() == scope))
                 .collect();
             items.sort_by(|a, b| (&a.due, &a.text, &a.id).cmp(&(&b.due, &b.text, &b.id)));
             items.into_iter().map(|a| (a.id.clone(), a.clone())).collect()
@@ -79,7 +81,7 @@ pub fn ActionList(for_item: Option<String>) -> impl IntoView {
             />
         </ul>
         <Show when=editable>
-            <ActionForm for_item=for_item.clone() />
+            <ActionForm for_focus />
         </Show>
     }
 }
@@ -127,13 +129,13 @@ fn ActionRow(id: String, action: Memo<Option<ActionItem>>, editable: Signal<bool
 
 /// Adds an action item: text, owner, due date, and (outside a focused item) what it addresses.
 #[component]
-fn ActionForm(for_item: Option<String>) -> impl IntoView {
+fn ActionForm(for_focus: bool) -> impl IntoView {
     let ctx = Ctx::get();
     let text = RwSignal::new(String::new());
     let owner = RwSignal::new(String::new());
     let due = RwSignal::new(String::new());
-    let target = RwSignal::new(for_item.clone().unwrap_or_default());
-    let choose_target = for_item.is_none();
+    let target = RwSignal::new(String::new());
+    let choose_target = !for_focus;
     let targets = Keyed::new(move || {
         ctx.with_board(|b| {
             b.ranked_items()
@@ -162,7 +164,11 @@ fn ActionForm(for_item: Option<String>) -> impl IntoView {
             text: text.get_untracked().trim().to_owned(),
             owner: owner.get_untracked().trim().to_owned(),
             due: due.get_untracked(),
-            cluster: Some(target.get_untracked()).filter(|t| !t.is_empty()),
+            cluster: if for_focus {
+                ctx.view.board.with_untracked(|b| b.as_ref().and_then(|b| b.focus.clone()))
+            } else {
+                Some(target.get_untracked()).filter(|t| !t.is_empty())
+            },
         };
         if item.text.is_empty() {
             return;

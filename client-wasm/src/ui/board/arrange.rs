@@ -114,7 +114,7 @@ pub fn BoardTools() -> impl IntoView {
     let ctx = Ctx::get();
     let filter = ctx.filter;
     let counted = ctx.part(|b| !b.vote_totals.is_empty());
-    let matching = ctx.part(move |b| b.notes.len());
+    let total = ctx.part(move |b| b.notes.len());
     let shown = move || {
         let needle = filter.get().to_lowercase();
         ctx.with_board(|b| b.notes.values().filter(|n| n.text.to_lowercase().contains(&needle)).count()).unwrap_or(0)
@@ -139,7 +139,7 @@ pub fn BoardTools() -> impl IntoView {
             />
             <Show when=move || !filter.with(String::is_empty)>
                 <span class="muted small" id="filter-count" aria-live="polite">
-                    {move || format!("{} of {} notes", shown(), matching.get())}
+                    {move || format!("{} of {} notes", shown(), total.get())}
                 </span>
             </Show>
             <Show when=move || rules::can_arrange(ctx.phase())>

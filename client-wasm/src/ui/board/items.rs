@@ -38,8 +38,26 @@ struct ItemsCtx {
 /// A card's data: the item, its dots (once counted), and the note whose place it takes.
 type Row = (VoteItem, i64, String);
 
-/// Drops what was picked (or dragged) onto the card of item `target`.
-/// Returns the card the two end up in (a cluster's id).
+/// An item's key in a keyed list: its kind and its id, so that a cluster and a note can never
+/// share a row, whatever ids a client chose.
+fn item_key(item: &VoteItem) -> String {
+    match item {
+        VoteItem::Cluster(cluster, _) => format!("c:{}", cluster.id),
+        VoteItem::Note(note) => format!("n:{}", note.id),
+    }
+}
+
+/// True while something other than item `id` is picked up: `id` is where it can go.
+fn is_pick_target(picking: RwSignal<Option<Pick>>, id: String) -> Memo<bool> {
+    Memo::new(move |_| match picking.get() {
+        Some(Pick::Note(n)) => n != id,
+        Some(Pick::Cluster(c)) => c != id,
+        None => false,
+    })
+}
+
+/// Drops what was picked (or dragged) onto the card of item `target`, and returns the card the
+/// two end up in (a cluster's id).
 fn drop_on(ctx: Ctx, pick: Pick, target: String) -> Option<String> {
     let board = ctx.view.board.get_untracked()?;
     let into = match pick {
@@ -102,7 +120,7 @@ fn ItemLane(id: String, column: Memo<Option<hindsight_shared::schema::Column>>) 
                     .into_iter()
                     .map(|(item, place)| {
                         let votes = b.vote_totals.get(item.id()).copied().unwrap_or(0);
-                        (item.id().to_owned(), (item, votes, place))
+                        (item_key(&item), (item, votes, place))
                     })
                     .collect()
             })
@@ -111,13 +129,14 @@ fn ItemLane(id: String, column: Memo<Option<hindsight_shared::schema::Column>>) 
     };
     let lane = id.clone();
     view! {
-        <LaneHeader id column count=Signal::derive(move || cards.len()) counted="Cards in this column" />
+        <LaneHeader id column count=Signal::derive(move || cards.count()) counted="Cards in this column" />
         <div class="notes">
             <For
                 each=move || cards.order.get()
                 key=|id| id.clone()
-                children=move |id| {
-                    let row = cards.row(id.clone());
+                children=move |key| {
+                    let row = cards.row(key.clone());
+                    let id = key.split_once(':').map(|(_, id)| id.to_owned()).unwrap_or(key);
                     view! { <ItemCard id row column=lane.clone() /> }
                 }
             />
@@ -133,7 +152,7 @@ fn Agenda() -> impl IntoView {
         ctx.with_board(|b| {
             b.ranked_items()
                 .into_iter()
-                .map(|(item, votes)| (item.id().to_owned(), (b.item_title(item.id()).unwrap_or_default(), votes)))
+                .map(|(item, votes)| (item_key(&item), (b.item_title(item.id()).unwrap_or_default(), votes)))
                 .collect()
         })
         .unwrap_or_default()
@@ -145,8 +164,9 @@ fn Agenda() -> impl IntoView {
                 <For
                     each=move || ranked.order.get()
                     key=|id| id.clone()
-                    children=move |id| {
-                        let row = ranked.row(id.clone());
+                    children=move |key| {
+                        let row = ranked.row(key.clone());
+                        let id = key.split_once(':').map(|(_, id)| id.to_owned()).unwrap_or(key);
                         let title = move || row.with(|r| r.as_ref().map(|(t, _)| t.clone()).unwrap_or_default());
                         let votes = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |(_, v)| *v)));
                         view! {
@@ -232,8 +252,9 @@ fn Focused() -> impl IntoView {
     let votes = ctx.part(|b| b.focus.as_ref().and_then(|id| b.vote_totals.get(id).copied()).unwrap_or(0));
     view! {
         <section class="focused" id="focused" class:empty=move || focus.with(Option::is_none)>
-            {move || match focus.get() {
-                None => {
+            <Show
+                when=move || focus.with(Option::is_some)
+                fallback=move || {
                     view! {
                         <p class="muted">
                             {move || if ctx.is_facilitator() {
@@ -243,20 +264,15 @@ fn Focused() -> impl IntoView {
                             }}
                         </p>
                     }
-                        .into_any()
                 }
-                Some(id) => {
-                    view! {
-                        <div class="focused-head">
-                            <span class="label">"Now discussing"</span>
-                            <h2 id="focused-title">{move || title.get()}</h2>
-                            <span class="votes-badge">{move || format!("{} dots", votes.get())}</span>
-                        </div>
-                        <ActionList for_item=Some(id) />
-                    }
-                        .into_any()
-                }
-            }}
+            >
+                <div class="focused-head">
+                    <span class="label">"Now discussing"</span>
+                    <h2 id="focused-title">{move || title.get()}</h2>
+                    <span class="votes-badge">{move || text::count(votes.get(), "dot", "dots")}</span>
+                </div>
+                <ActionList for_focus=true />
+            </Show>
         </section>
     }
 }
@@ -317,16 +333,9 @@ fn ItemCard(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView
             Zone::Before | Zone::After => {}
         }
     };
-    let pick_target = {
-        let id = id.clone();
-        move || match picking.get() {
-            Some(Pick::Note(n)) => n != id,
-            Some(Pick::Cluster(c)) => c != id,
-            None => false,
-        }
-    };
+    let pick_target = is_pick_target(picking, id.clone());
     let body = if is_cluster {
-        view! { <ClusterBody id=id.clone() row column=column.clone() /> }.into_any()
+        view! { <ClusterBody id=id.clone() row shown=title column=column.clone() /> }.into_any()
     } else {
         let note = Memo::new(move |_| match row.get() {
             Some((VoteItem::Note(note), _, _)) => Some(note),
@@ -343,7 +352,7 @@ fn ItemCard(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView
             class:drop-over=move || drop_at.get() == Some(Zone::Onto)
             class:drop-before=move || drop_at.get() == Some(Zone::Before)
             class:drop-after=move || drop_at.get() == Some(Zone::After)
-            class:pick-target=pick_target
+            class:pick-target=move || pick_target.get()
             class:focused=move || focused.get()
             hidden=move || !visible()
             data-item=id.clone()
@@ -389,15 +398,16 @@ fn ItemCard(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView
     }
 }
 
-/// A cluster's name (a field while grouping) and its notes.
+/// A cluster's name (a field while grouping) and its notes. `shown` is the name every view
+/// shows (an untitled cluster's is its first note's text).
 #[component]
-fn ClusterBody(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoView {
+fn ClusterBody(id: String, row: Memo<Option<Row>>, shown: Memo<String>, column: String) -> impl IntoView {
     let ctx = Ctx::get();
+    // The name as given, empty while untitled: what the field edits.
     let title = Memo::new(move |_| match row.with(|r| r.as_ref().map(|(item, _, _)| item.clone())) {
         Some(VoteItem::Cluster(cluster, _)) => cluster.title,
         _ => String::new(),
     });
-    let shown = Memo::new(move |_| row.with(|r| r.as_ref().map(row_title).unwrap_or_default()));
     let notes = Keyed::new(move || match row.with(|r| r.as_ref().map(|(item, _, _)| item.clone())) {
         Some(VoteItem::Cluster(_, notes)) => notes.into_iter().map(|n| (n.id.clone(), n)).collect(),
         _ => Vec::new(),
@@ -429,7 +439,7 @@ fn ClusterBody(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoV
                         .into_any()
                 }
             }}
-            <span class="count" title="Notes in this group">{move || notes.len()}</span>
+            <span class="count" title="Notes in this group">{move || notes.count()}</span>
         </header>
         <ul class="cluster-notes">
             <For
@@ -453,14 +463,7 @@ fn ClusterBody(id: String, row: Memo<Option<Row>>, column: String) -> impl IntoV
 fn GroupTools(id: String, is_cluster: bool) -> impl IntoView {
     let ctx = Ctx::get();
     let picking = expect_context::<ItemsCtx>().picking;
-    let target = {
-        let id = id.clone();
-        Memo::new(move |_| match picking.get() {
-            Some(Pick::Note(n)) => n != id,
-            Some(Pick::Cluster(c)) => c != id,
-            None => false,
-        })
-    };
+    let target = is_pick_target(picking, id.clone());
     let pick = {
         let id = id.clone();
         move |_| picking.set(Some(if is_cluster { Pick::Cluster(id.clone()) } else { Pick::Note(id.clone()) }))
@@ -572,13 +575,21 @@ fn Dots(id: String, title: Signal<String>) -> impl IntoView {
         ctx.edit_desk(move |tx| edit::set_votes(tx, &id, dots))
     };
     let down = set.clone();
+    // Unavailable buttons stay focusable (`aria-disabled`): the third dot does not throw a
+    // keyboard user's focus away.
+    let can_give = move || mine.get() < max.get() && left.get() > 0 && !abstain.get() && rules::can_vote(ctx.phase());
+    let can_take = move || mine.get() > 0;
     view! {
         <div class="dots">
             <button
                 class="vote-down icon"
                 aria-label=move || format!("Take a dot back from “{}”", title.get())
-                disabled=move || mine.get() == 0
-                on:click=move |_| down(mine.get_untracked() - 1)
+                aria-disabled=move || (!can_take()).to_string()
+                on:click=move |_| {
+                    if can_take() {
+                        down(mine.get_untracked() - 1)
+                    }
+                }
             >
                 "−"
             </button>
@@ -593,10 +604,12 @@ fn Dots(id: String, title: Signal<String>) -> impl IntoView {
             <button
                 class="vote-up icon"
                 aria-label=move || format!("Give a dot to “{}”", title.get())
-                disabled=move || {
-                    mine.get() >= max.get() || left.get() <= 0 || abstain.get() || !rules::can_vote(ctx.phase())
+                aria-disabled=move || (!can_give()).to_string()
+                on:click=move |_| {
+                    if can_give() {
+                        set(mine.get_untracked() + 1)
+                    }
                 }
-                on:click=move |_| set(mine.get_untracked() + 1)
             >
                 "+"
             </button>

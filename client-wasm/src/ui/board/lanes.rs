@@ -26,7 +26,7 @@ where
         picked.get().filter(|id| order.contains(id)).or_else(|| order.first().cloned())
     });
     view! {
-        <div class="lanes" style=move || format!("--lanes: {}", columns.len())>
+        <div class="lanes" style=move || format!("--lanes: {}", columns.count())>
             <div class="lane-picker" aria-label="Column to show">
                 <For
                     each=move || columns.order.get()

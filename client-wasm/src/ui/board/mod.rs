@@ -185,11 +185,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Keyed<T> {
         Memo::new(move |_| rows.with(|rows| rows.get(&id).cloned()))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.order.with(Vec::is_empty)
-    }
-
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.order.with(Vec::len)
     }
 }
@@ -238,9 +234,12 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 /// The facilitator key this browser holds for a board, and whether it just came in the page's
-/// address (the facilitator link), which asks for the role.
+/// address (the facilitator link), which asks for the role. A key from the address is kept in
+/// storage only once the server took it (a join or a claim with it succeeded): a crafted link
+/// with a wrong key cannot replace the key a facilitator holds.
 #[derive(Clone, Copy)]
 struct KeyHold {
+    board: DocumentId,
     key: RwSignal<Option<String>>,
     from_link: RwSignal<bool>,
 }
@@ -249,24 +248,19 @@ impl KeyHold {
     /// Reads the key from the address or from storage, and follows the address: opening the
     /// facilitator link in a tab already on the board changes only the fragment.
     fn new(board: DocumentId) -> Self {
-        let storage_key = format!("hindsight:facilitator:{board}");
-        let stored = storage().and_then(|s| s.get_item(&storage_key).ok().flatten());
-        let hold = Self { key: RwSignal::new(stored), from_link: RwSignal::new(false) };
-        hold.take_from_address(&storage_key);
-        let _ = window_event_listener(leptos::ev::hashchange, move |_| hold.take_from_address(&storage_key));
+        let hold = Self { board, key: RwSignal::new(hold_stored(board)), from_link: RwSignal::new(false) };
+        hold.take_from_address();
+        let _ = window_event_listener(leptos::ev::hashchange, move |_| hold.take_from_address());
         hold
     }
 
-    /// Takes the key out of the URL fragment (`#key=...`) into this browser's storage, so the
-    /// address bar shows the plain link to share.
-    fn take_from_address(self, storage_key: &str) {
+    /// Takes the key out of the URL fragment (`#key=...`), so the address bar shows the plain
+    /// link to share.
+    fn take_from_address(self) {
         let location = window().location();
         let Some(key) = location.hash().ok().and_then(|h| h.strip_prefix("#key=").map(str::to_owned)) else {
             return;
         };
-        if let Some(storage) = storage() {
-            let _ = storage.set_item(storage_key, &key);
-        }
         if let Ok(history) = window().history() {
             let path = location.pathname().unwrap_or_default();
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
@@ -274,6 +268,26 @@ impl KeyHold {
         self.key.set(Some(key));
         self.from_link.set(true);
     }
+
+    /// The server took the key: keep it.
+    fn proven(self) {
+        if let (Some(storage), Some(key)) = (storage(), self.key.get_untracked()) {
+            let _ = storage.set_item(&key_storage(self.board), &key);
+        }
+    }
+
+    /// The server refused the key: go back to the one this browser kept, if any.
+    fn refused(self) {
+        self.key.set(hold_stored(self.board));
+    }
+}
+
+fn key_storage(board: DocumentId) -> String {
+    format!("hindsight:facilitator:{board}")
+}
+
+fn hold_stored(board: DocumentId) -> Option<String> {
+    storage().and_then(|s| s.get_item(&key_storage(board)).ok().flatten())
 }
 
 fn identity_key(board: DocumentId) -> String {
@@ -350,6 +364,9 @@ fn JoinDialog(
                 Ok(joined) => {
                     // Joining with the key made this browser the facilitator already.
                     hold.from_link.set(false);
+                    if as_facilitator {
+                        hold.proven();
+                    }
                     store_identity(id, &joined);
                     identity.set(Some(joined));
                 }
@@ -518,8 +535,12 @@ fn FacilitatorKey(board: DocumentId, hold: KeyHold) -> impl IntoView {
         let me = ctx.me.get_value();
         let desk = ctx.desk_id.to_string();
         spawn_local(async move {
-            if let Err(message) = api::claim_facilitator(&board.to_string(), &me, &desk, &key).await {
-                ctx.view.refusal.set(Some(message));
+            match api::claim_facilitator(&board.to_string(), &me, &desk, &key).await {
+                Ok(()) => hold.proven(),
+                Err(message) => {
+                    hold.refused();
+                    ctx.view.refusal.set(Some(message));
+                }
             }
             busy.set(false);
         });
@@ -603,15 +624,30 @@ fn Stage() -> impl IntoView {
         }
         now
     });
+    // The phase's view is built again only when the view itself changes: from Write to Reveal
+    // (one view), an open editor stays open.
+    #[derive(Clone, Copy, PartialEq)]
+    enum View {
+        Columns,
+        Items,
+        Actions,
+        Summary,
+    }
+    let shown = Memo::new(move |_| match phase() {
+        Phase::Write | Phase::Reveal => View::Columns,
+        Phase::Group | Phase::Vote | Phase::Discuss => View::Items,
+        Phase::Actions => View::Actions,
+        Phase::Done => View::Summary,
+    });
     view! {
         <phase_bar::PhaseBar />
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
             <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
-                {move || match phase() {
-                    Phase::Write | Phase::Reveal => view! { <write::Columns /> }.into_any(),
-                    Phase::Group | Phase::Vote | Phase::Discuss => view! { <items::Items /> }.into_any(),
-                    Phase::Actions => view! { <actions::ActionsPhase /> }.into_any(),
-                    Phase::Done => view! { <summary::Summary /> }.into_any(),
+                {move || match shown.get() {
+                    View::Columns => view! { <write::Columns /> }.into_any(),
+                    View::Items => view! { <items::Items /> }.into_any(),
+                    View::Actions => view! { <actions::ActionsPhase /> }.into_any(),
+                    View::Summary => view! { <summary::Summary /> }.into_any(),
                 }}
             </main>
             <people::People />
@@ -681,8 +717,7 @@ fn UndoBar() -> impl IntoView {
 fn ConnectionIndicator(status: RwSignal<Status>, pending: RwSignal<usize>, stored: RwSignal<bool>) -> impl IntoView {
     let waiting = move || match pending.get() {
         0 => String::new(),
-        1 => " · 1 change waiting".to_owned(),
-        n => format!(" · {n} changes waiting"),
+        n => format!(" · {} waiting", text::count(n as i64, "change", "changes")),
     };
     let label = move || match (status.get(), pending.get()) {
         (Status::Connecting, _) => "Connecting…".to_owned(),
@@ -811,9 +846,21 @@ fn download(name: &str, content_type: &str, text: &str) {
 fn Toast() -> impl IntoView {
     let ctx = Ctx::get();
     let refusal = ctx.view.refusal;
+    // Each message shows for its own five seconds: an older one's timer does not cut a newer
+    // one short.
+    let shown = StoredValue::new(0_u64);
     Effect::new(move |_| {
         if refusal.get().is_some() {
-            set_timeout(move || refusal.set(None), std::time::Duration::from_secs(5));
+            shown.update_value(|n| *n += 1);
+            let this = shown.get_value();
+            set_timeout(
+                move || {
+                    if shown.try_get_value() == Some(this) {
+                        refusal.set(None);
+                    }
+                },
+                std::time::Duration::from_secs(5),
+            );
         }
     });
     view! {

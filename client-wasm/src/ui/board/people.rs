@@ -4,6 +4,7 @@
 use hindsight_shared::edit;
 use hindsight_shared::presence::PresenceEntry;
 use hindsight_shared::schema::Phase;
+use hindsight_shared::text;
 use leptos::prelude::*;
 
 use super::{Ctx, Keyed};
@@ -13,8 +14,7 @@ fn status(person: &PresenceEntry, phase: Phase) -> String {
     match phase {
         Phase::Write => match person.notes.unwrap_or(0) {
             0 => "thinking…".to_owned(),
-            1 => "1 note".to_owned(),
-            n => format!("{n} notes"),
+            n => text::count(n, "note", "notes"),
         },
         Phase::Vote if person.voted => "voted".to_owned(),
         Phase::Vote => "not voted yet".to_owned(),
@@ -56,8 +56,7 @@ pub fn People() -> impl IntoView {
                 <p class="people-note" id="not-voted">
                     {move || match waiting_votes() {
                         0 => "Everyone has voted.".to_owned(),
-                        1 => "1 person has not voted yet.".to_owned(),
-                        n => format!("{n} people have not voted yet."),
+                        n => format!("{} not voted yet.", text::count(n as i64, "person has", "people have")),
                     }}
                 </p>
             </Show>

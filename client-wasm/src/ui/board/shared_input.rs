@@ -16,7 +16,7 @@ const SAVE_AFTER_PAUSE: Duration = Duration::from_millis(600);
 /// - While its user types (from the first keystroke until the field loses the focus), a change
 ///   of `value` made by someone else does not replace the text, the caret or the selection; the
 ///   field shows the shared text again once its user leaves it.
-/// - Escape puts the shared text back and leaves the field.
+/// - Escape shows the shared text (what was last saved, by anyone) and leaves the field.
 #[component]
 pub fn SharedInput(
     value: Signal<String>,

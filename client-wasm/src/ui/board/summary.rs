@@ -68,7 +68,7 @@ pub fn Summary() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Action items"</h2>
-                <ActionList for_item=None />
+                <ActionList />
             </section>
         </div>
     }

@@ -95,7 +95,7 @@ fn ColumnView(id: String, column: Memo<Option<schema::Column>>) -> impl IntoView
     };
     let (button_id, composer_id, cards_column) = (id.clone(), id.clone(), id.clone());
     view! {
-        <LaneHeader id column count=Signal::derive(move || cards.len()) counted="Notes you can see" />
+        <LaneHeader id column count=Signal::derive(move || cards.count()) counted="Notes you can see" />
         <Show when=can_reveal>
             <button class="reveal-column secondary" data-column=button_id.clone() on:click=reveal.clone()>
                 "Reveal this column"
