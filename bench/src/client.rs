@@ -21,6 +21,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use hindsight_shared::api;
 use hindsight_shared::client::{ClientReplica, carried_changes};
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
@@ -161,10 +162,10 @@ pub struct Client {
 pub async fn create_board(kind: Kind, ws_url: &str, http_url: &str) -> anyhow::Result<BoardSpec> {
     match kind {
         Kind::Hindsight => {
-            let body = serde_json::json!({ "title": "Bench retro", "template": "start-stop-continue" });
-            let created: serde_json::Value = http_post(http_url, "/api/boards", &body).await?;
-            let board = created["board_id"].as_str().context("board_id")?.parse()?;
-            let key = created["facilitator_key"].as_str().map(str::to_owned);
+            let body = api::CreateBoard { title: "Bench retro".into(), template: "start-stop-continue".into() };
+            let created: api::BoardCreated = http_post(http_url, api::BOARDS, &body).await?;
+            let board = created.board_id.parse()?;
+            let key = Some(created.facilitator_key);
             Ok(BoardSpec { kind, ws_url: ws_url.into(), http_url: http_url.into(), board, facilitator_key: key })
         }
         Kind::Reference => {
@@ -187,11 +188,15 @@ pub async fn create_board(kind: Kind, ws_url: &str, http_url: &str) -> anyhow::R
 }
 
 /// A minimal HTTP/1.1 POST of JSON, answered with JSON.
-async fn http_post(base: &str, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+async fn http_post<T: serde::de::DeserializeOwned>(
+    base: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<T> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await?;
-    let body = body.to_string();
+    let body = serde_json::to_string(body)?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -261,13 +266,12 @@ impl Client {
     pub async fn open(id: u32, spec: &BoardSpec, facilitator: bool, tracker: Arc<Tracker>) -> anyhow::Result<Self> {
         let desk = match spec.kind {
             Kind::Hindsight => {
-                let mut body = serde_json::json!({ "name": format!("bench {id}") });
-                if facilitator {
-                    body["facilitator_key"] = serde_json::json!(spec.facilitator_key);
-                }
-                let path = format!("/api/boards/{}/participants", spec.board);
-                let joined = http_post(&spec.http_url, &path, &body).await?;
-                Some(joined["desk_id"].as_str().context("desk_id")?.parse::<DocumentId>()?)
+                let body = api::JoinBoard {
+                    name: format!("bench {id}"),
+                    facilitator_key: spec.facilitator_key.clone().filter(|_| facilitator),
+                };
+                let joined: api::JoinedBoard = http_post(&spec.http_url, &api::participants(spec.board), &body).await?;
+                Some(joined.desk_id.parse::<DocumentId>()?)
             }
             Kind::Reference => None,
         };

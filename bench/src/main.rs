@@ -8,6 +8,9 @@
 //! - [`servers`]: starting, measuring and restarting the two servers.
 //! - [`client`]: an automerge-repo peer that writes notes and times their arrival elsewhere.
 //! - [`scenarios`]: the measurements.
+//!
+//! Invariant: the bench never links the server crate; it speaks the wire protocol and HTTP like any
+//! other client, so it measures what a client sees. Checked by `tidy`.
 
 mod client;
 mod scenarios;

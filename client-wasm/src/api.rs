@@ -1,114 +1,91 @@
-//! Calls to the server's JSON API.
+//! Calls to the server's JSON API with `fetch`; the routes and bodies are `shared::api`'s.
 
-use serde::{Deserialize, Serialize};
+use hindsight_shared::api::{self, ApiError, BoardCreated, ClaimFacilitator, CreateBoard, JoinBoard};
+use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-#[derive(Serialize)]
-struct CreateBoard<'a> {
-    title: &'a str,
-    template: &'a str,
-}
-
-/// The server's answer to a new board.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BoardCreated {
-    pub board_id: String,
-    pub facilitator_key: String,
-}
-
-#[derive(Deserialize)]
-struct ApiError {
-    error: String,
-}
-
-/// Creates a board. The error is a sentence to show the user.
-pub async fn create_board(title: &str, template: &str) -> Result<BoardCreated, String> {
-    let body = serde_json::to_string(&CreateBoard { title, template }).map_err(|e| e.to_string())?;
-    let text = post_json("/api/boards", &body).await.map_err(|_| "Could not reach the server.".to_owned())?;
-    match text {
-        (true, text) => serde_json::from_str(&text).map_err(|e| format!("Unexpected answer from the server: {e}")),
-        (false, text) => Err(serde_json::from_str::<ApiError>(&text)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| "The server could not create the board.".to_owned())),
-    }
-}
-
-/// POSTs JSON; returns whether the status was a success, and the body.
-async fn post_json(url: &str, body: &str) -> Result<(bool, String), JsValue> {
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
-    let request = Request::new_with_str_and_init(url, &init)?;
-    request.headers().set("content-type", "application/json")?;
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response: Response = JsFuture::from(window.fetch_with_request(&request)).await?.dyn_into()?;
-    let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
-    Ok((response.ok(), text))
-}
-
-#[derive(Serialize)]
-struct JoinBoard<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    facilitator_key: Option<&'a str>,
-}
-
-/// Who this browser is on a board, as the server said when it joined.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Identity {
-    pub participant_id: String,
-    /// The secret id of this participant's desk document.
-    pub desk_id: String,
-    #[serde(default)]
-    pub facilitator: bool,
-}
+/// Who this browser is on a board, as the server said when it joined (kept in `localStorage`).
+pub type Identity = api::JoinedBoard;
 
 /// Why joining failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinError {
-    /// There is no such board.
+    /// There is no such board (the server answered 404).
     NoBoard,
     /// A sentence to show.
     Other(String),
 }
 
-/// Joins a board under a display name, as facilitator when the key is given.
-pub async fn join_board(board: &str, name: &str, facilitator_key: Option<&str>) -> Result<Identity, JoinError> {
-    let body =
-        serde_json::to_string(&JoinBoard { name, facilitator_key }).map_err(|e| JoinError::Other(e.to_string()))?;
-    let (ok, text) = post_json(&format!("/api/boards/{board}/participants"), &body)
-        .await
-        .map_err(|_| JoinError::Other("Could not reach the server.".into()))?;
-    if ok {
-        return serde_json::from_str(&text).map_err(|e| JoinError::Other(format!("Unexpected answer: {e}")));
+/// An answer: its HTTP status and body.
+struct Answer {
+    status: u16,
+    text: String,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
     }
-    let message = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or_default();
-    if message.contains("no such board") {
-        Err(JoinError::NoBoard)
-    } else {
-        Err(JoinError::Other(if message.is_empty() { "Could not join the board.".into() } else { message }))
+
+    /// The server's sentence for a failure, or `fallback` if it gave none.
+    fn error(&self, fallback: &str) -> String {
+        serde_json::from_str::<ApiError>(&self.text).map_or_else(|_| fallback.to_owned(), |e| e.error)
     }
 }
 
-#[derive(Serialize)]
-struct ClaimFacilitator<'a> {
-    participant_id: &'a str,
-    desk_id: &'a str,
-    facilitator_key: &'a str,
+/// Creates a board. The error is a sentence to show the user.
+pub async fn create_board(title: &str, template: &str) -> Result<BoardCreated, String> {
+    let request = CreateBoard { title: title.to_owned(), template: template.to_owned() };
+    let answer = post_json(api::BOARDS, &request).await.map_err(|_| "Could not reach the server.".to_owned())?;
+    if answer.ok() {
+        serde_json::from_str(&answer.text).map_err(|e| format!("Unexpected answer from the server: {e}"))
+    } else {
+        Err(answer.error("The server could not create the board."))
+    }
+}
+
+/// Joins a board under a display name, as facilitator when the key is given.
+pub async fn join_board(board: &str, name: &str, facilitator_key: Option<&str>) -> Result<Identity, JoinError> {
+    let request = JoinBoard { name: name.to_owned(), facilitator_key: facilitator_key.map(str::to_owned) };
+    let answer = post_json(&api::participants(board), &request)
+        .await
+        .map_err(|_| JoinError::Other("Could not reach the server.".into()))?;
+    match answer.status {
+        _ if answer.ok() => {
+            serde_json::from_str(&answer.text).map_err(|e| JoinError::Other(format!("Unexpected answer: {e}")))
+        }
+        404 => Err(JoinError::NoBoard),
+        _ => Err(JoinError::Other(answer.error("Could not join the board."))),
+    }
 }
 
 /// Makes this participant (who proves who they are with their desk id) the facilitator, with
 /// the facilitator key. The error is a sentence to show the user.
 pub async fn claim_facilitator(board: &str, participant_id: &str, desk_id: &str, key: &str) -> Result<(), String> {
-    let body = serde_json::to_string(&ClaimFacilitator { participant_id, desk_id, facilitator_key: key })
-        .map_err(|e| e.to_string())?;
-    match post_json(&format!("/api/boards/{board}/facilitator"), &body).await {
-        Ok((true, _)) => Ok(()),
-        Ok((false, text)) => Err(serde_json::from_str::<ApiError>(&text)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| "The server did not hand over the facilitator role.".to_owned())),
+    let request = ClaimFacilitator {
+        participant_id: participant_id.to_owned(),
+        desk_id: desk_id.to_owned(),
+        facilitator_key: key.to_owned(),
+    };
+    match post_json(&api::facilitator(board), &request).await {
+        Ok(answer) if answer.ok() => Ok(()),
+        Ok(answer) => Err(answer.error("The server did not hand over the facilitator role.")),
         Err(_) => Err("Could not reach the server.".to_owned()),
     }
+}
+
+/// POSTs `body` as JSON; the answer, whatever its status.
+async fn post_json(url: &str, body: &impl Serialize) -> Result<Answer, JsValue> {
+    let body = serde_json::to_string(body).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body));
+    let request = Request::new_with_str_and_init(url, &init)?;
+    request.headers().set("content-type", "application/json")?;
+    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request)).await?.dyn_into()?;
+    let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
+    Ok(Answer { status: response.status(), text })
 }

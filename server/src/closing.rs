@@ -15,7 +15,9 @@ impl CloseReason {
     pub const PROTOCOL: Self = Self { code: 1002, reason: "protocol error" };
     pub const UNSUPPORTED: Self = Self { code: 1003, reason: "Hindsight speaks binary frames" };
     pub const NO_JOIN: Self = Self { code: 1008, reason: "no join message" };
-    pub const SLOW_READER: Self = Self { code: 1008, reason: "too slow: messages piled up unread" };
+    pub const OUTBOX_BYTES: Self = Self { code: 1008, reason: "too slow: too many bytes waiting to be read" };
+    pub const OUTBOX_FRAMES: Self = Self { code: 1008, reason: "too slow: too many messages waiting to be read" };
+    pub const WRITE_STALLED: Self = Self { code: 1008, reason: "too slow: a write waited too long" };
     pub const TOO_MANY_MESSAGES: Self = Self { code: 1008, reason: "too many messages" };
     pub const TOO_MANY_BYTES: Self = Self { code: 1008, reason: "too many bytes" };
     pub const TOO_MUCH_WORK: Self = Self { code: 1008, reason: "too much work asked of the server" };
@@ -24,16 +26,20 @@ impl CloseReason {
     pub const BOARD_FULL: Self = Self { code: 1008, reason: "this board is full" };
     pub const TOO_BIG: Self = Self { code: 1009, reason: "message too big" };
     pub const INTERNAL: Self = Self { code: 1011, reason: "the board could not be stored" };
+    /// The socket failed under a write: nothing can be sent any more, so this is only recorded.
+    pub const LOST: Self = Self { code: 1006, reason: "the connection was lost" };
 
     /// Every reason, for the table in ARCHITECTURE.md and its test.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::NORMAL,
         Self::GOING_AWAY,
         Self::IDLE,
         Self::PROTOCOL,
         Self::UNSUPPORTED,
         Self::NO_JOIN,
-        Self::SLOW_READER,
+        Self::OUTBOX_BYTES,
+        Self::OUTBOX_FRAMES,
+        Self::WRITE_STALLED,
         Self::TOO_MANY_MESSAGES,
         Self::TOO_MANY_BYTES,
         Self::TOO_MUCH_WORK,
@@ -42,5 +48,6 @@ impl CloseReason {
         Self::BOARD_FULL,
         Self::TOO_BIG,
         Self::INTERNAL,
+        Self::LOST,
     ];
 }

@@ -5,6 +5,10 @@
 //! message and a close frame, and only this connection ends. What a connection may send is bounded
 //! in messages and in bytes per second; what it may make a board do is bounded by the board
 //! ([`crate::board::actor`]).
+//!
+//! Invariants: a connection stores nothing (what it receives is stored by its board before anyone
+//! hears of it; checked by `tidy`); no client speaks as the server (its own peer id is refused at
+//! `join`, and ephemeral messages go on only under their sender's id).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -393,12 +397,12 @@ async fn write_loop(
             Ok(Ok(())) => {}
             // The peer stopped reading: it is told why, if it ever reads again.
             Err(_) => {
-                link.close(CloseReason::SLOW_READER);
+                link.close(CloseReason::WRITE_STALLED);
                 break;
             }
             // The socket is gone.
             Ok(Err(_)) => {
-                link.close(CloseReason::SLOW_READER);
+                link.close(CloseReason::LOST);
                 return;
             }
         }

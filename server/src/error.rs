@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use hindsight_shared::api::ApiError;
 
 /// An HTTP handler's failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,19 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+impl From<crate::board::AdmitError> for AppError {
+    fn from(error: crate::board::AdmitError) -> Self {
+        use crate::board::AdmitError;
+        match error {
+            AdmitError::NoBoard => Self::NotFound("there is no such board"),
+            AdmitError::WrongKey => Self::Forbidden("the facilitator key does not match this board"),
+            AdmitError::NotJoined => Self::Forbidden("you have not joined this board"),
+            AdmitError::Full(_) => Self::Conflict(error.to_string()),
+            AdmitError::Failed(cause) => Self::Internal(anyhow::anyhow!("a board failed: {cause}")),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
@@ -55,6 +68,6 @@ impl IntoResponse for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_owned())
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ApiError { error: message })).into_response()
     }
 }

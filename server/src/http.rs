@@ -16,50 +16,60 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hindsight_shared::api::{self, BoardCreated, ClaimFacilitator, CreateBoard, ExportQuery, JoinBoard, JoinedBoard};
 use hindsight_shared::export;
-use hindsight_shared::ids::{DocumentId, random_token};
+use hindsight_shared::ids::DocumentId;
 use hindsight_shared::schema::{self, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 
 use crate::assets;
-use crate::board::BoardMsg;
-use crate::board::actor::now_ms;
-use crate::board::desk::Participant;
 use crate::clients::{ClientKey, Clients, ConnectionGuard};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::connection::{self, ConnectionContext};
 use crate::error::AppError;
-use crate::store::{BoardRecord, ParticipantRecord, Store};
+use crate::key::{self, KeyHash};
+use crate::registry::Registry;
+use crate::store::{BoardRecord, Store};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
+/// What the routes need from the server around them, each part named.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Services {
     pub config: Config,
     pub store: Store,
+    /// The one way to reach a board (see [`crate::registry`]).
+    pub registry: Arc<Registry>,
+    /// What each WebSocket's task is given.
     pub connections: ConnectionContext,
     pub tracker: TaskTracker,
     pub clients: Clients,
+}
+
+#[derive(Debug)]
+struct Shared {
+    services: Services,
     /// One permit per open WebSocket, up to `--max-connections`.
     sockets: Arc<tokio::sync::Semaphore>,
     next_conn: AtomicU64,
 }
 
+impl std::ops::Deref for Shared {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Store,
-        connections: ConnectionContext,
-        tracker: TaskTracker,
-        clients: Clients,
-    ) -> Self {
-        let sockets = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        Self(Arc::new(Shared { config, store, connections, tracker, clients, sockets, next_conn: AtomicU64::new(1) }))
+    pub fn new(services: Services) -> Self {
+        let sockets = Arc::new(tokio::sync::Semaphore::new(services.config.max_connections));
+        Self(Arc::new(Shared { services, sockets, next_conn: AtomicU64::new(1) }))
     }
 
     /// The client a request comes from, as the per-address limits count it: the address the
@@ -146,23 +156,6 @@ async fn answer_within(limit: std::time::Duration, request: Request, next: Next)
     }
 }
 
-/// The body of `POST /api/boards`.
-#[derive(Debug, Deserialize)]
-pub struct CreateBoard {
-    pub title: String,
-    pub template: String,
-}
-
-/// The answer to `POST /api/boards`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BoardCreated {
-    pub board_id: String,
-    /// The link to share with participants.
-    pub url: String,
-    /// The secret that grants facilitator rights. Shown once; only its hash is stored.
-    pub facilitator_key: String,
-}
-
 async fn create_board(
     State(state): State<AppState>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -187,40 +180,18 @@ async fn create_board(
     })?;
 
     let id = DocumentId::random();
-    let facilitator_key = random_token::<16>();
+    let facilitator_key = key::new_key();
     let doc = schema::new_board_document(automerge::ActorId::random(), title, template)
         .map_err(|e| AppError::Internal(e.into()))?;
-    let record = BoardRecord {
-        id,
-        created_at_ms: now_ms(),
-        facilitator_key_hash: Sha256::digest(facilitator_key.as_bytes()).into(),
-    };
+    let record = BoardRecord { id, created_at_ms: now_ms(), facilitator_key_hash: KeyHash::of(&facilitator_key) };
     state.0.store.create_board(record, doc.save()).await?;
     tracing::info!(board = %id.tag(), template = template.id, "created board");
-    let url = format!("{}/b/{id}", public_url(&state.0.config, &headers));
+    let url = format!("{}{}", public_url(&state.0.config, &headers), api::board_page(id));
     Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
 }
 
-/// The body of `POST /api/boards/{board_id}/participants`.
-#[derive(Debug, Deserialize)]
-pub struct JoinBoard {
-    /// The display name to show others; may be empty.
-    #[serde(default)]
-    pub name: String,
-    /// The board's facilitator key, to join as its facilitator.
-    #[serde(default)]
-    pub facilitator_key: Option<String>,
-}
-
-/// The answer to joining: who you are on this board, and your desk. Keep `desk_id` secret:
-/// whoever syncs that document is you.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JoinedBoard {
-    pub participant_id: String,
-    pub desk_id: String,
-    pub facilitator: bool,
-}
-
+/// Joins a board: the board itself makes the desk and takes the participant in (see
+/// [`crate::board::BoardMsg::Join`]); this only checks the request.
 async fn join_board(
     State(state): State<AppState>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -228,58 +199,19 @@ async fn join_board(
     Path(board_id): Path<String>,
     body: Result<Json<JoinBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
-    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let (board, record) = board_to_join(&state, &headers, peer, &board_id).await?;
+    let Json(mut request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let board = board_to_join(&state, &headers, peer, &board_id)?;
     // Names show in everyone's roster: no control or direction-override characters.
-    let name = schema::clean_line(&request.name);
-    if name.chars().count() > MAX_NAME_CHARS {
+    request.name = schema::clean_line(&request.name);
+    if request.name.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::BadRequest(format!("a name may have at most {MAX_NAME_CHARS} characters")));
     }
-    let facilitator = match &request.facilitator_key {
-        None => false,
-        Some(key) if holds_key(&record, key) => true,
-        Some(_) => return Err(AppError::Forbidden("the facilitator key does not match this board")),
-    };
-
-    let participant = Participant { id: random_token::<9>(), name, desk: DocumentId::random() };
-    let desk =
-        schema::new_desk_document(automerge::ActorId::random()).map_err(|e| AppError::Internal(e.into()))?.save();
-    let stored = ParticipantRecord {
-        board,
-        id: participant.id.clone(),
-        name: participant.name.clone(),
-        desk: participant.desk,
-        joined_at_ms: now_ms(),
-    };
-    state.0.store.create_participant(stored, desk.clone(), state.0.config.max_participants_per_board).await?;
-    let registry = &state.0.connections.registry;
-    registry.remember_desk(participant.desk, board);
-    let joined =
-        JoinedBoard { participant_id: participant.id.clone(), desk_id: participant.desk.to_string(), facilitator };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    registry
-        .board(board)
-        .send(BoardMsg::Joined { participant, desk, facilitator, reply })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-    answer
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("the board refused a participant: {e}")))?;
-    tracing::info!(board = %board.tag(), facilitator, "a participant joined");
+    let joined = state.0.registry.board(board).join(request).await?;
+    tracing::info!(board = %board.tag(), facilitator = joined.facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))
 }
 
-/// The body of `POST /api/boards/{board_id}/facilitator`: a participant who holds the key
-/// takes the facilitator role, from any device they joined on.
-#[derive(Debug, Deserialize)]
-pub struct ClaimFacilitator {
-    pub participant_id: String,
-    /// The participant's desk id: the secret that proves they are that participant.
-    pub desk_id: String,
-    pub facilitator_key: String,
-}
-
+/// A participant who holds the key takes the facilitator role, from any device they joined on.
 async fn claim_facilitator(
     State(state): State<AppState>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -289,39 +221,10 @@ async fn claim_facilitator(
 ) -> Result<StatusCode, AppError> {
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
     // Guessing a key costs a join's worth of the address's allowance.
-    let (board, record) = board_to_join(&state, &headers, peer, &board_id).await?;
-    if !holds_key(&record, &request.facilitator_key) {
-        return Err(AppError::Forbidden("the facilitator key does not match this board"));
-    }
-    let desk: DocumentId =
-        request.desk_id.parse().map_err(|_| AppError::Forbidden("you have not joined this board"))?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    state
-        .0
-        .connections
-        .registry
-        .board(board)
-        .send(BoardMsg::Claim { participant: request.participant_id, desk, reply })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-    answer
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|_| AppError::Forbidden("you have not joined this board"))?;
+    let board = board_to_join(&state, &headers, peer, &board_id)?;
+    state.0.registry.board(board).claim(request).await?;
     tracing::info!(board = %board.tag(), "the facilitator role was taken with the key");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The query of `GET /api/boards/{board_id}/export`.
-#[derive(Debug, Deserialize)]
-pub struct ExportQuery {
-    /// `md`, `csv`, `json` or `html` (printable).
-    #[serde(default = "default_format")]
-    pub format: String,
-}
-
-fn default_format() -> String {
-    "md".into()
 }
 
 /// The board as Markdown, CSV, JSON or a printable page. Anyone with the board's link may read
@@ -334,17 +237,14 @@ async fn export_board(
     let format = export::Format::parse(&query.format)
         .ok_or_else(|| AppError::BadRequest(format!("unknown format `{}`; use md, csv, json or html", query.format)))?;
     let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    state
+    let board = state
         .0
-        .connections
         .registry
         .board(board)
-        .send(BoardMsg::Snapshot { reply })
+        .snapshot()
         .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-    let board =
-        answer.await.map_err(|e| AppError::Internal(e.into()))?.ok_or(AppError::NotFound("there is no such board"))?;
+        .map_err(|e| AppError::Internal(e.into()))?
+        .ok_or(AppError::NotFound("there is no such board"))?;
     let body = export::render(&board, format);
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -362,28 +262,16 @@ async fn export_board(
 
 /// The board a join (or a claim of the facilitator role) names, once the client's address is
 /// within its joins per minute.
-async fn board_to_join(
+fn board_to_join(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     board_id: &str,
-) -> Result<(DocumentId, BoardRecord), AppError> {
+) -> Result<DocumentId, AppError> {
     if let Some(client) = state.client(headers, peer_of(peer)) {
         state.0.clients.join(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
     }
-    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
-    let record = state.0.store.board(board).await?.ok_or(AppError::NotFound("there is no such board"))?;
-    Ok((board, record))
-}
-
-/// True if `key` is the board's facilitator key.
-fn holds_key(record: &BoardRecord, key: &str) -> bool {
-    same_hash(&Sha256::digest(key.as_bytes()).into(), &record.facilitator_key_hash)
-}
-
-/// Compares two digests in constant time.
-fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))
 }
 
 /// The server's public URL: the configured one, else `http://` and the request's Host.

@@ -14,17 +14,21 @@
 //! - [`board`]: a board's actor and its sans-IO core (document + peer sync states).
 //! - [`store`]: SQLite storage with group commit, background compaction and retention.
 //! - [`assets`]: the embedded browser client.
+//! - [`key`]: the facilitator key, kept only as its hash.
+//! - [`clock`]: the wall clock, read in one place.
 //! - [`error`]: the HTTP error type.
 
 pub mod assets;
 pub mod board;
 pub mod budget;
 pub mod clients;
+pub mod clock;
 pub mod closing;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod http;
+pub mod key;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -7,6 +7,11 @@
 //!
 //! Locking: the map is a `DashMap`. A shard lock is held only for the synchronous insert or
 //! remove below, never across an `.await`; spawning a task inside `or_insert_with` does not wait.
+//!
+//! Invariant: routes and connections reach a board only through the handle this registry gives
+//! ([`Registry::board`], [`Registry::resolve`]), never its actor or its core; joining, taking the
+//! facilitator role and exporting are messages on that handle too, so a cluster node can forward
+//! every one of them. Checked by `tidy`.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -89,11 +94,6 @@ impl Registry {
         }
     }
 
-    /// Records that `desk` belongs to `board` (a participant just joined).
-    pub fn remember_desk(&self, desk: DocumentId, board: DocumentId) {
-        self.desks.insert(desk, board);
-    }
-
     /// The boards in memory now.
     pub fn in_memory(&self) -> Vec<DocumentId> {
         self.boards.iter().map(|entry| *entry.key()).collect()
@@ -115,5 +115,9 @@ impl Keeper for Registry {
 
     fn release(&self, id: DocumentId) {
         self.evict(id);
+    }
+
+    fn remember_desk(&self, desk: DocumentId, board: DocumentId) {
+        self.desks.insert(desk, board);
     }
 }

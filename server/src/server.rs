@@ -23,7 +23,7 @@ use crate::board::replica::Limits;
 use crate::clients::{ClientKey, ClientLimits, Clients, ConnectionGuard};
 use crate::config::Config;
 use crate::connection::ConnectionContext;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -54,6 +54,7 @@ pub async fn run(
             idle: config.board_idle(),
             core,
             budget: BudgetConfig::default(),
+            max_participants: config.max_participants_per_board,
             shutdown: token.clone(),
         },
         tracker.clone(),
@@ -75,7 +76,14 @@ pub async fn run(
     let behind_proxy = config.client_ip_header.is_some();
     let header_timeout = config.http_timeout();
     let retention = config.board_retention();
-    let app = http::router(AppState::new(config, store.clone(), connections, tracker.clone(), clients.clone()));
+    let app = http::router(AppState::new(Services {
+        config,
+        store: store.clone(),
+        registry: Arc::clone(&registry),
+        connections,
+        tracker: tracker.clone(),
+        clients: clients.clone(),
+    }));
 
     let address = listener.local_addr()?;
     tracing::info!(%address, "Hindsight is listening on http://{address}");
@@ -184,7 +192,7 @@ async fn housekeeping(
         }
         clients.sweep();
         let Some(retention) = retention else { continue };
-        let before = crate::board::actor::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let before = crate::clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         match store.expire(before, registry.in_memory()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "deleted boards past their retention"),

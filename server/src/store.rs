@@ -21,6 +21,8 @@ use hindsight_shared::ids::DocumentId;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::key::KeyHash;
+
 /// A document is compacted into a new snapshot once this many changes are stored beside it (and
 /// they take at least half the snapshot's bytes).
 pub const COMPACT_AFTER: usize = 256;
@@ -59,7 +61,7 @@ pub struct BoardRecord {
     pub id: DocumentId,
     pub created_at_ms: i64,
     /// SHA-256 of the facilitator key; the key itself is never stored.
-    pub facilitator_key_hash: [u8; 32],
+    pub facilitator_key_hash: KeyHash,
 }
 
 /// Someone who joined a board.
@@ -74,10 +76,11 @@ pub struct ParticipantRecord {
     pub joined_at_ms: i64,
 }
 
-/// A board as stored: its document, and each participant with the size of their desk in storage
-/// (desks themselves are loaded when they are needed).
-#[derive(Debug, Default)]
+/// A board as stored: its record, its document, and each participant with the size of their
+/// desk in storage (desks themselves are loaded when they are needed).
+#[derive(Debug)]
 pub struct StoredBoard {
+    pub record: BoardRecord,
     pub doc: StoredDoc,
     pub participants: Vec<(ParticipantRecord, usize)>,
 }
@@ -87,6 +90,8 @@ pub struct StoredBoard {
 pub enum StoreError {
     #[error("could not create the data directory {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
+    #[error("could not start the {name} thread: {source}")]
+    Thread { name: &'static str, source: std::io::Error },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the transaction did not commit: {0}")]
@@ -174,18 +179,22 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::CreateDir { path: data_dir.display().to_string(), source })?;
         let conn = open_connection(&data_dir.join("hindsight.sqlite3"))?;
+        // Unbounded on purpose: every request but the compactor's is a caller awaiting its answer
+        // (so at most one per task, and tasks are bounded), and the compactor sends one result
+        // per job, of which the writer gives it at most one per document at a time. A bound
+        // would bound nothing more, and would make the compactor wait on the writer it feeds.
         let (requests, inbox) = mpsc::unbounded_channel();
         let (compact_tx, compact_rx) = std::sync::mpsc::channel();
         let results = requests.clone();
         thread::Builder::new()
             .name("hindsight-compactor".into())
             .spawn(move || compactor(compact_rx, results))
-            .map_err(|e| StoreError::CreateDir { path: "compactor thread".into(), source: e })?;
+            .map_err(|source| StoreError::Thread { name: "compactor", source })?;
         let writer = Writer { conn, compact: compact_tx, pending: HashMap::new(), compacting: HashSet::new() };
         thread::Builder::new()
             .name("hindsight-store".into())
             .spawn(move || writer.run(inbox))
-            .map_err(|e| StoreError::CreateDir { path: "storage thread".into(), source: e })?;
+            .map_err(|source| StoreError::Thread { name: "storage", source })?;
         Ok(Self { requests })
     }
 
@@ -253,7 +262,7 @@ impl Store {
         if docs.iter().all(|(_, changes)| changes.is_empty()) {
             return Ok(());
         }
-        let at_ms = now_ms();
+        let at_ms = crate::clock::now_ms();
         self.call(|reply| Request::Append { board, at_ms, docs, reply }).await
     }
 
@@ -264,11 +273,6 @@ impl Store {
             let _ = done.await;
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, by this server's clock.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -513,7 +517,7 @@ impl Writer {
             )
             .optional()?;
         Ok(record.and_then(|(created_at_ms, hash)| {
-            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: hash.try_into().ok()? })
+            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?) })
         }))
     }
 
@@ -532,9 +536,9 @@ impl Writer {
     }
 
     fn read_board_with_desks(&mut self, board: DocumentId) -> Result<Option<StoredBoard>, StoreError> {
-        if self.read_board(board)?.is_none() {
+        let Some(record) = self.read_board(board)? else {
             return Ok(None);
-        }
+        };
         let Some(doc) = self.read_doc(board)? else {
             return Ok(None);
         };
@@ -565,7 +569,7 @@ impl Writer {
                 Some((record, usize::try_from(bytes).unwrap_or(0)))
             })
             .collect();
-        Ok(Some(StoredBoard { doc, participants }))
+        Ok(Some(StoredBoard { record, doc, participants }))
     }
 }
 
@@ -575,7 +579,7 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> 
         Request::CreateBoard { record, snapshot, .. } => {
             conn.execute(
                 "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms) VALUES (?1, ?2, ?3, ?2)",
-                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash],
+                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash.0],
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }

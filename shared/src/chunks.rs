@@ -16,6 +16,7 @@
 
 use std::io::Read;
 
+use automerge::{Automerge, Change};
 use sha2::{Digest, Sha256};
 
 /// The four bytes every Automerge chunk starts with.
@@ -63,6 +64,22 @@ impl<'a> Chunk<'a> {
         &self.bytes[self.data_start..]
     }
 
+    /// The changes the chunk carries, decoded by Automerge: the one place chunks become changes.
+    /// A document chunk is loaded as a whole document, so [`measure`] it first.
+    pub fn changes(&self) -> Result<Vec<Change>, ChunkError> {
+        let undecodable = |e: &dyn std::fmt::Display| ChunkError::Undecodable(e.to_string());
+        Ok(match self.kind {
+            ChunkKind::Document => Automerge::load(self.bytes).map_err(|e| undecodable(&e))?.get_changes(&[]),
+            ChunkKind::Change | ChunkKind::CompressedChange => {
+                vec![Change::try_from(self.bytes).map_err(|e| undecodable(&e))?]
+            }
+            ChunkKind::Bundle => automerge::Bundle::try_from(self.bytes)
+                .map_err(|e| undecodable(&e))?
+                .to_changes()
+                .map_err(|e| undecodable(&e))?,
+        })
+    }
+
     /// The hash Automerge gives a change chunk: SHA-256 of its type, length and data. Only a
     /// plain change chunk's hash is its change's hash, so other kinds have none.
     pub fn change_hash(&self) -> Option<[u8; 32]> {
@@ -96,6 +113,9 @@ pub enum ChunkError {
     Malformed(&'static str),
     #[error("the message inflates to more than {max} bytes")]
     TooLarge { max: u64 },
+    /// Automerge could not decode a chunk (see [`Chunk::changes`]).
+    #[error("the changes are malformed: {0}")]
+    Undecodable(String),
 }
 
 /// Splits bytes holding Automerge chunks back to back into single chunks, by their headers.

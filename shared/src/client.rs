@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, AutomergeError, Change, ChangeHash};
 
-use crate::chunks::{self, ChunkError, ChunkKind};
+use crate::chunks::{self, ChunkError};
 use crate::ids::{DocumentId, PeerId};
 use crate::protocol::WireMessage;
 
@@ -34,8 +34,6 @@ pub enum ClientError {
     Load(AutomergeError),
     #[error(transparent)]
     Chunks(#[from] ChunkError),
-    #[error("a chunk does not decode: {0}")]
-    ChunkDecode(String),
     #[error("saved acknowledged heads are {0} bytes, not whole 32-byte hashes")]
     AckedBytes(usize),
 }
@@ -252,21 +250,7 @@ impl ClientReplica {
 pub fn changes_in(bytes: &[u8]) -> Result<Vec<Change>, ClientError> {
     let mut changes = Vec::new();
     for chunk in chunks::split(bytes)? {
-        match chunk.kind {
-            ChunkKind::Document => {
-                changes.extend(
-                    Automerge::load(chunk.bytes).map_err(|e| ClientError::ChunkDecode(e.to_string()))?.get_changes(&[]),
-                );
-            }
-            ChunkKind::Change | ChunkKind::CompressedChange => {
-                changes.push(Change::try_from(chunk.bytes).map_err(|e| ClientError::ChunkDecode(e.to_string()))?);
-            }
-            ChunkKind::Bundle => {
-                let bundle =
-                    automerge::Bundle::try_from(chunk.bytes).map_err(|e| ClientError::ChunkDecode(e.to_string()))?;
-                changes.extend(bundle.to_changes().map_err(|e| ClientError::ChunkDecode(e.to_string()))?);
-            }
-        }
+        changes.extend(chunk.changes()?);
     }
     Ok(changes)
 }

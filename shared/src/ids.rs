@@ -2,6 +2,9 @@
 //!
 //! A [`DocumentId`] is the automerge-repo document id: 16 random bytes written as bs58check, so a
 //! board link is both unguessable (128 bits) and openable by any automerge-repo implementation.
+//!
+//! Invariant: no secret in any log line: document ids are capabilities and appear in logs only as
+//! [`DocumentId::tag`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,9 +31,6 @@ pub fn random_token<const N: usize>() -> String {
 /// document id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocumentId([u8; 16]);
-
-/// A board is identified by the id of its document.
-pub type BoardId = DocumentId;
 
 impl DocumentId {
     /// A fresh, unguessable document id.
@@ -88,17 +88,9 @@ impl TryFrom<&[u8]> for DocumentId {
     }
 }
 
-fn checksum(payload: &[u8]) -> [u8; 4] {
-    let twice = Sha256::digest(Sha256::digest(payload));
-    [twice[0], twice[1], twice[2], twice[3]]
-}
-
 impl fmt::Display for DocumentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut with_check = [0u8; 20];
-        with_check[..16].copy_from_slice(&self.0);
-        with_check[16..].copy_from_slice(&checksum(&self.0));
-        f.write_str(&bs58::encode(with_check).into_string())
+        f.write_str(&bs58::encode(self.0).with_check().into_string())
     }
 }
 
@@ -117,16 +109,14 @@ impl FromStr for DocumentId {
         if s.is_empty() || s.len() > 28 {
             return Err(ParseIdError::Length);
         }
+        // Room for the payload and its four check bytes; `with_check` verifies and drops them.
         let mut buf = [0u8; 20];
-        let n = bs58::decode(s).onto(&mut buf).map_err(|_| ParseIdError::Encoding)?;
-        if n != 20 {
-            return Err(ParseIdError::Length);
-        }
-        let (payload, check) = buf.split_at(16);
-        if checksum(payload) != check {
-            return Err(ParseIdError::Checksum);
-        }
-        Self::try_from(payload)
+        let n = bs58::decode(s).with_check(None).onto(&mut buf).map_err(|e| match e {
+            bs58::decode::Error::InvalidChecksum { .. } => ParseIdError::Checksum,
+            bs58::decode::Error::BufferTooSmall | bs58::decode::Error::NoChecksum => ParseIdError::Length,
+            _ => ParseIdError::Encoding,
+        })?;
+        Self::try_from(&buf[..n])
     }
 }
 

@@ -1,6 +1,7 @@
 //! Hindsight's sans-IO core, shared by the server and the browser client: no sockets, no tasks, no clocks.
 //!
 //! # Layout
+//! - [`api`]: the HTTP API's routes and JSON bodies, for the server, the browser and the tests.
 //! - [`chunks`]: Automerge chunks measured without being loaded: changes, operations, inflated size.
 //! - [`client`]: the client side of the sync protocol for one document: acknowledged heads, pending
 //!   changes, refused changes dropped with what builds on them.
@@ -15,7 +16,11 @@
 //! - [`text`]: the web links in a note, and counts with their noun.
 //!
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
+//!
+//! Invariant: nothing here does I/O (no sockets, tasks, files, threads or clocks; callers pass time
+//! in), so the same code runs in the server and in the browser. Checked by `tidy`.
 
+pub mod api;
 pub mod chunks;
 pub mod client;
 pub mod edit;

@@ -8,6 +8,8 @@
 //! [`WireMessage::Peer`]; after that either side sends document messages (`request`, `sync`,
 //! `doc-unavailable`, `ephemeral`) about any number of documents. [`WireMessage::Error`] ends the
 //! connection.
+//!
+//! Invariant: no input panics the decoder; every failure is an error for one peer.
 
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
@@ -103,18 +105,6 @@ impl WireMessage {
             Self::Error { .. } => "error",
             Self::RemoteSubscriptionChange { .. } => "remote-subscription-change",
             Self::RemoteHeadsChanged { .. } => "remote-heads-changed",
-        }
-    }
-
-    /// The document a message is about, if it is a document message.
-    pub fn document_id(&self) -> Option<DocumentId> {
-        match self {
-            Self::Request { document_id, .. }
-            | Self::Sync { document_id, .. }
-            | Self::DocUnavailable { document_id, .. }
-            | Self::Ephemeral { document_id, .. }
-            | Self::RemoteHeadsChanged { document_id, .. } => Some(*document_id),
-            _ => None,
         }
     }
 

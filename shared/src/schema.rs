@@ -3,11 +3,14 @@
 //!
 //! The board's root map (field by field in ARCHITECTURE.md): `title`, `template`, `phase`,
 //! `columns`, `notes`, `clusters`, `action_items`, `settings`, `timer`, `revealed`, `focus`,
-//! `facilitator`, `vote_totals`. A desk's root map: `drafts`, `votes`, `ready`, `abstain`.
+//! `facilitator`, `co_facilitators`, `vote_totals`, `ranks`, `anchors`. A desk's root map: `drafts`, `votes`, `ready`, `abstain`.
 //!
 //! The server creates every object of both documents when it creates the document. Browsers only
 //! put entries into those objects, never replace them: two peers that each created a `notes` map
 //! would conflict, and one map (with its entries) would lose.
+//!
+//! Invariant: the browser never creates root objects; only `new_board_document`,
+//! `new_desk_document` and `upgrade_board` (run by the server) do.
 
 use std::collections::BTreeMap;
 
@@ -137,8 +140,9 @@ impl Default for Settings {
 /// A shared countdown, set by the facilitator.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
 pub struct Timer {
-    /// When it runs out, in milliseconds since the epoch by the facilitator's clock; none when
-    /// no timer runs.
+    /// When it runs out, in milliseconds since the epoch by the server's clock as the
+    /// facilitator's browser reads it (its own clock corrected by the offset to the last presence
+    /// notice's `now`); none when no timer runs.
     pub ends_at: Option<i64>,
     /// The length it was started with, in milliseconds.
     pub duration_ms: i64,

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use automerge::ReadDoc;
 use automerge::transaction::Transactable;
+use hindsight_shared::api;
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId, random_token};
 use hindsight_shared::presence::Notice;
@@ -512,7 +513,7 @@ async fn one_address_holds_a_bounded_share_of_connections_boards_and_joins() -> 
         boards.push(http::create_board(&base, &format!("Board {n}"), "mad-sad-glad").await?);
     }
     let refused = http::post_json(
-        &format!("{base}/api/boards"),
+        &format!("{base}{}", api::BOARDS),
         &serde_json::json!({"title": "One too many", "template": "4ls"}),
     )
     .await?;
@@ -521,7 +522,7 @@ async fn one_address_holds_a_bounded_share_of_connections_boards_and_joins() -> 
     for n in 0..4 {
         http::join_board(&base, boards[0].board_id, &format!("P{n}"), None).await?;
     }
-    let url = format!("{base}/api/boards/{}/participants", boards[0].board_id);
+    let url = format!("{base}{}", api::participants(boards[0].board_id));
     let refused = http::post_json(&url, &serde_json::json!({"name": "Late"})).await?;
     assert_eq!(refused.status, 429, "{}", refused.text());
 
@@ -642,7 +643,7 @@ async fn idle_boards_are_deleted_after_their_retention() -> anyhow::Result<()> {
     assert!(started.elapsed() >= Duration::from_millis(1500), "not before its retention: {:?}", started.elapsed());
     assert_eq!(http::get(&page(active.board_id)).await?.status, 200, "a board in use stays");
     let join = http::post_json(
-        &format!("{}/api/boards/{}/participants", server.http_url(), idle.board_id),
+        &format!("{}{}", server.http_url(), api::participants(idle.board_id)),
         &serde_json::json!({"name": "Late"}),
     )
     .await?;
@@ -758,7 +759,7 @@ async fn pages_and_exports_carry_security_headers_and_exports_are_inert() -> any
     fay.write("sad", "\t=cmd|' /C calc'!A0").await?;
     fay.set_phase(Phase::Group).await?;
     fay.pump_until("the notes", |p| p.board().notes.len() == 2).await?;
-    let export = |format: &str| format!("{base}/api/boards/{}/export?format={format}", board.board_id);
+    let export = |format: &str| format!("{base}{}", api::export(board.board_id, format));
     let html = http::get(&export("html")).await?;
     let policy = html.header("content-security-policy").context("a CSP on the export")?;
     assert!(policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"), "{policy}");

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::io::Read as _;
 
 use anyhow::Context as _;
+use hindsight_shared::api;
 use hindsight_shared::ids::DocumentId;
 use hindsight_tests::{SyncPeer, TestServer, http};
 use serde_json::json;
@@ -16,9 +17,11 @@ const TEMPLATE_IDS: [&str; 6] =
 #[tokio::test]
 async fn creating_a_board_answers_201_with_an_id_a_link_and_a_key() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
-    let response =
-        http::post_json(&format!("{}/api/boards", server.http_url()), &json!({"title": "Sprint 9", "template": "4ls"}))
-            .await?;
+    let response = http::post_json(
+        &format!("{}{}", server.http_url(), api::BOARDS),
+        &json!({"title": "Sprint 9", "template": "4ls"}),
+    )
+    .await?;
     assert_eq!(response.status, 201, "{}", response.text());
     assert!(response.header("content-type").is_some_and(|t| t.starts_with("application/json")));
     let body: serde_json::Value = response.json()?;
@@ -53,7 +56,7 @@ async fn two_boards_get_different_unguessable_ids_and_keys() -> anyhow::Result<(
 #[tokio::test]
 async fn bad_board_requests_get_400_with_a_json_error() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
-    let boards = format!("{}/api/boards", server.http_url());
+    let boards = format!("{}{}", server.http_url(), api::BOARDS);
 
     let unknown = http::post_json(&boards, &json!({"title": "Retro", "template": "kanban"})).await?;
     assert_eq!(unknown.status, 400, "an unknown template: {}", unknown.text());
@@ -187,7 +190,7 @@ async fn bad_joins_get_403_404_or_400_with_a_json_error() -> anyhow::Result<()> 
     let longest = http::post_join(&base, &id, &"x".repeat(60), None).await?;
     assert_eq!(longest.status, 201, "a 60-character name: {}", longest.text());
 
-    let joins = format!("{base}/api/boards/{id}/participants");
+    let joins = format!("{base}{}", api::participants(id));
     let broken = http::post(&joins, "application/json", b"{\"name\": ").await?;
     assert_eq!(broken.status, 400, "broken JSON: {}", broken.text());
     assert!(!error(&broken)?.is_empty());
@@ -204,14 +207,14 @@ async fn the_facilitator_key_gives_the_role_to_a_participant_who_proves_who_they
     let other = server.create_board("Another", "4ls").await;
     let mut ann = hindsight_tests::Participant::join(&server, board.board_id, "Ann").await?;
     let bob = hindsight_tests::Participant::join(&server, board.board_id, "Bob").await?;
-    let url = format!("{}/api/boards/{}/facilitator", server.http_url(), board.board_id);
+    let url = format!("{}{}", server.http_url(), api::facilitator(board.board_id));
     let claim = |key: &str, desk: DocumentId| json!({"participant_id": ann.id(), "desk_id": desk.to_string(), "facilitator_key": key});
 
     let wrong_key = http::post_json(&url, &claim(&other.facilitator_key, ann.desk_id())).await?;
     assert_eq!(wrong_key.status, 403, "another board's key: {}", wrong_key.text());
     let wrong_desk = http::post_json(&url, &claim(&board.facilitator_key, bob.desk_id())).await?;
     assert_eq!(wrong_desk.status, 403, "someone else's desk: {}", wrong_desk.text());
-    let unknown = format!("{}/api/boards/{}/facilitator", server.http_url(), DocumentId::random());
+    let unknown = format!("{}{}", server.http_url(), api::facilitator(DocumentId::random()));
     assert_eq!(http::post_json(&unknown, &claim(&board.facilitator_key, ann.desk_id())).await?.status, 404);
     let broken = http::post(&url, "application/json", b"{\"participant_id\": ").await?;
     assert_eq!(broken.status, 400, "broken JSON: {}", broken.text());

@@ -20,6 +20,11 @@
 //! - [`bad_input`]: malformed and hostile input gets an error and a close, never a panic, and
 //!   never disturbs other connections; a viewer's changes are refused; 50 refusals close a
 //!   connection; one connection cannot be two participants.
+//! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
+//!   clients whose connections are cut at random converge with nothing lost and nothing twice.
+//! - [`fuzz`]: the wire decoder fed mutations of a corpus never panics and round-trips.
+//! - [`limits`]: hostile clients cannot take the server down or grow its memory without bound,
+//!   and every configured bound answers with a clear error.
 //! - [`http_api`]: the JSON API (creating and joining boards), the pages and the health check.
 //! - [`hardening`]: attacks a holder of a board link could make (issue 11), each refused before
 //!   it costs the server: bombs, floods, forgeries, storms, slow and idle connections, secrets
@@ -31,6 +36,8 @@
 //!   cards, a postmortem on a laptop and a phone, the facilitator role across devices, timers,
 //!   and the small things a first retro trips over.
 //! - [`typing`]: in the browser, what someone types survives whatever the others do meanwhile.
+//! - [`tidy`]: the conventions that keep the code and ARCHITECTURE.md true to each other: doc
+//!   lines, the code map, routes, close codes, the pinned protocol section, the absences.
 //! - [`compat`]: samod, an automerge-repo implementation we did not write, reads a board as a
 //!   viewer, and as a participant writes on its desk and sees the note published.
 
@@ -49,5 +56,6 @@ mod limits;
 mod restart;
 mod rules;
 mod sync;
+mod tidy;
 mod typing;
 mod voting;

@@ -2,6 +2,7 @@
 //! the JSON API and fetch pages, and free to send malformed bodies a real client would refuse.
 
 use anyhow::{Context, bail};
+use hindsight_shared::api;
 use hindsight_shared::ids::DocumentId;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,7 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::within;
 
-/// What `POST /api/boards` answers, with the board id already parsed.
+/// What `POST /api/boards` answers ([`api::BoardCreated`]), with the board id already parsed.
 #[derive(Debug, Clone)]
 pub struct BoardCreated {
     pub board_id: DocumentId,
@@ -66,18 +67,12 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> anyhow::Result<Ht
 
 /// Creates a board through `POST /api/boards` on the server at `base` and expects `201 Created`.
 pub async fn create_board(base: &str, title: &str, template: &str) -> anyhow::Result<BoardCreated> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        board_id: String,
-        url: String,
-        facilitator_key: String,
-    }
-    let response =
-        post_json(&format!("{base}/api/boards"), &serde_json::json!({ "title": title, "template": template })).await?;
+    let request = api::CreateBoard { title: title.to_owned(), template: template.to_owned() };
+    let response = post_json(&format!("{base}{}", api::BOARDS), &serde_json::to_value(request)?).await?;
     if response.status != 201 {
         bail!("creating a board answered {} {}", response.status, response.text());
     }
-    let answer: Answer = response.json()?;
+    let answer: api::BoardCreated = response.json()?;
     let board_id = answer.board_id.parse().with_context(|| format!("`{}` is not a document id", answer.board_id))?;
     Ok(BoardCreated { board_id, url: answer.url, facilitator_key: answer.facilitator_key })
 }
@@ -100,7 +95,8 @@ pub async fn asset_urls(base: &str) -> anyhow::Result<Vec<String>> {
     Ok(urls)
 }
 
-/// What `POST /api/boards/{id}/participants` answers, with the desk id already parsed.
+/// What `POST /api/boards/{id}/participants` answers ([`api::JoinedBoard`]), with the desk id
+/// already parsed.
 #[derive(Debug, Clone)]
 pub struct Joined {
     /// Public: shown in presence.
@@ -117,11 +113,8 @@ pub async fn post_join(
     name: &str,
     facilitator_key: Option<&str>,
 ) -> anyhow::Result<HttpResponse> {
-    let mut body = serde_json::json!({ "name": name });
-    if let Some(key) = facilitator_key {
-        body["facilitator_key"] = key.into();
-    }
-    post_json(&format!("{base}/api/boards/{board}/participants"), &body).await
+    let request = api::JoinBoard { name: name.to_owned(), facilitator_key: facilitator_key.map(str::to_owned) };
+    post_json(&format!("{base}{}", api::participants(board)), &serde_json::to_value(request)?).await
 }
 
 /// Joins a board through the HTTP API and expects `201 Created`.
@@ -131,17 +124,11 @@ pub async fn join_board(
     name: &str,
     facilitator_key: Option<&str>,
 ) -> anyhow::Result<Joined> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        participant_id: String,
-        desk_id: String,
-        facilitator: bool,
-    }
     let response = post_join(base, &board.to_string(), name, facilitator_key).await?;
     if response.status != 201 {
         bail!("joining a board answered {} {}", response.status, response.text());
     }
-    let answer: Answer = response.json()?;
+    let answer: api::JoinedBoard = response.json()?;
     let desk_id = answer.desk_id.parse().with_context(|| format!("`{}` is not a document id", answer.desk_id))?;
     Ok(Joined { participant_id: answer.participant_id, desk_id, facilitator: answer.facilitator })
 }

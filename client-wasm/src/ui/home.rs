@@ -28,7 +28,11 @@ pub fn Home() -> impl IntoView {
             match api::create_board(&chosen, template.get_untracked()).await {
                 Ok(created) => {
                     // The facilitator key travels in the fragment, which never reaches a server.
-                    let target = format!("/b/{}#key={}", created.board_id, created.facilitator_key);
+                    let target = format!(
+                        "{}#key={}",
+                        hindsight_shared::api::board_page(&created.board_id),
+                        created.facilitator_key
+                    );
                     let _ = window().location().assign(&target);
                 }
                 Err(message) => {

@@ -9,29 +9,33 @@
 //! board's work never stalls another board, a health check or the accept loop; and each
 //! connection's share of that work is metered ([`Budget`]): a connection that asks for more than
 //! its share is closed.
+//!
+//! Invariants: a peer hears of a change only after it is on disk (the turn stores what a batch
+//! changed, marks it saved, and only then flushes); this task is the only owner of the board's
+//! documents, so they need no lock; a connection the board let go stays gone (what it queued
+//! before is ignored until its `Left` arrives).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::Automerge;
-use hindsight_shared::ids::{DocumentId, PeerId};
+use hindsight_shared::api::{JoinBoard, JoinedBoard};
+use hindsight_shared::ids::{DocumentId, PeerId, random_token};
 use hindsight_shared::protocol::WireMessage;
+use hindsight_shared::schema;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::core::{BoardCore, Closing, CoreConfig, DocMessage, Effects};
 use super::desk::Participant;
 use super::replica::ConnId;
-use super::{BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
+use super::{AdmitError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
 use crate::budget::TokenBucket;
+use crate::clock::now_ms;
 use crate::closing::CloseReason;
-use crate::store::{Store, StoredChange};
-
-/// Milliseconds since the Unix epoch, by this server's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use crate::key::KeyHash;
+use crate::store::{ParticipantRecord, Store, StoreError, StoredChange};
 
 /// The most messages one turn takes from the inbox.
 const MAX_BATCH: usize = 512;
@@ -90,16 +94,50 @@ pub struct BoardContext {
     pub idle: Duration,
     pub core: CoreConfig,
     pub budget: BudgetConfig,
+    /// The most participants one board takes.
+    pub max_participants: usize,
     pub shutdown: CancellationToken,
 }
 
 /// One message of a batch, as the blocking part of a turn takes it.
 enum Work {
-    Receive { conn: ConnId, peer: PeerId, doc: DocumentId, message: DocMessage },
-    Left { conn: ConnId },
-    Joined { participant: Participant, desk: Vec<u8>, facilitator: bool, reply: oneshot::Sender<Result<(), String>> },
-    Snapshot { reply: oneshot::Sender<Option<hindsight_shared::schema::Board>> },
-    Claim { participant: String, desk: DocumentId, reply: oneshot::Sender<Result<(), String>> },
+    Receive {
+        conn: ConnId,
+        peer: PeerId,
+        doc: DocumentId,
+        message: DocMessage,
+    },
+    Left {
+        conn: ConnId,
+    },
+    /// Boxed: an Automerge document is large beside the other variants.
+    Joined {
+        enrolled: Box<Enrolled>,
+        reply: oneshot::Sender<Result<JoinedBoard, AdmitError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Option<schema::Board>>,
+    },
+    Claim {
+        participant: String,
+        desk: DocumentId,
+        reply: oneshot::Sender<Result<(), AdmitError>>,
+    },
+}
+
+/// Someone who joined, stored, whom the core is still to know: their desk as a document (made
+/// here, so never loaded from bytes) and whether they hold the facilitator key.
+struct Enrolled {
+    participant: Participant,
+    desk: Automerge,
+    desk_bytes: usize,
+    facilitator: bool,
+}
+
+/// An answer owed once a turn's changes are stored.
+enum Answer {
+    Joined(oneshot::Sender<Result<JoinedBoard, AdmitError>>, JoinedBoard),
+    Claimed(oneshot::Sender<Result<(), AdmitError>>),
 }
 
 /// What the blocking part of a turn hands back.
@@ -107,7 +145,7 @@ struct Worked {
     core: Box<BoardCore>,
     budgets: HashMap<ConnId, Budget>,
     fx: Effects,
-    joined: Vec<oneshot::Sender<Result<(), String>>>,
+    answers: Vec<Answer>,
 }
 
 pub(crate) struct BoardActor {
@@ -115,6 +153,8 @@ pub(crate) struct BoardActor {
     ctx: BoardContext,
     keeper: Arc<dyn Keeper>,
     inbox: mpsc::Receiver<BoardMsg>,
+    /// The hash of the board's facilitator key, once the board is loaded.
+    key: Option<KeyHash>,
     links: HashMap<ConnId, PeerLink>,
     /// Connections the board let go whose `Left` has not arrived yet.
     gone: HashSet<ConnId>,
@@ -128,7 +168,7 @@ impl BoardActor {
         keeper: Arc<dyn Keeper>,
         inbox: mpsc::Receiver<BoardMsg>,
     ) -> Self {
-        Self { id, ctx, keeper, inbox, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
+        Self { id, ctx, keeper, inbox, key: None, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
     }
 
     pub(crate) async fn run(mut self) {
@@ -192,10 +232,11 @@ impl BoardActor {
     }
 
     /// Loads the board, without its desks; `None` if there is no such board.
-    async fn load(&self) -> anyhow::Result<Option<Box<BoardCore>>> {
+    async fn load(&mut self) -> anyhow::Result<Option<Box<BoardCore>>> {
         let Some(stored) = self.ctx.store.load_board(self.id).await? else {
             return Ok(None);
         };
+        self.key = Some(stored.record.facilitator_key_hash);
         let (id, server, config) = (self.id, self.ctx.server.clone(), self.ctx.core.clone());
         let started = Instant::now();
         let core = tokio::task::spawn_blocking(move || {
@@ -209,6 +250,34 @@ impl BoardActor {
         .await??;
         tracing::debug!(board = %self.id.tag(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
         Ok(Some(Box::new(core)))
+    }
+
+    /// Takes someone in: checks their facilitator key, makes their desk and stores them with it
+    /// (within the board's participant limit), so that the turn only has to tell the core.
+    async fn enrol(&self, join: JoinBoard) -> Result<Box<Enrolled>, AdmitError> {
+        let facilitator = match &join.facilitator_key {
+            None => false,
+            Some(key) if self.key.is_some_and(|hash| hash.matches(key)) => true,
+            Some(_) => return Err(AdmitError::WrongKey),
+        };
+        let participant = Participant { id: random_token::<9>(), name: join.name, desk: DocumentId::random() };
+        let desk =
+            schema::new_desk_document(automerge::ActorId::random()).map_err(|e| AdmitError::Failed(e.to_string()))?;
+        let bytes = desk.save();
+        let desk_bytes = bytes.len();
+        let record = ParticipantRecord {
+            board: self.id,
+            id: participant.id.clone(),
+            name: participant.name.clone(),
+            desk: participant.desk,
+            joined_at_ms: now_ms(),
+        };
+        self.ctx.store.create_participant(record, bytes, self.ctx.max_participants).await.map_err(|e| match e {
+            StoreError::BoardFull(max) => AdmitError::Full(max),
+            e => AdmitError::Failed(e.to_string()),
+        })?;
+        self.keeper.remember_desk(participant.desk, self.id);
+        Ok(Box::new(Enrolled { participant, desk, desk_bytes, facilitator }))
     }
 
     /// Loads desks from storage into the core, off the async workers.
@@ -253,9 +322,8 @@ impl BoardActor {
                     link.deliver(answer.encode().into(), FrameKind::Other);
                 }
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
-                BoardMsg::Joined { reply, .. } | BoardMsg::Claim { reply, .. } => {
-                    drop(reply.send(Err("there is no such board".into())))
-                }
+                BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } => {}
             }
         }
@@ -280,10 +348,19 @@ impl BoardActor {
                     work.push(Work::Left { conn });
                 }
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
-                BoardMsg::Joined { participant, desk, facilitator, reply } => {
-                    work.push(Work::Joined { participant, desk, facilitator, reply });
+                BoardMsg::Join { join, reply } => match self.enrol(join).await {
+                    Ok(enrolled) => work.push(Work::Joined { enrolled, reply }),
+                    Err(error) => drop(reply.send(Err(error))),
+                },
+                BoardMsg::Claim { claim, reply } => {
+                    if !self.key.is_some_and(|key| key.matches(&claim.facilitator_key)) {
+                        drop(reply.send(Err(AdmitError::WrongKey)));
+                    } else if let Ok(desk) = claim.desk_id.parse() {
+                        work.push(Work::Claim { participant: claim.participant_id, desk, reply });
+                    } else {
+                        drop(reply.send(Err(AdmitError::NotJoined)));
+                    }
                 }
-                BoardMsg::Claim { participant, desk, reply } => work.push(Work::Claim { participant, desk, reply }),
                 // A connection this board let go (it stopped reading, or broke the protocol)
                 // may still have messages queued here: the client keeps what it sent and sends
                 // it again when it reconnects. Taking them would bring the connection back.
@@ -320,7 +397,7 @@ impl BoardActor {
             (worked, changes)
         })
         .await?;
-        let (Worked { mut core, budgets, mut fx, joined }, changes) = worked;
+        let (Worked { mut core, budgets, mut fx, answers }, changes) = worked;
         self.budgets = budgets;
         let (mut core, changes) = match changes {
             Some(changes) => (core, changes),
@@ -348,8 +425,11 @@ impl BoardActor {
         fx.close.extend(flushed.close);
         let mut core = core;
         self.deliver(&mut core, fx);
-        for reply in joined {
-            let _ = reply.send(Ok(()));
+        for answer in answers {
+            match answer {
+                Answer::Joined(reply, joined) => drop(reply.send(Ok(joined))),
+                Answer::Claimed(reply) => drop(reply.send(Ok(()))),
+            }
         }
         Ok((core, wake))
     }
@@ -423,24 +503,27 @@ fn take_batch(
     config: &BudgetConfig,
 ) -> Worked {
     let mut fx = Effects::default();
-    let mut joined = Vec::new();
+    let mut answers = Vec::new();
     let mut closed: HashSet<ConnId> = HashSet::new();
     for item in work {
         match item {
             Work::Left { conn } => core.leave(conn),
             Work::Snapshot { reply } => drop(reply.send(Some(core.board().clone()))),
-            Work::Joined { participant, desk, facilitator, reply } => {
-                let result = Automerge::load(&desk)
-                    .map_err(|e| e.to_string())
-                    .and_then(|doc| core.join(participant, doc, desk.len(), facilitator).map_err(|e| e.to_string()));
-                match result {
-                    Ok(()) => joined.push(reply),
-                    Err(e) => drop(reply.send(Err(e))),
+            Work::Joined { enrolled, reply } => {
+                let Enrolled { participant, desk, desk_bytes, facilitator } = *enrolled;
+                let joined = JoinedBoard {
+                    participant_id: participant.id.clone(),
+                    desk_id: participant.desk.to_string(),
+                    facilitator,
+                };
+                match core.join(participant, desk, desk_bytes, facilitator) {
+                    Ok(()) => answers.push(Answer::Joined(reply, joined)),
+                    Err(e) => drop(reply.send(Err(AdmitError::Failed(e.to_string())))),
                 }
             }
             Work::Claim { participant, desk, reply } => match core.claim(&participant, desk) {
-                Ok(()) => joined.push(reply),
-                Err(e) => drop(reply.send(Err(e))),
+                Ok(()) => answers.push(Answer::Claimed(reply)),
+                Err(error) => drop(reply.send(Err(error))),
             },
             Work::Receive { conn, .. } if closed.contains(&conn) => {}
             Work::Receive { conn, peer, doc, message } => {
@@ -476,7 +559,7 @@ fn take_batch(
             }
         }
     }
-    Worked { core, budgets, fx, joined }
+    Worked { core, budgets, fx, answers }
 }
 
 /// The server's own reactions to a batch, and the changes to store: every desk the core wanted

@@ -23,6 +23,7 @@ use hindsight_shared::presence::Notice;
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::{self, Board, SchemaError};
 
+use super::AdmitError;
 use super::desk::{DeskSlot, Desks, LoadedDesk, Participant};
 use super::govern::Governor;
 use super::guards::{BoardGuard, DeskGuard, Quota};
@@ -188,18 +189,15 @@ impl BoardCore {
         &self.cache
     }
 
+    /// The board's document (for tests, and the cost measurements).
     pub fn board_doc(&self) -> &Automerge {
         self.board.doc()
     }
 
     /// The desk document of a participant, if it is loaded: for tests.
+    #[cfg(test)]
     pub fn desk_doc(&self, desk: DocumentId) -> Option<&Automerge> {
         self.desks.get(&desk)?.loaded.as_ref().map(|d| d.replica.doc())
-    }
-
-    /// How many bytes the board and its desks take in storage.
-    pub fn bytes(&self) -> usize {
-        self.quota.used
     }
 
     /// True if `doc` is this board or one of its desks.
@@ -273,13 +271,16 @@ impl BoardCore {
     }
 
     /// Makes a participant the facilitator, who showed the facilitator key and proved who they
-    /// are with their desk id. The error is a sentence for them.
-    pub fn claim(&mut self, participant: &str, desk: DocumentId) -> Result<(), String> {
+    /// are with their desk id.
+    pub fn claim(&mut self, participant: &str, desk: DocumentId) -> Result<(), AdmitError> {
         if self.participants.get(participant) != Some(&desk) {
-            return Err("you have not joined this board".into());
+            return Err(AdmitError::NotJoined);
         }
         if self.cache.facilitator.as_deref() != Some(participant) {
-            self.quota.used += self.board.write(|tx| edit::hand_over(tx, participant)).map_err(|e| e.to_string())?;
+            self.quota.used += self
+                .board
+                .write(|tx| edit::hand_over(tx, participant))
+                .map_err(|e| AdmitError::Failed(e.to_string()))?;
             self.cache.facilitator = Some(participant.to_owned());
             self.presence.touch();
         }

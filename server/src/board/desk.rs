@@ -26,12 +26,6 @@ pub struct DeskSlot {
     pub loaded: Option<LoadedDesk>,
 }
 
-impl DeskSlot {
-    pub fn bytes(&self) -> usize {
-        self.loaded.as_ref().map_or(self.stored_bytes, |d| d.replica.bytes())
-    }
-}
-
 /// A desk in memory.
 pub struct LoadedDesk {
     pub replica: Replica,

@@ -5,6 +5,9 @@
 //! Anonymity: notes reach the board document only here, written by the server's actor, in one
 //! change per pass with notes ordered by an id derived from a secret. The author of a note is
 //! known here (its desk) and nowhere in any document a peer receives.
+//!
+//! Invariant: this is the only place notes are written on the board, and nothing written here
+//! names their author.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1,6 +1,9 @@
 //! The rules of [`hindsight_shared::rules`] guarding a board's replica and its desks' replicas,
 //! change by change: who is writing (decided per change, so a hand-over in one change binds the
 //! next), how much room the board has left, and the typed copies kept in step with the documents.
+//!
+//! Invariant: the server checks every change before it is stored or relayed, with the same
+//! functions of `shared::rules` the client consults.
 
 use std::collections::HashMap;
 

@@ -11,6 +11,10 @@
 //!
 //! A connection sends [`BoardMsg`]s through a [`BoardHandle`]; the board answers through the
 //! [`PeerLink`] that came with the message. Neither side ever holds a lock the other needs.
+//!
+//! Invariant: a board knows whoever keeps it only as a [`Keeper`] and its peers only as
+//! [`PeerLink`]s: nothing in `board/` imports the registry, connections or routes (checked by
+//! `tidy`). Every queue is bounded: the inbox by the registry, each outbox in frames and bytes.
 
 pub mod actor;
 pub mod core;
@@ -26,12 +30,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use hindsight_shared::api::{ClaimFacilitator, JoinBoard, JoinedBoard};
 use hindsight_shared::ids::{DocumentId, PeerId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::core::DocMessage;
-use self::desk::Participant;
 use self::replica::ConnId;
 use crate::closing::CloseReason;
 
@@ -43,18 +47,35 @@ pub enum BoardMsg {
     /// The connection closed: forget its peer.
     Left { conn: ConnId },
     /// The board as it stands (everything in it is stored), or `None` if there is no such board.
-    Snapshot { reply: tokio::sync::oneshot::Sender<Option<hindsight_shared::schema::Board>> },
-    /// Someone joined; their desk (a saved document) is already stored. Answered once the
-    /// board knows them, and once any change their joining made is stored.
-    Joined {
-        participant: Participant,
-        desk: Vec<u8>,
-        facilitator: bool,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-    /// A participant (who proved who they are with their desk id) showed the facilitator key:
+    Snapshot { reply: oneshot::Sender<Option<hindsight_shared::schema::Board>> },
+    /// Someone joins: the board makes and stores their desk, and answers who they are once the
+    /// board knows them and any change their joining made is stored.
+    Join { join: JoinBoard, reply: oneshot::Sender<Result<JoinedBoard, AdmitError>> },
+    /// A participant (who proves who they are with their desk id) shows the facilitator key:
     /// they become the facilitator. Answered once that is stored.
-    Claim { participant: String, desk: DocumentId, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    Claim { claim: ClaimFacilitator, reply: oneshot::Sender<Result<(), AdmitError>> },
+}
+
+/// Why a board did not take someone in, or did not hand them the facilitator role.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("there is no such board")]
+    NoBoard,
+    #[error("the facilitator key does not match this board")]
+    WrongKey,
+    #[error("you have not joined this board")]
+    NotJoined,
+    #[error("this board is full: it takes at most {0} participants")]
+    Full(usize),
+    /// Storage failed, or the board stopped: our fault, not the caller's.
+    #[error("the board failed: {0}")]
+    Failed(String),
+}
+
+impl From<BoardGone> for AdmitError {
+    fn from(gone: BoardGone) -> Self {
+        Self::Failed(gone.to_string())
+    }
 }
 
 /// The board's task has stopped; ask the registry for a fresh handle.
@@ -69,6 +90,9 @@ pub trait Keeper: Send + Sync + 'static {
     fn release_if_unused(&self, id: DocumentId) -> bool;
     /// Lets the board go whatever holds it (after a failure).
     fn release(&self, id: DocumentId);
+    /// Notes that `desk` (just made for someone who joined) belongs to `board`, so connections
+    /// that name the desk find the board.
+    fn remember_desk(&self, desk: DocumentId, board: DocumentId);
 }
 
 /// A cheap, cloneable way to reach one board's actor.
@@ -97,6 +121,27 @@ impl BoardHandle {
     /// Queues a message for the board, waiting while its inbox is full (backpressure).
     pub async fn send(&self, message: BoardMsg) -> Result<(), BoardGone> {
         self.0.inbox.send(message).await.map_err(|_| BoardGone)
+    }
+
+    /// Joins the board: see [`BoardMsg::Join`].
+    pub async fn join(&self, join: JoinBoard) -> Result<JoinedBoard, AdmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(BoardMsg::Join { join, reply }).await?;
+        answer.await.map_err(|_| BoardGone)?
+    }
+
+    /// Takes the facilitator role with the key: see [`BoardMsg::Claim`].
+    pub async fn claim(&self, claim: ClaimFacilitator) -> Result<(), AdmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(BoardMsg::Claim { claim, reply }).await?;
+        answer.await.map_err(|_| BoardGone)?
+    }
+
+    /// The board as it stands, or `None` if there is no such board.
+    pub async fn snapshot(&self) -> Result<Option<hindsight_shared::schema::Board>, BoardGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(BoardMsg::Snapshot { reply }).await?;
+        answer.await.map_err(|_| BoardGone)
     }
 
     /// How many clones of this handle exist (the registry's included).
@@ -177,7 +222,7 @@ impl PeerLink {
         let len = bytes.len();
         let queued = self.0.queued.load(Ordering::Acquire);
         if queued > 0 && queued + len > MAX_OUTBOX_BYTES {
-            self.close(CloseReason::SLOW_READER);
+            self.close(CloseReason::OUTBOX_BYTES);
             return Delivery::Dropped;
         }
         match self.0.outbox.try_send(Frame { bytes, kind }) {
@@ -186,7 +231,7 @@ impl PeerLink {
                 Delivery::Queued
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::SLOW_READER);
+                self.close(CloseReason::OUTBOX_FRAMES);
                 Delivery::Dropped
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,

@@ -242,10 +242,6 @@ impl Replica {
         self.peers.iter().map(|(conn, p)| (*conn, &p.peer))
     }
 
-    pub fn has_peer(&self, conn: ConnId) -> bool {
-        self.peers.contains_key(&conn)
-    }
-
     /// Takes a sync message from a peer, checking every change it carries with `guard`.
     ///
     /// `ops_allowed` is how many new operations the peer may still send (its allowance); the
@@ -313,7 +309,7 @@ impl Replica {
                         return Err(ReceiveError::TooCostly(format!("{refusal}: this peer may not send documents")));
                     }
                     ChunkKind::CompressedChange | ChunkKind::Bundle => {
-                        hashes.extend(Self::decode_chunk(chunk)?.iter().map(Change::hash));
+                        hashes.extend(chunk.changes()?.iter().map(Change::hash));
                     }
                 }
             }
@@ -470,25 +466,11 @@ impl Replica {
     fn decode(&self, measured: &[(chunks::Chunk<'_>, chunks::Cost)]) -> Result<Vec<Change>, ReceiveError> {
         let mut changes = Vec::new();
         for (chunk, _) in measured {
-            changes.extend(Self::decode_chunk(chunk)?);
+            changes.extend(chunk.changes()?);
         }
         let mut seen = HashSet::new();
         changes.retain(|change| seen.insert(change.hash()) && !self.has_change(&change.hash()));
         Ok(changes)
-    }
-
-    /// The changes one measured chunk carries. A document chunk is loaded as a document (its
-    /// cost was bounded by the document's own size when it was measured).
-    fn decode_chunk(chunk: &chunks::Chunk<'_>) -> Result<Vec<Change>, ReceiveError> {
-        Ok(match chunk.kind {
-            ChunkKind::Document => Automerge::load(chunk.bytes)?.get_changes(&[]),
-            ChunkKind::Change | ChunkKind::CompressedChange => {
-                vec![Change::try_from(chunk.bytes).map_err(|e| ReceiveError::BadChange(e.to_string()))?]
-            }
-            ChunkKind::Bundle => automerge::Bundle::try_from(chunk.bytes)
-                .map_err(|e| ReceiveError::BadChange(e.to_string()))?
-                .to_changes()?,
-        })
     }
 
     /// Rebuilds the document as it was at `heads`: Automerge cannot unapply a change. Costs a

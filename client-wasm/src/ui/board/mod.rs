@@ -10,6 +10,10 @@
 //! - [`lanes`]: the columns side by side, or one at a time on a phone.
 //! - [`arrange`]: dragging and sorting cards for everyone, and finding a note.
 //! - [`shared_input`]: a field bound to a shared text (a cluster's name).
+//!
+//! Invariant: a remote change never takes what someone is typing: views read the board through
+//! memos of their part, lists are keyed by id, and `keeping_focus` wraps every update of the board
+//! and desk signals.
 
 mod actions;
 mod arrange;
@@ -815,7 +819,7 @@ fn ExportMenu(board: DocumentId) -> impl IntoView {
                     <button role="menuitem" class="export-md" on:click=move |_| save(export::Format::Markdown)>"Markdown"</button>
                     <button role="menuitem" class="export-csv" on:click=move |_| save(export::Format::Csv)>"CSV (notes)"</button>
                     <button role="menuitem" class="export-json" on:click=move |_| save(export::Format::Json)>"JSON"</button>
-                    <a role="menuitem" class="export-print" target="_blank" rel="noopener" href=format!("/api/boards/{board}/export?format=html")>
+                    <a role="menuitem" class="export-print" target="_blank" rel="noopener" href=hindsight_shared::api::export(board, "html")>
                         "Printable summary"
                     </a>
                 </div>

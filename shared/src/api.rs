@@ -1,0 +1,126 @@
+//! The HTTP API's contract: every route's path and the JSON it takes and answers, one definition
+//! for the server, the browser and the tests.
+//!
+//! Errors are `{"error": "<a sentence to show>"}` with the status saying what kind
+//! ([`ApiError`]); a client tells "there is no such board" by its status, 404, never by the
+//! sentence.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST`: creates a board; takes [`CreateBoard`], answers `201` with [`BoardCreated`].
+pub const BOARDS: &str = "/api/boards";
+/// `GET`: the templates a board can start from.
+pub const TEMPLATES: &str = "/api/templates";
+
+/// `POST`: joins the board; takes [`JoinBoard`], answers `201` with [`JoinedBoard`].
+pub fn participants(board: impl std::fmt::Display) -> String {
+    format!("/api/boards/{board}/participants")
+}
+
+/// `POST`: takes the facilitator role with the key; takes [`ClaimFacilitator`], answers `204`.
+pub fn facilitator(board: impl std::fmt::Display) -> String {
+    format!("/api/boards/{board}/facilitator")
+}
+
+/// `GET ?format=md|csv|json|html`: the board exported.
+pub fn export(board: impl std::fmt::Display, format: &str) -> String {
+    format!("/api/boards/{board}/export?format={format}")
+}
+
+/// The page of a board, the link participants share.
+pub fn board_page(board: impl std::fmt::Display) -> String {
+    format!("/b/{board}")
+}
+
+/// The body of `POST /api/boards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateBoard {
+    pub title: String,
+    /// A template id (`GET /api/templates` lists them).
+    pub template: String,
+}
+
+/// The answer to `POST /api/boards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardCreated {
+    pub board_id: String,
+    /// The link to share with participants.
+    pub url: String,
+    /// The secret that grants facilitator rights. Shown once; only its hash is stored.
+    pub facilitator_key: String,
+}
+
+/// The body of `POST /api/boards/{board_id}/participants`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinBoard {
+    /// The display name to show others; may be empty.
+    #[serde(default)]
+    pub name: String,
+    /// The board's facilitator key, to join as its facilitator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facilitator_key: Option<String>,
+}
+
+/// The answer to joining: who you are on this board, and your desk. Keep `desk_id` secret:
+/// whoever syncs that document is you.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedBoard {
+    /// Public: shown in presence.
+    pub participant_id: String,
+    /// Secret: the participant's desk document.
+    pub desk_id: String,
+    #[serde(default)]
+    pub facilitator: bool,
+}
+
+/// The body of `POST /api/boards/{board_id}/facilitator`: a participant who holds the key takes
+/// the facilitator role, from any device they joined on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimFacilitator {
+    pub participant_id: String,
+    /// The participant's desk id: the secret that proves they are that participant.
+    pub desk_id: String,
+    pub facilitator_key: String,
+}
+
+/// The query of `GET /api/boards/{board_id}/export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportQuery {
+    /// `md`, `csv`, `json` or `html` (printable).
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "md".into()
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A sentence to show the user.
+    pub error: String,
+}
+
+/// The status of an answer to a missing board (or an id that cannot be one).
+pub const NOT_FOUND: u16 = 404;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_without_a_key_sends_no_key_field() {
+        let body = serde_json::to_value(JoinBoard { name: "Ada".into(), facilitator_key: None }).unwrap();
+        assert_eq!(body, serde_json::json!({ "name": "Ada" }));
+        let read: JoinBoard = serde_json::from_str("{}").unwrap();
+        assert_eq!(read, JoinBoard::default());
+    }
+
+    #[test]
+    fn paths_name_the_board() {
+        assert_eq!(participants("abc"), "/api/boards/abc/participants");
+        assert_eq!(facilitator("abc"), "/api/boards/abc/facilitator");
+        assert_eq!(export("abc", "csv"), "/api/boards/abc/export?format=csv");
+    }
+}
