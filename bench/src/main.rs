@@ -10,7 +10,7 @@
 //! - [`scenarios`]: the measurements.
 //!
 //! Invariant: the bench never links the server crate; it speaks the wire protocol and HTTP like any
-//! other client, so it measures what a client sees. Checked by `tidy`.
+//! other client, so it measures what a client sees (tidy: bench-is-a-client).
 
 mod client;
 mod scenarios;

@@ -7,7 +7,7 @@
 //! ([`crate::board::actor`]).
 //!
 //! Invariants: a connection stores nothing (what it receives is stored by its board before anyone
-//! hears of it; checked by `tidy`); no client speaks as the server (its own peer id is refused at
+//! hears of it; tidy: connection-stores-nothing); no client speaks as the server (its own peer id is refused at
 //! `join`, and ephemeral messages go on only under their sender's id).
 
 use std::collections::HashMap;
@@ -420,8 +420,12 @@ async fn write_loop(
     if let Some(at) = last_sync {
         tokio::time::sleep_until(at + QUIET_BEFORE_CLOSE).await;
     }
-    // A link closed without a reason was closed by the server's shutdown.
+    // A link closed without a reason was closed by the server's shutdown. A lost socket takes
+    // no close frame (and 1006 may never be sent).
     let reason = link.close_reason().unwrap_or(CloseReason::GOING_AWAY);
+    if reason == CloseReason::LOST {
+        return;
+    }
     let close = Message::Close(Some(CloseFrame { code: reason.code, reason: reason.reason.into() }));
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;

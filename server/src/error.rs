@@ -49,6 +49,7 @@ impl From<crate::board::AdmitError> for AppError {
             AdmitError::WrongKey => Self::Forbidden("the facilitator key does not match this board"),
             AdmitError::NotJoined => Self::Forbidden("you have not joined this board"),
             AdmitError::Full(_) => Self::Conflict(error.to_string()),
+            AdmitError::BadName(message) => Self::BadRequest(message),
             AdmitError::Failed(cause) => Self::Internal(anyhow::anyhow!("a board failed: {cause}")),
         }
     }

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use hindsight_shared::api::{self, BoardCreated, ClaimFacilitator, CreateBoard, ExportQuery, JoinBoard, JoinedBoard};
 use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
-use hindsight_shared::schema::{self, MAX_NAME_CHARS, MAX_TITLE_CHARS};
+use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
 use tokio_util::task::TaskTracker;
 
@@ -190,8 +190,8 @@ async fn create_board(
     Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
 }
 
-/// Joins a board: the board itself makes the desk and takes the participant in (see
-/// [`crate::board::BoardMsg::Join`]); this only checks the request.
+/// Joins a board: the board itself checks the name and the key, makes the desk and takes the
+/// participant in (see [`crate::board::BoardMsg::Join`]).
 async fn join_board(
     State(state): State<AppState>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -199,13 +199,8 @@ async fn join_board(
     Path(board_id): Path<String>,
     body: Result<Json<JoinBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
-    let Json(mut request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let board = board_to_join(&state, &headers, peer, &board_id)?;
-    // Names show in everyone's roster: no control or direction-override characters.
-    request.name = schema::clean_line(&request.name);
-    if request.name.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::BadRequest(format!("a name may have at most {MAX_NAME_CHARS} characters")));
-    }
     let joined = state.0.registry.board(board).join(request).await?;
     tracing::info!(board = %board.tag(), facilitator = joined.facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))

@@ -27,7 +27,7 @@ impl KeyHash {
     }
 }
 
-/// Never shows the hash: it is as good as the key to anyone who can query storage.
+/// Never shows the hash: logs have no use for it.
 impl std::fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeyHash(..)")

@@ -11,7 +11,7 @@
 //! Invariant: routes and connections reach a board only through the handle this registry gives
 //! ([`Registry::board`], [`Registry::resolve`]), never its actor or its core; joining, taking the
 //! facilitator role and exporting are messages on that handle too, so a cluster node can forward
-//! every one of them. Checked by `tidy`.
+//! every one of them. Checked by `tidy` (tidy: handle-only).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

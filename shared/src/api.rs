@@ -41,7 +41,7 @@ pub struct CreateBoard {
 }
 
 /// The answer to `POST /api/boards`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardCreated {
     pub board_id: String,
     /// The link to share with participants.
@@ -51,7 +51,7 @@ pub struct BoardCreated {
 }
 
 /// The body of `POST /api/boards/{board_id}/participants`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinBoard {
     /// The display name to show others; may be empty.
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct JoinBoard {
 
 /// The answer to joining: who you are on this board, and your desk. Keep `desk_id` secret:
 /// whoever syncs that document is you.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinedBoard {
     /// Public: shown in presence.
     pub participant_id: String,
@@ -75,7 +75,7 @@ pub struct JoinedBoard {
 
 /// The body of `POST /api/boards/{board_id}/facilitator`: a participant who holds the key takes
 /// the facilitator role, from any device they joined on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimFacilitator {
     pub participant_id: String,
     /// The participant's desk id: the secret that proves they are that participant.
@@ -102,8 +102,46 @@ pub struct ApiError {
     pub error: String,
 }
 
-/// The status of an answer to a missing board (or an id that cannot be one).
-pub const NOT_FOUND: u16 = 404;
+/// Secrets (keys, desk ids, board ids: capabilities) never show in `{:?}`, so no log line can
+/// carry one.
+const HIDDEN: &str = "<secret>";
+
+impl std::fmt::Debug for BoardCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoardCreated")
+            .field("board_id", &HIDDEN)
+            .field("url", &HIDDEN)
+            .field("facilitator_key", &HIDDEN)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for JoinBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self.facilitator_key.as_ref().map(|_| HIDDEN);
+        f.debug_struct("JoinBoard").field("name", &self.name).field("facilitator_key", &key).finish()
+    }
+}
+
+impl std::fmt::Debug for JoinedBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinedBoard")
+            .field("participant_id", &self.participant_id)
+            .field("desk_id", &HIDDEN)
+            .field("facilitator", &self.facilitator)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClaimFacilitator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimFacilitator")
+            .field("participant_id", &self.participant_id)
+            .field("desk_id", &HIDDEN)
+            .field("facilitator_key", &HIDDEN)
+            .finish()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -115,6 +153,25 @@ mod tests {
         assert_eq!(body, serde_json::json!({ "name": "Ada" }));
         let read: JoinBoard = serde_json::from_str("{}").unwrap();
         assert_eq!(read, JoinBoard::default());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let claim = ClaimFacilitator {
+            participant_id: "p1".into(),
+            desk_id: "desk-secret".into(),
+            facilitator_key: "key-secret".into(),
+        };
+        let join = JoinBoard { name: "Ada".into(), facilitator_key: Some("key-secret".into()) };
+        let joined = JoinedBoard { participant_id: "p1".into(), desk_id: "desk-secret".into(), facilitator: true };
+        let created = BoardCreated {
+            board_id: "board-secret".into(),
+            url: "http://x/b/board-secret".into(),
+            facilitator_key: "key-secret".into(),
+        };
+        for shown in [format!("{claim:?}"), format!("{join:?}"), format!("{joined:?}"), format!("{created:?}")] {
+            assert!(!shown.contains("-secret"), "{shown}");
+        }
     }
 
     #[test]

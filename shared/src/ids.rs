@@ -96,7 +96,8 @@ impl fmt::Display for DocumentId {
 
 impl fmt::Debug for DocumentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DocumentId({self})")
+        // Ids are capabilities: a `{:?}` that reaches a log shows only the tag.
+        write!(f, "DocumentId({})", self.tag())
     }
 }
 
@@ -301,6 +302,21 @@ mod tests {
             assert!(!PeerId::from(bad).is_well_formed(), "{bad:?}");
         }
         assert!(!PeerId::from("x".repeat(101)).is_well_formed());
+    }
+
+    #[test]
+    fn document_id_errors_say_what_is_wrong() {
+        // Sixteen bytes with a wrong check: a checksum error.
+        let good = DocumentId::random().to_string();
+        let mut with_check = bs58::decode(&good).into_vec().expect("bs58");
+        assert_eq!(with_check.len(), 20);
+        with_check[19] ^= 1;
+        assert_eq!(bs58::encode(with_check).into_string().parse::<DocumentId>(), Err(ParseIdError::Checksum));
+        // A well-checked id of the wrong size: a length error.
+        let short = bs58::encode(random_bytes::<10>()).with_check().into_string();
+        assert_eq!(short.parse::<DocumentId>(), Err(ParseIdError::Length));
+        let long = bs58::encode(random_bytes::<19>()).with_check().into_string();
+        assert_eq!(long.parse::<DocumentId>(), Err(ParseIdError::Length));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
 //!
 //! Invariant: nothing here does I/O (no sockets, tasks, files, threads or clocks; callers pass time
-//! in), so the same code runs in the server and in the browser. Checked by `tidy`.
+//! in), so the same code runs in the server and in the browser (tidy: shared-sans-io).
 
 pub mod api;
 pub mod chunks;

@@ -89,7 +89,7 @@ async fn bad_board_requests_get_400_with_a_json_error() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_template_list_names_all_six_templates() -> anyhow::Result<()> {
     let server = TestServer::spawn().await;
-    let response = http::get(&format!("{}/api/templates", server.http_url())).await?;
+    let response = http::get(&format!("{}{}", server.http_url(), api::TEMPLATES)).await?;
     assert_eq!(response.status, 200);
     let templates: Vec<serde_json::Value> = response.json()?;
     let ids: BTreeSet<&str> = templates.iter().filter_map(|t| t["id"].as_str()).collect();
@@ -187,6 +187,8 @@ async fn bad_joins_get_403_404_or_400_with_a_json_error() -> anyhow::Result<()> 
     let long = http::post_join(&base, &id, &"x".repeat(61), None).await?;
     assert_eq!(long.status, 400, "a 61-character name: {}", long.text());
     assert!(error(&long)?.contains("60"), "the error says the limit: {}", long.text());
+    let nowhere = http::post_join(&base, &DocumentId::random().to_string(), &"x".repeat(61), None).await?;
+    assert_eq!(nowhere.status, 404, "a long name for a board that does not exist: {}", nowhere.text());
     let longest = http::post_join(&base, &id, &"x".repeat(60), None).await?;
     assert_eq!(longest.status, 201, "a 60-character name: {}", longest.text());
 

@@ -37,6 +37,10 @@ use crate::closing::CloseReason;
 use crate::key::KeyHash;
 use crate::store::{ParticipantRecord, Store, StoreError, StoredChange};
 
+/// How long the actor of a board that does not exist stays, for the requests that follow the
+/// first (a connection's `request` and its retries).
+const NO_BOARD_LINGER: Duration = Duration::from_secs(1);
+
 /// The most messages one turn takes from the inbox.
 const MAX_BATCH: usize = 512;
 
@@ -191,7 +195,10 @@ impl BoardActor {
                     None => break,
                 },
                 () = sleep_until(wake), if wake.is_some() => None,
-                () = tokio::time::sleep_until(idle_since + self.ctx.idle), if self.links.is_empty() => {
+                // A board that does not exist holds nothing worth keeping: it goes after a second
+                // (one who probes ids cannot keep actors in memory for the idle time).
+                () = tokio::time::sleep_until(idle_since + if core.is_some() { self.ctx.idle } else { NO_BOARD_LINGER }),
+                    if self.links.is_empty() => {
                     if self.keeper.release_if_unused(self.id) {
                         tracing::debug!(board = %self.id.tag(), "evicted idle board");
                         break;
@@ -252,9 +259,45 @@ impl BoardActor {
         Ok(Some(Box::new(core)))
     }
 
-    /// Takes someone in: checks their facilitator key, makes their desk and stores them with it
-    /// (within the board's participant limit), so that the turn only has to tell the core.
-    async fn enrol(&self, join: JoinBoard) -> Result<Box<Enrolled>, AdmitError> {
+    /// Takes in the people a batch brings, at once (so their desks are stored in one commit),
+    /// and queues them for the core. A full board is refused from the count in memory, without
+    /// touching storage; storage checks the limit again as it stores.
+    async fn enrol_all(
+        &self,
+        core: &BoardCore,
+        joins: Vec<(JoinBoard, oneshot::Sender<Result<JoinedBoard, AdmitError>>)>,
+        work: &mut Vec<Work>,
+    ) {
+        let max = self.ctx.max_participants;
+        let room = max.saturating_sub(core.participant_count());
+        let mut taken = Vec::new();
+        for (i, (join, reply)) in joins.into_iter().enumerate() {
+            if i < room {
+                taken.push((join, reply));
+            } else {
+                drop(reply.send(Err(AdmitError::Full(max))));
+            }
+        }
+        let enrolled = futures_util::future::join_all(
+            taken.into_iter().map(|(join, reply)| async move { (self.enrol(join).await, reply) }),
+        )
+        .await;
+        for (result, reply) in enrolled {
+            match result {
+                Ok(enrolled) => work.push(Work::Joined { enrolled, reply }),
+                Err(error) => drop(reply.send(Err(error))),
+            }
+        }
+    }
+
+    /// Takes someone in: checks their name and facilitator key, makes their desk and stores them
+    /// with it (within the board's participant limit), so that the turn only has to tell the core.
+    async fn enrol(&self, mut join: JoinBoard) -> Result<Box<Enrolled>, AdmitError> {
+        // Names show in everyone's roster: no control or direction-override characters.
+        join.name = schema::clean_line(&join.name);
+        if join.name.chars().count() > schema::MAX_NAME_CHARS {
+            return Err(AdmitError::BadName(format!("a name may have at most {} characters", schema::MAX_NAME_CHARS)));
+        }
         let facilitator = match &join.facilitator_key {
             None => false,
             Some(key) if self.key.is_some_and(|hash| hash.matches(key)) => true,
@@ -338,6 +381,7 @@ impl BoardActor {
     ) -> anyhow::Result<(Box<BoardCore>, Option<Instant>)> {
         let mut work = Vec::with_capacity(batch.len());
         let mut wanted = Vec::new();
+        let mut joins = Vec::new();
         for message in batch {
             match message {
                 BoardMsg::Left { conn } => {
@@ -348,10 +392,7 @@ impl BoardActor {
                     work.push(Work::Left { conn });
                 }
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
-                BoardMsg::Join { join, reply } => match self.enrol(join).await {
-                    Ok(enrolled) => work.push(Work::Joined { enrolled, reply }),
-                    Err(error) => drop(reply.send(Err(error))),
-                },
+                BoardMsg::Join { join, reply } => joins.push((join, reply)),
                 BoardMsg::Claim { claim, reply } => {
                     if !self.key.is_some_and(|key| key.matches(&claim.facilitator_key)) {
                         drop(reply.send(Err(AdmitError::WrongKey)));
@@ -385,6 +426,7 @@ impl BoardActor {
                 }
             }
         }
+        self.enrol_all(&core, joins, &mut work).await;
         self.load_desks(&mut core, wanted).await?;
 
         let budgets = std::mem::take(&mut self.budgets);

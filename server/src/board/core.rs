@@ -8,8 +8,9 @@
 //! [`BoardCore::saved`] before it calls [`BoardCore::flush`], so no peer ever hears of a change
 //! that is not on disk.
 //!
-//! Architecture invariant: the core imports nothing from the store, the registry or the
-//! connection; it touches no clock (the actor passes `now` in) and no socket. Desks are loaded
+//! Invariant (tidy: board-core-sans-io): the core, and the replicas, guards, desks, presence and
+//! governor it uses, import nothing from the store, the registry, the connection, the routes or
+//! the clock, and no tokio; it touches no clock (the actor passes `now` in) and no socket. Desks are loaded
 //! by the actor when the core asks for them ([`BoardCore::wants_desk`],
 //! [`BoardCore::desks_to_load`]).
 
@@ -268,6 +269,11 @@ impl BoardCore {
             self.cache.facilitator = Some(id);
         }
         Ok(())
+    }
+
+    /// How many people joined the board.
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
     }
 
     /// Makes a participant the facilitator, who showed the facilitator key and proved who they

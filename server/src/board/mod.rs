@@ -13,8 +13,8 @@
 //! [`PeerLink`] that came with the message. Neither side ever holds a lock the other needs.
 //!
 //! Invariant: a board knows whoever keeps it only as a [`Keeper`] and its peers only as
-//! [`PeerLink`]s: nothing in `board/` imports the registry, connections or routes (checked by
-//! `tidy`). Every queue is bounded: the inbox by the registry, each outbox in frames and bytes.
+//! [`PeerLink`]s: nothing in `board/` imports the registry, connections or routes (tidy:
+//! board-knows-no-keeper). Every queue is bounded: the inbox by the registry, each outbox in frames and bytes.
 
 pub mod actor;
 pub mod core;
@@ -67,6 +67,9 @@ pub enum AdmitError {
     NotJoined,
     #[error("this board is full: it takes at most {0} participants")]
     Full(usize),
+    /// The name cannot be shown; the sentence says why.
+    #[error("{0}")]
+    BadName(String),
     /// Storage failed, or the board stopped: our fault, not the caller's.
     #[error("the board failed: {0}")]
     Failed(String),

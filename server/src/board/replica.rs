@@ -11,7 +11,7 @@
 //! rollback is paid per message, only when a change fails a check of the merged state. The rest
 //! of the message (heads, needs, bloom filters) then goes through Automerge's own bookkeeping.
 //!
-//! Architecture invariant: this module knows Automerge and the wire protocol, and nothing of the
+//! Invariant: this module knows Automerge and the wire protocol, and nothing of the
 //! board's schema, storage, sockets or time (callers pass `now` in).
 
 use std::collections::{HashMap, HashSet};
@@ -85,8 +85,6 @@ pub enum ReceiveError {
     BadChanges(#[from] automerge::AutomergeError),
     #[error("{0}")]
     BadChunk(#[from] ChunkError),
-    #[error("the changes are malformed: {0}")]
-    BadChange(String),
     /// The message costs more than its bounds; nothing of it was decoded.
     #[error("the message is too costly: {0}")]
     TooCostly(String),

@@ -525,7 +525,10 @@ fn FacilitatorKey(board: DocumentId, hold: KeyHold) -> impl IntoView {
     let busy = RwSignal::new(false);
     let copied = RwSignal::new(false);
     let link = move || {
-        hold.key.get().map(|key| format!("{}/b/{board}#key={key}", window().location().origin().unwrap_or_default()))
+        hold.key.get().map(|key| {
+            let origin = window().location().origin().unwrap_or_default();
+            format!("{origin}{}#key={key}", hindsight_shared::api::board_page(board))
+        })
     };
     let copy = move |_| {
         if let Some(link) = link() {
