@@ -5,12 +5,14 @@
 //! - [`storage`]: the offline copies of those documents, in IndexedDB.
 //! - [`api`]: the JSON API (creating and joining boards).
 //! - [`focus`]: keeps the focus and caret of a text field its row's move would take.
+//! - [`recent`]: the boards this browser opened, for the home page's list.
 //! - [`ui`]: the pages and components.
 //!
 //! The page path picks the page: `/` is the home page, `/b/{board_id}` a board.
 
 pub mod api;
 pub mod focus;
+pub mod recent;
 pub mod session;
 pub mod storage;
 pub mod ui;

@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_PEERS_PER_BOARD: usize = 500;
 /// Messages per second one connection may send, sustained, unless told otherwise.
 pub const DEFAULT_MAX_MESSAGES_PER_SECOND: u32 = 200;
+/// Default for [`Config::roti_min_raters`]: the least k-anonymity allows.
+pub const DEFAULT_ROTI_MIN_RATERS: usize = hindsight_shared::schema::MIN_ROTI_RATERS;
 /// Default for [`Config::max_participants_per_board`].
 pub const DEFAULT_MAX_PARTICIPANTS_PER_BOARD: usize = 1_000;
 /// Default for [`Config::max_document_bytes`]: 32 MiB.
@@ -91,6 +93,12 @@ pub struct Config {
     /// How many people may join one board, ever (each join stores a desk); more get `409`.
     #[arg(long, env = "HINDSIGHT_MAX_PARTICIPANTS_PER_BOARD", default_value_t = DEFAULT_MAX_PARTICIPANTS_PER_BOARD)]
     pub max_participants_per_board: usize,
+
+    /// The fewest ROTI ratings whose results a board shows (at least 3): with fewer, each rater
+    /// could tell the others' ratings apart, so nothing is shown.
+    #[arg(long, env = "HINDSIGHT_ROTI_MIN_RATERS", default_value_t = DEFAULT_ROTI_MIN_RATERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(3..))]
+    pub roti_min_raters: usize,
 
     /// How large one document (a board or a desk) may grow in storage, in bytes: its snapshot
     /// and the changes stored since. Changes that would make it larger are refused.
@@ -177,6 +185,7 @@ impl Config {
             ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             board_retention_days: None,
             max_participants_per_board: DEFAULT_MAX_PARTICIPANTS_PER_BOARD,
+            roti_min_raters: DEFAULT_ROTI_MIN_RATERS,
             log_format: LogFormat::Text,
         }
     }

@@ -46,6 +46,7 @@ pub async fn run(
         max_participant_connections: config.max_peers_per_board,
         max_viewer_connections: config.max_viewers_per_board,
         limits: Limits { max_inflated_bytes: (4 * config.max_message_bytes).max(16 << 20) as u64, ..Limits::default() },
+        roti_min_raters: config.roti_min_raters,
     };
     let registry = Registry::new(
         BoardContext {

@@ -379,6 +379,31 @@ pub fn set_abstain(doc: &mut impl Doc, abstain: bool) -> Result<(), SchemaError>
     Ok(())
 }
 
+/// Rates the retro on one's desk (1 to 5), or takes the rating back (`None`).
+pub fn set_roti(doc: &mut impl Doc, rating: Option<i64>) -> Result<(), SchemaError> {
+    match rating {
+        Some(rating) => doc.put(ROOT, "roti", rating)?,
+        None => doc.put(ROOT, "roti", ScalarValue::Null)?,
+    }
+    Ok(())
+}
+
+/// Closes the ROTI ratings and asks the server to show the results. Only a facilitator does
+/// this, at Done, once.
+pub fn show_roti(doc: &mut impl Doc) -> Result<(), SchemaError> {
+    doc.put(ROOT, "roti_shown", true)?;
+    Ok(())
+}
+
+/// Writes the ROTI results (how many gave each rating). Only the server does this.
+pub fn set_roti_results(
+    doc: &mut impl Doc,
+    histogram: &std::collections::BTreeMap<String, i64>,
+) -> Result<(), SchemaError> {
+    autosurgeon::reconcile_prop(doc, ROOT, "roti", histogram)?;
+    Ok(())
+}
+
 // ---- The server's own writes ------------------------------------------------------------------
 
 /// Publishes a note on the board (or rewrites it). Only the server does this.

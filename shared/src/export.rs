@@ -182,6 +182,11 @@ fn markdown(board: &Board) -> String {
             );
         }
     }
+    if let Some((raters, mean)) = board.roti_mean() {
+        let _ = writeln!(out, "\n## Return on time invested\n");
+        let counts: Vec<String> = board.roti.iter().map(|(rating, count)| format!("{rating}: {count}")).collect();
+        let _ = writeln!(out, "Mean {mean:.1} out of 5 from {raters} ratings ({}).", counts.join(", "));
+    }
     out
 }
 
@@ -248,6 +253,9 @@ struct JsonBoard<'a> {
     clusters: Vec<JsonCluster<'a>>,
     items_by_votes: Vec<JsonItem>,
     action_items: Vec<JsonAction<'a>>,
+    /// How many gave each ROTI rating, once published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roti: Option<&'a std::collections::BTreeMap<String, i64>>,
 }
 
 #[derive(Serialize)]
@@ -338,6 +346,7 @@ fn json(board: &Board) -> String {
             .into_iter()
             .map(|a| JsonAction { text: &a.text, owner: &a.owner, due: &a.due, addresses: a.cluster.as_deref() })
             .collect(),
+        roti: board.roti_mean().map(|_| &board.roti),
     };
     serde_json::to_string_pretty(&export).unwrap_or_else(|_| "{}".into())
 }
@@ -480,6 +489,19 @@ mod tests {
         assert!(md.contains("## Mad") && md.contains("- Flaky, slow \"CI\" *(in: Our CI)*"), "{md}");
         assert!(md.contains("| 1 | Our CI | 2 | 7 |"));
         assert!(md.contains("| Fix CI | Sam | 2026-12-01 | Our CI |"));
+        assert!(!md.contains("Return on time invested"), "no ROTI before it is published");
+    }
+
+    #[test]
+    fn a_published_roti_is_exported_as_its_histogram_and_mean() {
+        let mut board = board(false);
+        board.roti =
+            [("1", 0), ("2", 1), ("3", 0), ("4", 2), ("5", 1)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(board.roti_mean(), Some((4, 3.75)));
+        let md = render(&board, Format::Markdown);
+        assert!(md.contains("## Return on time invested") && md.contains("Mean 3.8 out of 5 from 4 ratings"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&render(&board, Format::Json)).expect("json");
+        assert_eq!(json["roti"]["4"], 2);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The board's root map (field by field in ARCHITECTURE.md): `title`, `template`, `phase`,
 //! `columns`, `notes`, `clusters`, `action_items`, `settings`, `timer`, `revealed`, `focus`,
-//! `facilitator`, `co_facilitators`, `vote_totals`, `ranks`, `anchors`. A desk's root map: `drafts`, `votes`, `ready`, `abstain`.
+//! `facilitator`, `co_facilitators`, `vote_totals`, `ranks`, `anchors`, `roti`, `roti_shown`. A
+//! desk's root map: `drafts`, `votes`, `ready`, `abstain`, `roti`.
 //!
 //! The server creates every object of both documents when it creates the document. Browsers only
 //! put entries into those objects, never replace them: two peers that each created a `notes` map
@@ -40,6 +41,12 @@ pub const MAX_NOTES_PER_BOARD: usize = 10_000;
 pub const MAX_RANK: i64 = 1 << 50;
 /// The largest vote budget a facilitator may set.
 pub const MAX_VOTE_BUDGET: i64 = 50;
+/// A ROTI rating (return on time invested) runs from 1 (a waste of time) to 5 (worth every
+/// minute).
+pub const ROTI_RATINGS: std::ops::RangeInclusive<i64> = 1..=5;
+/// The fewest ratings the ROTI results are shown for: below it, each rater could tell the others'
+/// ratings apart (k-anonymity). The server may ask for more, never fewer.
+pub const MIN_ROTI_RATERS: usize = 3;
 
 /// True for characters that do not belong in a one-line name or title: control characters, and
 /// the format characters that reorder or hide text (bidirectional overrides and isolates, zero
@@ -190,10 +197,17 @@ pub struct Board {
     /// another takes that other note's place, and keeps it while that note is in it.
     #[autosurgeon(missing = "Default::default")]
     pub anchors: BTreeMap<String, String>,
+    /// The ROTI results: how many people gave each rating ("1" to "5"), written by the server
+    /// once the facilitator showed the results, and only if enough people rated; empty otherwise.
+    #[autosurgeon(missing = "Default::default")]
+    pub roti: BTreeMap<String, i64>,
+    /// The facilitator showed the ROTI results: ratings are closed.
+    #[autosurgeon(missing = "Default::default")]
+    pub roti_shown: bool,
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
-const ADDED_MAPS: [&str; 3] = ["co_facilitators", "ranks", "anchors"];
+const ADDED_MAPS: [&str; 4] = ["co_facilitators", "ranks", "anchors", "roti"];
 
 /// Adds to a board document the root maps that boards made before them lack, so browsers can
 /// write into them (browsers never make root objects). Returns whether it changed anything.
@@ -266,6 +280,9 @@ pub struct Desk {
     pub ready: bool,
     /// The participant chose not to vote.
     pub abstain: bool,
+    /// Their ROTI rating of the retro, at Done (see [`ROTI_RATINGS`]); never leaves the desk.
+    #[autosurgeon(missing = "Default::default")]
+    pub roti: Option<i64>,
 }
 
 /// A note as its author wrote it. Read by hand (see [`Fields`]).
@@ -312,6 +329,16 @@ impl From<AutomergeError> for SchemaError {
 }
 
 impl Board {
+    /// The published ROTI: how many rated and their mean rating; `None` while nothing is
+    /// published (the results were not asked for, or too few rated).
+    pub fn roti_mean(&self) -> Option<(i64, f64)> {
+        let (raters, sum) = ROTI_RATINGS.fold((0, 0), |(raters, sum), rating| {
+            let count = self.roti.get(&rating.to_string()).copied().unwrap_or(0);
+            (raters + count, sum + count * rating)
+        });
+        (raters > 0).then(|| (raters, sum as f64 / raters as f64))
+    }
+
     /// Reads the whole board from a document.
     pub fn read(doc: &impl ReadDoc) -> Result<Self, SchemaError> {
         Ok(autosurgeon::hydrate(doc)?)

@@ -83,6 +83,7 @@ fn core_for(doc: &Automerge, facilitator: bool) -> (BoardCore, DocumentId, Docum
         max_participant_connections: 100,
         max_viewer_connections: 100,
         limits: Limits::default(),
+        roti_min_raters: 3,
     };
     let board = DocumentId::random();
     let mut core = BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("loads");

@@ -82,6 +82,12 @@ async fn no_view_has_a_serious_accessibility_violation() {
     fay.next_phase("done").await;
     ann.wait_phase("done").await;
     audit(&mut found, &mut views, &ann, "done").await;
+    fay.click(Locator::Css("#show-roti")).await;
+    ann.wait_for(Locator::Css("#roti-hidden, #roti-chart")).await;
+    audit(&mut found, &mut views, &ann, "done, ROTI results").await;
+    ann.client().goto(&format!("{}/", server.http_url())).await.expect("home");
+    ann.wait_for(Locator::Css(".your-boards")).await;
+    audit(&mut found, &mut views, &ann, "home, your boards").await;
 
     let unknown =
         browser.open(&format!("{}/b/{}", server.http_url(), hindsight_shared::ids::DocumentId::random())).await;

@@ -34,9 +34,14 @@ async fn a_whole_retro_from_write_to_done() {
     ann.add_note("start", "Write tests first").await;
     bob.add_note("stop", "Late standups").await;
     bob.add_note("continue", "Demo every sprint").await;
-    fay.add_note("start", "Pair on reviews").await;
     fay.wait_person_status("Ann", "2 notes").await;
     fay.wait_person_status("Bob", "2 notes").await;
+    // Two writers could tell each other's notes apart: the facilitator is told before revealing.
+    let warning = fay.wait_for(Locator::Css("#weak-anonymity")).await;
+    assert!(warning.text().await.expect("text").contains("Only two people wrote notes"));
+    assert!(ann.client().find(Locator::Css("#weak-anonymity")).await.is_err(), "only the facilitator is told");
+    fay.add_note("start", "Pair on reviews").await;
+    fay.wait_js("document.getElementById('weak-anonymity') === null").await;
     assert!(!bob.html().await.contains("Friday deploys"), "Bob's page shows Ann's unrevealed note");
     ann.screenshot("phase-1-write").await;
 
@@ -121,7 +126,34 @@ async fn a_whole_retro_from_write_to_done() {
     }
     let summary = ann.html().await;
     assert!(summary.contains("Move deploys to Tuesday") && summary.contains("Start standups at 9:30 sharp"));
+
+    // ROTI: each rates in private; the facilitator shows the results, a histogram of three.
+    for (page, rating) in [(&ann, 4), (&bob, 5), (&fay, 4)] {
+        page.click(Locator::Css(&format!(".roti-choice[data-rating='{rating}']"))).await;
+        page.wait_for(Locator::Css(&format!(".roti-choice[data-rating='{rating}'][aria-checked='true']"))).await;
+        page.wait_for(Locator::Css("#connection[data-pending='0']")).await;
+    }
+    assert!(bob.client().find(Locator::Css("#show-roti")).await.is_err(), "only the facilitator shows the results");
+    fay.click(Locator::Css("#show-roti")).await;
+    for page in [&ann, &bob, &fay] {
+        let mean = page.wait_for(Locator::Css("#roti-mean")).await;
+        assert_eq!(mean.text().await.expect("text"), "Mean 4.3 out of 5, from 3 ratings");
+        page.wait_for(Locator::Css("#roti-chart .roti-bar[data-rating='4'][data-count='2']")).await;
+        page.wait_for(Locator::Css("#roti-chart .roti-bar[data-rating='5'][data-count='1']")).await;
+    }
     ann.screenshot("phase-7-done").await;
+
+    // The home page lists the boards this browser opened, with their phase: the link is not lost.
+    ann.client().goto(&format!("{}/", server.http_url())).await.expect("home");
+    let listed = ann.wait_for(Locator::Css(".your-board .your-board-title")).await;
+    assert_eq!(listed.text().await.expect("title"), "Sprint 42 retro");
+    let phase = ann.wait_for(Locator::Css(".your-board .your-board-phase")).await;
+    assert_eq!(phase.text().await.expect("phase"), "Done");
+    listed.click().await.expect("open the board again");
+    ann.wait_phase("done").await;
+    ann.client().goto(&format!("{}/", server.http_url())).await.expect("home");
+    ann.click(Locator::Css(".your-board-forget")).await;
+    ann.wait_js("document.querySelector('.your-boards') === null").await;
 
     for page in [fay, ann, bob] {
         page.close().await;

@@ -20,6 +20,8 @@
 //! - [`bad_input`]: malformed and hostile input gets an error and a close, never a panic, and
 //!   never disturbs other connections; a viewer's changes are refused; 50 refusals close a
 //!   connection; one connection cannot be two participants.
+//! - [`effectiveness`]: the ROTI, rated privately at Done and shown only as a histogram of at
+//!   least three ratings; with fewer, nothing is published and no frame carries a rating.
 //! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
 //!   clients whose connections are cut at random converge with nothing lost and nothing twice.
 //! - [`fuzz`]: the wire decoder fed mutations of a corpus never panics and round-trips.
@@ -47,6 +49,7 @@ mod bad_input;
 mod board_ui;
 mod browser;
 mod compat;
+mod effectiveness;
 mod faults;
 mod fuzz;
 mod grouping;

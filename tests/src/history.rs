@@ -101,15 +101,19 @@ pub fn frame_mentions(frame: &[u8], needle: &str) -> bool {
     if contains(frame, needle.as_bytes()) {
         return true;
     }
+    frame_changes(frame).iter().any(|change| change_mentions(change, needle))
+}
+
+/// Every change a frame carries: the changes of a `sync` or `request` message, each entry read
+/// chunk by chunk (changes, compressed changes, bundles, whole documents). Anything else carries
+/// none.
+pub fn frame_changes(frame: &[u8]) -> Vec<Change> {
     let data = match WireMessage::decode(frame) {
         Ok(WireMessage::Sync { data, .. } | WireMessage::Request { data, .. }) => data,
-        _ => return false,
+        _ => return Vec::new(),
     };
-    let Ok(message) = sync::Message::decode(&data) else { return false };
-    message.changes.iter().any(|chunk| match Change::try_from(chunk) {
-        Ok(change) => change_mentions(&change, needle),
-        Err(_) => Automerge::load(chunk).is_ok_and(|doc| history_mentions(&doc, needle)),
-    })
+    let Ok(message) = sync::Message::decode(&data) else { return Vec::new() };
+    message.changes.iter().flat_map(|entry| hindsight_shared::client::changes_in(entry).unwrap_or_default()).collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

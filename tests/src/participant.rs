@@ -326,6 +326,16 @@ impl Participant {
         self.desk_change("deleting a draft", |tx| Ok(edit::delete_draft(tx, id)?)).await
     }
 
+    /// Rates the retro (ROTI, 1 to 5) on the desk, or takes the rating back.
+    pub async fn rate(&mut self, rating: Option<i64>) -> anyhow::Result<()> {
+        self.desk_change("rating the retro", |tx| Ok(edit::set_roti(tx, rating)?)).await
+    }
+
+    /// As the facilitator: closes the ratings and shows the ROTI results.
+    pub async fn show_roti(&mut self) -> anyhow::Result<()> {
+        self.board_change("showing the ROTI results", |tx| Ok(edit::show_roti(tx)?)).await
+    }
+
     /// Places `dots` on an item (zero takes them back).
     pub async fn vote(&mut self, item: &str, dots: i64) -> anyhow::Result<()> {
         self.desk_change("voting", |tx| Ok(edit::set_votes(tx, item, dots)?)).await

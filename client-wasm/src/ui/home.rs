@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api;
+use crate::recent::{self, Visited};
 use crate::ui::Brand;
 
 #[component]
@@ -136,7 +137,56 @@ pub fn Home() -> impl IntoView {
                         {move || if busy.get() { "Creating…" } else { "Create board" }}
                     </button>
                 </form>
+                <YourBoards />
             </main>
         </div>
+    }
+}
+
+/// The boards this browser opened, newest first, with their phase and the day they were last
+/// open here; each can be taken off the list.
+#[component]
+fn YourBoards() -> impl IntoView {
+    let boards = RwSignal::new(recent::list());
+    let day = |at: f64| -> String {
+        let iso: String = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at)).to_iso_string().into();
+        iso.chars().take(10).collect()
+    };
+    view! {
+        <Show when=move || boards.with(|b| !b.is_empty())>
+            <section class="your-boards card" aria-labelledby="your-boards-title">
+                <h2 id="your-boards-title">"Your boards"</h2>
+                <ul class="your-boards-list">
+                    <For
+                        each=move || boards.get()
+                        key=|b: &Visited| b.id.clone()
+                        children=move |b: Visited| {
+                            let id = b.id.clone();
+                            let forget = move |_| {
+                                recent::forget(&id);
+                                boards.set(recent::list());
+                            };
+                            view! {
+                                <li class="your-board" data-board=b.id.clone()>
+                                    <a class="your-board-title" href=hindsight_shared::api::board_page(&b.id)>
+                                        {b.title.clone()}
+                                    </a>
+                                    <span class="chip your-board-phase">{b.phase.clone()}</span>
+                                    <span class="muted your-board-day">{day(b.seen_at)}</span>
+                                    <button
+                                        type="button"
+                                        class="secondary your-board-forget"
+                                        aria-label=format!("Forget {}", b.title)
+                                        on:click=forget
+                                    >
+                                        "Forget"
+                                    </button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </Show>
     }
 }

@@ -22,7 +22,7 @@ use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::presence::Notice;
 use hindsight_shared::protocol::WireMessage;
-use hindsight_shared::schema::{self, Board, SchemaError};
+use hindsight_shared::schema::{self, Board, MIN_ROTI_RATERS, SchemaError};
 
 use super::AdmitError;
 use super::desk::{DeskSlot, Desks, LoadedDesk, Participant};
@@ -84,6 +84,8 @@ pub struct CoreConfig {
     pub max_viewer_connections: usize,
     /// What one sync message may cost.
     pub limits: Limits,
+    /// The fewest ratings the ROTI results are shown for (at least [`MIN_ROTI_RATERS`]).
+    pub roti_min_raters: usize,
 }
 
 /// Loads desks off the actor's task: what a desk replica needs, without the core.
@@ -161,7 +163,7 @@ impl BoardCore {
             server,
             actor,
             board,
-            governor: Governor::new(cache.phase),
+            governor: Governor::new(cache.phase, config.roti_min_raters.max(MIN_ROTI_RATERS)),
             cache,
             desks: HashMap::new(),
             participants: HashMap::new(),

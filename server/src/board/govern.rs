@@ -1,6 +1,7 @@
 //! The server's own writes: it publishes revealed drafts as notes (and their edits and
-//! deletions), counts the votes when voting closes, and clears everyone's "ready" when the phase
-//! changes.
+//! deletions), counts the votes when voting closes, publishes the ROTI results when the
+//! facilitator shows them (only if enough people rated), and clears everyone's "ready" when the
+//! phase changes.
 //!
 //! Anonymity: notes reach the board document only here, written by the server's actor, in one
 //! change per pass with notes ordered by an id derived from a secret. The author of a note is
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, published_note_id};
-use hindsight_shared::schema::{Board, MAX_NOTES_PER_BOARD, Note, Phase, SchemaError};
+use hindsight_shared::schema::{Board, MAX_NOTES_PER_BOARD, Note, Phase, ROTI_RATINGS, SchemaError};
 
 use super::desk::Desks;
 use super::replica::Replica;
@@ -27,6 +28,10 @@ pub struct Governor {
     dirty: HashSet<DocumentId>,
     /// What decides publication changed (phase, reveals, anonymity): look at every desk.
     publish_all: bool,
+    /// The fewest ratings the ROTI results are shown for.
+    roti_min_raters: usize,
+    /// The ROTI was counted since this board was loaded (shown or not: ratings are closed).
+    roti_counted: bool,
 }
 
 /// What a pass of the server's writes did.
@@ -39,8 +44,8 @@ pub struct Governed {
 }
 
 impl Governor {
-    pub fn new(phase: Phase) -> Self {
-        Self { governed_phase: phase, dirty: HashSet::new(), publish_all: false }
+    pub fn new(phase: Phase, roti_min_raters: usize) -> Self {
+        Self { governed_phase: phase, dirty: HashSet::new(), publish_all: false, roti_min_raters, roti_counted: false }
     }
 
     /// A desk's drafts changed (or it was just loaded): look at it in the next pass.
@@ -56,7 +61,12 @@ impl Governor {
     /// True when the next pass needs every desk in memory: it reacts to a new phase or to what
     /// decides publication.
     pub fn needs_every_desk(&self, board: &Board) -> bool {
-        self.publish_all || board.phase != self.governed_phase
+        self.publish_all || board.phase != self.governed_phase || self.roti_due(board)
+    }
+
+    /// The facilitator showed the ROTI results and the server has yet to count them.
+    fn roti_due(&self, board: &Board) -> bool {
+        board.phase == Phase::Done && board.roti_shown && board.roti.is_empty() && !self.roti_counted
     }
 
     /// The server's reactions to the state the peers left, written to the board `replica` (whose
@@ -82,6 +92,7 @@ impl Governor {
         }
         governed.bytes += self.publish(replica, board, desks, now_ms)?;
         governed.bytes += count_votes(replica, board, desks)?;
+        governed.bytes += self.count_roti(replica, board, desks)?;
         Ok(governed)
     }
 
@@ -172,6 +183,28 @@ impl Governor {
         for note in changed {
             board.notes.insert(note.id.clone(), note);
         }
+        Ok(bytes)
+    }
+}
+
+impl Governor {
+    /// Once the facilitator shows the ROTI results, publishes how many gave each rating, if at
+    /// least `roti_min_raters` rated; else nothing at all (not even how many rated), so no
+    /// rating can be told apart. Ratings are closed from then on, so this runs once.
+    fn count_roti(&mut self, replica: &mut Replica, board: &mut Board, desks: &Desks) -> Result<usize, SchemaError> {
+        if !self.roti_due(board) {
+            return Ok(0);
+        }
+        self.roti_counted = true;
+        let ratings: Vec<i64> = desks.values().filter_map(|slot| slot.loaded.as_ref()?.cache.roti).collect();
+        if ratings.len() < self.roti_min_raters {
+            return Ok(0);
+        }
+        let histogram: BTreeMap<String, i64> = ROTI_RATINGS
+            .map(|rating| (rating.to_string(), ratings.iter().filter(|r| **r == rating).count() as i64))
+            .collect();
+        let bytes = replica.write(|tx| edit::set_roti_results(tx, &histogram))?;
+        board.roti = histogram;
         Ok(bytes)
     }
 }

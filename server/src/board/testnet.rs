@@ -50,6 +50,7 @@ pub(super) fn test_config() -> CoreConfig {
         max_participant_connections: 1_000,
         max_viewer_connections: 1_000,
         limits: Limits::default(),
+        roti_min_raters: 3,
     }
 }
 
@@ -390,6 +391,8 @@ const KEYS: &[&str] = &[
     "votes",
     "ready",
     "abstain",
+    "roti",
+    "roti_shown",
     "id",
     "column",
     "text",

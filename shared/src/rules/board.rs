@@ -33,6 +33,7 @@ pub enum BoardPart {
     ActionItem(String),
     Rank(String),
     Anchor(String),
+    RotiShown,
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -68,7 +69,7 @@ pub fn check_board_writes(
     let mut settings = board.settings.clone();
     for op in ops {
         let keys = op.keys();
-        if phase == Phase::Done && keys.as_slice() != [Some("phase")] {
+        if phase == Phase::Done && !matches!(keys.as_slice(), [Some("phase" | "roti_shown")]) {
             return refuse("the retro is done: the board is read-only");
         }
         // The value a put writes; a settling delete keeps a value that was checked before.
@@ -249,6 +250,15 @@ pub fn check_board_writes(
                 }
                 BoardPart::ActionItem((*key).to_owned())
             }
+            ([Some("roti_shown")], Some(v)) => {
+                only_facilitator("whether the ROTI results show")?;
+                in_phase(phase == Phase::Done, "showing the ROTI results")?;
+                if v.is_some_and(|v| !matches!(v, ScalarValue::Boolean(true))) {
+                    return refuse("the ROTI results cannot be hidden again");
+                }
+                BoardPart::RotiShown
+            }
+            ([Some("roti"), ..], _) => return refuse("only the server publishes the ROTI results"),
             ([Some("notes"), ..], _) => return refuse("notes are published by the server; write them on your desk"),
             ([Some("vote_totals"), ..], _) => return refuse("only the server counts votes"),
             _ => return refuse(format!("this change writes where no one may write ({})", describe(&keys))),
@@ -364,6 +374,7 @@ enum Read {
     ActionItem(String, Option<ActionItem>),
     Rank(String, Option<i64>),
     Anchor(String, Option<String>),
+    RotiShown(bool),
 }
 
 impl Read {
@@ -388,6 +399,7 @@ impl Read {
             Read::ActionItem(id, item) => put(&mut board.action_items, id, item),
             Read::Rank(id, rank) => put(&mut board.ranks, id, rank),
             Read::Anchor(id, note) => put(&mut board.anchors, id, note),
+            Read::RotiShown(shown) => board.roti_shown = shown,
         }
     }
 }
@@ -411,5 +423,8 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::ActionItem(id) => Read::ActionItem(id.clone(), schema::read_entry(doc, "action_items", id)?),
         BoardPart::Rank(id) => Read::Rank(id.clone(), schema::read_entry(doc, "ranks", id)?),
         BoardPart::Anchor(id) => Read::Anchor(id.clone(), schema::read_entry(doc, "anchors", id)?),
+        BoardPart::RotiShown => {
+            Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
+        }
     })
 }

@@ -8,7 +8,8 @@ use automerge::{Automerge, ScalarValue};
 use super::value::{boolean, int, string};
 use super::{Made, PlacedOp, Refusal, Write, accepts_new_notes, can_edit_notes, can_vote, can_write_notes, refuse};
 use crate::schema::{
-    self, Board, Desk, Draft, MAX_DRAFTS_PER_DESK, MAX_NOTE_CHARS, MAX_NOTES_PER_BOARD, Phase, SchemaError,
+    self, Board, Desk, Draft, MAX_DRAFTS_PER_DESK, MAX_NOTE_CHARS, MAX_NOTES_PER_BOARD, Phase, ROTI_RATINGS,
+    SchemaError,
 };
 
 /// A part of a desk one change may touch, to read back once it is merged.
@@ -18,13 +19,15 @@ pub enum DeskPart {
     /// The votes and the abstention, which are checked together.
     Votes,
     Ready,
+    Roti,
 }
 
 /// Checks every write of one change to a desk, by its owner, before it is applied. Returns the
 /// parts of the desk it touches.
 pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result<Vec<DeskPart>, Refusal> {
     let phase = board.phase;
-    if phase == Phase::Done && !ops.is_empty() {
+    // At Done, a desk takes its owner's rating of the retro and nothing else.
+    if phase == Phase::Done && ops.iter().any(|op| op.keys().as_slice() != [Some("roti")]) {
         return refuse("the retro is done: nothing changes any more");
     }
     let mut parts: Vec<DeskPart> = Vec::new();
@@ -96,6 +99,20 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
                 }
                 DeskPart::Votes
             }
+            ([Some("roti")], Some(v)) => {
+                if phase != Phase::Done {
+                    return refuse("the retro is rated once it is done");
+                }
+                if board.roti_shown {
+                    return refuse("the ROTI results are out: ratings are closed");
+                }
+                if let Some(v) = v
+                    && *v != ScalarValue::Null
+                {
+                    int(v, "a rating", ROTI_RATINGS).map_err(|_| Refusal("a rating is 1 to 5".into()))?;
+                }
+                DeskPart::Roti
+            }
             ([Some("ready")], Some(v)) => {
                 if let Some(v) = v {
                     boolean(v, "ready")?;
@@ -104,7 +121,7 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
             }
             _ => {
                 let path: Vec<&str> = keys.iter().map(|k| k.unwrap_or("[]")).collect();
-                return refuse(format!("a desk holds drafts, votes, ready and abstain, not {}", path.join("/")));
+                return refuse(format!("a desk holds drafts, votes, ready, abstain and roti, not {}", path.join("/")));
             }
         };
         if !parts.contains(&part) {
@@ -165,6 +182,7 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
     let mut drafts: Vec<(String, Option<Draft>)> = Vec::new();
     let mut votes = None;
     let mut ready = None;
+    let mut roti = None;
     for part in parts {
         match part {
             DeskPart::Draft(id) => drafts.push((id.clone(), schema::read_entry(doc, "drafts", id).map_err(malformed)?)),
@@ -177,6 +195,11 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
             DeskPart::Ready => {
                 ready =
                     Some(autosurgeon::hydrate_prop(doc, automerge::ROOT, "ready").map_err(|e| malformed(e.into()))?);
+            }
+            DeskPart::Roti => {
+                let rating: Option<i64> =
+                    autosurgeon::hydrate_prop(doc, automerge::ROOT, "roti").map_err(|e| malformed(e.into()))?;
+                roti = Some(rating);
             }
         }
     }
@@ -208,6 +231,9 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
     }
     if let Some(ready) = ready {
         desk.ready = ready;
+    }
+    if let Some(rating) = roti {
+        desk.roti = rating;
     }
     Ok(())
 }

@@ -424,3 +424,41 @@ fn anchors_are_set_while_grouping_to_a_note_of_the_board_and_a_cluster_never_tak
         .is_err()
     );
 }
+
+#[test]
+fn roti_is_rated_on_ones_desk_at_done_until_the_facilitator_shows_the_results() {
+    use Role::*;
+    let mut board = Board::read(&server_board(Phase::Actions)).expect("board");
+    let mut desk = schema::new_desk_document(ActorId::random()).expect("desk");
+    let early = desk_verdict(&board, &mut desk, |tx| edit::set_roti(tx, Some(4)).expect("rate"));
+    assert!(early.is_err_and(|r| r.0.contains("once it is done")));
+    board.phase = Phase::Done;
+    desk_verdict(&board, &mut desk, |tx| edit::set_roti(tx, Some(4)).expect("rate")).expect("a rating at Done");
+    desk_verdict(&board, &mut desk, |tx| edit::set_roti(tx, None).expect("unrate")).expect("taken back");
+    for bad in [0, 6, -1] {
+        let refused = desk_verdict(&board, &mut desk, |tx| edit::set_roti(tx, Some(bad)).expect("rate"));
+        assert!(refused.is_err_and(|r| r.0.contains("1 to 5")), "{bad}");
+    }
+    let other = desk_verdict(&board, &mut desk, |tx| edit::set_ready(tx, true).expect("ready"));
+    assert!(other.is_err_and(|r| r.0.contains("done")), "at Done a desk takes only its rating");
+    board.roti_shown = true;
+    let late = desk_verdict(&board, &mut desk, |tx| edit::set_roti(tx, Some(3)).expect("rate"));
+    assert!(late.is_err_and(|r| r.0.contains("closed")));
+
+    // Showing the results: a facilitator's, once, at Done; the results are the server's.
+    let ok = |role, phase, write: fn(&mut Transaction<'_>, &Board)| verdict(&mut server_board(phase), role, write);
+    ok(Facilitator, Phase::Done, |tx, _| edit::show_roti(tx).expect("show")).expect("the facilitator shows them");
+    assert!(ok(Participant, Phase::Done, |tx, _| edit::show_roti(tx).expect("show")).is_err());
+    assert!(ok(Facilitator, Phase::Actions, |tx, _| edit::show_roti(tx).expect("show")).is_err());
+    let mut shown = server_board(Phase::Done);
+    let mut tx = shown.transaction();
+    edit::show_roti(&mut tx).expect("show");
+    tx.commit();
+    let hidden = verdict(&mut shown, Facilitator, |tx, _| tx.put(ROOT, "roti_shown", false).expect("hide"));
+    assert!(hidden.is_err_and(|r| r.0.contains("cannot be hidden")));
+    let forged = ok(Facilitator, Phase::Actions, |tx, _| {
+        let results = [("5".to_owned(), 9)].into_iter().collect();
+        edit::set_roti_results(tx, &results).expect("forge");
+    });
+    assert!(forged.is_err_and(|r| r.0.contains("only the server")));
+}

@@ -459,6 +459,8 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String, hold: KeyHold) -> impl In
         let t = title.get();
         if !t.is_empty() {
             document().set_title(&format!("{t} · Hindsight"));
+            // The home page lists the boards opened here, with what they last showed.
+            crate::recent::remember(&id.to_string(), &t, phase.get());
         }
     });
     let template_name = ctx.part(|b| templates::find(&b.template).map(|t| t.name).unwrap_or_default());

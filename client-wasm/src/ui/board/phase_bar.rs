@@ -55,6 +55,9 @@ pub fn PhaseBar() -> impl IntoView {
                 <p class="hint" id="phase-hint">
                     {move || hint(phase())}
                 </p>
+                <Show when=move || ctx.is_facilitator()>
+                    <WeakAnonymity />
+                </Show>
                 <Timer />
                 <Show when=move || ctx.is_facilitator()>
                     <div class="facilitator-controls">
@@ -90,6 +93,38 @@ pub fn PhaseBar() -> impl IntoView {
                 </Show>
             </div>
         </nav>
+    }
+}
+
+/// Tells the facilitator, before notes are revealed or votes counted, when so few people took
+/// part that each could tell the others' apart: two writers each know which notes are the
+/// other's, two voters each can work out the other's dots from the totals.
+#[component]
+fn WeakAnonymity() -> impl IntoView {
+    let ctx = Ctx::get();
+    let people = ctx.view.people;
+    let warning = move || {
+        let writing = ctx.phase() == Phase::Write;
+        let count = match ctx.phase() {
+            Phase::Write => people.with(|p| p.iter().filter(|e| e.notes.unwrap_or(0) > 0).count()),
+            Phase::Vote => people.with(|p| p.iter().filter(|e| e.voted).count()),
+            _ => return None,
+        };
+        let text = match (count, writing) {
+            (1, true) => "Only one person wrote notes: once they are revealed, everyone can tell they are theirs.",
+            (2, true) => "Only two people wrote notes: once they are revealed, each can tell which are the other's.",
+            (1, false) => "Only one person voted: the totals will show everyone where they put their dots.",
+            (2, false) => "Only two people voted: from the totals, each can work out where the other put their dots.",
+            _ => return None,
+        };
+        Some(format!("{text} Anonymity needs at least three."))
+    };
+    view! {
+        <Show when=move || warning().is_some()>
+            <p class="weak-anonymity" id="weak-anonymity" role="note">
+                {move || warning().unwrap_or_default()}
+            </p>
+        </Show>
     }
 }
 

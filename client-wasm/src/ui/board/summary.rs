@@ -1,6 +1,10 @@
-//! Done: the read-only summary of the retro — the items by votes, and the action items.
+//! Done: the read-only summary of the retro — the items by votes, the action items — and the
+//! ROTI, each participant's private rating of the time the retro took, shown as a histogram.
 
-use hindsight_shared::schema::VoteItem;
+use std::collections::BTreeMap;
+
+use hindsight_shared::edit;
+use hindsight_shared::schema::{MIN_ROTI_RATERS, ROTI_RATINGS, VoteItem};
 use hindsight_shared::text;
 use leptos::prelude::*;
 
@@ -70,6 +74,137 @@ pub fn Summary() -> impl IntoView {
                 <h2>"Action items"</h2>
                 <ActionList />
             </section>
+            <Roti />
         </div>
+    }
+}
+
+/// What each rating means, from 1 to 5.
+const ROTI_LABELS: [&str; 5] = ["A waste of time", "Not worth it", "Break-even", "Worth it", "Worth every minute"];
+
+/// The ROTI: while ratings are open, five choices on one's own desk (private) and, for the
+/// facilitator, "Show the results"; then the histogram the server published, or why there is
+/// none.
+#[component]
+fn Roti() -> impl IntoView {
+    let ctx = Ctx::get();
+    let shown = ctx.part(|b| b.roti_shown);
+    let results = ctx.part(|b| b.roti.clone());
+    let mine = ctx.desk_part(|d| d.roti);
+    view! {
+        <section class="card roti" id="roti" aria-labelledby="roti-title">
+            <h2 id="roti-title">"Return on time invested"</h2>
+            <Show
+                when=move || shown.get()
+                fallback=move || {
+                    view! {
+                        <p class="muted">
+                            {format!(
+                                "How well did this retro use our time? Your rating stays on your desk: the group sees only how many gave each rating, and only if at least {MIN_ROTI_RATERS} people rated."
+                            )}
+                        </p>
+                        <div class="roti-choices" role="radiogroup" aria-label="Your rating">
+                            {ROTI_RATINGS
+                                .map(|rating| {
+                                    let label = ROTI_LABELS[(rating - 1) as usize];
+                                    view! {
+                                        <button
+                                            class="roti-choice"
+                                            data-rating=rating
+                                            role="radio"
+                                            aria-checked=move || (mine.get() == Some(rating)).to_string()
+                                            aria-label=format!("{rating}: {label}")
+                                            on:click=move |_| {
+                                                let rating = (mine.get_untracked() != Some(rating)).then_some(rating);
+                                                ctx.edit_desk(|tx| edit::set_roti(tx, rating));
+                                            }
+                                        >
+                                            <span class="roti-number">{rating}</span>
+                                            <span class="roti-label">{label}</span>
+                                        </button>
+                                    }
+                                })
+                                .collect_view()}
+                        </div>
+                        <Show when=move || ctx.is_facilitator()>
+                            <button
+                                id="show-roti"
+                                class="primary"
+                                on:click=move |_| ctx.edit_board(|tx| edit::show_roti(tx))
+                            >
+                                "Close the ratings and show the results"
+                            </button>
+                        </Show>
+                    }
+                }
+            >
+                <RotiResults results=results />
+            </Show>
+        </section>
+    }
+}
+
+/// The published histogram as bars, with the mean; or, when the server published none, why.
+#[component]
+fn RotiResults(results: Memo<BTreeMap<String, i64>>) -> impl IntoView {
+    const WIDTH: i64 = 300;
+    const HEIGHT: i64 = 120;
+    const BAR: i64 = 44;
+    /// Room above the tallest bar for its count.
+    const TOP: i64 = 20;
+    let counts =
+        move || results.with(|r| ROTI_RATINGS.map(|n| r.get(&n.to_string()).copied().unwrap_or(0)).collect::<Vec<_>>());
+    let total = move || counts().iter().sum::<i64>();
+    let mean = Ctx::get().part(|b| b.roti_mean());
+    let summary = move || {
+        let (raters, mean) = mean.get().unwrap_or_default();
+        format!("Mean {mean:.1} out of 5, from {}", text::count(raters, "rating", "ratings"))
+    };
+    view! {
+        <Show
+            when=move || { total() > 0 }
+            fallback=|| {
+                view! {
+                    <p class="roti-hidden" id="roti-hidden">
+                        {format!(
+                            "Fewer than {MIN_ROTI_RATERS} people rated, so the results stay hidden: with so few, each could tell the others' ratings apart."
+                        )}
+                    </p>
+                }
+            }
+        >
+            <p class="roti-mean" id="roti-mean">{summary}</p>
+            <svg
+                class="roti-chart"
+                id="roti-chart"
+                viewBox=format!("0 0 {WIDTH} {}", TOP + HEIGHT + 30)
+                role="img"
+                aria-label=move || {
+                    let parts: Vec<String> = counts().iter().zip(ROTI_RATINGS).map(|(c, r)| format!("{r}: {c}")).collect();
+                    format!("Ratings: {}", parts.join(", "))
+                }
+            >
+                {move || {
+                    let counts = counts();
+                    let most = counts.iter().copied().max().unwrap_or(1).max(1);
+                    counts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, count)| {
+                            let x = 10 + i as i64 * (BAR + 14);
+                            let height = (count * HEIGHT / most).max(if count > 0 { 4 } else { 1 });
+                            let y = TOP + HEIGHT - height;
+                            view! {
+                                <g class="roti-bar" data-rating=i + 1 data-count=count>
+                                    <rect x=x y=y width=BAR height=height rx=4 />
+                                    <text class="roti-count" x=x + BAR / 2 y=y - 3 text-anchor="middle">{count}</text>
+                                    <text class="roti-axis" x=x + BAR / 2 y=TOP + HEIGHT + 20 text-anchor="middle">{i + 1}</text>
+                                </g>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </svg>
+        </Show>
     }
 }
