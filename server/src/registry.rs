@@ -121,3 +121,48 @@ impl Keeper for Registry {
         self.desks.insert(desk, board);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hindsight_shared::api::JoinBoard;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::board::AdmitError;
+    use crate::board::actor::BudgetConfig;
+    use crate::store::Store;
+
+    /// A registry over a fresh store whose boards stay in memory for an hour when idle.
+    fn registry(dir: &std::path::Path) -> Arc<Registry> {
+        let ctx = BoardContext {
+            store: Store::open(dir).expect("store"),
+            server: "server".into(),
+            idle: Duration::from_secs(3600),
+            core: crate::board::testnet::test_config(),
+            budget: BudgetConfig::default(),
+            max_participants: 10,
+            shutdown: CancellationToken::new(),
+        };
+        Registry::new(ctx, TaskTracker::new())
+    }
+
+    #[tokio::test]
+    async fn the_actor_of_a_board_that_does_not_exist_goes_within_seconds() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let registry = registry(dir.path());
+        for _ in 0..20 {
+            let handle = registry.board(DocumentId::random());
+            let refused = handle.join(JoinBoard::default()).await;
+            assert!(matches!(refused, Err(AdmitError::NoBoard)), "{refused:?}");
+        }
+        assert!(!registry.in_memory().is_empty(), "each id got an actor");
+        // They go after about a second (not the hour a real board stays); the deadline is generous.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !registry.in_memory().is_empty() {
+            assert!(Instant::now() < deadline, "{} actors of no board are still in memory", registry.in_memory().len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

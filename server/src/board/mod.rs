@@ -24,7 +24,7 @@ pub mod guards;
 pub mod presence;
 pub mod replica;
 #[cfg(test)]
-mod testnet;
+pub(crate) mod testnet;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

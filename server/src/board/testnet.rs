@@ -43,7 +43,7 @@ struct Net {
 }
 
 /// A board's bounds as the server's defaults have them, with room for anything a test writes.
-pub(super) fn test_config() -> CoreConfig {
+pub(crate) fn test_config() -> CoreConfig {
     CoreConfig {
         max_document_bytes: usize::MAX,
         max_board_bytes: usize::MAX,
