@@ -100,7 +100,7 @@ fn Roti() -> impl IntoView {
                     view! {
                         <p class="muted">
                             {format!(
-                                "How well did this retro use our time? Your rating stays on your desk: the group sees only how many gave each rating, and only if at least {MIN_ROTI_RATERS} people rated."
+                                "How well did this retro use our time? Your rating stays on your desk: the group sees only how many gave each rating, and only if enough people rated (at least {MIN_ROTI_RATERS})."
                             )}
                         </p>
                         <div class="roti-choices" role="radiogroup" aria-label="Your rating">
@@ -154,7 +154,6 @@ fn RotiResults(results: Memo<BTreeMap<String, i64>>) -> impl IntoView {
     const TOP: i64 = 20;
     let counts =
         move || results.with(|r| ROTI_RATINGS.map(|n| r.get(&n.to_string()).copied().unwrap_or(0)).collect::<Vec<_>>());
-    let total = move || counts().iter().sum::<i64>();
     let mean = Ctx::get().part(|b| b.roti_mean());
     let summary = move || {
         let (raters, mean) = mean.get().unwrap_or_default();
@@ -162,13 +161,11 @@ fn RotiResults(results: Memo<BTreeMap<String, i64>>) -> impl IntoView {
     };
     view! {
         <Show
-            when=move || { total() > 0 }
+            when=move || mean.get().is_some()
             fallback=|| {
                 view! {
                     <p class="roti-hidden" id="roti-hidden">
-                        {format!(
-                            "Fewer than {MIN_ROTI_RATERS} people rated, so the results stay hidden: with so few, each could tell the others' ratings apart."
-                        )}
+                        "Too few people rated, so the results stay hidden: with so few, each could tell the others' ratings apart."
                     </p>
                 }
             }
