@@ -259,6 +259,11 @@ impl BoardActor {
         Ok(Some(Box::new(core)))
     }
 
+    /// True if `key` is this board's facilitator key.
+    fn holds_key(&self, key: &str) -> bool {
+        self.key.is_some_and(|hash| hash.matches(key))
+    }
+
     /// Takes in the people a batch brings, at once (so their desks are stored in one commit),
     /// and queues them for the core. A full board is refused from the count in memory, without
     /// touching storage; storage checks the limit again as it stores.
@@ -300,7 +305,7 @@ impl BoardActor {
         }
         let facilitator = match &join.facilitator_key {
             None => false,
-            Some(key) if self.key.is_some_and(|hash| hash.matches(key)) => true,
+            Some(key) if self.holds_key(key) => true,
             Some(_) => return Err(AdmitError::WrongKey),
         };
         let participant = Participant { id: random_token::<9>(), name: join.name, desk: DocumentId::random() };
@@ -394,7 +399,7 @@ impl BoardActor {
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
                 BoardMsg::Join { join, reply } => joins.push((join, reply)),
                 BoardMsg::Claim { claim, reply } => {
-                    if !self.key.is_some_and(|key| key.matches(&claim.facilitator_key)) {
+                    if !self.holds_key(&claim.facilitator_key) {
                         drop(reply.send(Err(AdmitError::WrongKey)));
                     } else if let Ok(desk) = claim.desk_id.parse() {
                         work.push(Work::Claim { participant: claim.participant_id, desk, reply });
