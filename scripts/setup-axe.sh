@@ -7,14 +7,8 @@ if [ -f node_modules/axe-core/axe.min.js ]; then
   exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    sudo="sudo"
-  fi
   echo "setup-axe: installing nodejs and npm..." >&2
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq nodejs npm >/dev/null
+  ../../scripts/apt-install.sh nodejs npm
 fi
 echo "setup-axe: installing axe-core..." >&2
 npm ci --no-audit --no-fund --silent
