@@ -174,7 +174,7 @@ pub async fn create_board(kind: Kind, ws_url: &str, http_url: &str) -> anyhow::R
             }
             let board = DocumentId::random();
             let template = hindsight_shared::templates::find("start-stop-continue").context("template")?;
-            let doc = schema::new_board_document(automerge::ActorId::random(), "Bench retro", template)?;
+            let doc = schema::new_board_document(automerge::ActorId::random(), "Bench retro", template, None)?;
             let spec =
                 BoardSpec { kind, ws_url: ws_url.into(), http_url: http_url.into(), board, facilitator_key: None };
             let mut creator =

@@ -46,6 +46,39 @@ pub async fn create_board(title: &str, template: &str) -> Result<BoardCreated, S
     }
 }
 
+/// Creates a team. The error is a sentence to show the user.
+pub async fn create_team(name: &str) -> Result<api::TeamCreated, String> {
+    let request = api::CreateTeam { name: name.to_owned() };
+    let answer = post_json(api::TEAMS, &request).await.map_err(|_| "Could not reach the server.".to_owned())?;
+    if answer.ok() {
+        serde_json::from_str(&answer.text).map_err(|e| format!("Unexpected answer from the server: {e}"))
+    } else {
+        Err(answer.error("The server could not create the team."))
+    }
+}
+
+/// Starts a retro of a team. The error is a sentence to show the user.
+pub async fn create_team_board(team: &str, title: &str, template: &str) -> Result<BoardCreated, String> {
+    let request = CreateBoard { title: title.to_owned(), template: template.to_owned() };
+    let answer =
+        post_json(&api::team_boards(team), &request).await.map_err(|_| "Could not reach the server.".to_owned())?;
+    if answer.ok() {
+        serde_json::from_str(&answer.text).map_err(|e| format!("Unexpected answer from the server: {e}"))
+    } else {
+        Err(answer.error("The server could not start the retro."))
+    }
+}
+
+/// Changes a team with its key. The error is a sentence to show the user.
+pub async fn manage_team(team: &str, key: &str, change: api::TeamChange) -> Result<(), String> {
+    let request = api::ManageTeam { team_key: key.to_owned(), change };
+    match post_json(&api::team_manage(team), &request).await {
+        Ok(answer) if answer.ok() => Ok(()),
+        Ok(answer) => Err(answer.error("The server did not change the team.")),
+        Err(_) => Err("Could not reach the server.".to_owned()),
+    }
+}
+
 /// Joins a board under a display name, as facilitator when the key is given.
 pub async fn join_board(board: &str, name: &str, facilitator_key: Option<&str>) -> Result<Identity, JoinError> {
     let request = JoinBoard { name: name.to_owned(), facilitator_key: facilitator_key.map(str::to_owned) };

@@ -8,7 +8,8 @@
 //! - [`recent`]: the boards this browser opened, for the home page's list.
 //! - [`ui`]: the pages and components.
 //!
-//! The page path picks the page: `/` is the home page, `/b/{board_id}` a board.
+//! The page path picks the page: `/` is the home page, `/b/{board_id}` a board, `/t/{team_id}`
+//! a team.
 
 pub mod api;
 pub mod focus;
@@ -36,7 +37,11 @@ pub fn start() {
                 None => view! { <NotFound /> }.into_any(),
             });
         }
-        None => mount_to_body(ui::home::Home),
+        None => match path.strip_prefix("/t/").map(|id| id.trim_end_matches('/').parse::<DocumentId>()) {
+            Some(Ok(id)) => mount_to_body(move || view! { <ui::team::TeamPage id /> }),
+            Some(Err(_)) => mount_to_body(NotFound),
+            None => mount_to_body(ui::home::Home),
+        },
     }
 }
 

@@ -1,4 +1,4 @@
-//! The boards this browser has opened, newest first, kept in `localStorage`: the home page lists
+//! The boards (and teams) this browser has opened, newest first, kept in `localStorage`: the home page lists
 //! them, so losing a link does not lose a retro. Nothing here leaves the browser.
 
 use hindsight_shared::schema::Phase;
@@ -17,6 +17,9 @@ pub struct Visited {
     pub phase: String,
     /// When it was last open here, in milliseconds since the epoch.
     pub seen_at: f64,
+    /// A team's page, not a board.
+    #[serde(default)]
+    pub team: bool,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -39,13 +42,26 @@ fn save(boards: &[Visited]) {
 
 /// Notes that the board is open here now, with its title and phase.
 pub fn remember(id: &str, title: &str, phase: Phase) {
+    keep(id, title, phase.title(), false);
+}
+
+/// Notes that a team's page is open here now.
+pub fn remember_team(id: &str, name: &str) {
+    keep(id, name, "Team", true);
+}
+
+fn keep(id: &str, title: &str, phase: &str, team: bool) {
     let mut boards = list();
+    if boards.first().is_some_and(|b| b.id == id && b.title == title && b.phase == phase) {
+        return;
+    }
     boards.retain(|b| b.id != id);
     let seen = Visited {
         id: id.to_owned(),
         title: title.to_owned(),
-        phase: phase.title().to_owned(),
+        phase: phase.to_owned(),
         seen_at: js_sys::Date::now(),
+        team,
     };
     boards.insert(0, seen);
     boards.truncate(MAX_BOARDS);

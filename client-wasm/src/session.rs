@@ -1,5 +1,6 @@
 //! The live link to one board: local Automerge copies of the board and of this participant's
 //! private desk, the WebSocket with automatic reconnect, and the automerge-repo sync protocol.
+//! A team page uses the same session for its team's ledger, with no desk.
 //!
 //! The local copies are the source of truth for the UI. Edits apply to them at once, whether or
 //! not the server is reachable; the sync protocol sends them whenever a connection is up, so
@@ -19,6 +20,7 @@ use automerge::ChangeHash;
 use automerge::transaction::{CommitOptions, Transaction};
 use hindsight_shared::client::{ClientError, ClientReplica};
 use hindsight_shared::ids::{DocumentId, PeerId, fresh_board_actor};
+use hindsight_shared::ledger::Ledger;
 use hindsight_shared::presence::{Notice, PresenceEntry, merge_roster};
 use hindsight_shared::protocol::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use hindsight_shared::schema::{Board, Desk, SchemaError};
@@ -70,6 +72,8 @@ impl Status {
 #[derive(Debug, Clone, Copy)]
 pub struct BoardView {
     pub board: RwSignal<Option<Board>>,
+    /// The team's ledger, on a team page (whose session has no board and no desk).
+    pub ledger: RwSignal<Option<Ledger>>,
     pub desk: RwSignal<Desk>,
     pub status: RwSignal<Status>,
     /// The server does not know this board (or this browser's desk).
@@ -113,8 +117,12 @@ impl Document {
 
 struct Inner {
     peer_id: PeerId,
+    /// The board, or on a team page the ledger.
     board: Document,
-    desk: Document,
+    /// This participant's desk; none on a team page.
+    desk: Option<Document>,
+    /// What the first document is.
+    primary: Primary,
     socket: Option<Socket>,
     /// The server's peer id, once the handshake on the current socket completed.
     server: Option<PeerId>,
@@ -153,6 +161,13 @@ impl Drop for Socket {
     }
 }
 
+/// What a session's first document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Primary {
+    Board,
+    Ledger,
+}
+
 /// Which of the two documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -164,8 +179,18 @@ impl BoardSession {
     /// Starts syncing a board and this participant's desk: connects now and keeps reconnecting
     /// for the life of the page.
     pub fn start(board: DocumentId, desk: DocumentId) -> Self {
+        Self::start_with(board, Some(desk), Primary::Board)
+    }
+
+    /// Starts syncing a team's ledger, for the team page.
+    pub fn start_team(ledger: DocumentId) -> Self {
+        Self::start_with(ledger, None, Primary::Ledger)
+    }
+
+    fn start_with(board: DocumentId, desk: Option<DocumentId>, primary: Primary) -> Self {
         let view = BoardView {
             board: RwSignal::new(None),
+            ledger: RwSignal::new(None),
             desk: RwSignal::new(Desk::default()),
             status: RwSignal::new(Status::Connecting),
             unavailable: RwSignal::new(false),
@@ -180,7 +205,8 @@ impl BoardSession {
         let inner = Inner {
             peer_id: PeerId::from(format!("browser-{}", PeerId::random())),
             board: Document::new(board),
-            desk: Document::new(desk),
+            desk: desk.map(Document::new),
+            primary,
             socket: None,
             server: None,
             attempts: 0,
@@ -242,7 +268,7 @@ impl BoardSession {
         {
             let mut inner = self.inner.borrow_mut();
             let offline = inner.server.is_none();
-            let document = inner.document(which);
+            let Some(document) = inner.document(which) else { return Ok(()) };
             let mut tx = document.replica.doc_mut().transaction();
             let hash = match edit(&mut tx) {
                 Ok(()) => tx.commit_with(CommitOptions::default().with_time(0)).0,
@@ -264,16 +290,19 @@ impl BoardSession {
     /// newer state meanwhile; merging is order-free).
     async fn restore(&self) {
         let Some(storage) = Storage::open().await else { return };
-        let ids = {
+        let ids: Vec<(Which, DocumentId)> = {
             let inner = self.inner.borrow();
-            [(Which::Board, inner.board.replica.id()), (Which::Desk, inner.desk.replica.id())]
+            std::iter::once((Which::Board, inner.board.replica.id()))
+                .chain(inner.desk.as_ref().map(|desk| (Which::Desk, desk.replica.id())))
+                .collect()
         };
         for (which, id) in ids {
             let saved = storage.get(&id.to_string()).await;
             let acked = storage.get(&format!("{id}:acked")).await;
             let changed = {
                 let mut inner = self.inner.borrow_mut();
-                let replica = &mut inner.document(which).replica;
+                let Some(document) = inner.document(which) else { continue };
+                let replica = &mut document.replica;
                 if let Some(acked) = acked
                     && let Err(e) = replica.restore_acked(&acked)
                 {
@@ -317,7 +346,7 @@ impl BoardSession {
             let Some(storage) = inner.storage.clone() else { return };
             let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
             for which in [Which::Board, Which::Desk] {
-                let document = inner.document(which);
+                let Some(document) = inner.document(which) else { continue };
                 let now = (document.replica.doc().get_heads(), document.replica.acked_heads().to_vec());
                 if now.0.is_empty() || now == document.stored {
                     continue;
@@ -498,7 +527,7 @@ impl BoardSession {
         let inner = self.inner.borrow();
         if document_id == inner.board.replica.id() {
             Some(Which::Board)
-        } else if document_id == inner.desk.replica.id() {
+        } else if inner.desk.as_ref().is_some_and(|desk| document_id == desk.replica.id()) {
             Some(Which::Desk)
         } else {
             None
@@ -513,7 +542,9 @@ impl BoardSession {
             inner.server = Some(server);
             inner.attempts = 0;
             inner.board.replica.restart_sync();
-            inner.desk.replica.restart_sync();
+            if let Some(desk) = &mut inner.desk {
+                desk.replica.restart_sync();
+            }
         }
         self.view.status.set(Status::Connected);
         self.push(Which::Desk);
@@ -521,7 +552,10 @@ impl BoardSession {
     }
 
     fn on_sync(&self, which: Which, data: &[u8]) {
-        let received = self.inner.borrow_mut().document(which).replica.receive(data);
+        let received = match self.inner.borrow_mut().document(which) {
+            Some(document) => document.replica.receive(data),
+            None => return,
+        };
         let changed = match received {
             Ok(changed) => changed,
             Err(ClientError::Decode(_)) => {
@@ -554,9 +588,12 @@ impl BoardSession {
                     let mut inner = self.inner.borrow_mut();
                     changes.iter().any(|hash| inner.made_offline.remove(&ChangeHash(*hash)))
                 };
-                let dropped =
-                    self.inner.borrow_mut().document(which).replica.drop_refused(changes.into_iter().map(ChangeHash));
-                if let Err(e) = dropped {
+                let dropped = self
+                    .inner
+                    .borrow_mut()
+                    .document(which)
+                    .map(|document| document.replica.drop_refused(changes.into_iter().map(ChangeHash)));
+                if let Some(Err(e)) = dropped {
                     leptos::logging::warn!("hindsight: {e}");
                 }
                 self.refresh(which);
@@ -598,7 +635,7 @@ impl BoardSession {
                 return;
             };
             let peer_id = inner.peer_id.clone();
-            inner.document(which).replica.next_message().map(|outgoing| {
+            inner.document(which).and_then(|document| document.replica.next_message()).map(|outgoing| {
                 // Changes, and a request for the document, are answered by the server. A peer
                 // that has nothing yet asks for the document; one with a copy syncs it.
                 let expects_answer = outgoing.expects_answer();
@@ -614,7 +651,7 @@ impl BoardSession {
     fn update_unsynced(&self) {
         let pending = {
             let mut inner = self.inner.borrow_mut();
-            let pending = inner.board.replica.pending() + inner.desk.replica.pending();
+            let pending = inner.board.replica.pending() + inner.desk.as_ref().map_or(0, |d| d.replica.pending());
             if pending == 0 {
                 // Everything made offline reached the server and was kept.
                 inner.made_offline.clear();
@@ -635,12 +672,22 @@ impl BoardSession {
         let inner = self.inner.borrow();
         let doc = match which {
             Which::Board => inner.board.replica.doc(),
-            Which::Desk => inner.desk.replica.doc(),
+            Which::Desk => match &inner.desk {
+                Some(desk) => desk.replica.doc(),
+                None => return,
+            },
         };
         if doc.get_heads().is_empty() {
             return;
         }
         match which {
+            Which::Board if inner.primary == Primary::Ledger => match Ledger::read(doc) {
+                Ok(ledger) => {
+                    drop(inner);
+                    keeping_focus(|| self.view.ledger.set(Some(ledger)));
+                }
+                Err(e) => leptos::logging::warn!("hindsight: the ledger is not readable: {e}"),
+            },
             Which::Board => match Board::read(doc) {
                 Ok(board) => {
                     drop(inner);
@@ -688,10 +735,10 @@ impl BoardSession {
 }
 
 impl Inner {
-    fn document(&mut self, which: Which) -> &mut Document {
+    fn document(&mut self, which: Which) -> Option<&mut Document> {
         match which {
-            Which::Board => &mut self.board,
-            Which::Desk => &mut self.desk,
+            Which::Board => Some(&mut self.board),
+            Which::Desk => self.desk.as_mut(),
         }
     }
 }

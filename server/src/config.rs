@@ -38,6 +38,10 @@ pub const DEFAULT_BOARD_CREATIONS_PER_MINUTE: u32 = 30;
 pub const DEFAULT_JOINS_PER_MINUTE: u32 = 600;
 /// Default for [`Config::http_timeout_secs`].
 pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 30;
+/// Default for [`Config::max_team_retros`].
+pub const DEFAULT_MAX_TEAM_RETROS: usize = 1_000;
+/// Default for [`Config::max_team_actions`].
+pub const DEFAULT_MAX_TEAM_ACTIONS: usize = 10_000;
 /// Default for [`Config::ping_interval_secs`].
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 20;
 
@@ -99,6 +103,16 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_ROTI_MIN_RATERS", default_value_t = DEFAULT_ROTI_MIN_RATERS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(3..))]
     pub roti_min_raters: usize,
+
+    /// How many retros one team's ledger lists; starting another is refused (`409`) until a
+    /// team key holder removes one.
+    #[arg(long, env = "HINDSIGHT_MAX_TEAM_RETROS", default_value_t = DEFAULT_MAX_TEAM_RETROS)]
+    pub max_team_retros: usize,
+
+    /// How many action items one team's ledger holds; a retro that would bring more lists the
+    /// ones left out, and starting another retro is refused (`409`) while the ledger is full.
+    #[arg(long, env = "HINDSIGHT_MAX_TEAM_ACTIONS", default_value_t = DEFAULT_MAX_TEAM_ACTIONS)]
+    pub max_team_actions: usize,
 
     /// How large one document (a board or a desk) may grow in storage, in bytes: its snapshot
     /// and the changes stored since. Changes that would make it larger are refused.
@@ -186,6 +200,8 @@ impl Config {
             board_retention_days: None,
             max_participants_per_board: DEFAULT_MAX_PARTICIPANTS_PER_BOARD,
             roti_min_raters: DEFAULT_ROTI_MIN_RATERS,
+            max_team_retros: DEFAULT_MAX_TEAM_RETROS,
+            max_team_actions: DEFAULT_MAX_TEAM_ACTIONS,
             log_format: LogFormat::Text,
         }
     }

@@ -55,6 +55,19 @@ impl From<crate::board::AdmitError> for AppError {
     }
 }
 
+impl From<crate::team::TeamError> for AppError {
+    fn from(error: crate::team::TeamError) -> Self {
+        use crate::team::TeamError;
+        match error {
+            TeamError::NoTeam => Self::NotFound("there is no such team"),
+            TeamError::WrongKey => Self::Forbidden("the team key does not match this team"),
+            TeamError::Full(message) => Self::Conflict(message),
+            TeamError::Invalid(message) => Self::BadRequest(message),
+            TeamError::Failed(cause) => Self::Internal(anyhow::anyhow!("a team failed: {cause}")),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {

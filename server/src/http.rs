@@ -16,9 +16,13 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hindsight_shared::api::{self, BoardCreated, ClaimFacilitator, CreateBoard, ExportQuery, JoinBoard, JoinedBoard};
+use hindsight_shared::api::{
+    self, BoardCreated, ClaimFacilitator, CreateBoard, CreateTeam, ExportQuery, JoinBoard, JoinedBoard, ManageTeam,
+    TeamCreated,
+};
 use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
+use hindsight_shared::ledger::{self, MAX_TEAM_NAME_CHARS, Retro};
 use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
 use tokio_util::task::TaskTracker;
@@ -31,7 +35,8 @@ use crate::connection::{self, ConnectionContext};
 use crate::error::AppError;
 use crate::key::{self, KeyHash};
 use crate::registry::Registry;
-use crate::store::{BoardRecord, Store};
+use crate::store::{BoardRecord, DocKind, Store};
+use crate::team::TeamMsg;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -101,6 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/boards/{board_id}/participants", post(join_board))
         .route("/api/boards/{board_id}/facilitator", post(claim_facilitator))
         .route("/api/boards/{board_id}/export", get(export_board))
+        .route("/api/teams", post(create_team))
+        .route("/api/teams/{team_id}/boards", post(create_team_board))
+        .route("/api/teams/{team_id}/manage", post(manage_team))
+        .route("/api/teams/{team_id}/export", get(export_team))
+        .route("/t/{team_id}", get(team_page))
         .route("/api/templates", get(list_templates))
         .route("/assets/{file}", get(asset))
         .route("/sw.js", get(service_worker))
@@ -162,32 +172,153 @@ async fn create_board(
     headers: HeaderMap,
     body: Result<Json<CreateBoard>, JsonRejection>,
 ) -> Result<(StatusCode, Json<BoardCreated>), AppError> {
-    if let Some(client) = state.client(&headers, peer_of(peer)) {
+    make_board(&state, &headers, peer_of(peer), body, None).await
+}
+
+/// Starts a retro of a team: the team lists it and hands it the open actions to review.
+async fn create_team_board(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Path(team_id): Path<String>,
+    body: Result<Json<CreateBoard>, JsonRejection>,
+) -> Result<(StatusCode, Json<BoardCreated>), AppError> {
+    let team: DocumentId = team_id.parse().map_err(|_| AppError::NotFound("there is no such team"))?;
+    make_board(&state, &headers, peer_of(peer), body, Some(team)).await
+}
+
+/// Makes a board from a title and a template, in a team if `team` says so.
+async fn make_board(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    body: Result<Json<CreateBoard>, JsonRejection>,
+    team: Option<DocumentId>,
+) -> Result<(StatusCode, Json<BoardCreated>), AppError> {
+    if let Some(client) = state.client(headers, peer) {
         state.0.clients.create_board(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
     }
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let title = schema::clean_line(&request.title);
-    let title = title.as_str();
-    if title.is_empty() {
-        return Err(AppError::BadRequest("the board needs a title".into()));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(AppError::BadRequest(format!("a title may have at most {MAX_TITLE_CHARS} characters")));
-    }
+    let title = checked_line(&request.title, "the board needs a title", "a title", MAX_TITLE_CHARS)?;
     let template: &Template = templates::find(&request.template).ok_or_else(|| {
         let known: Vec<&str> = TEMPLATES.iter().map(|t| t.id).collect();
         AppError::BadRequest(format!("unknown template `{}`; known: {}", request.template, known.join(", ")))
     })?;
 
     let id = DocumentId::random();
+    let created_at_ms = now_ms();
+    let team = match team {
+        None => None,
+        Some(team) => {
+            let retro = Retro {
+                id: id.to_string(),
+                title: title.clone(),
+                template: template.id.to_owned(),
+                created_at: created_at_ms,
+                ..Retro::default()
+            };
+            let review = state
+                .0
+                .registry
+                .board(team)
+                .ask_team(|reply| TeamMsg::NewBoard { retro, reply })
+                .await
+                .map_err(|e| AppError::Internal(e.into()))??;
+            Some((team.to_string(), review))
+        }
+    };
+    let in_team = team.is_some();
     let facilitator_key = key::new_key();
-    let doc = schema::new_board_document(automerge::ActorId::random(), title, template)
+    let doc = schema::new_board_document(automerge::ActorId::random(), &title, template, team)
         .map_err(|e| AppError::Internal(e.into()))?;
-    let record = BoardRecord { id, created_at_ms: now_ms(), facilitator_key_hash: KeyHash::of(&facilitator_key) };
+    let record =
+        BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash::of(&facilitator_key), kind: DocKind::Board };
     state.0.store.create_board(record, doc.save()).await?;
-    tracing::info!(board = %id.tag(), template = template.id, "created board");
-    let url = format!("{}{}", public_url(&state.0.config, &headers), api::board_page(id));
+    tracing::info!(board = %id.tag(), template = template.id, in_team, "created board");
+    let url = format!("{}{}", public_url(&state.0.config, headers), api::board_page(id));
     Ok((StatusCode::CREATED, Json(BoardCreated { board_id: id.to_string(), url, facilitator_key })))
+}
+
+/// A one-line text from a request, cleaned, not blank and at most `max` characters.
+fn checked_line(text: &str, blank: &str, what: &str, max: usize) -> Result<String, AppError> {
+    let line = schema::clean_line(text);
+    if line.is_empty() {
+        return Err(AppError::BadRequest(blank.into()));
+    }
+    if line.chars().count() > max {
+        return Err(AppError::BadRequest(format!("{what} may have at most {max} characters")));
+    }
+    Ok(line)
+}
+
+/// Makes a team: its ledger, its link and its key.
+async fn create_team(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Json<CreateTeam>, JsonRejection>,
+) -> Result<(StatusCode, Json<TeamCreated>), AppError> {
+    if let Some(client) = state.client(&headers, peer_of(peer)) {
+        state.0.clients.create_board(client).map_err(|e| AppError::TooManyRequests(e.to_string()))?;
+    }
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let name = checked_line(&request.name, "the team needs a name", "a team name", MAX_TEAM_NAME_CHARS)?;
+    let id = DocumentId::random();
+    let team_key = key::new_key();
+    let doc =
+        ledger::new_ledger_document(automerge::ActorId::random(), &name).map_err(|e| AppError::Internal(e.into()))?;
+    let record =
+        BoardRecord { id, created_at_ms: now_ms(), facilitator_key_hash: KeyHash::of(&team_key), kind: DocKind::Team };
+    state.0.store.create_board(record, doc.save()).await?;
+    tracing::info!(team = %id.tag(), "created team");
+    let url = format!("{}{}", public_url(&state.0.config, &headers), api::team_page(id));
+    Ok((StatusCode::CREATED, Json(TeamCreated { team_id: id.to_string(), url, team_key })))
+}
+
+/// A team key holder renames the team, takes a retro out of it, or deletes it.
+async fn manage_team(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Path(team_id): Path<String>,
+    body: Result<Json<ManageTeam>, JsonRejection>,
+) -> Result<StatusCode, AppError> {
+    let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    // Guessing a key costs a join's worth of the address's allowance.
+    let team = board_to_join(&state, &headers, peer, &team_id)?;
+    let ManageTeam { team_key: key, change } = request;
+    state
+        .0
+        .registry
+        .board(team)
+        .ask_team(|reply| TeamMsg::Manage { key, change, reply })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    tracing::info!(team = %team.tag(), "a team key holder changed the team");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The team's actions as CSV or Markdown, or the whole ledger as JSON.
+async fn export_team(
+    State(state): State<AppState>,
+    Path(team_id): Path<String>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, AppError> {
+    let format = export::Format::parse(&query.format)
+        .filter(|f| *f != export::Format::Html)
+        .ok_or_else(|| AppError::BadRequest(format!("unknown format `{}`; use md, csv or json", query.format)))?;
+    let team: DocumentId = team_id.parse().map_err(|_| AppError::NotFound("there is no such team"))?;
+    let ledger = state
+        .0
+        .registry
+        .board(team)
+        .ask_team(|reply| TeamMsg::Snapshot { reply })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .ok_or(AppError::NotFound("there is no such team"))?;
+    let body = export::render_team(&ledger, format, &ledger::iso_day(now_ms()));
+    let file_name = export::team_file_name(&ledger, format);
+    Ok(exported(body, format, Some(file_name)))
 }
 
 /// Joins a board: the board itself checks the name and the key, makes the desk and takes the
@@ -241,18 +372,23 @@ async fn export_board(
         .map_err(|e| AppError::Internal(e.into()))?
         .ok_or(AppError::NotFound("there is no such board"))?;
     let body = export::render(&board, format);
+    let file_name = (format != export::Format::Html).then(|| export::file_name(&board, format));
+    Ok(exported(body, format, file_name))
+}
+
+/// An export's response: its type, never cached, inert, and a download when it has a file name.
+fn exported(body: String, format: export::Format, file_name: Option<String>) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EXPORT_POLICY));
-    if format != export::Format::Html {
-        let disposition = format!("attachment; filename=\"{}\"", export::file_name(&board, format));
-        if let Ok(value) = HeaderValue::from_str(&disposition) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
+    if let Some(value) =
+        file_name.and_then(|name| HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).ok())
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok(response)
+    response
 }
 
 /// The board a join (or a claim of the facilitator role) names, once the client's address is
@@ -300,7 +436,16 @@ async fn board_page(State(state): State<AppState>, Path(board_id): Path<String>)
     let Ok(id) = board_id.parse::<DocumentId>() else {
         return Ok(shell(StatusCode::NOT_FOUND));
     };
-    let exists = state.0.store.board(id).await?.is_some();
+    let exists = state.0.store.board(id).await?.is_some_and(|r| r.kind == DocKind::Board);
+    Ok(shell(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND }))
+}
+
+/// The team page: the same shell, with 404 for a team that does not exist.
+async fn team_page(State(state): State<AppState>, Path(team_id): Path<String>) -> Result<Response, AppError> {
+    let Ok(id) = team_id.parse::<DocumentId>() else {
+        return Ok(shell(StatusCode::NOT_FOUND));
+    };
+    let exists = state.0.store.board(id).await?.is_some_and(|r| r.kind == DocKind::Team);
     Ok(shell(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND }))
 }
 

@@ -32,6 +32,7 @@ pub mod key;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod team;
 
 use std::process::ExitCode;
 

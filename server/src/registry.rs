@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::board::actor::{BoardActor, BoardContext};
-use crate::board::{BoardHandle, Keeper};
+use crate::board::{BoardHandle, BoardMsg, Keeper};
 
 /// How many messages may wait in one board's inbox before senders wait (backpressure).
 const INBOX_CAPACITY: usize = 1024;
@@ -36,11 +36,13 @@ pub struct Registry {
     desks: DashMap<DocumentId, DocumentId>,
     ctx: BoardContext,
     tracker: TaskTracker,
+    /// This registry, for the tasks it spawns.
+    me: std::sync::Weak<Registry>,
 }
 
 impl Registry {
     pub fn new(ctx: BoardContext, tracker: TaskTracker) -> Arc<Self> {
-        Arc::new(Self { boards: DashMap::new(), desks: DashMap::new(), ctx, tracker })
+        Arc::new_cyclic(|me| Self { boards: DashMap::new(), desks: DashMap::new(), ctx, tracker, me: me.clone() })
     }
 
     /// A handle to the board, loading it into memory if it is not there yet.
@@ -119,6 +121,18 @@ impl Keeper for Registry {
 
     fn remember_desk(&self, desk: DocumentId, board: DocumentId) {
         self.desks.insert(desk, board);
+    }
+
+    /// Queued from a task of its own, so the sender never waits on another actor's inbox (two
+    /// actors waiting on each other's full inbox would never wake).
+    fn tell(&self, doc: DocumentId, message: BoardMsg) {
+        let Some(registry) = self.me.upgrade() else { return };
+        let handle = registry.board(doc);
+        self.tracker.spawn(async move {
+            if handle.send(message).await.is_err() {
+                tracing::warn!(doc = %doc.tag(), "a message to another document's actor was lost: it stopped");
+            }
+        });
     }
 }
 

@@ -47,6 +47,8 @@ pub async fn run(
         max_viewer_connections: config.max_viewers_per_board,
         limits: Limits { max_inflated_bytes: (4 * config.max_message_bytes).max(16 << 20) as u64, ..Limits::default() },
         roti_min_raters: config.roti_min_raters,
+        max_team_retros: config.max_team_retros,
+        max_team_actions: config.max_team_actions,
     };
     let registry = Registry::new(
         BoardContext {

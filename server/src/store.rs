@@ -55,13 +55,32 @@ pub struct StoredChange {
     pub bytes: Vec<u8>,
 }
 
-/// What the server knows about a board outside its document.
+/// What the server knows about a board (or a team) outside its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardRecord {
     pub id: DocumentId,
     pub created_at_ms: i64,
-    /// SHA-256 of the facilitator key; the key itself is never stored.
+    /// SHA-256 of the facilitator key (of a team: the team key); the key itself is never stored.
     pub facilitator_key_hash: KeyHash,
+    pub kind: DocKind,
+}
+
+/// What a stored top-level document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// A retro's board (with its participants' desks).
+    Board,
+    /// A team's ledger.
+    Team,
+}
+
+impl DocKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Board => "board",
+            Self::Team => "team",
+        }
+    }
 }
 
 /// Someone who joined a board.
@@ -149,6 +168,11 @@ enum Request {
     Expire {
         before_ms: i64,
         keep: Vec<DocumentId>,
+        reply: Reply<usize>,
+    },
+    /// Deletes one board or team, its participants and every document of theirs.
+    Delete {
+        id: DocumentId,
         reply: Reply<usize>,
     },
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
@@ -247,6 +271,11 @@ impl Store {
         self.call(|reply| Request::Expire { before_ms, keep, reply }).await
     }
 
+    /// Deletes a board or a team with every document of theirs. Durable when it returns.
+    pub async fn delete(&self, id: DocumentId) -> Result<(), StoreError> {
+        self.call(|reply| Request::Delete { id, reply }).await.map(drop)
+    }
+
     /// The board a desk belongs to, if `desk` is a desk.
     pub async fn desk_owner(&self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError> {
         self.call(|reply| Request::DeskOwner { desk, reply }).await
@@ -318,6 +347,14 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
             "ALTER TABLE boards ADD COLUMN updated_at_ms INTEGER NOT NULL DEFAULT 0;
              UPDATE boards SET updated_at_ms = created_at_ms;",
         )?;
+    }
+    // Added with teams: a row is a board or a team's ledger.
+    let has_kind: bool =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('boards') WHERE name = 'kind'", [], |row| {
+            row.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_kind {
+        conn.execute_batch("ALTER TABLE boards ADD COLUMN kind TEXT NOT NULL DEFAULT 'board';")?;
     }
     Ok(conn)
 }
@@ -436,7 +473,7 @@ impl Writer {
                 Request::CreateBoard { reply, .. } | Request::CreateParticipant { reply, .. } => {
                     let _ = reply.send(result);
                 }
-                Request::Expire { reply, .. } => {
+                Request::Expire { reply, .. } | Request::Delete { reply, .. } => {
                     let _ = reply.send(result.map(|()| std::mem::take(&mut expired)));
                 }
                 Request::Append { docs, reply, .. } => {
@@ -507,17 +544,19 @@ impl Writer {
         let record = self
             .conn
             .query_row(
-                "SELECT created_at_ms, facilitator_key_hash FROM boards WHERE id = ?1",
+                "SELECT created_at_ms, facilitator_key_hash, kind FROM boards WHERE id = ?1",
                 params![id.as_bytes()],
                 |row| {
                     let created_at_ms: i64 = row.get(0)?;
                     let hash: Vec<u8> = row.get(1)?;
-                    Ok((created_at_ms, hash))
+                    let kind: String = row.get(2)?;
+                    Ok((created_at_ms, hash, kind))
                 },
             )
             .optional()?;
-        Ok(record.and_then(|(created_at_ms, hash)| {
-            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?) })
+        Ok(record.and_then(|(created_at_ms, hash, kind)| {
+            let kind = if kind == DocKind::Team.as_str() { DocKind::Team } else { DocKind::Board };
+            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?), kind })
         }))
     }
 
@@ -578,8 +617,8 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> 
     match write {
         Request::CreateBoard { record, snapshot, .. } => {
             conn.execute(
-                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms) VALUES (?1, ?2, ?3, ?2)",
-                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash.0],
+                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms, kind) VALUES (?1, ?2, ?3, ?2, ?4)",
+                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash.0, record.kind.as_str()],
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
@@ -615,6 +654,10 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> 
                 .execute(params![board.as_bytes(), at_ms])?;
         }
         Request::Expire { before_ms, keep, .. } => return expire(conn, *before_ms, keep),
+        Request::Delete { id, .. } => {
+            // Not counted with what an `Expire` of the same batch deleted.
+            delete(conn, id.as_bytes())?;
+        }
         Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
             // Every document has a snapshot row from its creation; one that is gone was deleted
             // (an expired board) while it was being compacted, and stays gone.
@@ -639,19 +682,23 @@ fn expire(conn: &Connection, before_ms: i64, keep: &[DocumentId]) -> Result<usiz
         if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
             continue;
         }
-        for table in ["snapshots", "changes"] {
-            conn.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE doc = ?1 OR doc IN (SELECT desk FROM participants WHERE board = ?1)"
-                ),
-                params![board],
-            )?;
-        }
-        conn.execute("DELETE FROM participants WHERE board = ?1", params![board])?;
-        conn.execute("DELETE FROM boards WHERE id = ?1", params![board])?;
+        delete(conn, &board)?;
         deleted += 1;
     }
     Ok(deleted)
+}
+
+/// Deletes one board (or team), its participants and every document of theirs.
+fn delete(conn: &Connection, board: &[u8]) -> Result<(), StoreError> {
+    for table in ["snapshots", "changes"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE doc = ?1 OR doc IN (SELECT desk FROM participants WHERE board = ?1)"),
+            params![board],
+        )?;
+    }
+    conn.execute("DELETE FROM participants WHERE board = ?1", params![board])?;
+    conn.execute("DELETE FROM boards WHERE id = ?1", params![board])?;
+    Ok(())
 }
 
 /// A compaction's result: the new snapshot, the hashes of the changes it holds (the rows it

@@ -32,6 +32,69 @@ pub fn board_page(board: impl std::fmt::Display) -> String {
     format!("/b/{board}")
 }
 
+/// `POST`: creates a team; takes [`CreateTeam`], answers `201` with [`TeamCreated`].
+pub const TEAMS: &str = "/api/teams";
+
+/// `POST`: starts a retro of the team; takes [`CreateBoard`], answers `201` with [`BoardCreated`].
+pub fn team_boards(team: impl std::fmt::Display) -> String {
+    format!("/api/teams/{team}/boards")
+}
+
+/// `POST`: changes the team with its key; takes [`ManageTeam`], answers `204`.
+pub fn team_manage(team: impl std::fmt::Display) -> String {
+    format!("/api/teams/{team}/manage")
+}
+
+/// `GET ?format=md|csv|json`: the team's actions (Markdown, CSV) or the whole ledger (JSON).
+pub fn team_export(team: impl std::fmt::Display, format: &str) -> String {
+    format!("/api/teams/{team}/export?format={format}")
+}
+
+/// The page of a team, the link its members keep.
+pub fn team_page(team: impl std::fmt::Display) -> String {
+    format!("/t/{team}")
+}
+
+/// The body of `POST /api/teams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTeam {
+    pub name: String,
+}
+
+/// The answer to `POST /api/teams`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamCreated {
+    pub team_id: String,
+    /// The team page's link, to keep and share with the team.
+    pub url: String,
+    /// The secret that renames the team, removes a retro from it or deletes it. Shown once;
+    /// only its hash is stored.
+    pub team_key: String,
+}
+
+/// The body of `POST /api/teams/{team_id}/manage`: what a team key holder does.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManageTeam {
+    pub team_key: String,
+    #[serde(flatten)]
+    pub change: TeamChange,
+}
+
+/// A change to a team that needs its key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum TeamChange {
+    Rename {
+        name: String,
+    },
+    /// Takes a retro out of the team: its actions and causes leave the ledger.
+    RemoveBoard {
+        board_id: String,
+    },
+    /// Deletes the team's ledger. Its boards stay, without a team.
+    Delete,
+}
+
 /// The body of `POST /api/boards`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateBoard {
@@ -116,6 +179,32 @@ impl std::fmt::Debug for BoardCreated {
     }
 }
 
+impl std::fmt::Debug for TeamCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeamCreated")
+            .field("team_id", &HIDDEN)
+            .field("url", &HIDDEN)
+            .field("team_key", &HIDDEN)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ManageTeam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManageTeam").field("team_key", &HIDDEN).field("change", &self.change).finish()
+    }
+}
+
+impl std::fmt::Debug for TeamChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rename { name } => f.debug_struct("Rename").field("name", name).finish(),
+            Self::RemoveBoard { .. } => f.debug_struct("RemoveBoard").field("board_id", &HIDDEN).finish(),
+            Self::Delete => f.write_str("Delete"),
+        }
+    }
+}
+
 impl std::fmt::Debug for JoinBoard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let key = self.facilitator_key.as_ref().map(|_| HIDDEN);
@@ -169,7 +258,20 @@ mod tests {
             url: "http://x/b/board-secret".into(),
             facilitator_key: "key-secret".into(),
         };
-        for shown in [format!("{claim:?}"), format!("{join:?}"), format!("{joined:?}"), format!("{created:?}")] {
+        let team = TeamCreated { team_id: "t".into(), url: "u".into(), team_key: "team-secret".into() };
+        let manage = ManageTeam {
+            team_key: "team-secret".into(),
+            change: TeamChange::RemoveBoard { board_id: "board-secret".into() },
+        };
+        let shown = [
+            format!("{claim:?}"),
+            format!("{join:?}"),
+            format!("{joined:?}"),
+            format!("{created:?}"),
+            format!("{team:?}"),
+            format!("{manage:?}"),
+        ];
+        for shown in shown {
             assert!(!shown.contains("-secret"), "{shown}");
         }
     }

@@ -334,6 +334,20 @@ pub fn delete_action(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
     delete_entry(doc, "action_items", id)
 }
 
+/// What the group says of one of the team's actions, in Review.
+pub fn set_review(
+    doc: &mut impl Doc,
+    id: &str,
+    status: crate::ledger::Status,
+    reason: &str,
+) -> Result<(), SchemaError> {
+    too_long("a reason", reason, crate::ledger::MAX_REASON_CHARS)?;
+    let obj = entry(doc, "review", id)?;
+    autosurgeon::reconcile_prop(doc, &obj, "status", status)?;
+    autosurgeon::reconcile_prop(doc, &obj, "reason", reason)?;
+    Ok(())
+}
+
 // ---- The desk (its owner) ----------------------------------------------------------------------
 
 /// Writes a new note on the desk.
@@ -466,7 +480,7 @@ mod tests {
 
     fn board_doc() -> automerge::Automerge {
         let template = templates::find("start-stop-continue").expect("template");
-        new_board_document(automerge::ActorId::random(), "Retro", template).expect("board")
+        new_board_document(automerge::ActorId::random(), "Retro", template, None).expect("board")
     }
 
     fn note(id: &str) -> Note {

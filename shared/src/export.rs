@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::ledger::{Ledger, LedgerAction};
 use crate::schema::{Board, VoteItem};
 use crate::templates;
 
@@ -60,8 +61,12 @@ pub fn render(board: &Board, format: Format) -> String {
 
 /// A file name for the export: the title, made safe, and the extension.
 pub fn file_name(board: &Board, format: Format) -> String {
-    let mut stem: String = board
-        .title
+    format!("{}.{}", stem(&board.title, "hindsight-board"), format.extension())
+}
+
+/// A title made safe for a file name, or `fallback`.
+fn stem(title: &str, fallback: &str) -> String {
+    let stem: String = title
         .chars()
         .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
         .collect::<String>()
@@ -69,10 +74,66 @@ pub fn file_name(board: &Board, format: Format) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    if stem.is_empty() {
-        stem = "hindsight-board".into();
+    if stem.is_empty() { fallback.to_owned() } else { stem }
+}
+
+/// A file name for a team's export.
+pub fn team_file_name(ledger: &Ledger, format: Format) -> String {
+    format!("{}-actions.{}", stem(&ledger.name, "hindsight-team"), format.extension())
+}
+
+/// Renders a team: its actions as Markdown or CSV (one row per action, oldest first), or the
+/// whole ledger as JSON. `today` (ISO) dates the actions' ages and overdue marks.
+pub fn render_team(ledger: &Ledger, format: Format, today: &str) -> String {
+    let mut actions: Vec<&LedgerAction> = ledger.actions.values().collect();
+    actions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let retro = |a: &LedgerAction| ledger.retros.get(&a.board).map(|r| r.title.clone()).unwrap_or_default();
+    match format {
+        Format::Csv => {
+            let mut out =
+                String::from("status,action,owner,due,overdue,created,done,carried,addresses,retro,reason\r\n");
+            for a in actions {
+                let row = [
+                    a.status.as_str().to_owned(),
+                    field(&a.text),
+                    field(&a.owner),
+                    a.due.clone(),
+                    if a.is_overdue(today) { "yes".into() } else { String::new() },
+                    crate::ledger::iso_day(a.created_at),
+                    a.done_at.map(crate::ledger::iso_day).unwrap_or_default(),
+                    a.carried.to_string(),
+                    field(&a.origin),
+                    field(&retro(a)),
+                    field(&a.reason),
+                ];
+                out.push_str(&row.join(","));
+                out.push_str("\r\n");
+            }
+            out
+        }
+        Format::Json => serde_json::to_string_pretty(ledger).unwrap_or_else(|_| "{}".into()),
+        Format::Markdown | Format::Html => {
+            let mut out = format!("# {}: action items\n\n", md(&ledger.name));
+            out.push_str("| Status | Action | Owner | Due | Carried | From |\n|---|---|---|---|---|---|\n");
+            for a in actions {
+                let status = if a.is_overdue(today) {
+                    format!("{} (overdue)", a.status.as_str())
+                } else {
+                    a.status.as_str().to_owned()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {status} | {} | {} | {} | {} | {} |",
+                    md(&a.text),
+                    md(&a.owner),
+                    md(&a.due),
+                    a.carried,
+                    md(&retro(a))
+                );
+            }
+            out
+        }
     }
-    format!("{stem}.{}", format.extension())
 }
 
 fn template_name(board: &Board) -> &str {

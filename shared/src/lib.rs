@@ -8,9 +8,11 @@
 //! - [`ids`]: newtype ids ([`DocumentId`](ids::DocumentId) is the board id) and the random source.
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
 //! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
+//! - [`ledger`]: the team ledger document: a team's retros, actions, causes and recurrences.
 //! - [`edit`]: typed writes to both documents.
 //! - [`export`]: Markdown, CSV, JSON and printable HTML renderings of a board.
 //! - [`rules`]: who may change what in which phase, and what a valid board and desk look like.
+//! - [`recurrence`]: which past clusters a new one is like, by deterministic text similarity.
 //! - [`presence`]: the server's ephemeral messages: who is here, writing, voting, ready; refusals.
 //! - [`templates`]: the boards a facilitator can start from.
 //! - [`text`]: the web links in a note, and counts with their noun.
@@ -26,8 +28,10 @@ pub mod client;
 pub mod edit;
 pub mod export;
 pub mod ids;
+pub mod ledger;
 pub mod presence;
 pub mod protocol;
+pub mod recurrence;
 pub mod rules;
 pub mod schema;
 pub mod templates;

@@ -65,6 +65,10 @@ pub fn clean_line(text: &str) -> String {
 /// The stages of a retrospective, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Reconcile, Hydrate)]
 pub enum Phase {
+    /// A team's retro begins by reviewing the team's open action items (only boards made in a
+    /// team with open actions start here; no board comes back to it).
+    #[autosurgeon(rename = "review")]
+    Review,
     /// Everyone writes notes in private.
     #[default]
     #[autosurgeon(rename = "write")]
@@ -90,12 +94,21 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 7] =
-        [Phase::Write, Phase::Reveal, Phase::Group, Phase::Vote, Phase::Discuss, Phase::Actions, Phase::Done];
+    pub const ALL: [Phase; 8] = [
+        Phase::Review,
+        Phase::Write,
+        Phase::Reveal,
+        Phase::Group,
+        Phase::Vote,
+        Phase::Discuss,
+        Phase::Actions,
+        Phase::Done,
+    ];
 
     /// The word the document stores and the UI shows in lower case.
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Review => "review",
             Phase::Write => "write",
             Phase::Reveal => "reveal",
             Phase::Group => "group",
@@ -108,6 +121,7 @@ impl Phase {
 
     pub fn title(self) -> &'static str {
         match self {
+            Phase::Review => "Review",
             Phase::Write => "Write",
             Phase::Reveal => "Reveal",
             Phase::Group => "Group",
@@ -122,8 +136,10 @@ impl Phase {
         Self::ALL.get(self as usize + 1).copied()
     }
 
+    /// The phase before, to step back to; none before Write (a retro reviews its team's actions
+    /// only as it begins).
     pub fn previous(self) -> Option<Phase> {
-        (self as usize).checked_sub(1).map(|i| Self::ALL[i])
+        (self as usize).checked_sub(1).map(|i| Self::ALL[i]).filter(|p| *p != Phase::Review)
     }
 }
 
@@ -204,6 +220,30 @@ pub struct Board {
     /// The facilitator showed the ROTI results: ratings are closed.
     #[autosurgeon(missing = "Default::default")]
     pub roti_shown: bool,
+    /// The team the board belongs to (its ledger's id), written by the server when the board is
+    /// made and never changed; `None` for a board made without a team.
+    #[autosurgeon(missing = "Default::default")]
+    pub team: Option<String>,
+    /// The team's open action items as they were when the board was made, and what the group
+    /// says of each in Review, by ledger action id.
+    #[autosurgeon(missing = "Default::default")]
+    pub review: BTreeMap<String, ReviewItem>,
+}
+
+/// An open action item of the team, reviewed at the start of its next retro.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
+pub struct ReviewItem {
+    pub id: String,
+    pub text: String,
+    pub owner: String,
+    pub due: String,
+    /// What it addressed, in the retro it came from.
+    pub origin: String,
+    /// How many retros reviewed it and left it open before this one.
+    pub carried: i64,
+    /// What the group says of it now: written in Review.
+    pub status: crate::ledger::Status,
+    pub reason: String,
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
@@ -533,11 +573,18 @@ pub fn new_board_document(
     actor: ActorId,
     title: &str,
     template: &Template,
+    team: Option<(String, Vec<ReviewItem>)>,
 ) -> Result<automerge::Automerge, SchemaError> {
+    let (team, review) = match team {
+        Some((team, review)) => (Some(team), review.into_iter().map(|r| (r.id.clone(), r)).collect()),
+        None => (None, BTreeMap::new()),
+    };
     let board = Board {
         title: title.chars().take(MAX_TITLE_CHARS).collect(),
         template: template.id.to_owned(),
-        phase: Phase::Write,
+        phase: if review.is_empty() { Phase::Write } else { Phase::Review },
+        team,
+        review,
         columns: template
             .columns
             .iter()
@@ -660,7 +707,7 @@ mod tests {
 
     pub(crate) fn board_doc() -> automerge::Automerge {
         let template = templates::find("mad-sad-glad").expect("template exists");
-        new_board_document(ActorId::random(), "Sprint 42", template).expect("new board")
+        new_board_document(ActorId::random(), "Sprint 42", template, None).expect("new board")
     }
 
     #[test]
@@ -718,6 +765,8 @@ mod tests {
         assert_eq!(Phase::Write.next(), Some(Phase::Reveal));
         assert_eq!(Phase::Done.next(), None);
         assert_eq!(Phase::Write.previous(), None);
+        assert_eq!(Phase::Review.previous(), None);
+        assert_eq!(Phase::Review.next(), Some(Phase::Write));
         assert_eq!(Phase::Done.previous(), Some(Phase::Actions));
     }
 

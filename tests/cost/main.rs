@@ -49,7 +49,7 @@ struct Target {
 /// items, in `phase`, as the server created and wrote it.
 fn board_document(notes: usize, clusters: usize, actions: usize, phase: schema::Phase) -> Automerge {
     let template = hindsight_shared::templates::find("mad-sad-glad").expect("template");
-    let mut doc = schema::new_board_document(ActorId::random(), "Costly", template).expect("board");
+    let mut doc = schema::new_board_document(ActorId::random(), "Costly", template, None).expect("board");
     let mut tx = doc.transaction();
     for n in 0..notes {
         let text = format!("Note {n}");
@@ -84,6 +84,8 @@ fn core_for(doc: &Automerge, facilitator: bool) -> (BoardCore, DocumentId, Docum
         max_viewer_connections: 100,
         limits: Limits::default(),
         roti_min_raters: 3,
+        max_team_retros: 1_000,
+        max_team_actions: 10_000,
     };
     let board = DocumentId::random();
     let mut core = BoardCore::load(board, PeerId::from("server"), &doc.save(), &[], vec![], config).expect("loads");

@@ -22,6 +22,8 @@
 //!   connection; one connection cannot be two participants.
 //! - [`effectiveness`]: the ROTI, rated privately at Done and shown only as a histogram of at
 //!   least three ratings; with fewer, nothing is published and no frame carries a rating.
+//! - [`teams`]: a team's ledger across retros: actions reviewed and carried, the ledger's rules,
+//!   retros finishing at once, offline status changes, `kill -9`, and the team API's errors.
 //! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
 //!   clients whose connections are cut at random converge with nothing lost and nothing twice.
 //! - [`fuzz`]: the wire decoder fed mutations of a corpus never panics and round-trips.
@@ -37,6 +39,8 @@
 //! - [`board_ui`]: in the browser, the board as a team uses it: arranging, sorting and finding
 //!   cards, a postmortem on a laptop and a phone, the facilitator role across devices, timers,
 //!   and the small things a first retro trips over.
+//! - [`team_ui`]: in the browser, a team made from the home page runs two retros, the second
+//!   reviewing the first's actions, and follows up on its page (charts, filters, statuses).
 //! - [`typing`]: in the browser, what someone types survives whatever the others do meanwhile.
 //! - [`tidy`]: the conventions that keep the code and ARCHITECTURE.md true to each other: doc
 //!   lines, the code map, routes, close codes, the pinned protocol section, the absences.
@@ -59,6 +63,8 @@ mod limits;
 mod restart;
 mod rules;
 mod sync;
+mod team_ui;
+mod teams;
 mod tidy;
 mod typing;
 mod voting;

@@ -81,6 +81,28 @@ const ABSENCES: &[Absence] = &[
         why: "`shared` is sans-IO and builds for wasm32: callers pass time in",
     },
     Absence {
+        tag: "team-core-sans-io",
+        files: &["server/src/team/core.rs"],
+        governed_by: "server/src/team/core.rs",
+        forbidden: &[
+            "crate::store",
+            "crate::registry",
+            "crate::connection",
+            "crate::http",
+            "crate::clock",
+            "tokio",
+            "SystemTime",
+        ],
+        why: "the team core is sans-IO: no storage, registry, sockets, tasks or clock",
+    },
+    Absence {
+        tag: "team-knows-no-board",
+        files: &["server/src/team/"],
+        governed_by: "server/src/team/mod.rs",
+        forbidden: &["crate::registry", "crate::connection", "crate::http", "BoardCore", "Board::read"],
+        why: "a team hears from boards in messages and never reads a board's document",
+    },
+    Absence {
         tag: "bench-is-a-client",
         files: &["bench/Cargo.toml"],
         governed_by: "bench/src/main.rs",

@@ -20,6 +20,8 @@
 //!   connection, with typed helpers for every gesture of a retro and raw changes for the rest.
 //! - [`proxy`]: [`FaultyProxy`], a TCP proxy that cuts live connections at random and counts
 //!   the faults it injected.
+//! - [`team`]: teams over the API, and [`TeamPage`](team::TeamPage), a connection syncing a
+//!   team's ledger as the team page does.
 //! - [`rng`]: [`Rng`], a seeded generator for load and fault schedules.
 //! - [`watch`]: watchers of a server under attack: its memory, its health check.
 //! - [`history`]: reading a document's whole history (every operation, its path and value) and
@@ -38,6 +40,7 @@ pub mod process;
 pub mod proxy;
 pub mod rng;
 pub mod server;
+pub mod team;
 pub mod watch;
 pub mod ws;
 

@@ -412,6 +412,16 @@ impl Participant {
         self.board_change("naming a cluster", |tx| Ok(edit::set_cluster_title(tx, cluster, title)?)).await
     }
 
+    /// Says what became of one of the team's actions, in Review.
+    pub async fn review(
+        &mut self,
+        id: &str,
+        status: hindsight_shared::ledger::Status,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        self.board_change("reviewing an action", |tx| Ok(edit::set_review(tx, id, status, reason)?)).await
+    }
+
     pub async fn put_action(&mut self, item: &ActionItem) -> anyhow::Result<()> {
         self.board_change("writing an action item", |tx| Ok(edit::put_action(tx, item)?)).await
     }

@@ -1,5 +1,6 @@
 //! The home page: a title, a template picker, and the button that creates a board.
 
+use hindsight_shared::ledger::MAX_TEAM_NAME_CHARS;
 use hindsight_shared::schema::MAX_TITLE_CHARS;
 use hindsight_shared::templates::TEMPLATES;
 use leptos::prelude::*;
@@ -137,9 +138,76 @@ pub fn Home() -> impl IntoView {
                         {move || if busy.get() { "Creating…" } else { "Create board" }}
                     </button>
                 </form>
+                <NewTeam />
                 <YourBoards />
             </main>
         </div>
+    }
+}
+
+/// "New team": a name, and the team page with its key.
+#[component]
+fn NewTeam() -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let create = move || {
+        let chosen = name.get_untracked().trim().to_owned();
+        if chosen.is_empty() {
+            error.set(Some("Give the team a name.".into()));
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::create_team(&chosen).await {
+                Ok(created) => {
+                    // The team key travels in the fragment, which never reaches a server.
+                    let target =
+                        format!("{}#key={}", hindsight_shared::api::team_page(&created.team_id), created.team_key);
+                    let _ = window().location().assign(&target);
+                }
+                Err(message) => {
+                    error.set(Some(message));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <form
+            class="card new-team"
+            aria-labelledby="new-team-title"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                create();
+            }
+        >
+            <h2 id="new-team-title">"A team that meets again"</h2>
+            <p class="muted">
+                "A team keeps its retros together: open actions come back at the next retro, and its page tracks what got done."
+            </p>
+            <div class="new-retro-row">
+                <input
+                    id="team-name-input"
+                    type="text"
+                    aria-label="Team name"
+                    placeholder="Platform team"
+                    maxlength=MAX_TEAM_NAME_CHARS
+                    autocomplete="off"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                />
+                <button id="create-team" type="submit" class="secondary" disabled=move || busy.get()>
+                    {move || if busy.get() { "Creating…" } else { "New team" }}
+                </button>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">
+                    {move || error.get()}
+                </p>
+            </Show>
+        </form>
     }
 }
 
@@ -168,7 +236,14 @@ fn YourBoards() -> impl IntoView {
                             };
                             view! {
                                 <li class="your-board" data-board=b.id.clone()>
-                                    <a class="your-board-title" href=hindsight_shared::api::board_page(&b.id)>
+                                    <a
+                                        class="your-board-title"
+                                        href=if b.team {
+                                            hindsight_shared::api::team_page(&b.id)
+                                        } else {
+                                            hindsight_shared::api::board_page(&b.id)
+                                        }
+                                    >
                                         {b.title.clone()}
                                     </a>
                                     <span class="chip your-board-phase">{b.phase.clone()}</span>

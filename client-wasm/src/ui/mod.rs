@@ -1,7 +1,9 @@
-//! The Leptos components: the home page, the board page, and the pieces they share.
+//! The Leptos components: the home page, the board page, the team page, and the pieces they share.
 
 pub mod board;
+pub mod chart;
 pub mod home;
+pub mod team;
 
 use leptos::prelude::*;
 

@@ -35,7 +35,10 @@ use crate::budget::TokenBucket;
 use crate::clock::now_ms;
 use crate::closing::CloseReason;
 use crate::key::KeyHash;
-use crate::store::{ParticipantRecord, Store, StoreError, StoredChange};
+use crate::store::{DocKind, ParticipantRecord, Store, StoreError, StoredBoard, StoredChange};
+use crate::team::TeamError;
+use crate::team::actor::TeamActor;
+use crate::team::core::TeamCore;
 
 /// How long the actor of a board that does not exist stays, for the requests that follow the
 /// first (a connection's `request` and its retries).
@@ -72,14 +75,14 @@ impl Default for BudgetConfig {
 }
 
 /// One connection's allowances on this board.
-struct Budget {
-    ops: TokenBucket,
+pub(crate) struct Budget {
+    pub(crate) ops: TokenBucket,
     cpu: TokenBucket,
-    sync_bytes: TokenBucket,
+    pub(crate) sync_bytes: TokenBucket,
 }
 
 impl Budget {
-    fn new(config: &BudgetConfig, now: Instant) -> Self {
+    pub(crate) fn new(config: &BudgetConfig, now: Instant) -> Self {
         Self {
             ops: TokenBucket::new(config.ops_per_second, config.ops_burst, now),
             cpu: TokenBucket::new(config.cpu_per_second, config.cpu_burst, now),
@@ -176,7 +179,32 @@ impl BoardActor {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut core = match self.load().await {
+        let stored = match self.ctx.store.load_board(self.id).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(board = %self.id.tag(), error = %e, "could not load board");
+                self.fail().await;
+                return;
+            }
+        };
+        // A team's ledger is reached like a board: its actor takes this inbox over.
+        if let Some(stored) = stored.as_ref().filter(|s| s.record.kind == DocKind::Team) {
+            let (id, server, config) = (self.id, self.ctx.server.clone(), self.ctx.core.clone());
+            let (snapshot, changes) = (stored.doc.snapshot.clone(), stored.doc.changes.clone());
+            let key = stored.record.facilitator_key_hash;
+            match blocking(move || TeamCore::load(id, server, &snapshot, &changes, config)).await {
+                Ok(Ok(core)) => {
+                    TeamActor::new(self.id, self.ctx, self.keeper, self.inbox, key).run(Box::new(core)).await;
+                }
+                failed => {
+                    let error = failed.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|e| Some(e.to_string()));
+                    tracing::error!(team = %self.id.tag(), error = ?error, "could not load a team");
+                    self.fail().await;
+                }
+            }
+            return;
+        }
+        let mut core = match self.load(stored).await {
             Ok(core) => core,
             Err(e) => {
                 tracing::error!(board = %self.id.tag(), error = %e, "could not load board");
@@ -239,8 +267,8 @@ impl BoardActor {
     }
 
     /// Loads the board, without its desks; `None` if there is no such board.
-    async fn load(&mut self) -> anyhow::Result<Option<Box<BoardCore>>> {
-        let Some(stored) = self.ctx.store.load_board(self.id).await? else {
+    async fn load(&mut self, stored: Option<StoredBoard>) -> anyhow::Result<Option<Box<BoardCore>>> {
+        let Some(stored) = stored else {
             return Ok(None);
         };
         self.key = Some(stored.record.facilitator_key_hash);
@@ -372,6 +400,7 @@ impl BoardActor {
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
                 BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } => {}
             }
         }
@@ -397,6 +426,7 @@ impl BoardActor {
                     work.push(Work::Left { conn });
                 }
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
+                BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
                 BoardMsg::Join { join, reply } => joins.push((join, reply)),
                 BoardMsg::Claim { claim, reply } => {
                     if !self.holds_key(&claim.facilitator_key) {
@@ -462,6 +492,11 @@ impl BoardActor {
             self.ctx.store.append_many(self.id, changes).await?;
         }
         core.saved();
+        if let Some((team, told)) = core.take_told() {
+            for message in told {
+                self.keeper.tell(team, BoardMsg::Team(message));
+            }
+        }
         let (core, flushed, wake) = blocking(move || {
             let mut fx = Effects::default();
             let wake = core.flush(Instant::now(), now_ms(), &mut fx);
@@ -629,11 +664,11 @@ fn govern(core: &mut BoardCore) -> Vec<(DocumentId, Vec<StoredChange>)> {
 
 /// Runs CPU-bound work on tokio's blocking pool. A panic there (a bug here or in a library) is
 /// an error of the board, which is then reloaded from storage.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| anyhow::anyhow!("the board's work failed: {e}"))
 }
 
-async fn sleep_until(wake: Option<Instant>) {
+pub(crate) async fn sleep_until(wake: Option<Instant>) {
     match wake {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,

@@ -22,7 +22,9 @@ use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use hindsight_shared::presence::Notice;
 use hindsight_shared::protocol::WireMessage;
-use hindsight_shared::schema::{self, Board, MIN_ROTI_RATERS, SchemaError};
+use hindsight_shared::schema::{self, Board, MIN_ROTI_RATERS, Phase, SchemaError};
+
+use hindsight_shared::ledger::Finished;
 
 use super::AdmitError;
 use super::desk::{DeskSlot, Desks, LoadedDesk, Participant};
@@ -32,6 +34,7 @@ use super::presence::{self, Presence};
 use super::replica::{ConnId, Limits, LoadError, ReceiveError, Replica};
 use crate::budget::TokenBucket;
 use crate::closing::CloseReason;
+use crate::team::TeamMsg;
 
 /// A peer that keeps sending changes the rules refuse is disconnected after this many changes.
 const MAX_REFUSALS_PER_CONNECTION: u32 = 50;
@@ -86,6 +89,9 @@ pub struct CoreConfig {
     pub limits: Limits,
     /// The fewest ratings the ROTI results are shown for (at least [`MIN_ROTI_RATERS`]).
     pub roti_min_raters: usize,
+    /// How many retros, and action items, one team's ledger holds.
+    pub max_team_retros: usize,
+    pub max_team_actions: usize,
 }
 
 /// Loads desks off the actor's task: what a desk replica needs, without the core.
@@ -134,6 +140,8 @@ pub struct BoardCore {
     notices_sent: u64,
     quota: Quota,
     config: CoreConfig,
+    /// What the board has to tell its team, once what it did is stored.
+    told: Vec<TeamMsg>,
 }
 
 impl BoardCore {
@@ -176,7 +184,13 @@ impl BoardCore {
             notices_sent: 0,
             quota: Quota { used, max: config.max_board_bytes },
             config,
+            told: Vec::new(),
         };
+        // A finished team retro says so again when it loads: the team may not have stored it
+        // before a crash (recording is idempotent). Who wrote is not known without the desks.
+        if core.cache.phase == Phase::Done && core.cache.team.is_some() {
+            core.told.push(TeamMsg::Finished(Box::new(Finished::of(&id.to_string(), &core.cache, 0, None))));
+        }
         for (participant, stored_bytes) in participants {
             core.participants.insert(participant.id.clone(), participant.desk);
             core.desks.insert(participant.desk, DeskSlot { participant, stored_bytes, loaded: None });
@@ -501,7 +515,30 @@ impl BoardCore {
         if governed.roster_changed {
             self.presence.touch();
         }
+        if self.cache.team.is_some() {
+            let board = self.id.to_string();
+            if governed.left == Some(Phase::Review) {
+                self.told.push(TeamMsg::Reviewed {
+                    board: board.clone(),
+                    items: self.cache.review.values().cloned().collect(),
+                });
+            }
+            if governed.left.is_some() && self.cache.phase == Phase::Done {
+                let writers = self
+                    .desks
+                    .values()
+                    .filter(|slot| slot.loaded.as_ref().is_some_and(|d| !d.cache.drafts.is_empty()))
+                    .count() as i64;
+                self.told.push(TeamMsg::Finished(Box::new(Finished::of(&board, &self.cache, now_ms, Some(writers)))));
+            }
+        }
         Ok(())
+    }
+
+    /// The team this board belongs to, and what it has to tell it (once what it did is stored).
+    pub fn take_told(&mut self) -> Option<(DocumentId, Vec<TeamMsg>)> {
+        let team = self.cache.team.as_deref()?.parse().ok()?;
+        (!self.told.is_empty()).then(|| (team, std::mem::take(&mut self.told)))
     }
 
     /// The changes accepted or written since the last [`saved`](Self::saved), per document.

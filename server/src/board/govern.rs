@@ -41,6 +41,8 @@ pub struct Governed {
     pub bytes: usize,
     /// Something the presence roster shows changed (everyone's "ready").
     pub roster_changed: bool,
+    /// The phase changed from this one.
+    pub left: Option<Phase>,
 }
 
 impl Governor {
@@ -80,6 +82,7 @@ impl Governor {
     ) -> Result<Governed, SchemaError> {
         let mut governed = Governed::default();
         if board.phase != self.governed_phase {
+            governed.left = Some(self.governed_phase);
             self.governed_phase = board.phase;
             self.publish_all = true;
             for desk in desks.values_mut().filter_map(|slot| slot.loaded.as_mut()) {

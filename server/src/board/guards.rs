@@ -22,7 +22,7 @@ pub struct Quota {
 }
 
 impl Quota {
-    fn check(&self, change: &Change) -> Result<(), Refusal> {
+    pub(crate) fn check(&self, change: &Change) -> Result<(), Refusal> {
         if self.used + change.raw_bytes().len() > self.max {
             return Err(Refusal(format!(
                 "the board is full: with its desks it may take at most {} MiB",

@@ -54,6 +54,8 @@ pub enum BoardMsg {
     /// A participant (who proves who they are with their desk id) shows the facilitator key:
     /// they become the facilitator. Answered once that is stored.
     Claim { claim: ClaimFacilitator, reply: oneshot::Sender<Result<(), AdmitError>> },
+    /// For a team's ledger (a board answers that there is no such team).
+    Team(crate::team::TeamMsg),
 }
 
 /// Why a board did not take someone in, or did not hand them the facilitator role.
@@ -96,6 +98,9 @@ pub trait Keeper: Send + Sync + 'static {
     /// Notes that `desk` (just made for someone who joined) belongs to `board`, so connections
     /// that name the desk find the board.
     fn remember_desk(&self, desk: DocumentId, board: DocumentId);
+    /// Sends a message to another document's actor (a board's news to its team), without
+    /// waiting for it.
+    fn tell(&self, doc: DocumentId, message: BoardMsg);
 }
 
 /// A cheap, cloneable way to reach one board's actor.
@@ -138,6 +143,16 @@ impl BoardHandle {
         let (reply, answer) = oneshot::channel();
         self.send(BoardMsg::Claim { claim, reply }).await?;
         answer.await.map_err(|_| BoardGone)?
+    }
+
+    /// Asks the team's ledger, waiting for the answer: see [`crate::team::TeamMsg`].
+    pub async fn ask_team<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> crate::team::TeamMsg,
+    ) -> Result<T, BoardGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(BoardMsg::Team(make(reply))).await?;
+        answer.await.map_err(|_| BoardGone)
     }
 
     /// The board as it stands, or `None` if there is no such board.

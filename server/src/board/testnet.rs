@@ -51,13 +51,15 @@ pub(crate) fn test_config() -> CoreConfig {
         max_viewer_connections: 1_000,
         limits: Limits::default(),
         roti_min_raters: 3,
+        max_team_retros: 1_000,
+        max_team_actions: 10_000,
     }
 }
 
 impl Net {
     fn new() -> Self {
         let template = templates::find("mad-sad-glad").expect("template");
-        let doc = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
+        let doc = schema::new_board_document(ActorId::random(), "Retro", template, None).expect("board");
         let core = BoardCore::load(DocumentId::random(), "server".into(), &doc.save(), &[], vec![], test_config())
             .expect("load");
         Self { core, clients: Vec::new(), now: 1_000, instant: Instant::now() }
@@ -199,7 +201,7 @@ impl Net {
 fn a_board_from_before_the_new_maps_is_upgraded_when_loaded() {
     use automerge::transaction::Transactable;
     let template = templates::find("mad-sad-glad").expect("template");
-    let mut old = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
+    let mut old = schema::new_board_document(ActorId::random(), "Retro", template, None).expect("board");
     let mut tx = old.transaction();
     for map in ["co_facilitators", "ranks", "anchors"] {
         tx.delete(automerge::ROOT, map).expect("an older board lacks it");

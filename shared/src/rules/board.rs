@@ -11,6 +11,7 @@ use super::{
     can_group, refuse,
 };
 use crate::edit::is_iso_date;
+use crate::ledger::{MAX_REASON_CHARS, Status};
 use crate::schema::{
     self, ActionItem, Board, Cluster, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
     MAX_RANK, MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Note, Phase, SchemaError, Settings, Timer,
@@ -34,6 +35,8 @@ pub enum BoardPart {
     Rank(String),
     Anchor(String),
     RotiShown,
+    /// One of the team's actions under review.
+    Review(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -98,6 +101,9 @@ pub fn check_board_writes(
                     let name = string(v, "the phase", 16, false)?;
                     if !Phase::ALL.iter().any(|p| p.as_str() == name) {
                         return refuse(format!("there is no phase `{name}`"));
+                    }
+                    if name == Phase::Review.as_str() && phase != Phase::Review {
+                        return refuse("a retro reviews its team's actions only as it begins");
                     }
                 }
                 BoardPart::Phase
@@ -258,6 +264,27 @@ pub fn check_board_writes(
                 }
                 BoardPart::RotiShown
             }
+            ([Some("review"), Some(key), Some(field @ ("status" | "reason"))], Some(v)) => {
+                in_phase(phase == Phase::Review, "reviewing the team's actions")?;
+                if !board.review.contains_key(*key) {
+                    return refuse("there is no such action to review");
+                }
+                match (field, v) {
+                    (_, None) => {}
+                    (&"status", Some(v)) => {
+                        let status = string(v, "a status", 16, false)?;
+                        if Status::parse(status).is_none() {
+                            return refuse(format!("there is no status `{status}`: open, doing, done or dropped"));
+                        }
+                    }
+                    (_, Some(v)) => drop(line(v, "a reason", MAX_REASON_CHARS, true)?),
+                }
+                BoardPart::Review((*key).to_owned())
+            }
+            ([Some("review"), ..], _) => return refuse("only the server adds the team's actions to review"),
+            ([Some("team"), ..], _) => {
+                return refuse("a board's team is set when the board is made, and never changes");
+            }
             ([Some("roti"), ..], _) => return refuse("only the server publishes the ROTI results"),
             ([Some("notes"), ..], _) => return refuse("notes are published by the server; write them on your desk"),
             ([Some("vote_totals"), ..], _) => return refuse("only the server counts votes"),
@@ -375,6 +402,7 @@ enum Read {
     Rank(String, Option<i64>),
     Anchor(String, Option<String>),
     RotiShown(bool),
+    Review(String, Option<schema::ReviewItem>),
 }
 
 impl Read {
@@ -400,6 +428,7 @@ impl Read {
             Read::Rank(id, rank) => put(&mut board.ranks, id, rank),
             Read::Anchor(id, note) => put(&mut board.anchors, id, note),
             Read::RotiShown(shown) => board.roti_shown = shown,
+            Read::Review(id, item) => put(&mut board.review, id, item),
         }
     }
 }
@@ -423,6 +452,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::ActionItem(id) => Read::ActionItem(id.clone(), schema::read_entry(doc, "action_items", id)?),
         BoardPart::Rank(id) => Read::Rank(id.clone(), schema::read_entry(doc, "ranks", id)?),
         BoardPart::Anchor(id) => Read::Anchor(id.clone(), schema::read_entry(doc, "anchors", id)?),
+        BoardPart::Review(id) => Read::Review(id.clone(), schema::read_entry(doc, "review", id)?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

@@ -20,12 +20,14 @@
 
 mod board;
 mod desk;
+mod ledger;
 mod place;
 #[cfg(test)]
 mod tests;
 
 pub use board::{BoardPart, check_board_writes, settle_board};
 pub use desk::{DeskPart, check_desk_writes, settle_desk};
+pub use ledger::{check_ledger_writes, settle_ledger};
 pub use place::{PlacedOp, Seg, Write, place};
 
 use crate::schema::Phase;

@@ -11,7 +11,7 @@ use crate::schema::{self, ActionItem, Board, Desk, Draft, MAX_NOTES_PER_BOARD, N
 /// A server's board document in `phase`, holding published notes `n` and `m` (in no cluster).
 fn server_board(phase: Phase) -> Automerge {
     let template = crate::templates::find("mad-sad-glad").expect("template");
-    let mut doc = schema::new_board_document(ActorId::random(), "Retro", template).expect("board");
+    let mut doc = schema::new_board_document(ActorId::random(), "Retro", template, None).expect("board");
     let mut tx = doc.transaction();
     for id in ["n", "m"] {
         let note =

@@ -21,7 +21,10 @@ mod items;
 mod lanes;
 mod people;
 mod phase_bar;
+mod review;
 mod shared_input;
+
+pub use review::carried_label;
 mod summary;
 mod write;
 
@@ -637,12 +640,14 @@ fn Stage() -> impl IntoView {
     // (one view), an open editor stays open.
     #[derive(Clone, Copy, PartialEq)]
     enum View {
+        Review,
         Columns,
         Items,
         Actions,
         Summary,
     }
     let shown = Memo::new(move |_| match phase() {
+        Phase::Review => View::Review,
         Phase::Write | Phase::Reveal => View::Columns,
         Phase::Group | Phase::Vote | Phase::Discuss => View::Items,
         Phase::Actions => View::Actions,
@@ -653,6 +658,7 @@ fn Stage() -> impl IntoView {
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
             <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
                 {move || match shown.get() {
+                    View::Review => view! { <review::Review /> }.into_any(),
                     View::Columns => view! { <write::Columns /> }.into_any(),
                     View::Items => view! { <items::Items /> }.into_any(),
                     View::Actions => view! { <actions::ActionsPhase /> }.into_any(),
@@ -723,7 +729,11 @@ fn UndoBar() -> impl IntoView {
 
 /// Connected, reconnecting or offline, and how many local changes wait to sync.
 #[component]
-fn ConnectionIndicator(status: RwSignal<Status>, pending: RwSignal<usize>, stored: RwSignal<bool>) -> impl IntoView {
+pub fn ConnectionIndicator(
+    status: RwSignal<Status>,
+    pending: RwSignal<usize>,
+    stored: RwSignal<bool>,
+) -> impl IntoView {
     let waiting = move || match pending.get() {
         0 => String::new(),
         n => format!(" · {} waiting", text::count(n as i64, "change", "changes")),

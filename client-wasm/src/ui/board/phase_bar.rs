@@ -11,6 +11,7 @@ use super::{Ctx, clock};
 /// One line of help per phase, for everyone.
 pub fn hint(phase: Phase) -> &'static str {
     match phase {
+        Phase::Review => "Look back at the team's open actions: what is done, under way, dropped or still open?",
         Phase::Write => "Write your notes. Nobody sees their text until the facilitator reveals them.",
         Phase::Reveal => "The facilitator reveals the notes, column by column or all at once.",
         Phase::Group => "Drag a note onto another to group them, and name each group's root cause.",
@@ -30,12 +31,16 @@ pub fn PhaseBar() -> impl IntoView {
             ctx.edit_board(|tx| edit::set_phase(tx, to));
         }
     };
+    // Review shows only on a board that began with one.
+    let reviews = ctx.part(|b| !b.review.is_empty());
     view! {
         <nav class="phase-bar" aria-label="Phases">
             <ol class="steps">
-                {Phase::ALL
+                {move || Phase::ALL
                     .iter()
-                    .map(|&step| {
+                    .filter(|&&step| step != Phase::Review || reviews.get())
+                    .enumerate()
+                    .map(|(number, &step)| {
                         view! {
                             <li
                                 class="step"
@@ -44,7 +49,7 @@ pub fn PhaseBar() -> impl IntoView {
                                 class:past=move || step < phase()
                                 aria-current=move || (phase() == step).then_some("step")
                             >
-                                <span class="step-number">{step as usize + 1}</span>
+                                <span class="step-number">{number + 1}</span>
                                 <span class="step-name">{step.title()}</span>
                             </li>
                         }

@@ -1,0 +1,334 @@
+//! The one task per team: owns its [`TeamCore`], takes messages in batches (peers' sync
+//! messages, boards' news, routes' requests), stores what a batch changed, then answers and
+//! flushes; sends a heartbeat to quiet team pages; lets the team go when idle.
+//!
+//! Invariant: as for a board, a peer hears of a change only after it is on disk, and this task
+//! is the only owner of the ledger.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hindsight_shared::ids::DocumentId;
+use hindsight_shared::protocol::WireMessage;
+use tokio::sync::mpsc;
+
+use super::core::TeamCore;
+use super::{TeamError, TeamMsg};
+use crate::board::actor::{BoardContext, Budget, blocking};
+use crate::board::core::{Closing, DocMessage, Effects};
+use crate::board::replica::ConnId;
+use crate::board::{AdmitError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
+use crate::clock::now_ms;
+use crate::closing::CloseReason;
+use crate::key::KeyHash;
+use crate::store::StoredChange;
+
+/// How often a quiet team page hears from the server (a browser cannot see WebSocket pings).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// The most messages one turn takes from the inbox.
+const MAX_BATCH: usize = 512;
+
+pub(crate) struct TeamActor {
+    id: DocumentId,
+    ctx: BoardContext,
+    keeper: Arc<dyn Keeper>,
+    inbox: mpsc::Receiver<BoardMsg>,
+    /// The hash of the team key.
+    key: KeyHash,
+    links: HashMap<ConnId, PeerLink>,
+    gone: HashSet<ConnId>,
+    budgets: HashMap<ConnId, Budget>,
+}
+
+/// What a turn ends with.
+enum Next {
+    Go(Box<TeamCore>),
+    /// A key holder deleted the team.
+    Deleted,
+}
+
+impl TeamActor {
+    pub(crate) fn new(
+        id: DocumentId,
+        ctx: BoardContext,
+        keeper: Arc<dyn Keeper>,
+        inbox: mpsc::Receiver<BoardMsg>,
+        key: KeyHash,
+    ) -> Self {
+        Self { id, ctx, keeper, inbox, key, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
+    }
+
+    pub(crate) async fn run(mut self, mut core: Box<TeamCore>) {
+        let mut idle_since = tokio::time::Instant::now();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = self.ctx.shutdown.cancelled() => return,
+                message = self.inbox.recv() => match message {
+                    Some(message) => message,
+                    None => return,
+                },
+                _ = heartbeat.tick() => {
+                    let mut fx = Effects::default();
+                    core.heartbeat(now_ms(), &mut fx);
+                    self.deliver(&mut core, fx);
+                    continue;
+                }
+                () = tokio::time::sleep_until(idle_since + self.ctx.idle), if self.links.is_empty() => {
+                    if self.keeper.release_if_unused(self.id) {
+                        return;
+                    }
+                    idle_since = tokio::time::Instant::now();
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.inbox.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
+                }
+            }
+            match self.turn(core, batch).await {
+                Ok(Next::Go(next)) => core = next,
+                Ok(Next::Deleted) => return self.stop(TeamError::NoTeam).await,
+                Err(e) => {
+                    tracing::error!(team = %self.id.tag(), error = %e, "the team failed; dropping it from memory");
+                    return self.stop(TeamError::Failed(e.to_string())).await;
+                }
+            }
+            if self.links.is_empty() {
+                idle_since = tokio::time::Instant::now();
+            }
+        }
+    }
+
+    /// One turn: the batch through the core, the server's stamps, storage, then answers.
+    async fn turn(&mut self, core: Box<TeamCore>, batch: Vec<BoardMsg>) -> anyhow::Result<Next> {
+        let mut receives = Vec::new();
+        let mut news = Vec::new();
+        for message in batch {
+            match message {
+                BoardMsg::Left { conn } => {
+                    self.gone.remove(&conn);
+                    self.links.remove(&conn);
+                    self.budgets.remove(&conn);
+                    news.push(Work::Left(conn));
+                }
+                BoardMsg::FromPeer { link, .. } if self.gone.contains(&link.conn()) => {}
+                BoardMsg::FromPeer { link, doc, message } if core.holds(doc) => {
+                    let conn = link.conn();
+                    let peer = link.peer().clone();
+                    self.links.entry(conn).or_insert(link);
+                    receives.push((conn, peer, message));
+                }
+                BoardMsg::FromPeer { link, doc, message } => unavailable(&self.ctx, &link, doc, &message),
+                BoardMsg::Team(TeamMsg::Manage { key, change, reply }) => {
+                    if self.key.matches(&key) {
+                        news.push(Work::Manage(change, reply));
+                    } else {
+                        drop(reply.send(Err(TeamError::WrongKey)));
+                    }
+                }
+                BoardMsg::Team(message) => news.push(Work::Team(message)),
+                BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+            }
+        }
+        let budgets = std::mem::take(&mut self.budgets);
+        let config = self.ctx.budget;
+        let id = self.id;
+        let (mut core, budgets, mut fx, answers, delete) = blocking(move || {
+            let mut core = core;
+            let mut budgets = budgets;
+            let mut fx = Effects::default();
+            let mut answers = Vec::new();
+            let mut delete = None;
+            for work in news {
+                match work {
+                    Work::Left(conn) => core.leave(conn),
+                    Work::Team(message) => answers.push(take(&mut core, message)),
+                    Work::Manage(change, reply) => match core.manage(&change) {
+                        Ok(true) => delete = Some(reply),
+                        Ok(false) => answers.push(Answer::Managed(reply, Ok(()))),
+                        Err(e) => answers.push(Answer::Managed(reply, Err(e))),
+                    },
+                }
+            }
+            for (conn, peer, message) in receives {
+                let now = Instant::now();
+                let budget = budgets.entry(conn).or_insert_with(|| Budget::new(&config, now));
+                let mut ops = budget.ops.available(now);
+                let before = ops;
+                core.receive(conn, &peer, message, now, &mut ops, &mut fx);
+                budget.ops.charge((before - ops) as f64, Instant::now());
+            }
+            if let Err(e) = core.govern(now_ms()) {
+                tracing::error!(team = %id.tag(), error = %e, "the server could not stamp the ledger");
+            }
+            (core, budgets, fx, answers, delete)
+        })
+        .await?;
+        self.budgets = budgets;
+        if let Some(reply) = delete {
+            self.ctx.store.delete(self.id).await?;
+            tracing::info!(team = %self.id.tag(), "deleted a team");
+            drop(reply.send(Ok(())));
+            return Ok(Next::Deleted);
+        }
+        let changes: Vec<StoredChange> = core
+            .unsaved()
+            .iter()
+            .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
+            .collect();
+        if !changes.is_empty() {
+            self.ctx.store.append_many(self.id, vec![(self.id, changes)]).await?;
+        }
+        core.saved();
+        let (core, flushed) = blocking(move || {
+            let mut fx = Effects::default();
+            core.flush(&mut fx);
+            (core, fx)
+        })
+        .await?;
+        fx.send.extend(flushed.send);
+        let mut core = core;
+        self.deliver(&mut core, fx);
+        for answer in answers {
+            answer.send(core.ledger());
+        }
+        Ok(Next::Go(core))
+    }
+
+    /// Hands frames to the connections, then closes what the core closed.
+    fn deliver(&mut self, core: &mut TeamCore, fx: Effects) {
+        let now = Instant::now();
+        for (conn, message) in fx.send {
+            let Some(link) = self.links.get(&conn) else { continue };
+            let kind = if matches!(message, WireMessage::Sync { .. }) { FrameKind::Sync } else { FrameKind::Other };
+            let frame = message.encode();
+            let budget = self.budgets.entry(conn).or_insert_with(|| Budget::new(&self.ctx.budget, now));
+            if kind == FrameKind::Sync && !budget.sync_bytes.charge(frame.len() as f64, now) {
+                link.refuse(
+                    "too much data asked for: the ledger was sent again and again".into(),
+                    CloseReason::TOO_MUCH_WORK,
+                );
+                self.let_go(core, conn);
+                continue;
+            }
+            if link.deliver(frame.into(), kind) == Delivery::Dropped {
+                self.let_go(core, conn);
+            }
+        }
+        for (conn, Closing { message, reason }) in fx.close {
+            if let Some(link) = self.links.remove(&conn) {
+                link.refuse(message, reason);
+            }
+            core.leave(conn);
+            self.gone.insert(conn);
+        }
+    }
+
+    fn let_go(&mut self, core: &mut TeamCore, conn: ConnId) {
+        self.links.remove(&conn);
+        self.gone.insert(conn);
+        core.leave(conn);
+    }
+
+    /// The team is gone (deleted, or failed): leaves memory, closes its connections (they ask
+    /// again and find it, or find nothing), and answers what is still queued.
+    async fn stop(mut self, why: TeamError) {
+        self.keeper.release(self.id);
+        let reason = if why == TeamError::NoTeam { CloseReason::NORMAL } else { CloseReason::INTERNAL };
+        for link in self.links.values() {
+            link.close(reason);
+        }
+        self.inbox.close();
+        while let Some(message) = self.inbox.recv().await {
+            match message {
+                BoardMsg::FromPeer { link, .. } => link.close(reason),
+                BoardMsg::Team(message) => refuse(message, why.clone()),
+                BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
+                BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+                BoardMsg::Left { .. } => {}
+            }
+        }
+    }
+}
+
+/// A message of a batch, as the blocking part of a turn takes it.
+enum Work {
+    Left(ConnId),
+    Team(TeamMsg),
+    Manage(hindsight_shared::api::TeamChange, tokio::sync::oneshot::Sender<Result<(), TeamError>>),
+}
+
+/// An answer owed once the turn's changes are stored.
+enum Answer {
+    Review(
+        tokio::sync::oneshot::Sender<Result<Vec<hindsight_shared::schema::ReviewItem>, TeamError>>,
+        Result<Vec<hindsight_shared::schema::ReviewItem>, TeamError>,
+    ),
+    Snapshot(tokio::sync::oneshot::Sender<Option<hindsight_shared::ledger::Ledger>>),
+    Managed(tokio::sync::oneshot::Sender<Result<(), TeamError>>, Result<(), TeamError>),
+    None,
+}
+
+impl Answer {
+    fn send(self, ledger: &hindsight_shared::ledger::Ledger) {
+        match self {
+            Answer::Review(reply, result) => drop(reply.send(result)),
+            Answer::Snapshot(reply) => drop(reply.send(Some(ledger.clone()))),
+            Answer::Managed(reply, result) => drop(reply.send(result)),
+            Answer::None => {}
+        }
+    }
+}
+
+/// Takes a board's (or a route's) message.
+fn take(core: &mut TeamCore, message: TeamMsg) -> Answer {
+    match message {
+        TeamMsg::NewBoard { retro, reply } => Answer::Review(reply, core.new_board(retro)),
+        TeamMsg::Finished(finished) => {
+            if let Err(e) = core.finished(&finished) {
+                tracing::error!(error = %e, "could not record a finished retro");
+            }
+            Answer::None
+        }
+        TeamMsg::Reviewed { board, items } => {
+            if let Err(e) = core.reviewed(&board, &items) {
+                tracing::error!(error = %e, "could not record a review");
+            }
+            Answer::None
+        }
+        TeamMsg::Snapshot { reply } => Answer::Snapshot(reply),
+        TeamMsg::Manage { reply, .. } => Answer::Managed(reply, Err(TeamError::WrongKey)),
+    }
+}
+
+/// Answers a message for a team that does not exist (or is gone).
+pub(crate) fn refuse(message: TeamMsg, why: TeamError) {
+    match message {
+        TeamMsg::NewBoard { reply, .. } => drop(reply.send(Err(why))),
+        TeamMsg::Snapshot { reply } => drop(reply.send(None)),
+        TeamMsg::Manage { reply, .. } => drop(reply.send(Err(why))),
+        TeamMsg::Finished(_) | TeamMsg::Reviewed { .. } => {}
+    }
+}
+
+/// Says `doc-unavailable` for a document this team does not hold.
+fn unavailable(ctx: &BoardContext, link: &PeerLink, doc: DocumentId, message: &DocMessage) {
+    if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
+        let answer = WireMessage::DocUnavailable {
+            document_id: doc,
+            sender_id: ctx.server.clone(),
+            target_id: link.peer().clone(),
+        };
+        link.deliver(answer.encode().into(), FrameKind::Other);
+    }
+}
