@@ -44,6 +44,12 @@ bench-page RUNS="9": client
     cargo build --release -p hindsight-tests --bin hindsight-page-load
     {{target_dir}}/release/hindsight-page-load --runs {{RUNS}}
 
+# The page of a team with RETROS finished retros of ACTIONS action items each: the time and bytes
+# to open its ledger, the time to a rendered page in Chromium, and the ledger's size in storage.
+bench-team RETROS="200" ACTIONS="10": client
+    cargo build --release -p hindsight-tests --bin hindsight-team-load
+    {{target_dir}}/release/hindsight-team-load --retros {{RETROS}} --actions {{ACTIONS}}
+
 # A long fuzz pass: CASES mutated frames through the wire decoder, CASES/50 random sessions of
 # changes through the change validator. The test command runs a short pass of both.
 fuzz CASES="200000":

@@ -348,6 +348,25 @@ pub fn set_review(
     Ok(())
 }
 
+/// The server offers the past causes this board's clusters are like: the best match per
+/// cluster. Makes the `recurrences` map on a board that has none (only the server writes it).
+pub fn offer_recurrences(doc: &mut impl Doc, offers: &[crate::schema::Recurrence]) -> Result<(), SchemaError> {
+    if doc.get(&ROOT, "recurrences")?.is_none() {
+        doc.put_object(ROOT, "recurrences", ObjType::Map)?;
+    }
+    for offer in offers {
+        put_entry(doc, "recurrences", &offer.cluster, offer)?;
+    }
+    Ok(())
+}
+
+/// The facilitator confirms that a cluster is the same cause as the one offered.
+pub fn confirm_recurrence(doc: &mut impl Doc, cluster: &str) -> Result<(), SchemaError> {
+    let obj = entry(doc, "recurrences", cluster)?;
+    doc.put(&obj, "confirmed", true)?;
+    Ok(())
+}
+
 // ---- The desk (its owner) ----------------------------------------------------------------------
 
 /// Writes a new note on the desk.

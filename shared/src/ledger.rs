@@ -20,12 +20,16 @@ use automerge::{ActorId, ROOT};
 use autosurgeon::{Doc, Hydrate, ReadDoc, Reconcile};
 use serde::Serialize;
 
-use crate::schema::{self, Board, MAX_ACTION_CHARS, MAX_NAME_CHARS, ReviewItem, SchemaError, root_map};
+use crate::recurrence::{self, CauseText};
+use crate::schema::{self, Board, MAX_ACTION_CHARS, MAX_NAME_CHARS, Recurrence, ReviewItem, SchemaError, root_map};
 
 /// The longest team name, in characters.
 pub const MAX_TEAM_NAME_CHARS: usize = 80;
 /// The longest reason given for an action's status (why it was dropped), in characters.
 pub const MAX_REASON_CHARS: usize = 200;
+/// The most open actions a new retro reviews: the most carried first, then the oldest. The rest
+/// wait on the team page (a review of hundreds would be no review at all).
+pub const MAX_REVIEW_ITEMS: usize = 30;
 /// The most characters of a cluster's text (its title and its notes) a ledger keeps to compare
 /// later clusters with.
 pub const MAX_CAUSE_TEXT_CHARS: usize = 1_000;
@@ -128,8 +132,9 @@ impl Retro {
     }
 }
 
-/// An action item, as the team follows it up.
-#[derive(Debug, Clone, PartialEq, Default, Reconcile, Hydrate, Serialize)]
+/// An action item, as the team follows it up. Read by hand, in one pass (a ledger holds
+/// thousands; see `schema::Fields`).
+#[derive(Debug, Clone, PartialEq, Default, Reconcile, Serialize)]
 pub struct LedgerAction {
     pub id: String,
     pub text: String,
@@ -151,6 +156,28 @@ pub struct LedgerAction {
     pub done_at: Option<i64>,
     /// How many retros reviewed it and left it open.
     pub carried: i64,
+}
+
+impl Hydrate for LedgerAction {
+    fn hydrate_map<D: ReadDoc>(doc: &D, obj: &automerge::ObjId) -> Result<Self, autosurgeon::HydrateError> {
+        let f = schema::Fields::read(doc, obj);
+        let status = f.string("status")?;
+        Ok(Self {
+            id: f.string("id")?,
+            text: f.string("text")?,
+            owner: f.string("owner")?,
+            due: f.string("due")?,
+            board: f.string("board")?,
+            origin: f.string("origin")?,
+            cause: f.optional_string("cause")?,
+            created_at: f.int("created_at")?,
+            status: Status::parse(&status)
+                .ok_or_else(|| autosurgeon::HydrateError::unexpected("a status", format!("`{status}`")))?,
+            reason: f.string("reason")?,
+            done_at: f.optional_int("done_at")?,
+            carried: f.int("carried")?,
+        })
+    }
 }
 
 impl LedgerAction {
@@ -195,11 +222,13 @@ impl Ledger {
         Ok(autosurgeon::hydrate(doc)?)
     }
 
-    /// The actions still to do, as a new retro reviews them.
+    /// The actions still to do, as a new retro reviews them: at most [`MAX_REVIEW_ITEMS`], the
+    /// most carried first, then the oldest.
     pub fn open_actions(&self) -> Vec<ReviewItem> {
-        self.actions
-            .values()
-            .filter(|a| a.status.is_open())
+        let mut open: Vec<&LedgerAction> = self.actions.values().filter(|a| a.status.is_open()).collect();
+        open.sort_by(|a, b| (b.carried, a.created_at, &a.id).cmp(&(a.carried, b.created_at, &b.id)));
+        open.into_iter()
+            .take(MAX_REVIEW_ITEMS)
             .map(|a| ReviewItem {
                 id: a.id.clone(),
                 text: a.text.clone(),
@@ -217,6 +246,36 @@ impl Ledger {
     pub fn is_fixed(&self, cause: &str) -> bool {
         let mut actions = self.actions.values().filter(|a| a.cause.as_deref() == Some(cause)).peekable();
         actions.peek().is_some() && actions.all(|a| a.status == Status::Done)
+    }
+
+    /// The past causes a finished retro's clusters are like (see [`crate::recurrence`]): at most
+    /// three per cluster, from the team's other retros, best first.
+    pub fn suggestions(&self, finished: &Finished) -> Vec<Recurrence> {
+        let new: Vec<CauseText<'_>> = finished
+            .causes
+            .iter()
+            .map(|c| CauseText { id: c.id.as_str(), title: c.title.as_str(), text: c.text.as_str() })
+            .collect();
+        let past: Vec<&Cause> = self.causes.values().filter(|c| c.board != finished.board).collect();
+        let past_text: Vec<CauseText<'_>> = past
+            .iter()
+            .map(|c| CauseText { id: c.id.as_str(), title: c.title.as_str(), text: c.text.as_str() })
+            .collect();
+        recurrence::matches(&new, &past_text, 3)
+            .into_iter()
+            .filter_map(|m| {
+                let cause = self.causes.get(&m.past)?;
+                Some(Recurrence {
+                    cluster: m.new,
+                    past: cause.id.clone(),
+                    title: cause.title.clone(),
+                    retro: self.retros.get(&cause.board).map(|r| r.title.clone()).unwrap_or_default(),
+                    score: (m.score * 100.0).round() as i64,
+                    after_fix: self.is_fixed(&cause.id),
+                    confirmed: false,
+                })
+            })
+            .collect()
     }
 
     /// The cause a cause is a recurrence of, followed back to the first time it was seen.
@@ -606,6 +665,34 @@ pub fn link(doc: &mut impl Doc, link: &Link) -> Result<(), SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_action_reads_back_as_it_was_written() {
+        let mut doc = new_ledger_document(ActorId::random(), "Team").unwrap();
+        let action = LedgerAction {
+            id: "t-a".into(),
+            text: "Fix it".into(),
+            owner: "Ada".into(),
+            due: "2026-12-01".into(),
+            board: "b".into(),
+            origin: "Deploys".into(),
+            cause: Some("t-c".into()),
+            created_at: 5,
+            status: Status::Doing,
+            reason: "under way".into(),
+            done_at: None,
+            carried: 2,
+        };
+        let mut tx = doc.transaction();
+        put(&mut tx, "actions", "t-a", &action).unwrap();
+        tx.commit();
+        assert_eq!(Ledger::read(&doc).unwrap().actions.get("t-a"), Some(&action));
+        let mut tx = doc.transaction();
+        let obj = action_obj(&tx, "t-a").unwrap();
+        autosurgeon::reconcile_prop(&mut tx, &obj, "status", "finished").unwrap();
+        tx.commit();
+        assert!(Ledger::read(&doc).is_err(), "an unknown status does not read");
+    }
 
     #[test]
     fn days_are_iso_dates() {

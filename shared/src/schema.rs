@@ -228,6 +228,27 @@ pub struct Board {
     /// says of each in Review, by ledger action id.
     #[autosurgeon(missing = "Default::default")]
     pub review: BTreeMap<String, ReviewItem>,
+    /// Past causes of the team this retro's clusters are like, by cluster id: offered by the
+    /// server at Done, confirmed by the facilitator.
+    #[autosurgeon(missing = "Default::default")]
+    pub recurrences: BTreeMap<String, Recurrence>,
+}
+
+/// "Same cause as …": a past cause of the team that a cluster of this retro is like.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Reconcile, Hydrate)]
+pub struct Recurrence {
+    /// The cluster of this board.
+    pub cluster: String,
+    /// The past cause, by its ledger id, its title and the title of its retro.
+    pub past: String,
+    pub title: String,
+    pub retro: String,
+    /// How alike they are, in percent.
+    pub score: i64,
+    /// Every action the past cause had was done: it came back after its fix.
+    pub after_fix: bool,
+    /// The facilitator confirmed it is the same cause.
+    pub confirmed: bool,
 }
 
 /// An open action item of the team, reviewed at the start of its next retro.
@@ -630,13 +651,13 @@ pub fn read_entry<T: Hydrate>(doc: &impl ReadDoc, map: &'static str, key: &str) 
 /// up with its own `get`, eight times slower on a board of 5,000 notes; notes and drafts, the
 /// schema's only large collections, are read this way. The rules are the derived ones: a string
 /// field holds a string, an integer an `Int`, an optional field may be missing or null.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     /// Each key with its scalar, or `None` for an object (which no field of these holds).
     values: Vec<(std::borrow::Cow<'a, str>, Option<automerge::ScalarValueRef<'a>>)>,
 }
 
 impl<'a> Fields<'a> {
-    fn read<D: ReadDoc>(doc: &'a D, obj: &automerge::ObjId) -> Self {
+    pub(crate) fn read<D: ReadDoc>(doc: &'a D, obj: &automerge::ObjId) -> Self {
         let values = doc
             .map_range(obj, ..)
             .map(|item| match item.value {
@@ -652,24 +673,31 @@ impl<'a> Fields<'a> {
         self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
-    fn string(&self, key: &str) -> Result<String, HydrateError> {
+    pub(crate) fn string(&self, key: &str) -> Result<String, HydrateError> {
         match self.get(key) {
             Some(Some(automerge::ScalarValueRef::Str(s))) => Ok(s.to_string()),
             other => Err(HydrateError::unexpected(format!("a string at `{key}`"), format!("{other:?}"))),
         }
     }
 
-    fn optional_string(&self, key: &str) -> Result<Option<String>, HydrateError> {
+    pub(crate) fn optional_string(&self, key: &str) -> Result<Option<String>, HydrateError> {
         match self.get(key) {
             None | Some(Some(automerge::ScalarValueRef::Null)) => Ok(None),
             Some(_) => self.string(key).map(Some),
         }
     }
 
-    fn int(&self, key: &str) -> Result<i64, HydrateError> {
+    pub(crate) fn int(&self, key: &str) -> Result<i64, HydrateError> {
         match self.get(key) {
             Some(Some(automerge::ScalarValueRef::Int(i))) => Ok(*i),
             other => Err(HydrateError::unexpected(format!("an integer at `{key}`"), format!("{other:?}"))),
+        }
+    }
+
+    pub(crate) fn optional_int(&self, key: &str) -> Result<Option<i64>, HydrateError> {
+        match self.get(key) {
+            None | Some(Some(automerge::ScalarValueRef::Null)) => Ok(None),
+            Some(_) => self.int(key).map(Some),
         }
     }
 }

@@ -122,6 +122,22 @@ async fn open_actions_are_reviewed_by_the_next_retro_and_carried_until_done() ->
     let ledger = page.ledger();
     assert_eq!(ledger.retros.len(), 4, "every retro of the team is listed");
     assert_eq!(ledger.retros.values().filter(|r| r.done_at.is_some()).count(), 3);
+
+    // The exports: one row per action, with its status, carried count and reason.
+    let base = server.http_url();
+    let csv = http::get(&format!("{base}{}", hindsight_shared::api::team_export(team.team_id, "csv"))).await?;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let rows: Vec<String> = csv.text().lines().map(str::to_owned).collect();
+    assert_eq!(rows.len(), 4, "a header and three actions: {rows:#?}");
+    assert!(
+        rows.iter().any(|r| r.starts_with("open,Rotate the keys,Ada,2026-12-15,") && r.contains(",2,")),
+        "{rows:#?}"
+    );
+    assert!(rows.iter().any(|r| r.starts_with("dropped,Write the runbook") && r.ends_with("the service was retired")));
+    let md = http::get(&format!("{base}{}", hindsight_shared::api::team_export(team.team_id, "md"))).await?;
+    assert!(md.text().starts_with("# Platform: action items"), "{}", md.text());
+    assert!(md.text().contains("| done | Fix the flaky test | Ada | 2026-12-15 | 0 | Sprint 2 |"), "{}", md.text());
     server.shutdown().await;
     Ok(())
 }
@@ -368,5 +384,111 @@ async fn a_status_changed_offline_merges_on_reconnect_and_survives_kill_9() -> a
     assert_eq!(status_of(&ledger, "Online one"), Some((Status::Done, 0)));
     assert!(after.action("Online one").done_at.is_some(), "done_at survives");
     server.assert_no_panics();
+    Ok(())
+}
+
+/// A cluster to make: its title, and the notes in it (two or more).
+type ClusterPlan<'a> = (&'a str, &'a [&'a str]);
+
+/// Runs a retro of the team whose clusters are `clusters`, with one action addressing the first
+/// cluster; the open actions under review are all marked done. Returns the facilitator, at Done,
+/// and the first cluster's id.
+async fn retro_with_causes(
+    server: &TestServer,
+    team: &hindsight_tests::team::TeamCreated,
+    title: &str,
+    clusters: &[ClusterPlan<'_>],
+    action: &str,
+) -> anyhow::Result<(Participant, String)> {
+    let board = create_team_board(&server.http_url(), team.team_id, title).await?;
+    let mut fay = Participant::join_as_facilitator(server, &board, "Fay").await?;
+    for id in fay.board().review.keys().cloned().collect::<Vec<_>>() {
+        fay.review(&id, Status::Done, "").await?;
+    }
+    fay.set_phase(Phase::Write).await?;
+    let mut drafts: Vec<Vec<String>> = Vec::new();
+    for (_, notes) in clusters {
+        let mut ids = Vec::new();
+        for note in *notes {
+            ids.push(fay.write("stop", note).await?);
+        }
+        drafts.push(ids);
+    }
+    fay.set_phase(Phase::Reveal).await?;
+    fay.reveal_all().await?;
+    fay.set_phase(Phase::Group).await?;
+    let total: usize = clusters.iter().map(|(_, notes)| notes.len()).sum();
+    fay.pump_until("the notes published", |p| p.board().notes.len() == total).await?;
+    let mut first = String::new();
+    for ((name, _), ids) in clusters.iter().zip(&drafts) {
+        let notes: Vec<String> = ids.iter().map(|d| fay.note_id(d)).collect();
+        let cluster = fay.group(&notes[1], &notes[0]).await?;
+        for note in &notes[2..] {
+            fay.group(note, &cluster).await?;
+        }
+        fay.title_cluster(&cluster, name).await?;
+        if first.is_empty() {
+            first = cluster;
+        }
+    }
+    fay.set_phase(Phase::Actions).await?;
+    let item = ActionItem {
+        id: "fix".into(),
+        text: action.into(),
+        owner: "Ada".into(),
+        due: String::new(),
+        cluster: Some(first.clone()),
+    };
+    fay.put_action(&item).await?;
+    fay.set_phase(Phase::Done).await?;
+    Ok((fay, first))
+}
+
+#[tokio::test]
+async fn a_cause_that_comes_back_after_its_fix_is_offered_confirmed_and_flagged() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let team = create_team(&server.http_url(), "Recurring").await?;
+    let deploys: ClusterPlan<'_> =
+        ("Deploys broke on Friday", &["the deploy pipeline failed again", "rollback took an hour"]);
+    let pairing: ClusterPlan<'_> = ("Great pairing sessions", &["pairing with Ada was great", "more mob sessions"]);
+    let (first, _) =
+        retro_with_causes(&server, &team, "Sprint 1", &[deploys, pairing], "Add a deploy smoke test").await?;
+    drop(first);
+    let mut page = TeamPage::open(&server.ws_url(), team.team_id).await?;
+    page.pump_until("sprint 1's causes", |l| l.causes.len() == 2).await?;
+
+    // Sprint 2 marks the smoke test done in Review; its pipeline cluster is the same cause.
+    let failures: ClusterPlan<'_> =
+        ("Deployment pipeline failures", &["pipeline failed during deploy", "rollback was slow"]);
+    let pager: ClusterPlan<'_> = ("On-call pager fatigue", &["paged three nights in a row", "alerts nobody reads"]);
+    let (mut fay, failures_id) =
+        retro_with_causes(&server, &team, "Sprint 2", &[failures, pager], "Make rollback one click").await?;
+    fay.pump_until("the team's offer", |p| !p.board().recurrences.is_empty()).await?;
+    let offers = fay.board().recurrences;
+    assert_eq!(offers.len(), 1, "only the pipeline cluster is offered: {offers:?}");
+    let offer = offers.get(&failures_id).expect("the pipeline cluster is offered");
+    assert_eq!((offer.title.as_str(), offer.retro.as_str()), ("Deploys broke on Friday", "Sprint 1"));
+    assert!(offer.after_fix, "its past actions were all done: {offer:?}");
+    assert!(!offer.confirmed);
+
+    // Only the facilitator confirms; then the ledger links the two causes.
+    let mut ann = Participant::join(&server, fay.board_id(), "Ann").await?;
+    let cluster = failures_id.clone();
+    let refused =
+        ann.send_board_change(move |tx| Ok(hindsight_shared::edit::confirm_recurrence(tx, &cluster)?)).await?;
+    assert!(ann.verdict(refused).await?.is_refused(), "a participant confirming");
+    let cluster = failures_id.clone();
+    let confirmed =
+        fay.send_board_change(move |tx| Ok(hindsight_shared::edit::confirm_recurrence(tx, &cluster)?)).await?;
+    fay.verdict(confirmed).await?.accepted()?;
+    page.pump_until("the link", |l| !l.links.is_empty()).await?;
+    let ledger = page.ledger();
+    let recurring = ledger.recurring();
+    assert_eq!(recurring.len(), 1, "{recurring:?}");
+    assert_eq!(
+        (recurring[0].title, recurring[0].causes.len(), recurring[0].after_fix),
+        ("Deploys broke on Friday", 2, true)
+    );
+    server.shutdown().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub struct Series {
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 160.0;
-const LEFT: f64 = 56.0;
+const LEFT: f64 = 66.0;
 const BOTTOM: f64 = 30.0;
 
 /// A bar chart of `series` over the retros named by `labels`, on a scale of 0 to `max`, values
@@ -27,7 +27,11 @@ pub fn BarChart(
     series: Vec<Series>,
     max: f64,
     show: fn(f64) -> String,
+    /// What to say when no retro has a value.
+    #[prop(optional)]
+    empty: &'static str,
 ) -> impl IntoView {
+    let nothing = series.iter().all(|s| s.values.iter().all(Option::is_none));
     let count = labels.len().max(1) as f64;
     let slot = (WIDTH - LEFT) / count;
     let bar = (slot * 0.8 / series.len().max(1) as f64).min(28.0);
@@ -52,7 +56,7 @@ pub fn BarChart(
             let x = LEFT + slot * i as f64 + (slot - bar * series.len() as f64) / 2.0 + bar * k as f64;
             let y = HEIGHT - BOTTOM - h;
             bars.push(view! {
-                <rect class=format!("bar {}", s.class) x=x y=y width=bar height=h>
+                <rect class=format!("bar s-{}", s.class) x=x y=y width=bar height=h>
                     <title>{format!("{label} — {}: {}", s.name, show(*value))}</title>
                 </rect>
             });
@@ -73,7 +77,7 @@ pub fn BarChart(
         })
         .collect();
     let legend =
-        series.iter().map(|s| view! { <span class=format!("legend {}", s.class)>{s.name}</span> }).collect_view();
+        series.iter().map(|s| view! { <span class=format!("legend s-{}", s.class)>{s.name}</span> }).collect_view();
     view! {
         <figure class="chart" id=id>
             <figcaption>{title} " " {legend}</figcaption>
@@ -88,6 +92,7 @@ pub fn BarChart(
                 {bars}
                 {ticks}
             </svg>
+            {(nothing && !empty.is_empty()).then(|| view! { <p class="muted chart-empty">{empty}</p> })}
         </figure>
     }
 }

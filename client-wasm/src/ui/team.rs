@@ -226,6 +226,8 @@ fn Actions(
     set_status: impl Fn(String, Status, String) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let filter = RwSignal::new(Filter::Open);
+    // A long list shows its first rows, and more on demand.
+    let shown = RwSignal::new(PAGE);
     let today = today();
     let rows = {
         let today = today.clone();
@@ -271,7 +273,10 @@ fn Actions(
                                 class="chip filter"
                                 data-filter=f.title().to_lowercase()
                                 aria-pressed=move || (filter.get() == f).to_string()
-                                on:click=move |_| filter.set(f)
+                                on:click=move |_| {
+                                    filter.set(f);
+                                    shown.set(PAGE);
+                                }
                             >
                                 {f.title()}
                             </button>
@@ -284,16 +289,24 @@ fn Actions(
             </Show>
             <ul class="team-action-list">
                 <For
-                    each=move || rows.get()
+                    each=move || rows.with(|r| r.iter().take(shown.get()).cloned().collect::<Vec<_>>())
                     key=|(a, _)| (a.id.clone(), a.status, a.reason.clone(), a.carried, a.done_at)
                     children=move |(action, retro)| {
                         view! { <ActionRow action retro today=today.clone() set_status /> }
                     }
                 />
             </ul>
+            <Show when=move || { rows.with(Vec::len) > shown.get() }>
+                <button type="button" class="secondary" id="more-actions" on:click=move |_| shown.update(|n| *n += PAGE)>
+                    {move || format!("Show more ({} not shown)", rows.with(Vec::len) - shown.get())}
+                </button>
+            </Show>
         </section>
     }
 }
+
+/// How many actions the list shows at first, and adds each time.
+const PAGE: usize = 100;
 
 #[component]
 fn ActionRow(
@@ -391,6 +404,7 @@ fn Charts(ledger: RwSignal<Option<Ledger>>) -> impl IntoView {
                             series=vec![Series { name: "mean ROTI", class: "roti", values: values(|f| f.roti) }]
                             max=5.0
                             show=one_decimal
+                            empty="No ROTI published yet: it shows once at least three people rate a retro."
                         />
                         <BarChart
                             id="chart-follow-through"

@@ -125,6 +125,7 @@ enum Work {
     Snapshot {
         reply: oneshot::Sender<Option<schema::Board>>,
     },
+    Offer(Vec<schema::Recurrence>),
     Claim {
         participant: String,
         desk: DocumentId,
@@ -401,7 +402,7 @@ impl BoardActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
-                BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } => {}
+                BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
             }
         }
     }
@@ -427,6 +428,7 @@ impl BoardActor {
                 }
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
                 BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
+                BoardMsg::Recurrences(offers) => work.push(Work::Offer(offers)),
                 BoardMsg::Join { join, reply } => joins.push((join, reply)),
                 BoardMsg::Claim { claim, reply } => {
                     if !self.holds_key(&claim.facilitator_key) {
@@ -591,6 +593,11 @@ fn take_batch(
         match item {
             Work::Left { conn } => core.leave(conn),
             Work::Snapshot { reply } => drop(reply.send(Some(core.board().clone()))),
+            Work::Offer(offers) => {
+                if let Err(e) = core.offer(offers) {
+                    tracing::error!(board = %core.id().tag(), error = %e, "could not offer recurring causes");
+                }
+            }
             Work::Joined { enrolled, reply } => {
                 let Enrolled { participant, desk, desk_bytes, facilitator } = *enrolled;
                 let joined = JoinedBoard {

@@ -343,6 +343,7 @@ impl BoardCore {
                 quota: &mut self.quota,
                 publication_changed: false,
                 roster_changed: false,
+                confirmed: Vec::new(),
             };
             let received = self.board.receive(conn, from, &data, now, ops_allowed, &mut guard);
             if guard.publication_changed {
@@ -350,6 +351,13 @@ impl BoardCore {
             }
             if guard.roster_changed {
                 self.presence.touch();
+            }
+            let confirmed = std::mem::take(&mut guard.confirmed);
+            for cluster in confirmed {
+                if let Some(offer) = self.cache.recurrences.get(&cluster).filter(|r| r.confirmed) {
+                    let (board, past) = (self.id.to_string(), offer.past.clone());
+                    self.told.push(TeamMsg::Confirmed { board, cluster, past });
+                }
             }
             received
         } else {
@@ -531,6 +539,25 @@ impl BoardCore {
                     .count() as i64;
                 self.told.push(TeamMsg::Finished(Box::new(Finished::of(&board, &self.cache, now_ms, Some(writers)))));
             }
+        }
+        Ok(())
+    }
+
+    /// The team offers the past causes this board's clusters are like; each cluster keeps the
+    /// first offer it got (a re-sent offer does not undo a confirmation).
+    pub fn offer(&mut self, offers: Vec<schema::Recurrence>) -> Result<(), SchemaError> {
+        let fresh: Vec<schema::Recurrence> = offers
+            .into_iter()
+            .filter(|o| {
+                self.cache.clusters.contains_key(&o.cluster) && !self.cache.recurrences.contains_key(&o.cluster)
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        self.quota.used += self.board.write(|tx| edit::offer_recurrences(tx, &fresh))?;
+        for offer in fresh {
+            self.cache.recurrences.insert(offer.cluster.clone(), offer);
         }
         Ok(())
     }

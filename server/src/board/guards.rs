@@ -44,6 +44,8 @@ pub struct BoardGuard<'a> {
     pub publication_changed: bool,
     /// Set when a change touched what the presence roster shows (the phase, the facilitator).
     pub roster_changed: bool,
+    /// Clusters whose recurrence the facilitator confirmed.
+    pub confirmed: Vec<String>,
 }
 
 impl BoardGuard<'_> {
@@ -81,6 +83,11 @@ impl Guard for BoardGuard<'_> {
             parts.iter().any(|p| matches!(p, BoardPart::Phase | BoardPart::Revealed(_) | BoardPart::Settings));
         self.roster_changed |=
             parts.iter().any(|p| matches!(p, BoardPart::Phase | BoardPart::Facilitator | BoardPart::CoFacilitator(_)));
+        for part in parts {
+            if let BoardPart::Recurrence(cluster) = part {
+                self.confirmed.push(cluster);
+            }
+        }
         Ok(())
     }
 }

@@ -56,6 +56,8 @@ pub enum BoardMsg {
     Claim { claim: ClaimFacilitator, reply: oneshot::Sender<Result<(), AdmitError>> },
     /// For a team's ledger (a board answers that there is no such team).
     Team(crate::team::TeamMsg),
+    /// From the board's team: past causes its clusters are like.
+    Recurrences(Vec<hindsight_shared::schema::Recurrence>),
 }
 
 /// Why a board did not take someone in, or did not hand them the facilitator role.

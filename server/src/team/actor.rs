@@ -137,6 +137,7 @@ impl TeamActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+                BoardMsg::Recurrences(_) => {}
             }
         }
         let budgets = std::mem::take(&mut self.budgets);
@@ -199,7 +200,7 @@ impl TeamActor {
         let mut core = core;
         self.deliver(&mut core, fx);
         for answer in answers {
-            answer.send(core.ledger());
+            answer.send(core.ledger(), self.keeper.as_ref());
         }
         Ok(Next::Go(core))
     }
@@ -255,7 +256,7 @@ impl TeamActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
-                BoardMsg::Left { .. } => {}
+                BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
             }
         }
     }
@@ -276,12 +277,19 @@ enum Answer {
     ),
     Snapshot(tokio::sync::oneshot::Sender<Option<hindsight_shared::ledger::Ledger>>),
     Managed(tokio::sync::oneshot::Sender<Result<(), TeamError>>, Result<(), TeamError>),
+    /// Past causes to offer to a board, by its id.
+    Offer(String, Vec<hindsight_shared::schema::Recurrence>),
     None,
 }
 
 impl Answer {
-    fn send(self, ledger: &hindsight_shared::ledger::Ledger) {
+    fn send(self, ledger: &hindsight_shared::ledger::Ledger, keeper: &dyn Keeper) {
         match self {
+            Answer::Offer(board, offers) => {
+                if let Ok(board) = board.parse() {
+                    keeper.tell(board, BoardMsg::Recurrences(offers));
+                }
+            }
             Answer::Review(reply, result) => drop(reply.send(result)),
             Answer::Snapshot(reply) => drop(reply.send(Some(ledger.clone()))),
             Answer::Managed(reply, result) => drop(reply.send(result)),
@@ -294,9 +302,17 @@ impl Answer {
 fn take(core: &mut TeamCore, message: TeamMsg) -> Answer {
     match message {
         TeamMsg::NewBoard { retro, reply } => Answer::Review(reply, core.new_board(retro)),
-        TeamMsg::Finished(finished) => {
-            if let Err(e) = core.finished(&finished) {
+        TeamMsg::Finished(finished) => match core.finished(&finished) {
+            Ok(offers) if !offers.is_empty() => Answer::Offer(finished.board.clone(), offers),
+            Ok(_) => Answer::None,
+            Err(e) => {
                 tracing::error!(error = %e, "could not record a finished retro");
+                Answer::None
+            }
+        },
+        TeamMsg::Confirmed { board, cluster, past } => {
+            if let Err(e) = core.confirmed(&board, &cluster, &past, now_ms()) {
+                tracing::error!(error = %e, "could not record a recurrence");
             }
             Answer::None
         }
@@ -317,7 +333,7 @@ pub(crate) fn refuse(message: TeamMsg, why: TeamError) {
         TeamMsg::NewBoard { reply, .. } => drop(reply.send(Err(why))),
         TeamMsg::Snapshot { reply } => drop(reply.send(None)),
         TeamMsg::Manage { reply, .. } => drop(reply.send(Err(why))),
-        TeamMsg::Finished(_) | TeamMsg::Reviewed { .. } => {}
+        TeamMsg::Finished(_) | TeamMsg::Reviewed { .. } | TeamMsg::Confirmed { .. } => {}
     }
 }
 

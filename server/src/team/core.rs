@@ -205,16 +205,20 @@ impl TeamCore {
         Ok(review)
     }
 
-    /// A retro of the team reached Done (or said so again).
-    pub fn finished(&mut self, finished: &Finished) -> Result<(), SchemaError> {
+    /// A retro of the team reached Done (or said so again). Returns the past causes its
+    /// clusters are like, the best one per cluster, to offer to the board.
+    pub fn finished(&mut self, finished: &Finished) -> Result<Vec<schema::Recurrence>, SchemaError> {
         if self.cache.removed.contains_key(&finished.board) {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut offers = self.cache.suggestions(finished);
+        let mut seen = HashSet::new();
+        offers.retain(|o| seen.insert(o.cluster.clone()));
         let (cache, max) = (self.cache.clone(), self.config.max_team_actions);
         self.write(|tx| ledger::record(tx, &cache, finished, max))?;
         // What the review marked done gets its `done_at` in the next stamp.
         self.touched.extend(finished.reviewed.iter().map(|item| item.id.clone()));
-        Ok(())
+        Ok(offers)
     }
 
     /// A retro's Review ended: the statuses it chose reach the ledger.
@@ -226,6 +230,20 @@ impl TeamCore {
         self.write(|tx| ledger::apply_review(tx, &cache, items, false))?;
         self.touched.extend(items.iter().map(|item| item.id.clone()));
         Ok(())
+    }
+
+    /// A retro's facilitator confirmed a recurrence: the ledger links the two causes, and says
+    /// whether the past one had been fixed.
+    pub fn confirmed(&mut self, board: &str, cluster: &str, past: &str, now_ms: i64) -> Result<(), SchemaError> {
+        let id = ledger::ledger_key(board, cluster);
+        if self.cache.removed.contains_key(board)
+            || !self.cache.causes.contains_key(&id)
+            || !self.cache.causes.contains_key(past)
+        {
+            return Ok(());
+        }
+        let link = ledger::Link { id, past: past.to_owned(), after_fix: self.cache.is_fixed(past), at: now_ms };
+        self.write(|tx| ledger::link(tx, &link))
     }
 
     /// A team key holder's change (the key is checked by the actor). `Ok(true)` when the team is

@@ -32,6 +32,8 @@ pub enum TeamMsg {
     Finished(Box<Finished>),
     /// A retro of the team ended its Review: the statuses the group chose.
     Reviewed { board: String, items: Vec<ReviewItem> },
+    /// A retro's facilitator confirmed that a cluster is a past cause come back.
+    Confirmed { board: String, cluster: String, past: String },
     /// The ledger as it stands (everything in it is stored), or `None` if there is no such team.
     Snapshot { reply: oneshot::Sender<Option<Ledger>> },
     /// A team key holder's change; answered once it is stored.

@@ -37,6 +37,8 @@ pub enum BoardPart {
     RotiShown,
     /// One of the team's actions under review.
     Review(String),
+    /// A cause offered as come back, confirmed.
+    Recurrence(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -72,7 +74,9 @@ pub fn check_board_writes(
     let mut settings = board.settings.clone();
     for op in ops {
         let keys = op.keys();
-        if phase == Phase::Done && !matches!(keys.as_slice(), [Some("phase" | "roti_shown")]) {
+        if phase == Phase::Done
+            && !matches!(keys.as_slice(), [Some("phase" | "roti_shown")] | [Some("recurrences"), _, Some("confirmed")])
+        {
             return refuse("the retro is done: the board is read-only");
         }
         // The value a put writes; a settling delete keeps a value that was checked before.
@@ -282,6 +286,17 @@ pub fn check_board_writes(
                 BoardPart::Review((*key).to_owned())
             }
             ([Some("review"), ..], _) => return refuse("only the server adds the team's actions to review"),
+            ([Some("recurrences"), Some(key), Some("confirmed")], Some(v)) => {
+                only_facilitator("which causes came back")?;
+                if !board.recurrences.contains_key(*key) {
+                    return refuse("there is no such cause to confirm");
+                }
+                if v.is_some_and(|v| !matches!(v, ScalarValue::Boolean(true))) {
+                    return refuse("a confirmed cause stays confirmed");
+                }
+                BoardPart::Recurrence((*key).to_owned())
+            }
+            ([Some("recurrences"), ..], _) => return refuse("only the server offers causes that came back"),
             ([Some("team"), ..], _) => {
                 return refuse("a board's team is set when the board is made, and never changes");
             }
@@ -403,6 +418,7 @@ enum Read {
     Anchor(String, Option<String>),
     RotiShown(bool),
     Review(String, Option<schema::ReviewItem>),
+    Recurrence(String, Option<schema::Recurrence>),
 }
 
 impl Read {
@@ -429,6 +445,7 @@ impl Read {
             Read::Anchor(id, note) => put(&mut board.anchors, id, note),
             Read::RotiShown(shown) => board.roti_shown = shown,
             Read::Review(id, item) => put(&mut board.review, id, item),
+            Read::Recurrence(id, item) => put(&mut board.recurrences, id, item),
         }
     }
 }
@@ -453,6 +470,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Rank(id) => Read::Rank(id.clone(), schema::read_entry(doc, "ranks", id)?),
         BoardPart::Anchor(id) => Read::Anchor(id.clone(), schema::read_entry(doc, "anchors", id)?),
         BoardPart::Review(id) => Read::Review(id.clone(), schema::read_entry(doc, "review", id)?),
+        BoardPart::Recurrence(id) => Read::Recurrence(id.clone(), schema::read_entry(doc, "recurrences", id)?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

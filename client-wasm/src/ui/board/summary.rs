@@ -74,8 +74,73 @@ pub fn Summary() -> impl IntoView {
                 <h2>"Action items"</h2>
                 <ActionList />
             </section>
+            <CameBack />
             <Roti />
         </div>
+    }
+}
+
+/// "Same cause as …": the team's past causes this retro's clusters are like, offered by the
+/// server; the facilitator confirms those that are, and a cause that came back after its
+/// actions were all done is flagged.
+#[component]
+fn CameBack() -> impl IntoView {
+    let ctx = Ctx::get();
+    let offers = ctx.part(|b| {
+        b.recurrences.values().map(|r| (r.clone(), b.item_title(&r.cluster).unwrap_or_default())).collect::<Vec<_>>()
+    });
+    view! {
+        <Show when=move || offers.with(|o| !o.is_empty())>
+            <section class="card came-back" id="came-back" aria-labelledby="came-back-title">
+                <h2 id="came-back-title">"Causes that came back"</h2>
+                <ul class="came-back-list">
+                    <For
+                        each=move || offers.get()
+                        key=|(r, title)| (r.clone(), title.clone())
+                        children=move |(offer, title)| {
+                            let cluster = offer.cluster.clone();
+                            view! {
+                                <li class="came-back-item" data-cluster=offer.cluster.clone() data-confirmed=offer.confirmed.to_string()>
+                                    <div class="review-text">
+                                        <strong>{title}</strong>
+                                        <span class="muted">
+                                            {format!("same cause as “{}” in {} ({}% alike)", offer.title, offer.retro, offer.score)}
+                                        </span>
+                                        {offer
+                                            .after_fix
+                                            .then(|| view! { <span class="chip overdue after-fix">"this came back after its actions were done"</span> })}
+                                    </div>
+                                    {if offer.confirmed {
+                                        view! { <span class="chip">"confirmed"</span> }.into_any()
+                                    } else {
+                                        view! {
+                                            <Show when=move || ctx.is_facilitator()>
+                                                {
+                                                    let cluster = cluster.clone();
+                                                    view! {
+                                                        <button
+                                                            type="button"
+                                                            class="secondary confirm-recurrence"
+                                                            on:click=move |_| {
+                                                                let cluster = cluster.clone();
+                                                                ctx.edit_board(move |tx| edit::confirm_recurrence(tx, &cluster));
+                                                            }
+                                                        >
+                                                            "Same cause"
+                                                        </button>
+                                                    }
+                                                }
+                                            </Show>
+                                        }
+                                            .into_any()
+                                    }}
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </Show>
     }
 }
 
