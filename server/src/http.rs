@@ -224,15 +224,26 @@ async fn make_board(
                 .ask_team(|reply| TeamMsg::NewBoard { retro, reply })
                 .await
                 .map_err(|e| AppError::Internal(e.into()))??;
-            Some((team.to_string(), review))
+            Some((team, review))
         }
     };
     let in_team = team.is_some();
+    let (team, review) = match team {
+        // The board names its team by a tag: its document reaches every participant, and the
+        // team's id is the team's capability.
+        Some((team, review)) => (Some(team), Some((team.tag().to_string(), review))),
+        None => (None, None),
+    };
     let facilitator_key = key::new_key();
-    let doc = schema::new_board_document(automerge::ActorId::random(), &title, template, team)
+    let doc = schema::new_board_document(automerge::ActorId::random(), &title, template, review)
         .map_err(|e| AppError::Internal(e.into()))?;
-    let record =
-        BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash::of(&facilitator_key), kind: DocKind::Board };
+    let record = BoardRecord {
+        id,
+        created_at_ms,
+        facilitator_key_hash: KeyHash::of(&facilitator_key),
+        kind: DocKind::Board,
+        team,
+    };
     state.0.store.create_board(record, doc.save()).await?;
     tracing::info!(board = %id.tag(), template = template.id, in_team, "created board");
     let url = format!("{}{}", public_url(&state.0.config, headers), api::board_page(id));
@@ -267,8 +278,13 @@ async fn create_team(
     let team_key = key::new_key();
     let doc =
         ledger::new_ledger_document(automerge::ActorId::random(), &name).map_err(|e| AppError::Internal(e.into()))?;
-    let record =
-        BoardRecord { id, created_at_ms: now_ms(), facilitator_key_hash: KeyHash::of(&team_key), kind: DocKind::Team };
+    let record = BoardRecord {
+        id,
+        created_at_ms: now_ms(),
+        facilitator_key_hash: KeyHash::of(&team_key),
+        kind: DocKind::Team,
+        team: None,
+    };
     state.0.store.create_board(record, doc.save()).await?;
     tracing::info!(team = %id.tag(), "created team");
     let url = format!("{}{}", public_url(&state.0.config, &headers), api::team_page(id));

@@ -123,11 +123,17 @@ impl Keeper for Registry {
         self.desks.insert(desk, board);
     }
 
-    /// Queued from a task of its own, so the sender never waits on another actor's inbox (two
-    /// actors waiting on each other's full inbox would never wake).
+    /// Queued at once, in the order told, when the inbox has room; else from a task of its own,
+    /// so the sender never waits on another actor's inbox (two actors waiting on each other's
+    /// full inbox would never wake). What a board tells its team is bounded by its phase changes
+    /// and confirmations, and idempotent there.
     fn tell(&self, doc: DocumentId, message: BoardMsg) {
         let Some(registry) = self.me.upgrade() else { return };
         let handle = registry.board(doc);
+        let message = match handle.try_send(message) {
+            Ok(()) => return,
+            Err(message) => *message,
+        };
         self.tracker.spawn(async move {
             if handle.send(message).await.is_err() {
                 tracing::warn!(doc = %doc.tag(), "a message to another document's actor was lost: it stopped");

@@ -63,6 +63,9 @@ pub struct BoardRecord {
     /// SHA-256 of the facilitator key (of a team: the team key); the key itself is never stored.
     pub facilitator_key_hash: KeyHash,
     pub kind: DocKind,
+    /// The team a board belongs to. Kept here, not in the board's document, which every
+    /// participant receives: a team id is the team's capability.
+    pub team: Option<DocumentId>,
 }
 
 /// What a stored top-level document is.
@@ -354,7 +357,10 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
             row.get::<_, i64>(0).map(|n| n > 0)
         })?;
     if !has_kind {
-        conn.execute_batch("ALTER TABLE boards ADD COLUMN kind TEXT NOT NULL DEFAULT 'board';")?;
+        conn.execute_batch(
+            "ALTER TABLE boards ADD COLUMN kind TEXT NOT NULL DEFAULT 'board';
+             ALTER TABLE boards ADD COLUMN team BLOB;",
+        )?;
     }
     Ok(conn)
 }
@@ -544,19 +550,21 @@ impl Writer {
         let record = self
             .conn
             .query_row(
-                "SELECT created_at_ms, facilitator_key_hash, kind FROM boards WHERE id = ?1",
+                "SELECT created_at_ms, facilitator_key_hash, kind, team FROM boards WHERE id = ?1",
                 params![id.as_bytes()],
                 |row| {
                     let created_at_ms: i64 = row.get(0)?;
                     let hash: Vec<u8> = row.get(1)?;
                     let kind: String = row.get(2)?;
-                    Ok((created_at_ms, hash, kind))
+                    let team: Option<Vec<u8>> = row.get(3)?;
+                    Ok((created_at_ms, hash, kind, team))
                 },
             )
             .optional()?;
-        Ok(record.and_then(|(created_at_ms, hash, kind)| {
+        Ok(record.and_then(|(created_at_ms, hash, kind, team)| {
             let kind = if kind == DocKind::Team.as_str() { DocKind::Team } else { DocKind::Board };
-            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?), kind })
+            let team = team.and_then(|t| DocumentId::try_from(t.as_slice()).ok());
+            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?), kind, team })
         }))
     }
 
@@ -617,8 +625,15 @@ fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> 
     match write {
         Request::CreateBoard { record, snapshot, .. } => {
             conn.execute(
-                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms, kind) VALUES (?1, ?2, ?3, ?2, ?4)",
-                params![record.id.as_bytes(), record.created_at_ms, record.facilitator_key_hash.0, record.kind.as_str()],
+                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms, kind, team) \
+                 VALUES (?1, ?2, ?3, ?2, ?4, ?5)",
+                params![
+                    record.id.as_bytes(),
+                    record.created_at_ms,
+                    record.facilitator_key_hash.0,
+                    record.kind.as_str(),
+                    record.team.as_ref().map(|t| t.as_bytes().to_vec())
+                ],
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }

@@ -10,9 +10,11 @@
 //! The root map: `name`, `retros` (board id → [`Retro`]), `actions` (id → [`LedgerAction`]),
 //! `causes` (id → [`Cause`]), `links` (new cause id → [`Link`]), `removed` (board id → true).
 //!
-//! Invariant: the ledger holds no participant's id, name or rating, and no note's text: only
-//! what the retro's board already showed everyone (action items, cluster titles, the published
-//! ROTI histogram) and counts.
+//! Invariant: the ledger holds no participant's id, name or rating, and nothing that ties a
+//! note to its author: only what the retro's board already showed everyone, without authors
+//! (action items, the published ROTI histogram, and for its 30 clusters with the most dots the
+//! title and the first 1,000 characters of their notes, to recognise a cause when it comes
+//! back) and counts. Team link holders read it, and it outlives the board's retention.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,8 @@ pub const MAX_REASON_CHARS: usize = 200;
 /// The most open actions a new retro reviews: the most carried first, then the oldest. The rest
 /// wait on the team page (a review of hundreds would be no review at all).
 pub const MAX_REVIEW_ITEMS: usize = 30;
+/// The most causes one retro leaves in the ledger: its clusters with the most dots.
+pub const MAX_CAUSES_PER_RETRO: usize = 30;
 /// The most characters of a cluster's text (its title and its notes) a ledger keeps to compare
 /// later clusters with.
 pub const MAX_CAUSE_TEXT_CHARS: usize = 1_000;
@@ -238,6 +242,7 @@ impl Ledger {
                 carried: a.carried,
                 status: a.status,
                 reason: String::new(),
+                was: a.status,
             })
             .collect()
     }
@@ -439,9 +444,9 @@ impl Finished {
             })
             .collect();
         let causes = board
-            .vote_items()
+            .ranked_items()
             .into_iter()
-            .filter_map(|item| match item {
+            .filter_map(|(item, _)| match item {
                 schema::VoteItem::Cluster(cluster, notes) => {
                     let title = titles.get(cluster.id.as_str()).cloned().unwrap_or_default();
                     let text = std::iter::once(title.as_str())
@@ -458,6 +463,7 @@ impl Finished {
                 }
                 schema::VoteItem::Note(_) => None,
             })
+            .take(MAX_CAUSES_PER_RETRO)
             .collect();
         Self {
             board: board_id.to_owned(),
@@ -581,7 +587,8 @@ pub fn stamp_done(doc: &mut impl Doc, action: &LedgerAction, now_ms: i64) -> Res
     Ok(true)
 }
 
-/// Writes the review a retro made of the team's open actions: each status the group chose, and
+/// Writes the review a retro made of the team's open actions: each status the group chose (for
+/// actions nobody changed on the team page meanwhile, along the moves a status may make), and
 /// when `carry`, one more "carried" for each action still open (the retro is done with it).
 pub fn apply_review(
     doc: &mut impl Doc,
@@ -591,10 +598,18 @@ pub fn apply_review(
 ) -> Result<(), SchemaError> {
     for item in reviewed {
         let Some(action) = ledger.actions.get(&item.id) else { continue };
-        if item.status != action.status || item.reason != action.reason {
+        // The group's word counts only if nobody changed the action on the team page since the
+        // retro began (and only once: after it, the ledger no longer holds what the board saw).
+        let untouched = action.status == item.was;
+        let mut status = action.status;
+        if untouched
+            && (item.status != action.status || item.reason != action.reason)
+            && action.status.may_become(item.status)
+        {
             set_status(doc, &item.id, item.status, &item.reason)?;
+            status = item.status;
         }
-        if carry && item.status.is_open() {
+        if carry && status.is_open() {
             let obj = action_obj(doc, &item.id)?;
             autosurgeon::reconcile_prop(doc, &obj, "carried", action.carried + 1)?;
         }
@@ -654,7 +669,10 @@ pub fn record(doc: &mut impl Doc, ledger: &Ledger, finished: &Finished, max_acti
         left_out,
     };
     put(doc, "retros", &retro.id.clone(), &retro)?;
-    apply_review(doc, ledger, &finished.reviewed, first_time)
+    if first_time {
+        apply_review(doc, ledger, &finished.reviewed, true)?;
+    }
+    Ok(())
 }
 
 /// Stores a confirmed recurrence.
@@ -692,6 +710,70 @@ mod tests {
         autosurgeon::reconcile_prop(&mut tx, &obj, "status", "finished").unwrap();
         tx.commit();
         assert!(Ledger::read(&doc).is_err(), "an unknown status does not read");
+    }
+
+    /// A ledger with one open action `t-a`, as a new retro's review would take it.
+    fn ledger_with_one_action() -> automerge::Automerge {
+        let mut doc = new_ledger_document(ActorId::random(), "Team").unwrap();
+        let action =
+            LedgerAction { id: "t-a".into(), text: "Fix it".into(), board: "b0".into(), ..LedgerAction::default() };
+        let mut tx = doc.transaction();
+        put(&mut tx, "actions", "t-a", &action).unwrap();
+        add_retro(&mut tx, &Retro { id: "b1".into(), title: "Sprint".into(), ..Retro::default() }).unwrap();
+        tx.commit();
+        doc
+    }
+
+    fn record_at(doc: &mut automerge::Automerge, finished: &Finished) {
+        let ledger = Ledger::read(&*doc).unwrap();
+        let mut tx = doc.transaction();
+        record(&mut tx, &ledger, finished, 10_000).unwrap();
+        tx.commit();
+    }
+
+    #[test]
+    fn a_retro_recorded_again_changes_no_status_and_carries_nothing_twice() {
+        let mut doc = ledger_with_one_action();
+        let review = Ledger::read(&doc).unwrap().open_actions();
+        assert_eq!(review[0].was, Status::Open);
+        let finished = Finished {
+            board: "b1".into(),
+            title: "Sprint".into(),
+            done_at: 1_000,
+            writers: Some(3),
+            notes: 4,
+            roti: BTreeMap::new(),
+            actions: Vec::new(),
+            reviewed: vec![ReviewItem { status: Status::Doing, ..review[0].clone() }],
+            causes: Vec::new(),
+        };
+        record_at(&mut doc, &finished);
+        let ledger = Ledger::read(&doc).unwrap();
+        assert_eq!((ledger.actions["t-a"].status, ledger.actions["t-a"].carried), (Status::Doing, 1));
+        // The team page marks it done; the board says again what it said (it reloaded).
+        let mut tx = doc.transaction();
+        set_status(&mut tx, "t-a", Status::Done, "").unwrap();
+        tx.commit();
+        record_at(&mut doc, &Finished { writers: None, done_at: 0, ..finished });
+        let ledger = Ledger::read(&doc).unwrap();
+        assert_eq!((ledger.actions["t-a"].status, ledger.actions["t-a"].carried), (Status::Done, 1));
+        assert_eq!((ledger.retros["b1"].done_at, ledger.retros["b1"].writers), (Some(1_000), 3), "kept from the first");
+    }
+
+    #[test]
+    fn a_review_does_not_overrule_the_team_page() {
+        let mut doc = ledger_with_one_action();
+        let review = Ledger::read(&doc).unwrap().open_actions();
+        // Marked done on the team page while the retro reviewed it as dropped.
+        let mut tx = doc.transaction();
+        set_status(&mut tx, "t-a", Status::Done, "").unwrap();
+        tx.commit();
+        let ledger = Ledger::read(&doc).unwrap();
+        let mut tx = doc.transaction();
+        apply_review(&mut tx, &ledger, &[ReviewItem { status: Status::Dropped, ..review[0].clone() }], true).unwrap();
+        tx.commit();
+        let after = Ledger::read(&doc).unwrap();
+        assert_eq!((after.actions["t-a"].status, after.actions["t-a"].carried), (Status::Done, 0));
     }
 
     #[test]

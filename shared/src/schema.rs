@@ -265,6 +265,10 @@ pub struct ReviewItem {
     /// What the group says of it now: written in Review.
     pub status: crate::ledger::Status,
     pub reason: String,
+    /// Its status in the ledger when the board was made: the group's word reaches the ledger
+    /// only if nobody changed the action there since.
+    #[autosurgeon(missing = "Default::default")]
+    pub was: crate::ledger::Status,
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.

@@ -24,7 +24,8 @@ async fn run_retro(
 ) -> anyhow::Result<BoardCreated> {
     let board = create_team_board(&server.http_url(), team.team_id, title).await?;
     let mut fay = Participant::join_as_facilitator(server, &board, "Fay").await?;
-    assert_eq!(fay.board().team, Some(team.team_id.to_string()), "the board belongs to the team");
+    // The board names its team by a tag: a guest of one retro does not get the team's link.
+    assert_eq!(fay.board().team, Some(team.team_id.tag().to_string()), "the board belongs to the team");
     for (text, status, reason) in review {
         let id = fay.board().review.values().find(|r| r.text == *text).map(|r| r.id.clone());
         let id = id.unwrap_or_else(|| panic!("`{text}` is not under review in {title}"));
@@ -481,6 +482,16 @@ async fn a_cause_that_comes_back_after_its_fix_is_offered_confirmed_and_flagged(
     let confirmed =
         fay.send_board_change(move |tx| Ok(hindsight_shared::edit::confirm_recurrence(tx, &cluster)?)).await?;
     fay.verdict(confirmed).await?.accepted()?;
+    let cluster = failures_id.clone();
+    let undone = fay
+        .raw_board_change(move |tx| {
+            let recurrences = map(tx, ROOT, "recurrences");
+            let offer = map(tx, recurrences, &cluster);
+            tx.put(offer, "confirmed", false)?;
+            Ok(())
+        })
+        .await?;
+    assert!(undone.is_refused(), "a confirmation taken back: {undone:?}");
     page.pump_until("the link", |l| !l.links.is_empty()).await?;
     let ledger = page.ledger();
     let recurring = ledger.recurring();
@@ -489,6 +500,34 @@ async fn a_cause_that_comes_back_after_its_fix_is_offered_confirmed_and_flagged(
         (recurring[0].title, recurring[0].causes.len(), recurring[0].after_fix),
         ("Deploys broke on Friday", 2, true)
     );
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_roti_reaches_the_ledger_when_it_is_shown_and_only_as_a_histogram() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let team = create_team(&server.http_url(), "Rated").await?;
+    let board = create_team_board(&server.http_url(), team.team_id, "Sprint").await?;
+    let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
+    let mut people = Vec::new();
+    for name in ["Ann", "Bob", "Cy"] {
+        people.push(Participant::join(&server, board.board_id, name).await?);
+    }
+    fay.set_phase(Phase::Done).await?;
+    let mut page = TeamPage::open(&server.ws_url(), team.team_id).await?;
+    page.pump_until("the retro recorded", |l| l.retros.values().any(|r| r.done_at.is_some())).await?;
+    assert!(page.ledger().retros.values().all(|r| r.roti.is_empty()), "nothing before the results are shown");
+    for (person, rating) in people.iter_mut().zip([3, 4, 5]) {
+        person.pump_until("Done", |p| p.board().phase == Phase::Done).await?;
+        person.rate(Some(rating)).await?;
+    }
+    fay.show_roti().await?;
+    page.pump_until("the ROTI in the ledger", |l| l.retros.values().any(|r| !r.roti.is_empty())).await?;
+    let ledger = page.ledger();
+    let retro = ledger.retros.values().next().expect("the retro");
+    assert_eq!(retro.roti_mean(), Some((3, 4.0)));
+    assert_eq!(ledger.figures()[0].roti, Some(4.0), "the chart's figure");
     server.shutdown().await;
     Ok(())
 }

@@ -27,7 +27,7 @@ use hindsight_shared::schema;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::core::{BoardCore, Closing, CoreConfig, DocMessage, Effects};
+use super::core::{BoardCore, Closing, CoreConfig, DocMessage, Effects, Told};
 use super::desk::Participant;
 use super::replica::ConnId;
 use super::{AdmitError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
@@ -36,9 +36,9 @@ use crate::clock::now_ms;
 use crate::closing::CloseReason;
 use crate::key::KeyHash;
 use crate::store::{DocKind, ParticipantRecord, Store, StoreError, StoredBoard, StoredChange};
-use crate::team::TeamError;
 use crate::team::actor::TeamActor;
 use crate::team::core::TeamCore;
+use crate::team::{TeamError, TeamMsg};
 
 /// How long the actor of a board that does not exist stays, for the requests that follow the
 /// first (a connection's `request` and its retries).
@@ -77,7 +77,7 @@ impl Default for BudgetConfig {
 /// One connection's allowances on this board.
 pub(crate) struct Budget {
     pub(crate) ops: TokenBucket,
-    cpu: TokenBucket,
+    pub(crate) cpu: TokenBucket,
     pub(crate) sync_bytes: TokenBucket,
 }
 
@@ -273,6 +273,7 @@ impl BoardActor {
             return Ok(None);
         };
         self.key = Some(stored.record.facilitator_key_hash);
+        let team = stored.record.team;
         let (id, server, config) = (self.id, self.ctx.server.clone(), self.ctx.core.clone());
         let started = Instant::now();
         let core = tokio::task::spawn_blocking(move || {
@@ -284,6 +285,10 @@ impl BoardActor {
             BoardCore::load(id, server, &stored.doc.snapshot, &stored.doc.changes, participants, config)
         })
         .await??;
+        let mut core = core;
+        if let Some(team) = team {
+            core.belongs_to(team, now_ms());
+        }
         tracing::debug!(board = %self.id.tag(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded board");
         Ok(Some(Box::new(core)))
     }
@@ -495,7 +500,12 @@ impl BoardActor {
         }
         core.saved();
         if let Some((team, told)) = core.take_told() {
-            for message in told {
+            for told in told {
+                let message = match told {
+                    Told::Reviewed { board, items } => TeamMsg::Reviewed { board, items },
+                    Told::Finished(finished) => TeamMsg::Finished(finished),
+                    Told::Confirmed { board, cluster, past } => TeamMsg::Confirmed { board, cluster, past },
+                };
                 self.keeper.tell(team, BoardMsg::Team(message));
             }
         }

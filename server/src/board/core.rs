@@ -34,7 +34,6 @@ use super::presence::{self, Presence};
 use super::replica::{ConnId, Limits, LoadError, ReceiveError, Replica};
 use crate::budget::TokenBucket;
 use crate::closing::CloseReason;
-use crate::team::TeamMsg;
 
 /// A peer that keeps sending changes the rules refuse is disconnected after this many changes.
 const MAX_REFUSALS_PER_CONNECTION: u32 = 50;
@@ -56,6 +55,17 @@ pub enum DocMessage {
     Sync(Vec<u8>),
     /// Transient data from a peer, relayed to the board's other peers.
     Ephemeral { session_id: String, count: u64, data: Vec<u8> },
+}
+
+/// What a board tells its team (the actor sends it as a `TeamMsg`, once it is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Told {
+    /// The retro's Review ended, with what the group said of each action.
+    Reviewed { board: String, items: Vec<schema::ReviewItem> },
+    /// The retro is done, and this is what it came to.
+    Finished(Box<Finished>),
+    /// The facilitator confirmed that a cluster is a past cause come back.
+    Confirmed { board: String, cluster: String, past: String },
 }
 
 /// A connection the core is done with: the `error` message it is sent, and how it is closed.
@@ -141,7 +151,14 @@ pub struct BoardCore {
     quota: Quota,
     config: CoreConfig,
     /// What the board has to tell its team, once what it did is stored.
-    told: Vec<TeamMsg>,
+    told: Vec<Told>,
+    /// The team this board belongs to (from its record in storage, never from its document).
+    team: Option<DocumentId>,
+    /// What the board last told its team at Done, to tell it again only what changed (the
+    /// ROTI published later, action items edited after reopening).
+    sent: Option<Finished>,
+    /// How many people wrote notes, counted when the retro reached Done with every desk loaded.
+    writers: Option<i64>,
 }
 
 impl BoardCore {
@@ -185,12 +202,10 @@ impl BoardCore {
             quota: Quota { used, max: config.max_board_bytes },
             config,
             told: Vec::new(),
+            team: None,
+            sent: None,
+            writers: None,
         };
-        // A finished team retro says so again when it loads: the team may not have stored it
-        // before a crash (recording is idempotent). Who wrote is not known without the desks.
-        if core.cache.phase == Phase::Done && core.cache.team.is_some() {
-            core.told.push(TeamMsg::Finished(Box::new(Finished::of(&id.to_string(), &core.cache, 0, None))));
-        }
         for (participant, stored_bytes) in participants {
             core.participants.insert(participant.id.clone(), participant.desk);
             core.desks.insert(participant.desk, DeskSlot { participant, stored_bytes, loaded: None });
@@ -356,7 +371,7 @@ impl BoardCore {
             for cluster in confirmed {
                 if let Some(offer) = self.cache.recurrences.get(&cluster).filter(|r| r.confirmed) {
                     let (board, past) = (self.id.to_string(), offer.past.clone());
-                    self.told.push(TeamMsg::Confirmed { board, cluster, past });
+                    self.told.push(Told::Confirmed { board, cluster, past });
                 }
             }
             received
@@ -523,24 +538,49 @@ impl BoardCore {
         if governed.roster_changed {
             self.presence.touch();
         }
-        if self.cache.team.is_some() {
-            let board = self.id.to_string();
+        if self.team.is_some() {
             if governed.left == Some(Phase::Review) {
-                self.told.push(TeamMsg::Reviewed {
-                    board: board.clone(),
-                    items: self.cache.review.values().cloned().collect(),
-                });
+                let items = self.cache.review.values().cloned().collect();
+                self.told.push(Told::Reviewed { board: self.id.to_string(), items });
             }
-            if governed.left.is_some() && self.cache.phase == Phase::Done {
-                let writers = self
-                    .desks
-                    .values()
-                    .filter(|slot| slot.loaded.as_ref().is_some_and(|d| !d.cache.drafts.is_empty()))
-                    .count() as i64;
-                self.told.push(TeamMsg::Finished(Box::new(Finished::of(&board, &self.cache, now_ms, Some(writers)))));
+            if self.cache.phase == Phase::Done {
+                if governed.left.is_some() {
+                    let writers = self
+                        .desks
+                        .values()
+                        .filter(|slot| slot.loaded.as_ref().is_some_and(|d| !d.cache.drafts.is_empty()))
+                        .count() as i64;
+                    self.writers = Some(writers);
+                }
+                self.tell_finished(now_ms);
             }
         }
         Ok(())
+    }
+
+    /// Tells the team what the retro came to, if that changed since it last told it.
+    fn tell_finished(&mut self, now_ms: i64) {
+        let finished = Finished::of(&self.id.to_string(), &self.cache, now_ms, self.writers);
+        let same = self.sent.as_ref().is_some_and(|sent| Finished { done_at: now_ms, ..sent.clone() } == finished);
+        if !same {
+            self.sent = Some(finished.clone());
+            self.told.push(Told::Finished(Box::new(finished)));
+        }
+    }
+
+    /// The board belongs to `team` (as its record in storage says). A finished retro tells it
+    /// again what it came to and which causes it confirmed, when it loads: the team may not have
+    /// stored them before a crash (both are idempotent there). Who wrote is not known without
+    /// the desks; the team keeps what it was told before.
+    pub fn belongs_to(&mut self, team: DocumentId, now_ms: i64) {
+        self.team = Some(team);
+        if self.cache.phase == Phase::Done {
+            self.tell_finished(now_ms);
+            for offer in self.cache.recurrences.values().filter(|r| r.confirmed) {
+                let (board, cluster, past) = (self.id.to_string(), offer.cluster.clone(), offer.past.clone());
+                self.told.push(Told::Confirmed { board, cluster, past });
+            }
+        }
     }
 
     /// The team offers the past causes this board's clusters are like; each cluster keeps the
@@ -563,8 +603,8 @@ impl BoardCore {
     }
 
     /// The team this board belongs to, and what it has to tell it (once what it did is stored).
-    pub fn take_told(&mut self) -> Option<(DocumentId, Vec<TeamMsg>)> {
-        let team = self.cache.team.as_deref()?.parse().ok()?;
+    pub fn take_told(&mut self) -> Option<(DocumentId, Vec<Told>)> {
+        let team = self.team?;
         (!self.told.is_empty()).then(|| (team, std::mem::take(&mut self.told)))
     }
 

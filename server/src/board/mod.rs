@@ -133,6 +133,14 @@ impl BoardHandle {
         self.0.inbox.send(message).await.map_err(|_| BoardGone)
     }
 
+    /// Queues a message if the inbox has room now; gives it back if not (or if the board
+    /// stopped: then sending it later fails too).
+    pub fn try_send(&self, message: BoardMsg) -> Result<(), Box<BoardMsg>> {
+        self.0.inbox.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => Box::new(m),
+        })
+    }
+
     /// Joins the board: see [`BoardMsg::Join`].
     pub async fn join(&self, join: JoinBoard) -> Result<JoinedBoard, AdmitError> {
         let (reply, answer) = oneshot::channel();

@@ -165,8 +165,15 @@ impl TeamActor {
                 let budget = budgets.entry(conn).or_insert_with(|| Budget::new(&config, now));
                 let mut ops = budget.ops.available(now);
                 let before = ops;
+                let cpu = cpu_time::ThreadTime::now();
                 core.receive(conn, &peer, message, now, &mut ops, &mut fx);
-                budget.ops.charge((before - ops) as f64, Instant::now());
+                let (spent, now) = (cpu.elapsed(), Instant::now());
+                budget.ops.charge((before - ops) as f64, now);
+                if !budget.cpu.charge(spent.as_secs_f64(), now) {
+                    core.leave(conn);
+                    let message = "too much work: this connection used more than its share of the server".to_owned();
+                    fx.close.push((conn, Closing { message, reason: CloseReason::TOO_MUCH_WORK }));
+                }
             }
             if let Err(e) = core.govern(now_ms()) {
                 tracing::error!(team = %id.tag(), error = %e, "the server could not stamp the ledger");
@@ -179,6 +186,10 @@ impl TeamActor {
             self.ctx.store.delete(self.id).await?;
             tracing::info!(team = %self.id.tag(), "deleted a team");
             drop(reply.send(Ok(())));
+            // What else the batch asked is answered as if the team were gone already.
+            for answer in answers {
+                answer.gone();
+            }
             return Ok(Next::Deleted);
         }
         let changes: Vec<StoredChange> = core
@@ -283,6 +294,16 @@ enum Answer {
 }
 
 impl Answer {
+    /// Answers for a team deleted in the same turn.
+    fn gone(self) {
+        match self {
+            Answer::Review(reply, _) => drop(reply.send(Err(TeamError::NoTeam))),
+            Answer::Snapshot(reply) => drop(reply.send(None)),
+            Answer::Managed(reply, _) => drop(reply.send(Err(TeamError::NoTeam))),
+            Answer::Offer(..) | Answer::None => {}
+        }
+    }
+
     fn send(self, ledger: &hindsight_shared::ledger::Ledger, keeper: &dyn Keeper) {
         match self {
             Answer::Offer(board, offers) => {

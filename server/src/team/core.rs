@@ -177,7 +177,8 @@ impl TeamCore {
         self.refusals.remove(&conn);
     }
 
-    /// Writes as the server, keeping the typed copy in step.
+    /// Writes as the server, and reads the whole ledger again (for the rare writes: a retro
+    /// recorded, a review, a link, a key holder's change).
     fn write(
         &mut self,
         edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), SchemaError>,
@@ -201,7 +202,9 @@ impl TeamCore {
             )));
         }
         let review = self.cache.open_actions();
-        self.write(|tx| ledger::add_retro(tx, &retro)).map_err(|e| TeamError::Failed(e.to_string()))?;
+        self.quota.used +=
+            self.ledger.write(|tx| ledger::add_retro(tx, &retro)).map_err(|e| TeamError::Failed(e.to_string()))?;
+        self.cache.retros.insert(retro.id.clone(), retro);
         Ok(review)
     }
 
@@ -242,6 +245,9 @@ impl TeamCore {
         {
             return Ok(());
         }
+        if self.cache.links.contains_key(&id) {
+            return Ok(());
+        }
         let link = ledger::Link { id, past: past.to_owned(), after_fix: self.cache.is_fixed(past), at: now_ms };
         self.write(|tx| ledger::link(tx, &link))
     }
@@ -273,16 +279,29 @@ impl TeamCore {
     /// Stamps `done_at` on the actions peers marked done (and clears it on reopened ones).
     pub fn govern(&mut self, now_ms: i64) -> Result<(), SchemaError> {
         let touched: Vec<String> = self.touched.drain().collect();
-        let stale: Vec<_> = touched.iter().filter_map(|id| self.cache.actions.get(id)).cloned().collect();
-        if stale.iter().all(|a| (a.status == ledger::Status::Done) == a.done_at.is_some()) {
+        let stale: Vec<_> = touched
+            .iter()
+            .filter_map(|id| self.cache.actions.get(id))
+            .filter(|a| (a.status == ledger::Status::Done) != a.done_at.is_some())
+            .cloned()
+            .collect();
+        if stale.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
+        // The stamps are known: the typed copy takes them without reading the ledger again (a
+        // status flipped back and forth costs the stamps, not a read of thousands of actions).
+        self.quota.used += self.ledger.write(|tx| {
             for action in &stale {
                 ledger::stamp_done(tx, action, now_ms)?;
             }
             Ok(())
-        })
+        })?;
+        for action in stale {
+            if let Some(cached) = self.cache.actions.get_mut(&action.id) {
+                cached.done_at = (cached.status == ledger::Status::Done).then_some(now_ms);
+            }
+        }
+        Ok(())
     }
 
     pub fn unsaved(&self) -> &[Change] {

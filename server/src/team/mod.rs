@@ -22,8 +22,8 @@ use hindsight_shared::ledger::{Finished, Ledger, Retro};
 use hindsight_shared::schema::ReviewItem;
 use tokio::sync::oneshot;
 
-/// What a board, or a route, tells a team.
-#[derive(Debug)]
+/// What a board, or a route, tells a team. (`Debug` is written by hand: a key holder's message
+/// carries the team key.)
 pub enum TeamMsg {
     /// A retro starts in the team: the ledger lists it and answers the open actions it reviews
     /// (or why it cannot start: no such team, or the ledger is full).
@@ -38,6 +38,21 @@ pub enum TeamMsg {
     Snapshot { reply: oneshot::Sender<Option<Ledger>> },
     /// A team key holder's change; answered once it is stored.
     Manage { key: String, change: TeamChange, reply: oneshot::Sender<Result<(), TeamError>> },
+}
+
+impl std::fmt::Debug for TeamMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NewBoard { .. } => f.write_str("NewBoard"),
+            Self::Finished(_) => f.write_str("Finished"),
+            Self::Reviewed { items, .. } => write!(f, "Reviewed({} items)", items.len()),
+            Self::Confirmed { .. } => f.write_str("Confirmed"),
+            Self::Snapshot { .. } => f.write_str("Snapshot"),
+            Self::Manage { change, .. } => {
+                f.debug_struct("Manage").field("key", &"<secret>").field("change", change).finish()
+            }
+        }
+    }
 }
 
 /// Why a team did not do what it was asked.

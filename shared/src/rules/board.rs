@@ -288,8 +288,10 @@ pub fn check_board_writes(
             ([Some("review"), ..], _) => return refuse("only the server adds the team's actions to review"),
             ([Some("recurrences"), Some(key), Some("confirmed")], Some(v)) => {
                 only_facilitator("which causes came back")?;
-                if !board.recurrences.contains_key(*key) {
-                    return refuse("there is no such cause to confirm");
+                match board.recurrences.get(*key) {
+                    None => return refuse("there is no such cause to confirm"),
+                    Some(offer) if offer.confirmed => return refuse("this cause is confirmed already"),
+                    Some(_) => {}
                 }
                 if v.is_some_and(|v| !matches!(v, ScalarValue::Boolean(true))) {
                     return refuse("a confirmed cause stays confirmed");
