@@ -367,6 +367,30 @@ pub fn confirm_recurrence(doc: &mut impl Doc, cluster: &str) -> Result<(), Schem
     Ok(())
 }
 
+/// Turns the incident's facts on (or off) for this board (the facilitator).
+pub fn show_incident(doc: &mut impl Doc, on: bool) -> Result<(), SchemaError> {
+    let incident = root_map(doc, "incident")?;
+    doc.put(&incident, "on", on)?;
+    Ok(())
+}
+
+/// Sets one of the incident's facts or milestones (`severity`, `impact`, `services`, `tags`,
+/// `links`, `zone`, or a milestone's key), if it changed.
+pub fn set_incident(doc: &mut impl Doc, field: &str, value: &str) -> Result<(), SchemaError> {
+    let incident = root_map(doc, "incident")?;
+    let current = match doc.get(&incident, field)? {
+        Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if current.as_deref() != Some(value) {
+        doc.put(&incident, field, value)?;
+    }
+    Ok(())
+}
+
 // ---- The desk (its owner) ----------------------------------------------------------------------
 
 /// Writes a new note on the desk.

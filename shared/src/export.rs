@@ -199,6 +199,9 @@ fn markdown(board: &Board) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md(&board.title));
     let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
+    if board.incident.on {
+        incident_markdown(&mut out, &board.incident);
+    }
     for column in &board.columns {
         let _ = writeln!(out, "## {}\n", md(&column.title));
         let mut any = false;
@@ -253,6 +256,38 @@ fn markdown(board: &Board) -> String {
 
 /// The heading of the agreed action items: "Action items", unless a column of the board is
 /// called that (a postmortem's ideas for follow-up), which it must not be confused with.
+/// The incident's facts, milestones and durations, as the postmortem's first section.
+fn incident_markdown(out: &mut String, incident: &crate::incident::Incident) {
+    use crate::incident::{Milestone, duration};
+    out.push_str("## Incident\n\n");
+    for (name, value) in [
+        ("Severity", &incident.severity),
+        ("Impact", &incident.impact),
+        ("Services", &incident.services),
+        ("Tags", &incident.tags),
+        ("Time zone", &incident.zone),
+    ] {
+        if !value.trim().is_empty() {
+            let _ = writeln!(out, "- **{name}:** {}", md(value));
+        }
+    }
+    // Links are written as code: an export never makes a link of what a board holds.
+    for link in incident.links.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(out, "- **Link:** `{}`", link.trim().replace('`', "'"));
+    }
+    out.push_str("\n| Milestone | Time |\n|---|---|\n");
+    for milestone in Milestone::ALL {
+        let at = incident.milestone(milestone);
+        let _ = writeln!(out, "| {} | {} |", milestone.title(), if at.is_empty() { "—".to_owned() } else { md(at) });
+    }
+    out.push_str("\n| Figure | Value | Definition |\n|---|---|---|\n");
+    for figure in incident.figures() {
+        let value = figure.seconds.map_or("—".to_owned(), duration);
+        let _ = writeln!(out, "| {} | {value} | {} |", figure.name, figure.definition);
+    }
+    out.push('\n');
+}
+
 fn actions_heading(board: &Board) -> &'static str {
     if board.columns.iter().any(|c| c.title.trim().eq_ignore_ascii_case("action items")) {
         "Agreed action items"
@@ -551,6 +586,28 @@ mod tests {
         assert!(md.contains("| 1 | Our CI | 2 | 7 |"));
         assert!(md.contains("| Fix CI | Sam | 2026-12-01 | Our CI |"));
         assert!(!md.contains("Return on time invested"), "no ROTI before it is published");
+    }
+
+    #[test]
+    fn a_postmortem_starts_with_the_incident_its_milestones_and_durations() {
+        let mut board = board(false);
+        assert!(!render(&board, Format::Markdown).contains("## Incident"), "only when the facts are on");
+        board.incident = crate::incident::Incident {
+            on: true,
+            severity: "SEV2".into(),
+            impact: "Checkout *down* for EU".into(),
+            links: "https://tickets.example/INC-42\nhttp://x.example/`evil`".into(),
+            started: "2026-11-30T14:02:00+01:00".into(),
+            resolved: "2026-11-30T16:40:00+01:00".into(),
+            ..Default::default()
+        };
+        let md = render(&board, Format::Markdown);
+        assert!(md.contains("## Incident\n\n- **Severity:** SEV2\n- **Impact:** Checkout \\*down\\* for EU"), "{md}");
+        assert!(
+            md.contains("- **Link:** `https://tickets.example/INC-42`") && md.contains("`http://x.example/'evil'`")
+        );
+        assert!(md.contains("| Started | 2026-11-30T14:02:00+01:00 |") && md.contains("| Detected | — |"), "{md}");
+        assert!(md.contains("| Time to resolve | 2 h 38 min | from started to resolved |"), "{md}");
     }
 
     #[test]

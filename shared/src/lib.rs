@@ -8,6 +8,8 @@
 //! - [`ids`]: newtype ids ([`DocumentId`](ids::DocumentId) is the board id) and the random source.
 //! - [`protocol`]: the automerge-repo wire messages and their CBOR encoding.
 //! - [`schema`]: the board and desk documents over Automerge, read with autosurgeon.
+//! - [`incident`]: an incident's facts and milestones on a postmortem board, and the durations
+//!   they give (time to detect, acknowledge, mitigate, resolve).
 //! - [`ledger`]: the team ledger document: a team's retros, actions, causes and recurrences.
 //! - [`edit`]: typed writes to both documents.
 //! - [`export`]: Markdown, CSV, JSON and printable HTML renderings of a board.
@@ -28,6 +30,7 @@ pub mod client;
 pub mod edit;
 pub mod export;
 pub mod ids;
+pub mod incident;
 pub mod ledger;
 pub mod presence;
 pub mod protocol;

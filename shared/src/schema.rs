@@ -232,6 +232,9 @@ pub struct Board {
     /// server at Done, confirmed by the facilitator.
     #[autosurgeon(missing = "Default::default")]
     pub recurrences: BTreeMap<String, Recurrence>,
+    /// The incident's facts and milestones, on a postmortem board (see [`crate::incident`]).
+    #[autosurgeon(missing = "Default::default")]
+    pub incident: crate::incident::Incident,
 }
 
 /// "Same cause as …": a past cause of the team that a cluster of this retro is like.
@@ -272,7 +275,7 @@ pub struct ReviewItem {
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
-const ADDED_MAPS: [&str; 4] = ["co_facilitators", "ranks", "anchors", "roti"];
+const ADDED_MAPS: [&str; 5] = ["co_facilitators", "ranks", "anchors", "roti", "incident"];
 
 /// Adds to a board document the root maps that boards made before them lack, so browsers can
 /// write into them (browsers never make root objects). Returns whether it changed anything.
@@ -608,6 +611,7 @@ pub fn new_board_document(
         title: title.chars().take(MAX_TITLE_CHARS).collect(),
         template: template.id.to_owned(),
         phase: if review.is_empty() { Phase::Write } else { Phase::Review },
+        incident: crate::incident::Incident { on: template.id == "incident-postmortem", ..Default::default() },
         team,
         review,
         columns: template

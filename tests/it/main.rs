@@ -22,6 +22,7 @@
 //!   connection; one connection cannot be two participants.
 //! - [`effectiveness`]: the ROTI, rated privately at Done and shown only as a histogram of at
 //!   least three ratings; with fewer, nothing is published and no frame carries a rating.
+//! - [`postmortem`]: the incident's facts and milestones on a board, and their rules.
 //! - [`teams`]: a team's ledger across retros: actions reviewed and carried, the ledger's rules,
 //!   retros finishing at once, offline status changes, `kill -9`, and the team API's errors.
 //! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
@@ -60,6 +61,7 @@ mod grouping;
 mod hardening;
 mod http_api;
 mod limits;
+mod postmortem;
 mod restart;
 mod rules;
 mod sync;

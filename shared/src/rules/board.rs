@@ -39,6 +39,8 @@ pub enum BoardPart {
     Review(String),
     /// A cause offered as come back, confirmed.
     Recurrence(String),
+    /// The incident's facts and milestones.
+    Incident,
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -299,6 +301,23 @@ pub fn check_board_writes(
                 BoardPart::Recurrence((*key).to_owned())
             }
             ([Some("recurrences"), ..], _) => return refuse("only the server offers causes that came back"),
+            ([Some("incident"), Some(field)], Some(v)) => {
+                if *field == "on" {
+                    only_facilitator("whether the incident's facts show")?;
+                    if let Some(v) = v {
+                        boolean(v, "whether the incident's facts show")?;
+                    }
+                } else {
+                    if !board.incident.on {
+                        return refuse("this board keeps no incident facts: the facilitator turns them on");
+                    }
+                    if let Some(v) = v {
+                        check_incident_field(field, v)?;
+                    }
+                }
+                BoardPart::Incident
+            }
+            ([Some("incident"), ..], _) => return refuse("the incident's facts are plain fields of `incident`"),
             ([Some("team"), ..], _) => {
                 return refuse("a board's team is set when the board is made, and never changes");
             }
@@ -378,6 +397,55 @@ fn check_action_field(
     }
 }
 
+/// One of the incident's fields, as a client may write it.
+fn check_incident_field(field: &str, v: &ScalarValue) -> Result<(), Refusal> {
+    use crate::incident::{
+        self, MAX_IMPACT_CHARS, MAX_LINKS_CHARS, MAX_LIST_CHARS, MAX_SEVERITY_CHARS, MAX_ZONE_CHARS, Milestone,
+    };
+    match field {
+        "severity" => line(v, "a severity", MAX_SEVERITY_CHARS, true).map(drop),
+        "impact" => string(v, "an impact summary", MAX_IMPACT_CHARS, true).map(drop),
+        "services" => line(v, "the affected services", MAX_LIST_CHARS, true).map(drop),
+        "tags" => line(v, "the tags", MAX_LIST_CHARS, true).map(drop),
+        "links" => {
+            let links = string(v, "the links", MAX_LINKS_CHARS, true)?;
+            match links
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("https://") && !l.starts_with("http://"))
+            {
+                Some(bad) => refuse(format!(
+                    "a link is an http:// or https:// address, one per line (not `{}`)",
+                    bad.chars().take(40).collect::<String>()
+                )),
+                None => Ok(()),
+            }
+        }
+        "zone" => {
+            let zone = line(v, "a time zone", MAX_ZONE_CHARS, true)?;
+            if zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+')) {
+                Ok(())
+            } else {
+                refuse("a time zone is an IANA name, like Europe/Berlin")
+            }
+        }
+        field => match Milestone::parse(field) {
+            Some(milestone) => {
+                let time = string(v, "a milestone", 40, true)?;
+                if time.is_empty() || incident::parse_time(time).is_some() {
+                    Ok(())
+                } else {
+                    refuse(format!(
+                        "{} is an RFC 3339 time with its offset, like 2026-11-30T14:02:00+01:00",
+                        milestone.title().to_lowercase()
+                    ))
+                }
+            }
+            None => refuse(format!("an incident has no `{field}`")),
+        },
+    }
+}
+
 fn describe(keys: &[Option<&str>]) -> String {
     let parts: Vec<&str> = keys.iter().map(|k| k.unwrap_or("[]")).collect();
     parts.join("/")
@@ -395,6 +463,13 @@ pub fn settle_board(doc: &Automerge, board: &mut Board, parts: &[BoardPart]) -> 
     for value in &read {
         if let Read::Settings(after) = value {
             check_settings(&board.settings, after, board)?;
+        }
+        // Checked on the merged state: two people setting two milestones at once can disorder
+        // them together.
+        if let Read::Incident(after) = value
+            && let Some(why) = after.misordered()
+        {
+            return refuse(format!("the milestones are out of order: {why}"));
         }
     }
     for value in read {
@@ -421,6 +496,7 @@ enum Read {
     RotiShown(bool),
     Review(String, Option<schema::ReviewItem>),
     Recurrence(String, Option<schema::Recurrence>),
+    Incident(crate::incident::Incident),
 }
 
 impl Read {
@@ -448,6 +524,7 @@ impl Read {
             Read::RotiShown(shown) => board.roti_shown = shown,
             Read::Review(id, item) => put(&mut board.review, id, item),
             Read::Recurrence(id, item) => put(&mut board.recurrences, id, item),
+            Read::Incident(incident) => board.incident = incident,
         }
     }
 }
@@ -473,6 +550,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Anchor(id) => Read::Anchor(id.clone(), schema::read_entry(doc, "anchors", id)?),
         BoardPart::Review(id) => Read::Review(id.clone(), schema::read_entry(doc, "review", id)?),
         BoardPart::Recurrence(id) => Read::Recurrence(id.clone(), schema::read_entry(doc, "recurrences", id)?),
+        BoardPart::Incident => Read::Incident(hydrate_prop(doc, root, "incident")?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

@@ -17,6 +17,7 @@
 
 mod actions;
 mod arrange;
+mod incident;
 mod items;
 mod lanes;
 mod people;
@@ -653,8 +654,12 @@ fn Stage() -> impl IntoView {
         Phase::Actions => View::Actions,
         Phase::Done => View::Summary,
     });
+    let incident_on = ctx.part(|b| b.incident.on);
     view! {
         <phase_bar::PhaseBar />
+        <Show when=move || incident_on.get()>
+            <incident::IncidentFacts />
+        </Show>
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
             <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
                 {move || match shown.get() {

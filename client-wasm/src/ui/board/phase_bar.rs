@@ -69,6 +69,7 @@ pub fn PhaseBar() -> impl IntoView {
                         <Show when=move || rules::can_change_settings(phase())>
                             <SettingsMenu />
                         </Show>
+                        <IncidentToggle />
                         <Show when=move || phase() == Phase::Reveal>
                             <button
                                 id="reveal-all"
@@ -293,5 +294,28 @@ fn SettingsMenu() -> impl IntoView {
                 </div>
             </Show>
         </div>
+    }
+}
+
+/// The facilitator turns the incident's facts on (or off) for this board.
+#[component]
+fn IncidentToggle() -> impl IntoView {
+    let ctx = Ctx::get();
+    let on = ctx.part(|b| b.incident.on);
+    view! {
+        <Show when=move || ctx.phase() != Phase::Done>
+            <button
+                id="incident-toggle"
+                type="button"
+                class="secondary"
+                aria-pressed=move || on.get().to_string()
+                on:click=move |_| {
+                    let to = !on.get_untracked();
+                    ctx.edit_board(move |tx| edit::show_incident(tx, to));
+                }
+            >
+                "Incident facts"
+            </button>
+        </Show>
     }
 }
