@@ -391,6 +391,35 @@ pub fn set_incident(doc: &mut impl Doc, field: &str, value: &str) -> Result<(), 
     Ok(())
 }
 
+/// Stars (or unstars) a timeline event: the postmortem keeps the starred ones.
+pub fn star_event(doc: &mut impl Doc, id: &str, starred: bool) -> Result<(), SchemaError> {
+    let obj = entry(doc, "timeline", id)?;
+    doc.put(&obj, "starred", starred)?;
+    Ok(())
+}
+
+/// Publishes a desk's event on the timeline (the server), keeping its star.
+pub fn publish_event(doc: &mut impl Doc, event: &crate::timeline::Event) -> Result<(), SchemaError> {
+    put_entry(doc, "timeline", &event.id, event)
+}
+
+pub fn unpublish_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "timeline", id)
+}
+
+/// Writes (or rewrites) an event of the timeline on the participant's desk.
+pub fn put_desk_event(doc: &mut impl Doc, event: &crate::timeline::DeskEvent) -> Result<(), SchemaError> {
+    too_long("an event", &event.text, crate::timeline::MAX_EVENT_CHARS)?;
+    if crate::incident::parse_time(&event.at).is_none() {
+        return Err(SchemaError::Invalid("an event's time is RFC 3339 with its offset".into()));
+    }
+    put_entry(doc, "events", &event.id, event)
+}
+
+pub fn delete_desk_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "events", id)
+}
+
 // ---- The desk (its owner) ----------------------------------------------------------------------
 
 /// Writes a new note on the desk.

@@ -17,6 +17,8 @@
 //! - [`recurrence`]: which past clusters a new one is like, by deterministic text similarity.
 //! - [`presence`]: the server's ephemeral messages: who is here, writing, voting, ready; refusals.
 //! - [`templates`]: the boards a facilitator can start from.
+//! - [`timeline`]: the incident's timeline (events written on desks, published without an
+//!   author) and the paste parser.
 //! - [`text`]: the web links in a note, and counts with their noun.
 //!
 //! Everything here builds for `wasm32-unknown-unknown` as well as natively.
@@ -39,6 +41,7 @@ pub mod rules;
 pub mod schema;
 pub mod templates;
 pub mod text;
+pub mod timeline;
 
 pub use automerge;
 pub use autosurgeon;

@@ -235,6 +235,9 @@ pub struct Board {
     /// The incident's facts and milestones, on a postmortem board (see [`crate::incident`]).
     #[autosurgeon(missing = "Default::default")]
     pub incident: crate::incident::Incident,
+    /// The incident's timeline, by event id: published by the server from the desks.
+    #[autosurgeon(missing = "Default::default")]
+    pub timeline: BTreeMap<String, crate::timeline::Event>,
 }
 
 /// "Same cause as …": a past cause of the team that a cluster of this retro is like.
@@ -275,7 +278,7 @@ pub struct ReviewItem {
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
-const ADDED_MAPS: [&str; 5] = ["co_facilitators", "ranks", "anchors", "roti", "incident"];
+const ADDED_MAPS: [&str; 6] = ["co_facilitators", "ranks", "anchors", "roti", "incident", "timeline"];
 
 /// Adds to a board document the root maps that boards made before them lack, so browsers can
 /// write into them (browsers never make root objects). Returns whether it changed anything.
@@ -351,6 +354,9 @@ pub struct Desk {
     /// Their ROTI rating of the retro, at Done (see [`ROTI_RATINGS`]); never leaves the desk.
     #[autosurgeon(missing = "Default::default")]
     pub roti: Option<i64>,
+    /// What they saw during the incident, for the timeline: published without an author.
+    #[autosurgeon(missing = "Default::default")]
+    pub events: BTreeMap<String, crate::timeline::DeskEvent>,
 }
 
 /// A note as its author wrote it. Read by hand (see [`Fields`]).

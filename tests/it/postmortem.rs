@@ -1,7 +1,9 @@
-//! Postmortem depth (issue 15): the incident's facts and milestones on a board. The template
-//! starts with them on, any board's facilitator may turn them on; the rules refuse what a client
-//! that ignores the UI could write (bad times, times out of order, also when two people's edits
-//! disorder them together, bad links, long fields, the wrong role or phase).
+//! Postmortem depth (issue 15): the incident's facts and milestones on a board, and its timeline.
+//! The template starts with the facts on, any board's facilitator may turn them on; the rules
+//! refuse what a client that ignores the UI could write (bad times, times out of order, also when
+//! two people's edits disorder them together, bad links, long fields, the wrong role or phase).
+//! Timeline events are written on desks and published by the server without an author: nothing
+//! in the board's history ties one to its writer.
 
 use automerge::ROOT;
 use automerge::transaction::Transactable;
@@ -159,4 +161,143 @@ async fn in_the_browser_the_milestones_give_the_durations_with_their_definitions
     let violations = fay.accessibility_violations().await;
     assert!(violations.is_empty(), "the incident's facts: {violations:#?}");
     fay.screenshot("postmortem-incident").await;
+}
+
+/// An event of the timeline, as someone writes it on their desk.
+fn saw(id: &str, at: &str, text: &str) -> hindsight_shared::timeline::DeskEvent {
+    hindsight_shared::timeline::DeskEvent {
+        id: id.into(),
+        at: at.into(),
+        text: text.into(),
+        kind: "event".into(),
+        source: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn timeline_events_are_written_in_private_and_published_without_an_author() -> anyhow::Result<()> {
+    use hindsight_tests::history::operations;
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    let mut bob = Participant::join(&server, board.board_id, "Bob").await?;
+    let mark = bob.mark();
+    let secret = "14:02 I pushed the config that broke checkout";
+    let event = saw("e1", "2026-11-30T14:02:00+01:00", secret);
+    ann.send_desk_change(|tx| Ok(edit::put_desk_event(tx, &event)?)).await?;
+    bob.pump_until("the event on the timeline", |p| p.board().timeline.values().any(|e| e.text == secret)).await?;
+    // Starring is anyone's; the text is the server's.
+    let id = bob.board().timeline.keys().next().cloned().expect("one event");
+    let star_id = id.clone();
+    bob.raw_board_change(move |tx| Ok(edit::star_event(tx, &star_id, true)?)).await?.accepted()?;
+    let verdict = bob
+        .raw_board_change(|tx| {
+            let timeline = {
+                use automerge::ReadDoc;
+                tx.get(ROOT, "timeline")?.map(|(_, id)| id).expect("a timeline")
+            };
+            let forged = tx.put_object(timeline, "forged", automerge::ObjType::Map)?;
+            tx.put(&forged, "text", "Ann broke it")?;
+            Ok(())
+        })
+        .await?;
+    assert!(verdict.is_refused(), "an event written straight on the board: {verdict:?}");
+    for (what, bad) in [
+        ("a time without an offset", saw("e2", "2026-11-30T14:05:00", "x")),
+        (
+            "an unknown kind",
+            hindsight_shared::timeline::DeskEvent { kind: "gossip".into(), ..saw("e3", "2026-11-30T14:05:00Z", "x") },
+        ),
+        ("an empty text", saw("e4", "2026-11-30T14:05:00Z", "")),
+    ] {
+        let verdict = ann
+            .raw_desk_change(move |tx| {
+                let events = {
+                    use automerge::ReadDoc;
+                    tx.get(ROOT, "events")?.map(|(_, id)| id).expect("an events map")
+                };
+                let obj = tx.put_object(events, bad.id.as_str(), automerge::ObjType::Map)?;
+                for (field, value) in [
+                    ("id", &bad.id),
+                    ("at", &bad.at),
+                    ("text", &bad.text),
+                    ("kind", &bad.kind),
+                    ("source", &bad.source),
+                ] {
+                    tx.put(&obj, field, value.as_str())?;
+                }
+                Ok(())
+            })
+            .await?;
+        assert!(verdict.is_refused(), "{what}: {verdict:?}");
+    }
+    // An edit follows; a star stays.
+    let edited = saw("e1", "2026-11-30T14:03:00+01:00", "14:03 the config push");
+    ann.raw_desk_change(|tx| Ok(edit::put_desk_event(tx, &edited)?)).await?.accepted()?;
+    fay.pump_until("the edit", |p| {
+        p.board().timeline.get(&id).is_some_and(|e| e.text == "14:03 the config push" && e.starred)
+    })
+    .await?;
+
+    // Nothing ties the event to Ann: every operation writing an event's fields, but the star,
+    // is by an actor that made no participant's change, and Bob never received her desk.
+    let writers: std::collections::HashSet<automerge::ActorId> = operations(fay.board_doc())
+        .into_iter()
+        .filter(|op| op.under(&["timeline"]) && op.path.last().map(String::as_str) != Some("starred"))
+        .map(|op| op.actor)
+        .collect();
+    let ann_desk = ann.desk_doc().get_changes(&[]).into_iter().map(|c| c.actor_id().clone()).collect::<Vec<_>>();
+    assert!(writers.iter().all(|w| !ann_desk.contains(w)), "an event written under Ann's desk's actor");
+    let bob_made: Vec<automerge::ActorId> = bob.peer().made_changes().iter().map(|m| m.actor.clone()).collect();
+    assert!(writers.iter().all(|w| !bob_made.contains(w)));
+    assert!(
+        !bob.frames_since(mark)
+            .iter()
+            .any(|f| hindsight_tests::history::frame_changes(f).iter().any(|c| c.actor_id() == &ann_desk[0])),
+        "Bob received a change of Ann's desk"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_the_browser_the_timeline_takes_pasted_lines_stars_and_milestones() {
+    use fantoccini::Locator;
+    let server = TestServer::spawn().await;
+    let browser = hindsight_tests::browser::Browser::launch().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let ann = browser.participant(&board.url, "Ann").await;
+    pick_time(&fay, "started", "2026-11-30T14:00").await;
+    pick_time(&fay, "resolved", "2026-11-30T16:40").await;
+    ann.wait_for(Locator::Css(".timeline-milestone[data-milestone='resolved']")).await;
+    // Many lines at once, with a preview of what was understood.
+    ann.click(Locator::Css(".paste-events summary")).await;
+    ann.wait_for(Locator::Css("#paste-events"))
+        .await
+        .send_keys("14:02 Error rate alert fires\n14:09 Ada acknowledges the page\nthe coffee machine broke\n14:31 Rollback started")
+        .await
+        .expect("paste");
+    ann.wait_for(Locator::XPath(
+        "//p[@id='paste-preview' and contains(., '3 understood') and contains(., 'not understood: the coffee machine broke')]",
+    ))
+    .await;
+    ann.click(Locator::Css("#add-pasted")).await;
+    // Everyone sees them, in time order, with the milestones and the gap before the resolution.
+    fay.wait_js("document.querySelectorAll('.timeline-event').length === 3").await;
+    let texts = fay.eval("Array.from(document.querySelectorAll('.timeline-text')).map(e => e.textContent)").await;
+    assert_eq!(texts, serde_json::json!(["Error rate alert fires", "Ada acknowledges the page", "Rollback started"]));
+    fay.wait_for(Locator::XPath("//li[@class='timeline-gap' and contains(., '2 h 09 min without an event')]")).await;
+    assert!(fay.client().find(Locator::Css(".delete-event")).await.is_err(), "Fay cannot take back Ann's events");
+    ann.wait_js("document.querySelectorAll('.delete-event').length === 3").await;
+    // A star, for the postmortem.
+    fay.click(Locator::XPath(
+        "//li[contains(@class,'timeline-event')][.//span[.='Rollback started']]//button[contains(@class,'star')]",
+    ))
+    .await;
+    ann.wait_for(Locator::Css(".timeline-event[data-starred='true']")).await;
+    let violations = ann.accessibility_violations().await;
+    assert!(violations.is_empty(), "the timeline: {violations:#?}");
+    ann.screenshot("postmortem-timeline").await;
 }

@@ -35,12 +35,14 @@ pub struct LoadedDesk {
     pub note_ids: HashMap<String, String>,
     /// The notes on the board that come from this desk.
     pub live: HashSet<String>,
+    /// The timeline events on the board that come from this desk.
+    pub live_events: HashSet<String>,
 }
 
 impl LoadedDesk {
     pub fn new(replica: Replica) -> Self {
         let cache = Desk::read(replica.doc()).unwrap_or_default();
-        Self { replica, cache, note_ids: HashMap::new(), live: HashSet::new() }
+        Self { replica, cache, note_ids: HashMap::new(), live: HashSet::new(), live_events: HashSet::new() }
     }
 }
 

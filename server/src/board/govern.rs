@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use hindsight_shared::edit;
 use hindsight_shared::ids::{DocumentId, published_note_id};
 use hindsight_shared::schema::{Board, MAX_NOTES_PER_BOARD, Note, Phase, ROTI_RATINGS, SchemaError};
+use hindsight_shared::timeline::{Event, MAX_EVENTS_PER_BOARD};
 
 use super::desk::Desks;
 use super::replica::Replica;
@@ -115,12 +116,13 @@ impl Governor {
         } else {
             self.dirty.drain().collect()
         };
+        let bytes = publish_events(replica, board, desks, &targets)?;
         let mut changed: Vec<Note> = Vec::new();
         let mut stale: Vec<String> = Vec::new();
         // Drafts beyond what a board holds stay on their desks, unpublished (the desks refuse new
         // drafts once the board is full, but a crowd can fill it in private before the reveal).
         let mut room = MAX_NOTES_PER_BOARD.saturating_sub(board.notes.len());
-        for desk_id in targets {
+        for &desk_id in &targets {
             let Some(slot) = desks.get_mut(&desk_id) else { continue };
             let Some(desk) = slot.loaded.as_mut() else { continue };
             let author = (!board.settings.anonymous)
@@ -164,13 +166,13 @@ impl Governor {
             desk.note_ids.retain(|draft, _| drafts.contains_key(draft));
         }
         if stale.is_empty() && changed.is_empty() {
-            return Ok(0);
+            return Ok(bytes);
         }
         // One change for the whole pass, notes in id order: nothing in it groups notes by author.
         changed.sort_by(|a, b| a.id.cmp(&b.id));
         stale.sort();
         let cache = &*board;
-        let bytes = replica.write(|tx| {
+        let written = replica.write(|tx| {
             for note in &changed {
                 edit::write_note(tx, cache.notes.get(&note.id), note)?;
             }
@@ -186,8 +188,72 @@ impl Governor {
         for note in changed {
             board.notes.insert(note.id.clone(), note);
         }
-        Ok(bytes)
+        Ok(bytes + written)
     }
+}
+
+/// Brings the board's timeline in line with the desks that changed: every event a desk holds is
+/// published at once (the timeline is not private like notes before their reveal, but it is
+/// anonymous like them), follows its edits, and goes when it goes. One change per pass, events
+/// in id order; each published under an id derived from the desk's secret id. A star stays.
+fn publish_events(
+    replica: &mut Replica,
+    board: &mut Board,
+    desks: &mut Desks,
+    targets: &[DocumentId],
+) -> Result<usize, SchemaError> {
+    let mut changed: Vec<Event> = Vec::new();
+    let mut stale: Vec<String> = Vec::new();
+    let mut room = MAX_EVENTS_PER_BOARD.saturating_sub(board.timeline.len());
+    for desk_id in targets {
+        let Some(desk) = desks.get_mut(desk_id).and_then(|slot| slot.loaded.as_mut()) else { continue };
+        let mut live = HashSet::with_capacity(desk.live_events.len());
+        for event in desk.cache.events.values() {
+            let id = published_note_id(desk_id, &format!("event:{}", event.id));
+            let current = board.timeline.get(&id);
+            if current.is_none() {
+                if room == 0 {
+                    continue;
+                }
+                room -= 1;
+            }
+            let published = Event {
+                id: id.clone(),
+                at: event.at.clone(),
+                text: event.text.clone(),
+                kind: event.kind.clone(),
+                source: event.source.clone(),
+                starred: current.is_some_and(|e| e.starred),
+            };
+            if current != Some(&published) {
+                changed.push(published);
+            }
+            live.insert(id);
+        }
+        stale.extend(desk.live_events.difference(&live).filter(|id| board.timeline.contains_key(*id)).cloned());
+        desk.live_events = live;
+    }
+    if changed.is_empty() && stale.is_empty() {
+        return Ok(0);
+    }
+    changed.sort_by(|a, b| a.id.cmp(&b.id));
+    stale.sort();
+    let bytes = replica.write(|tx| {
+        for event in &changed {
+            edit::publish_event(tx, event)?;
+        }
+        for id in &stale {
+            edit::unpublish_event(tx, id)?;
+        }
+        Ok(())
+    })?;
+    for id in &stale {
+        board.timeline.remove(id);
+    }
+    for event in changed {
+        board.timeline.insert(event.id.clone(), event);
+    }
+    Ok(bytes)
 }
 
 impl Governor {

@@ -41,6 +41,8 @@ pub enum BoardPart {
     Recurrence(String),
     /// The incident's facts and milestones.
     Incident,
+    /// A timeline event (its star).
+    Event(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -318,6 +320,18 @@ pub fn check_board_writes(
                 BoardPart::Incident
             }
             ([Some("incident"), ..], _) => return refuse("the incident's facts are plain fields of `incident`"),
+            ([Some("timeline"), Some(id), Some("starred")], Some(v)) => {
+                if !board.timeline.contains_key(*id) {
+                    return refuse("there is no such event on the timeline");
+                }
+                if let Some(v) = v {
+                    boolean(v, "a star")?;
+                }
+                BoardPart::Event((*id).to_owned())
+            }
+            ([Some("timeline"), ..], _) => {
+                return refuse("the server publishes the timeline: write what you saw on your desk");
+            }
             ([Some("team"), ..], _) => {
                 return refuse("a board's team is set when the board is made, and never changes");
             }
@@ -497,6 +511,7 @@ enum Read {
     Review(String, Option<schema::ReviewItem>),
     Recurrence(String, Option<schema::Recurrence>),
     Incident(crate::incident::Incident),
+    Event(String, Option<crate::timeline::Event>),
 }
 
 impl Read {
@@ -525,6 +540,7 @@ impl Read {
             Read::Review(id, item) => put(&mut board.review, id, item),
             Read::Recurrence(id, item) => put(&mut board.recurrences, id, item),
             Read::Incident(incident) => board.incident = incident,
+            Read::Event(id, event) => put(&mut board.timeline, id, event),
         }
     }
 }
@@ -551,6 +567,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Review(id) => Read::Review(id.clone(), schema::read_entry(doc, "review", id)?),
         BoardPart::Recurrence(id) => Read::Recurrence(id.clone(), schema::read_entry(doc, "recurrences", id)?),
         BoardPart::Incident => Read::Incident(hydrate_prop(doc, root, "incident")?),
+        BoardPart::Event(id) => Read::Event(id.clone(), schema::read_entry(doc, "timeline", id)?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

@@ -11,6 +11,7 @@ use crate::schema::{
     self, Board, Desk, Draft, MAX_DRAFTS_PER_DESK, MAX_NOTE_CHARS, MAX_NOTES_PER_BOARD, Phase, ROTI_RATINGS,
     SchemaError,
 };
+use crate::timeline::{KINDS, MAX_EVENT_CHARS, MAX_EVENTS_PER_DESK, MAX_SOURCE_CHARS};
 
 /// A part of a desk one change may touch, to read back once it is merged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,6 +21,8 @@ pub enum DeskPart {
     Votes,
     Ready,
     Roti,
+    /// A timeline event.
+    Event(String),
 }
 
 /// Checks every write of one change to a desk, by its owner, before it is applied. Returns the
@@ -33,6 +36,7 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
     let mut parts: Vec<DeskPart> = Vec::new();
     let mut made = Made::default();
     let mut new_drafts: HashSet<&str> = HashSet::new();
+    let mut new_events = 0;
     for op in ops {
         let keys = op.keys();
         let put = match &op.write {
@@ -113,6 +117,24 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
                 }
                 DeskPart::Roti
             }
+            ([Some("events"), Some(id)], None) if matches!(op.write, Write::MakeMap | Write::Delete) => {
+                if op.write == Write::MakeMap {
+                    made.object(op.index, "event");
+                    if !desk.events.contains_key(*id) {
+                        new_events += 1;
+                    }
+                }
+                DeskPart::Event((*id).to_owned())
+            }
+            ([Some("events"), Some(id), Some(field @ ("id" | "at" | "text" | "kind" | "source"))], Some(v)) => {
+                if let Some(v) = v {
+                    check_event_field(id, field, v)?;
+                }
+                if let Some(object) = op.made_in {
+                    made.field(object, field);
+                }
+                DeskPart::Event((*id).to_owned())
+            }
             ([Some("ready")], Some(v)) => {
                 if let Some(v) = v {
                     boolean(v, "ready")?;
@@ -121,18 +143,50 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
             }
             _ => {
                 let path: Vec<&str> = keys.iter().map(|k| k.unwrap_or("[]")).collect();
-                return refuse(format!("a desk holds drafts, votes, ready, abstain and roti, not {}", path.join("/")));
+                return refuse(format!(
+                    "a desk holds drafts, votes, ready, abstain, roti and events, not {}",
+                    path.join("/")
+                ));
             }
         };
         if !parts.contains(&part) {
             parts.push(part);
         }
     }
-    made.check(|_| &["id", "column", "text", "created_at"])?;
+    made.check(|what| match what {
+        "event" => &["id", "at", "text", "kind", "source"],
+        _ => &["id", "column", "text", "created_at"],
+    })?;
     if desk.drafts.len() + new_drafts.len() > MAX_DRAFTS_PER_DESK {
         return refuse(format!("one person may write at most {MAX_DRAFTS_PER_DESK} notes"));
     }
+    if desk.events.len() + new_events > MAX_EVENTS_PER_DESK {
+        return refuse(format!("one person may write at most {MAX_EVENTS_PER_DESK} timeline events"));
+    }
     Ok(parts)
+}
+
+/// One field of a timeline event on a desk.
+fn check_event_field(id: &str, field: &str, v: &ScalarValue) -> Result<(), Refusal> {
+    match field {
+        "id" => match v {
+            ScalarValue::Str(s) if s.as_str() == id => Ok(()),
+            _ => refuse("an event's id is its key"),
+        },
+        "at" => {
+            let at = string(v, "an event's time", 40, false)?;
+            match crate::incident::parse_time(at) {
+                Some(_) => Ok(()),
+                None => refuse("an event's time is RFC 3339 with its offset, like 2026-11-30T14:02:00+01:00"),
+            }
+        }
+        "text" => string(v, "an event", MAX_EVENT_CHARS, false).map(drop),
+        "kind" => {
+            let kind = string(v, "an event's kind", 16, false)?;
+            if KINDS.contains(&kind) { Ok(()) } else { refuse(format!("an event is one of: {}", KINDS.join(", "))) }
+        }
+        _ => super::value::line(v, "an event's source", MAX_SOURCE_CHARS, true).map(drop),
+    }
 }
 
 fn edit_allowed(phase: Phase) -> Result<(), Refusal> {
@@ -183,6 +237,7 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
     let mut votes = None;
     let mut ready = None;
     let mut roti = None;
+    let mut events: Vec<(String, Option<crate::timeline::DeskEvent>)> = Vec::new();
     for part in parts {
         match part {
             DeskPart::Draft(id) => drafts.push((id.clone(), schema::read_entry(doc, "drafts", id).map_err(malformed)?)),
@@ -196,6 +251,7 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
                 ready =
                     Some(autosurgeon::hydrate_prop(doc, automerge::ROOT, "ready").map_err(|e| malformed(e.into()))?);
             }
+            DeskPart::Event(id) => events.push((id.clone(), schema::read_entry(doc, "events", id).map_err(malformed)?)),
             DeskPart::Roti => {
                 let rating: Option<i64> =
                     autosurgeon::hydrate_prop(doc, automerge::ROOT, "roti").map_err(|e| malformed(e.into()))?;
@@ -234,6 +290,12 @@ pub fn settle_desk(doc: &Automerge, desk: &mut Desk, board: &Board, parts: &[Des
     }
     if let Some(rating) = roti {
         desk.roti = rating;
+    }
+    for (id, event) in events {
+        match event {
+            Some(event) => desk.events.insert(id, event),
+            None => desk.events.remove(&id),
+        };
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ mod shared_input;
 
 pub use review::carried_label;
 mod summary;
+mod timeline;
 mod write;
 
 use std::collections::BTreeMap;
@@ -659,6 +660,7 @@ fn Stage() -> impl IntoView {
         <phase_bar::PhaseBar />
         <Show when=move || incident_on.get()>
             <incident::IncidentFacts />
+            <timeline::Timeline />
         </Show>
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
             <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
