@@ -420,6 +420,71 @@ pub fn delete_desk_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError
     delete_entry(doc, "events", id)
 }
 
+/// Adds a contributing factor, or replaces the one with the same id.
+pub fn put_factor(doc: &mut impl Doc, factor: &crate::factors::Factor) -> Result<(), SchemaError> {
+    too_long("a factor", &factor.text, crate::factors::MAX_FACTOR_CHARS)?;
+    put_entry(doc, "factors", &factor.id, factor)
+}
+
+/// Deletes a factor with its links and what pointed at it.
+pub fn delete_factor(doc: &mut impl Doc, board: &Board, id: &str) -> Result<(), SchemaError> {
+    for (from, to) in crate::factors::links(board) {
+        if from == id || to == id {
+            delete_entry_if_any(doc, "causal", &crate::factors::link_key(from, to))?;
+        }
+    }
+    for (action, factor) in &board.addresses {
+        if factor == id {
+            delete_entry_if_any(doc, "addresses", action)?;
+        }
+    }
+    delete_entry_if_any(doc, "factors", id)
+}
+
+fn delete_entry_if_any(doc: &mut impl Doc, map: &'static str, id: &str) -> Result<(), SchemaError> {
+    let parent = root_map(doc, map)?;
+    if doc.get(&parent, id)?.is_some() {
+        doc.delete(&parent, id)?;
+    }
+    Ok(())
+}
+
+/// Says that factor `from` led to factor `to` (or takes it back).
+pub fn link_factors(doc: &mut impl Doc, from: &str, to: &str, on: bool) -> Result<(), SchemaError> {
+    let key = crate::factors::link_key(from, to);
+    if on {
+        let parent = root_map(doc, "causal")?;
+        doc.put(&parent, key.as_str(), true)?;
+        Ok(())
+    } else {
+        delete_entry_if_any(doc, "causal", &key)
+    }
+}
+
+/// Points an action item at the factor it addresses, or at none.
+pub fn address_factor(doc: &mut impl Doc, action: &str, factor: Option<&str>) -> Result<(), SchemaError> {
+    match factor {
+        Some(factor) => {
+            let parent = root_map(doc, "addresses")?;
+            doc.put(&parent, action, factor)?;
+            Ok(())
+        }
+        None => delete_entry_if_any(doc, "addresses", action),
+    }
+}
+
+/// Gives an action item its type (prevent, mitigate, process), or none.
+pub fn set_action_kind(doc: &mut impl Doc, action: &str, kind: Option<&str>) -> Result<(), SchemaError> {
+    match kind {
+        Some(kind) => {
+            let parent = root_map(doc, "action_kinds")?;
+            doc.put(&parent, action, kind)?;
+            Ok(())
+        }
+        None => delete_entry_if_any(doc, "action_kinds", action),
+    }
+}
+
 // ---- The desk (its owner) ----------------------------------------------------------------------
 
 /// Writes a new note on the desk.

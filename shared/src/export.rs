@@ -200,7 +200,8 @@ fn markdown(board: &Board) -> String {
     let _ = writeln!(out, "# {}\n", md(&board.title));
     let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
     if board.incident.on {
-        incident_markdown(&mut out, &board.incident);
+        postmortem_markdown(&mut out, board, &titles);
+        out.push_str("## Appendix: the board\n\n");
     }
     for column in &board.columns {
         let _ = writeln!(out, "## {}\n", md(&column.title));
@@ -256,10 +257,119 @@ fn markdown(board: &Board) -> String {
 
 /// The heading of the agreed action items: "Action items", unless a column of the board is
 /// called that (a postmortem's ideas for follow-up), which it must not be confused with.
-/// The incident's facts, milestones and durations, as the postmortem's first section.
+/// The postmortem document, in the sections of the Google SRE workbook's template: summary,
+/// impact, root causes and trigger, detection, resolution, contributing factors, action items
+/// with their type, lessons learned (what went well, what went wrong, where we got lucky: the
+/// template's columns) and the starred timeline. The board's columns follow as an appendix.
+fn postmortem_markdown(out: &mut String, board: &Board, titles: &Titles<'_>) {
+    use crate::incident::{Milestone, duration};
+    let incident = &board.incident;
+    let figure = |name: &str| {
+        incident.figures().into_iter().find(|f| f.name == name).and_then(|f| f.seconds).map_or("—".to_owned(), duration)
+    };
+    let factor_text = |id: &str| board.factors.get(id).map_or(String::new(), |f| md(&f.text));
+    out.push_str("## Summary\n\n");
+    let severity = if incident.severity.is_empty() { "Unrated".to_owned() } else { md(&incident.severity) };
+    let _ = writeln!(
+        out,
+        "{severity} incident. Time to detect {}, to mitigate {}, to resolve {}.\n",
+        figure("Time to detect"),
+        figure("Time to mitigate"),
+        figure("Time to resolve")
+    );
+    out.push_str("## Impact\n\n");
+    let _ = writeln!(
+        out,
+        "{}\n",
+        if incident.impact.trim().is_empty() { "*Not described.*".to_owned() } else { md(&incident.impact) }
+    );
+    if !incident.services.trim().is_empty() {
+        let _ = writeln!(out, "Affected services: {}.\n", md(&incident.services));
+    }
+    let _ = writeln!(out, "Impact duration: {}.\n", figure("Impact duration"));
+    out.push_str("## Root causes and trigger\n\n");
+    let links = crate::factors::links(board);
+    let mut any = false;
+    for f in board.factors.values().filter(|f| matches!(f.kind.as_str(), "trigger" | "contributing")) {
+        any = true;
+        let led_to: Vec<String> = links.iter().filter(|(a, _)| *a == f.id).map(|(_, b)| factor_text(b)).collect();
+        let then = if led_to.is_empty() { String::new() } else { format!(" → {}", led_to.join(", ")) };
+        let _ = writeln!(out, "- **{}:** {}{then}", f.kind, md(&f.text));
+    }
+    if !any {
+        out.push_str("*None named.*\n");
+    }
+    out.push('\n');
+    out.push_str("## Detection\n\n");
+    let at = |m: Milestone| {
+        let at = incident.milestone(m);
+        if at.is_empty() { "—".to_owned() } else { md(at) }
+    };
+    let _ = writeln!(
+        out,
+        "Started {}; detected {} (after {}); acknowledged {}.\n",
+        at(Milestone::Started),
+        at(Milestone::Detected),
+        figure("Time to detect"),
+        at(Milestone::Acknowledged)
+    );
+    out.push_str("## Resolution\n\n");
+    let _ = writeln!(
+        out,
+        "Mitigated {}; resolved {} (after {}).\n",
+        at(Milestone::Mitigated),
+        at(Milestone::Resolved),
+        figure("Time to resolve")
+    );
+    incident_markdown(out, incident);
+    out.push_str("## Contributing factors\n\n");
+    if board.factors.is_empty() {
+        out.push_str("*None.*\n");
+    }
+    for f in board.factors.values() {
+        let accepted = if f.accepted { " *(accepted risk)*" } else { "" };
+        let cluster = f.cluster.as_deref().map(|c| format!(" *(cluster: {})*", md(&titles.of(c)))).unwrap_or_default();
+        let _ = writeln!(out, "- {} — {}{accepted}{cluster}", f.kind, md(&f.text));
+    }
+    out.push('\n');
+    out.push_str("## Action items\n\n| Type | Action | Owner | Due | Addresses |\n|---|---|---|---|---|\n");
+    for a in sorted_actions(board) {
+        let kind = board.action_kinds.get(&a.id).map_or("—", String::as_str);
+        let factor = board.addresses.get(&a.id).map(|f| factor_text(f)).unwrap_or_default();
+        let _ = writeln!(out, "| {kind} | {} | {} | {} | {factor} |", md(&a.text), md(&a.owner), md(&a.due));
+    }
+    out.push('\n');
+    out.push_str("## Lessons learned\n\n");
+    for (column, heading) in
+        [("went-well", "What went well"), ("went-wrong", "What went wrong"), ("lucky", "Where we got lucky")]
+    {
+        let _ = writeln!(out, "### {heading}\n");
+        let mut any = false;
+        for note in board.notes_in(column) {
+            any = true;
+            let _ = writeln!(out, "- {}", md(&note.text));
+        }
+        if !any {
+            out.push_str("*Nothing noted.*\n");
+        }
+        out.push('\n');
+    }
+    out.push_str("## Timeline\n\n");
+    let starred: Vec<&crate::timeline::Event> =
+        crate::timeline::ordered(board.timeline.values()).into_iter().filter(|e| e.starred).collect();
+    if starred.is_empty() {
+        out.push_str("*No starred events.*\n");
+    }
+    for e in starred {
+        let _ = writeln!(out, "- {} — {} *({})*", md(&e.at), md(&e.text), md(&e.kind));
+    }
+    out.push('\n');
+}
+
+/// The incident's facts, milestones and durations.
 fn incident_markdown(out: &mut String, incident: &crate::incident::Incident) {
     use crate::incident::{Milestone, duration};
-    out.push_str("## Incident\n\n");
+    out.push_str("## The incident's facts\n\n");
     for (name, value) in [
         ("Severity", &incident.severity),
         ("Impact", &incident.impact),
@@ -342,6 +452,8 @@ fn csv(board: &Board) -> String {
 
 #[derive(Serialize)]
 struct JsonBoard<'a> {
+    /// The export's format: 2 added `postmortem`.
+    version: u32,
     title: &'a str,
     template: &'a str,
     phase: &'static str,
@@ -352,6 +464,21 @@ struct JsonBoard<'a> {
     /// How many gave each ROTI rating, once published.
     #[serde(skip_serializing_if = "Option::is_none")]
     roti: Option<&'a std::collections::BTreeMap<String, i64>>,
+    /// On a board with the incident's facts: the facts, their figures, the timeline in time
+    /// order, the factors with their links, and what each action item addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postmortem: Option<JsonPostmortem<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonPostmortem<'a> {
+    incident: &'a crate::incident::Incident,
+    figures: Vec<crate::incident::Figure>,
+    timeline: Vec<&'a crate::timeline::Event>,
+    factors: Vec<&'a crate::factors::Factor>,
+    led_to: Vec<(&'a str, &'a str)>,
+    action_factors: &'a std::collections::BTreeMap<String, String>,
+    action_kinds: &'a std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -443,6 +570,16 @@ fn json(board: &Board) -> String {
             .map(|a| JsonAction { text: &a.text, owner: &a.owner, due: &a.due, addresses: a.cluster.as_deref() })
             .collect(),
         roti: board.roti_mean().map(|_| &board.roti),
+        version: 2,
+        postmortem: board.incident.on.then(|| JsonPostmortem {
+            incident: &board.incident,
+            figures: board.incident.figures(),
+            timeline: crate::timeline::ordered(board.timeline.values()),
+            factors: board.factors.values().collect(),
+            led_to: crate::factors::links(board),
+            action_factors: &board.addresses,
+            action_kinds: &board.action_kinds,
+        }),
     };
     serde_json::to_string_pretty(&export).unwrap_or_else(|_| "{}".into())
 }
@@ -586,28 +723,6 @@ mod tests {
         assert!(md.contains("| 1 | Our CI | 2 | 7 |"));
         assert!(md.contains("| Fix CI | Sam | 2026-12-01 | Our CI |"));
         assert!(!md.contains("Return on time invested"), "no ROTI before it is published");
-    }
-
-    #[test]
-    fn a_postmortem_starts_with_the_incident_its_milestones_and_durations() {
-        let mut board = board(false);
-        assert!(!render(&board, Format::Markdown).contains("## Incident"), "only when the facts are on");
-        board.incident = crate::incident::Incident {
-            on: true,
-            severity: "SEV2".into(),
-            impact: "Checkout *down* for EU".into(),
-            links: "https://tickets.example/INC-42\nhttp://x.example/`evil`".into(),
-            started: "2026-11-30T14:02:00+01:00".into(),
-            resolved: "2026-11-30T16:40:00+01:00".into(),
-            ..Default::default()
-        };
-        let md = render(&board, Format::Markdown);
-        assert!(md.contains("## Incident\n\n- **Severity:** SEV2\n- **Impact:** Checkout \\*down\\* for EU"), "{md}");
-        assert!(
-            md.contains("- **Link:** `https://tickets.example/INC-42`") && md.contains("`http://x.example/'evil'`")
-        );
-        assert!(md.contains("| Started | 2026-11-30T14:02:00+01:00 |") && md.contains("| Detected | — |"), "{md}");
-        assert!(md.contains("| Time to resolve | 2 h 38 min | from started to resolved |"), "{md}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub const MAX_ZONE_CHARS: usize = 64;
 pub const SEVERITIES: [&str; 5] = ["SEV1", "SEV2", "SEV3", "SEV4", "SEV5"];
 
 /// The board's `incident` map. Empty strings are facts not given yet.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate, serde::Serialize)]
 pub struct Incident {
     /// The facts show on this board (the incident-postmortem template starts with them on; the
     /// facilitator may turn them on for any board).
@@ -179,7 +179,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// A figure computed from the milestones, with what it means.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Figure {
     pub name: &'static str,
     /// How it is computed, shown beside the number.

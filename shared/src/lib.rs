@@ -12,6 +12,8 @@
 //!   they give (time to detect, acknowledge, mitigate, resolve).
 //! - [`ledger`]: the team ledger document: a team's retros, actions, causes and recurrences.
 //! - [`edit`]: typed writes to both documents.
+//! - [`factors`]: contributing factors as a graph ("led to" links, no cycles), five whys, and
+//!   the coverage check.
 //! - [`export`]: Markdown, CSV, JSON and printable HTML renderings of a board.
 //! - [`rules`]: who may change what in which phase, and what a valid board and desk look like.
 //! - [`recurrence`]: which past clusters a new one is like, by deterministic text similarity.
@@ -31,6 +33,7 @@ pub mod chunks;
 pub mod client;
 pub mod edit;
 pub mod export;
+pub mod factors;
 pub mod ids;
 pub mod incident;
 pub mod ledger;

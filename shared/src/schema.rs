@@ -238,6 +238,18 @@ pub struct Board {
     /// The incident's timeline, by event id: published by the server from the desks.
     #[autosurgeon(missing = "Default::default")]
     pub timeline: BTreeMap<String, crate::timeline::Event>,
+    /// Contributing factors, by id (see [`crate::factors`]).
+    #[autosurgeon(missing = "Default::default")]
+    pub factors: BTreeMap<String, crate::factors::Factor>,
+    /// "Led to" links between factors: `"<from>><to>"` → true.
+    #[autosurgeon(missing = "Default::default")]
+    pub causal: BTreeMap<String, bool>,
+    /// The factor each action item addresses, by action id.
+    #[autosurgeon(missing = "Default::default")]
+    pub addresses: BTreeMap<String, String>,
+    /// What each action item does about its factor (prevent, mitigate, process), by action id.
+    #[autosurgeon(missing = "Default::default")]
+    pub action_kinds: BTreeMap<String, String>,
 }
 
 /// "Same cause as …": a past cause of the team that a cluster of this retro is like.
@@ -278,7 +290,18 @@ pub struct ReviewItem {
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
-const ADDED_MAPS: [&str; 6] = ["co_facilitators", "ranks", "anchors", "roti", "incident", "timeline"];
+const ADDED_MAPS: [&str; 10] = [
+    "co_facilitators",
+    "ranks",
+    "anchors",
+    "roti",
+    "incident",
+    "timeline",
+    "factors",
+    "causal",
+    "addresses",
+    "action_kinds",
+];
 
 /// Adds to a board document the root maps that boards made before them lack, so browsers can
 /// write into them (browsers never make root objects). Returns whether it changed anything.

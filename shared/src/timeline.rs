@@ -34,7 +34,7 @@ pub struct DeskEvent {
 }
 
 /// An event on the board's timeline, published by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile, Hydrate, serde::Serialize)]
 pub struct Event {
     pub id: String,
     pub at: String,

@@ -301,3 +301,153 @@ async fn in_the_browser_the_timeline_takes_pasted_lines_stars_and_milestones() {
     assert!(violations.is_empty(), "the timeline: {violations:#?}");
     ann.screenshot("postmortem-timeline").await;
 }
+
+fn factor(id: &str, text: &str, kind: &str) -> hindsight_shared::factors::Factor {
+    hindsight_shared::factors::Factor { id: id.into(), text: text.into(), kind: kind.into(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn factors_form_a_graph_without_circles_even_when_two_people_link_at_once() -> anyhow::Result<()> {
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    let early = ann.send_board_change(|tx| Ok(edit::put_factor(tx, &factor("f0", "Too early", "trigger"))?)).await?;
+    assert!(ann.verdict(early).await?.is_refused(), "factors before grouping");
+    fay.set_phase(Phase::Group).await?;
+    ann.pump_until("Group", |p| p.board().phase == Phase::Group).await?;
+    for f in [
+        factor("deploy", "A config push", "trigger"),
+        factor("canary", "No canary for config", "contributing"),
+        factor("alert", "The error-rate alert", "mitigator"),
+    ] {
+        ann.raw_board_change(move |tx| Ok(edit::put_factor(tx, &f)?)).await?.accepted()?;
+    }
+    ann.raw_board_change(|tx| Ok(edit::link_factors(tx, "canary", "deploy", true)?)).await?.accepted()?;
+    for (what, write) in [
+        (
+            "a link to itself",
+            Box::new(|tx: &mut automerge::transaction::Transaction<'_>| {
+                Ok(edit::link_factors(tx, "deploy", "deploy", true)?)
+            }) as Box<dyn FnOnce(&mut automerge::transaction::Transaction<'_>) -> anyhow::Result<()>>,
+        ),
+        ("a link to no factor", Box::new(|tx| Ok(edit::link_factors(tx, "deploy", "ghost", true)?))),
+        ("a circle", Box::new(|tx| Ok(edit::link_factors(tx, "deploy", "canary", true)?))),
+        ("an unknown kind", Box::new(|tx| Ok(edit::put_factor(tx, &factor("x", "x", "blame"))?))),
+        (
+            "a factor without a kind",
+            Box::new(|tx| {
+                let obj = {
+                    use automerge::ReadDoc;
+                    tx.get(ROOT, "factors")?.map(|(_, id)| id).expect("factors")
+                };
+                let made = tx.put_object(obj, "y", automerge::ObjType::Map)?;
+                tx.put(&made, "id", "y")?;
+                tx.put(&made, "text", "y")?;
+                Ok(())
+            }),
+        ),
+    ] {
+        let verdict = ann.raw_board_change(write).await?;
+        assert!(verdict.is_refused(), "{what}: {verdict:?}");
+    }
+    // Two links, each fine alone, make a circle together (canary → deploy → alert → canary):
+    // one of them is refused.
+    let heads = ann.heads();
+    fay.pump_until_heads(&heads).await?;
+    let a = ann.send_board_change(|tx| Ok(edit::link_factors(tx, "deploy", "alert", true)?)).await?;
+    let b = fay.send_board_change(|tx| Ok(edit::link_factors(tx, "alert", "canary", true)?)).await?;
+    let (a, b) = (ann.verdict(a).await?, fay.verdict(b).await?);
+    assert!(a.is_refused() != b.is_refused(), "exactly one of two links that close a circle is refused: {a:?} {b:?}");
+    fay.pump_until("the other link", |p| hindsight_shared::factors::links(&p.board()).len() == 2).await?;
+    let links = hindsight_shared::factors::links(&fay.board())
+        .into_iter()
+        .map(|(x, y)| (x.to_owned(), y.to_owned()))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        hindsight_shared::factors::find_cycle(&links.iter().map(|(x, y)| (x.as_str(), y.as_str())).collect::<Vec<_>>()),
+        None
+    );
+
+    // Coverage: the trigger and the contributing factor need an action or an accepted risk.
+    let board_now = fay.board();
+    let uncovered: Vec<&str> = hindsight_shared::factors::uncovered(&board_now).iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(uncovered, ["canary", "deploy"], "the mitigator needs nothing");
+    fay.set_phase(Phase::Actions).await?;
+    let item = hindsight_shared::schema::ActionItem {
+        id: "a1".into(),
+        text: "Canary config pushes".into(),
+        owner: "Ann".into(),
+        due: String::new(),
+        cluster: None,
+    };
+    fay.put_action(&item).await?;
+    fay.raw_board_change(|tx| Ok(edit::address_factor(tx, "a1", Some("canary"))?)).await?.accepted()?;
+    fay.raw_board_change(|tx| Ok(edit::set_action_kind(tx, "a1", Some("prevent"))?)).await?.accepted()?;
+    let bad = fay.raw_board_change(|tx| Ok(edit::set_action_kind(tx, "a1", Some("blame"))?)).await?;
+    assert!(bad.is_refused(), "an unknown action type: {bad:?}");
+    let verdict = fay.raw_board_change(|tx| Ok(edit::address_factor(tx, "nope", Some("canary"))?)).await?;
+    assert!(verdict.is_refused(), "a factor addressed by no action item: {verdict:?}");
+    let mut accepted = fay.board().factors["deploy"].clone();
+    accepted.accepted = true;
+    fay.raw_board_change(move |tx| Ok(edit::put_factor(tx, &accepted)?)).await?.accepted()?;
+    assert!(hindsight_shared::factors::uncovered(&fay.board()).is_empty(), "everything covered");
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_the_browser_factors_are_drawn_linked_walked_and_covered() {
+    use fantoccini::Locator;
+    let server = TestServer::spawn().await;
+    let browser = hindsight_tests::browser::Browser::launch().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    for phase in ["reveal", "group"] {
+        fay.next_phase(phase).await;
+    }
+    for (text, kind) in
+        [("A config push", "trigger"), ("No canary for config", "contributing"), ("The error-rate alert", "mitigator")]
+    {
+        fay.wait_for(Locator::Css("#factor-text")).await.send_keys(text).await.expect("factor");
+        fay.wait_for(Locator::Css("#factor-kind")).await.select_by_value(kind).await.expect("kind");
+        fay.click(Locator::Css("#add-factor")).await;
+        fay.wait_for(Locator::XPath(&format!("//li[@class='factor'][.//strong[.='{text}']]"))).await;
+    }
+    let row = |text: &str| format!("//li[@class='factor'][.//strong[.='{text}']]");
+    let link = |from: &str, to: &str| {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        let fay = &fay;
+        async move {
+            let select = fay
+                .wait_for(Locator::XPath(&format!("{}//select[contains(@class,'factor-link-to')]", row(&from))))
+                .await;
+            select.select_by_label(&to).await.expect("link");
+            fay.wait_for(Locator::XPath(&format!("{}//button[contains(., '→ {to}')]", row(&from)))).await;
+        }
+    };
+    link("No canary for config", "A config push").await;
+    link("A config push", "The error-rate alert").await;
+    fay.wait_js("document.querySelectorAll('#factor-graph .factor-link').length === 2").await;
+    fay.wait_js("document.querySelectorAll('#factor-graph .factor-node').length === 3").await;
+    // A circle is refused, and the page says why.
+    let select = fay
+        .wait_for(Locator::XPath(&format!(
+            "{}//select[contains(@class,'factor-link-to')]",
+            row("The error-rate alert")
+        )))
+        .await;
+    select.select_by_label("No canary for config").await.expect("link");
+    fay.wait_for(Locator::XPath("//*[contains(., 'factors may not lead in a circle')]")).await;
+    fay.wait_js("document.querySelectorAll('#factor-graph .factor-link').length === 2").await;
+    // Five whys from the alert walk back to the missing canary.
+    fay.click(Locator::XPath(&format!("{}//button[contains(@class,'why')]", row("The error-rate alert")))).await;
+    fay.wait_for(Locator::XPath("//ol[@id='whys']/li[3][.='Why? No canary for config']")).await;
+    fay.wait_for(Locator::XPath(
+        "//div[@id='coverage' and contains(., 'A config push') and contains(., 'No canary for config')]",
+    ))
+    .await;
+    let violations = fay.accessibility_violations().await;
+    assert!(violations.is_empty(), "the factors: {violations:#?}");
+    fay.screenshot("postmortem-factors").await;
+}

@@ -8,9 +8,10 @@ use automerge::{Automerge, ScalarValue};
 use super::value::{boolean, int, line, optional_string, string};
 use super::{
     Made, PlacedOp, Refusal, Role, VIEWERS_DO_NOT_WRITE, Write, can_arrange, can_change_settings, can_edit_actions,
-    can_group, refuse,
+    can_edit_factors, can_group, refuse,
 };
 use crate::edit::is_iso_date;
+use crate::factors::{ACTION_KINDS, FACTOR_KINDS, MAX_FACTOR_CHARS, MAX_FACTORS, MAX_LINKS};
 use crate::ledger::{MAX_REASON_CHARS, Status};
 use crate::schema::{
     self, ActionItem, Board, Cluster, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
@@ -43,6 +44,11 @@ pub enum BoardPart {
     Incident,
     /// A timeline event (its star).
     Event(String),
+    Factor(String),
+    /// The "led to" links, read back whole to look for a cycle.
+    Causal,
+    Address(String),
+    ActionKind(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -74,6 +80,7 @@ pub fn check_board_writes(
     let mut made = Made::default();
     let mut new_clusters: HashSet<&str> = HashSet::new();
     let mut new_actions: HashSet<&str> = HashSet::new();
+    let mut new_factors: HashSet<&str> = HashSet::new();
     // The settings as this change leaves them, if nothing concurrent interferes.
     let mut settings = board.settings.clone();
     for op in ops {
@@ -329,6 +336,77 @@ pub fn check_board_writes(
                 }
                 BoardPart::Event((*id).to_owned())
             }
+            ([Some("factors"), Some(key)], None) if matches!(op.write, Write::MakeMap | Write::Delete) => {
+                in_phase(can_edit_factors(phase), "working on the factors")?;
+                if op.write == Write::MakeMap {
+                    made.object(op.index, "factor");
+                    if !board.factors.contains_key(*key)
+                        && new_factors.insert(key)
+                        && board.factors.len() + new_factors.len() > MAX_FACTORS
+                    {
+                        return refuse(format!("a board holds at most {MAX_FACTORS} factors"));
+                    }
+                }
+                BoardPart::Factor((*key).to_owned())
+            }
+            (
+                [Some("factors"), Some(key), Some(field @ ("id" | "text" | "kind" | "cluster" | "event" | "accepted"))],
+                Some(v),
+            ) => {
+                in_phase(can_edit_factors(phase), "working on the factors")?;
+                if let Some(v) = v {
+                    check_factor_field(board, &new_clusters, key, field, v)?;
+                }
+                if let Some(object) = op.made_in {
+                    made.field(object, field);
+                }
+                BoardPart::Factor((*key).to_owned())
+            }
+            ([Some("causal"), Some(key)], _) if entry.is_some() => {
+                in_phase(can_edit_factors(phase), "linking factors")?;
+                let Some((from, to)) = crate::factors::parse_link(key) else {
+                    return refuse("a link is keyed `<factor>><factor>`");
+                };
+                if let Some(Some(v)) = entry {
+                    if !matches!(v, ScalarValue::Boolean(true)) {
+                        return refuse("a link is `true`; remove one by deleting it");
+                    }
+                    let known = |id: &str| board.factors.contains_key(id) || new_factors.contains(id);
+                    if !known(from) || !known(to) {
+                        return refuse("a link joins two factors of this board");
+                    }
+                    if from == to {
+                        return refuse("a factor does not lead to itself");
+                    }
+                    if !board.causal.contains_key(*key) && board.causal.len() >= MAX_LINKS {
+                        return refuse(format!("a board holds at most {MAX_LINKS} links between factors"));
+                    }
+                }
+                BoardPart::Causal
+            }
+            ([Some("addresses"), Some(action)], _) if entry.is_some() => {
+                in_phase(can_edit_actions(phase), "editing action items")?;
+                if let Some(Some(v)) = entry {
+                    let factor = string(v, "a factor", 64, false)?;
+                    if !board.factors.contains_key(factor) {
+                        return refuse("an action item addresses a factor of this board");
+                    }
+                    if !board.action_items.contains_key(*action) && !new_actions.contains(action) {
+                        return refuse("only an action item of this board addresses a factor");
+                    }
+                }
+                BoardPart::Address((*action).to_owned())
+            }
+            ([Some("action_kinds"), Some(action)], _) if entry.is_some() => {
+                in_phase(can_edit_actions(phase), "editing action items")?;
+                if let Some(Some(v)) = entry {
+                    let kind = string(v, "an action's type", 16, false)?;
+                    if !ACTION_KINDS.contains(&kind) {
+                        return refuse(format!("an action item's type is one of: {}", ACTION_KINDS.join(", ")));
+                    }
+                }
+                BoardPart::ActionKind((*action).to_owned())
+            }
             ([Some("timeline"), ..], _) => {
                 return refuse("the server publishes the timeline: write what you saw on your desk");
             }
@@ -346,6 +424,7 @@ pub fn check_board_writes(
     }
     made.check(|what| match what {
         "cluster" => &["id", "title"],
+        "factor" => &["id", "text", "kind"],
         _ => &["id", "text", "owner", "due", "cluster"],
     })?;
     check_settings(&board.settings, &settings, board)?;
@@ -408,6 +487,39 @@ fn check_action_field(
             }
             _ => Ok(()),
         },
+    }
+}
+
+/// One field of a contributing factor.
+fn check_factor_field(
+    board: &Board,
+    new_clusters: &HashSet<&str>,
+    key: &str,
+    field: &str,
+    v: &ScalarValue,
+) -> Result<(), Refusal> {
+    match field {
+        "id" => same_id(v, key, "a factor's"),
+        "text" => string(v, "a factor", MAX_FACTOR_CHARS, false).map(drop),
+        "kind" => {
+            let kind = string(v, "a factor's kind", 16, false)?;
+            if FACTOR_KINDS.contains(&kind) {
+                Ok(())
+            } else {
+                refuse(format!("a factor is one of: {}", FACTOR_KINDS.join(", ")))
+            }
+        }
+        "cluster" => match optional_string(v, "a factor's cluster", 64)? {
+            Some(c) if !board.clusters.contains_key(c) && !new_clusters.contains(c) => {
+                refuse("a factor points at a cluster of this board")
+            }
+            _ => Ok(()),
+        },
+        "event" => match optional_string(v, "a factor's event", 64)? {
+            Some(e) if !board.timeline.contains_key(e) => refuse("a factor points at an event of the timeline"),
+            _ => Ok(()),
+        },
+        _ => boolean(v, "an accepted risk").map(drop),
     }
 }
 
@@ -478,6 +590,25 @@ pub fn settle_board(doc: &Automerge, board: &mut Board, parts: &[BoardPart]) -> 
         if let Read::Settings(after) = value {
             check_settings(&board.settings, after, board)?;
         }
+        if let Read::Causal(after) = value {
+            // The factors as the change leaves them, those it makes included.
+            let mut factors = board.factors.clone();
+            for made in &read {
+                if let Read::Factor(id, Some(factor)) = made {
+                    factors.insert(id.clone(), factor.clone());
+                }
+            }
+            let mut merged = Board { factors, ..Board::default() };
+            merged.causal = after.clone();
+            let links = crate::factors::links(&merged);
+            if let Some(cycle) = crate::factors::find_cycle(&links) {
+                let names: Vec<String> = cycle
+                    .iter()
+                    .map(|id| board.factors.get(*id).map_or((*id).to_owned(), |f| f.text.chars().take(40).collect()))
+                    .collect();
+                return refuse(format!("factors may not lead in a circle: {}", names.join(" → ")));
+            }
+        }
         // Checked on the merged state: two people setting two milestones at once can disorder
         // them together.
         if let Read::Incident(after) = value
@@ -512,6 +643,10 @@ enum Read {
     Recurrence(String, Option<schema::Recurrence>),
     Incident(crate::incident::Incident),
     Event(String, Option<crate::timeline::Event>),
+    Factor(String, Option<crate::factors::Factor>),
+    Causal(std::collections::BTreeMap<String, bool>),
+    Address(String, Option<String>),
+    ActionKind(String, Option<String>),
 }
 
 impl Read {
@@ -541,6 +676,10 @@ impl Read {
             Read::Recurrence(id, item) => put(&mut board.recurrences, id, item),
             Read::Incident(incident) => board.incident = incident,
             Read::Event(id, event) => put(&mut board.timeline, id, event),
+            Read::Factor(id, factor) => put(&mut board.factors, id, factor),
+            Read::Causal(links) => board.causal = links,
+            Read::Address(id, factor) => put(&mut board.addresses, id, factor),
+            Read::ActionKind(id, kind) => put(&mut board.action_kinds, id, kind),
         }
     }
 }
@@ -568,6 +707,10 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Recurrence(id) => Read::Recurrence(id.clone(), schema::read_entry(doc, "recurrences", id)?),
         BoardPart::Incident => Read::Incident(hydrate_prop(doc, root, "incident")?),
         BoardPart::Event(id) => Read::Event(id.clone(), schema::read_entry(doc, "timeline", id)?),
+        BoardPart::Factor(id) => Read::Factor(id.clone(), schema::read_entry(doc, "factors", id)?),
+        BoardPart::Causal => Read::Causal(hydrate_prop(doc, root, "causal")?),
+        BoardPart::Address(id) => Read::Address(id.clone(), schema::read_entry(doc, "addresses", id)?),
+        BoardPart::ActionKind(id) => Read::ActionKind(id.clone(), schema::read_entry(doc, "action_kinds", id)?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

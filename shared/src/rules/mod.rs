@@ -88,6 +88,11 @@ pub fn can_arrange(phase: Phase) -> bool {
     matches!(phase, Phase::Reveal | Phase::Group | Phase::Vote | Phase::Discuss)
 }
 
+/// Contributing factors are worked out from grouping until the actions are agreed.
+pub fn can_edit_factors(phase: Phase) -> bool {
+    matches!(phase, Phase::Group | Phase::Vote | Phase::Discuss | Phase::Actions)
+}
+
 pub fn can_edit_actions(phase: Phase) -> bool {
     matches!(phase, Phase::Discuss | Phase::Actions)
 }

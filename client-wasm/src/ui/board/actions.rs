@@ -104,6 +104,7 @@ fn ActionRow(id: String, action: Memo<Option<ActionItem>>, editable: Signal<bool
             <span class="action-owner">{owner}</span>
             <span class="action-due">{due}</span>
             {move || target.get().map(|t| view! { <span class="tag">{t}</span> })}
+            <ActionFactor id=id.clone() editable />
             <Show when=move || editable.get()>
                 {
                     let id = delete_id.clone();
@@ -124,6 +125,62 @@ fn ActionRow(id: String, action: Memo<Option<ActionItem>>, editable: Signal<bool
                 }
             </Show>
         </li>
+    }
+}
+
+/// On a postmortem board: the factor an action item addresses and what it does about it
+/// (prevent, mitigate, process).
+#[component]
+fn ActionFactor(id: String, editable: Signal<bool>) -> impl IntoView {
+    let ctx = Ctx::get();
+    let key = id.clone();
+    let state = ctx.part(move |b| {
+        let factors: Vec<(String, String)> = b.factors.values().map(|f| (f.id.clone(), f.text.clone())).collect();
+        (b.incident.on, factors, b.addresses.get(&key).cloned(), b.action_kinds.get(&key).cloned())
+    });
+    move || {
+        let (on, factors, addressed, kind) = state.get();
+        if !on {
+            return None;
+        }
+        let (factor_id, kind_id) = (id.clone(), id.clone());
+        Some(view! {
+            <select
+                class="action-factor"
+                aria-label="The factor it addresses"
+                disabled=move || !editable.get()
+                on:change=move |ev| {
+                    let chosen = event_target_value(&ev);
+                    let id = factor_id.clone();
+                    ctx.edit_board(move |tx| edit::address_factor(tx, &id, (!chosen.is_empty()).then_some(chosen.as_str())));
+                }
+            >
+                <option value="" selected=addressed.is_none()>"no factor"</option>
+                {factors
+                    .into_iter()
+                    .map(|(fid, text)| {
+                        let selected = addressed.as_deref() == Some(fid.as_str());
+                        view! { <option value=fid selected=selected>{text.chars().take(40).collect::<String>()}</option> }
+                    })
+                    .collect_view()}
+            </select>
+            <select
+                class="action-kind"
+                aria-label="What it does"
+                disabled=move || !editable.get()
+                on:change=move |ev| {
+                    let chosen = event_target_value(&ev);
+                    let id = kind_id.clone();
+                    ctx.edit_board(move |tx| edit::set_action_kind(tx, &id, (!chosen.is_empty()).then_some(chosen.as_str())));
+                }
+            >
+                <option value="" selected=kind.is_none()>"type"</option>
+                {hindsight_shared::factors::ACTION_KINDS
+                    .iter()
+                    .map(|k| view! { <option value=*k selected=kind.as_deref() == Some(*k)>{*k}</option> })
+                    .collect_view()}
+            </select>
+        })
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod actions;
 mod arrange;
+mod factors;
 mod incident;
 mod items;
 mod lanes;
@@ -661,6 +662,9 @@ fn Stage() -> impl IntoView {
         <Show when=move || incident_on.get()>
             <incident::IncidentFacts />
             <timeline::Timeline />
+            <Show when=move || { phase() >= Phase::Group }>
+                <factors::Factors />
+            </Show>
         </Show>
         <div class="stage" id="stage" data-phase=move || phase().as_str()>
             <main class="stage-main" id="stage-main" tabindex="-1" aria-label=move || format!("{} phase", phase().title())>
