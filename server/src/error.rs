@@ -68,6 +68,18 @@ impl From<crate::team::TeamError> for AppError {
     }
 }
 
+impl From<crate::board::AlertError> for AppError {
+    fn from(error: crate::board::AlertError) -> Self {
+        use crate::board::AlertError;
+        match error {
+            AlertError::NoBoard => Self::NotFound("there is no such board"),
+            AlertError::WrongToken => Self::Forbidden("the alert token does not match this board"),
+            AlertError::TooMany(_) => Self::TooManyRequests(error.to_string()),
+            AlertError::Failed(cause) => Self::Internal(anyhow::anyhow!("a board failed: {cause}")),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {

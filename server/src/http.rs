@@ -20,11 +20,11 @@ use hindsight_shared::api::{
     self, BoardCreated, ClaimFacilitator, CreateBoard, CreateTeam, ExportQuery, JoinBoard, JoinedBoard, ManageTeam,
     TeamCreated,
 };
-use hindsight_shared::export;
 use hindsight_shared::ids::DocumentId;
 use hindsight_shared::ledger::{self, MAX_TEAM_NAME_CHARS, Retro};
 use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
+use hindsight_shared::{alerts, export};
 use tokio_util::task::TaskTracker;
 
 use crate::assets;
@@ -99,6 +99,8 @@ fn peer_of(request_peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>) -> Op
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
     let timeout = state.0.config.http_timeout();
+    // Webhook bodies are read up to four times their limit, so that a larger one is told so.
+    let alert_body = axum::extract::DefaultBodyLimit::max(4 * alerts::MAX_PAYLOAD_BYTES);
     Router::new()
         .route("/", get(page))
         .route("/b/{board_id}", get(board_page))
@@ -106,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/boards/{board_id}/participants", post(join_board))
         .route("/api/boards/{board_id}/facilitator", post(claim_facilitator))
         .route("/api/boards/{board_id}/export", get(export_board))
+        .route("/api/boards/{board_id}/alerts/{token}", post(receive_alerts).layer(alert_body))
         .route("/api/teams", post(create_team))
         .route("/api/teams/{team_id}/boards", post(create_team_board))
         .route("/api/teams/{team_id}/manage", post(manage_team))
@@ -312,6 +315,23 @@ async fn manage_team(
         .map_err(|e| AppError::Internal(e.into()))??;
     tracing::info!(team = %team.tag(), "a team key holder changed the team");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An Alertmanager or Grafana webhook: its alerts join the board's timeline. The URL's token is
+/// the capability (403 without it); a bad payload is 400 with what is wrong; a board takes at
+/// most 60 payloads a minute (429).
+async fn receive_alerts(
+    State(state): State<AppState>,
+    Path((board_id, token)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
+    let events = alerts::read_payload(&body).map_err(AppError::BadRequest)?;
+    let sent = events.len();
+    let added =
+        state.0.registry.board(board).alert(token, events).await.map_err(|e| AppError::Internal(e.into()))??;
+    tracing::info!(board = %board.tag(), sent, added, "alerts reached a board's timeline");
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "events": sent, "added": added }))))
 }
 
 /// The team's actions as CSV or Markdown, or the whole ledger as JSON.

@@ -27,6 +27,12 @@ pub fn export(board: impl std::fmt::Display, format: &str) -> String {
     format!("/api/boards/{board}/export?format={format}")
 }
 
+/// `POST`: an Alertmanager or Grafana webhook adds its alerts to the board's timeline; the token
+/// (see `alerts::token`) makes the URL a capability. Answers `202` with how many were added.
+pub fn alerts(board: impl std::fmt::Display, token: &str) -> String {
+    format!("/api/boards/{board}/alerts/{token}")
+}
+
 /// The page of a board, the link participants share.
 pub fn board_page(board: impl std::fmt::Display) -> String {
     format!("/b/{board}")

@@ -1,6 +1,8 @@
 //! Hindsight's sans-IO core, shared by the server and the browser client: no sockets, no tasks, no clocks.
 //!
 //! # Layout
+//! - [`alerts`]: Alertmanager and Grafana webhook payloads read into timeline events, and the
+//!   board's alert token.
 //! - [`api`]: the HTTP API's routes and JSON bodies, for the server, the browser and the tests.
 //! - [`chunks`]: Automerge chunks measured without being loaded: changes, operations, inflated size.
 //! - [`client`]: the client side of the sync protocol for one document: acknowledged heads, pending
@@ -28,6 +30,7 @@
 //! Invariant: nothing here does I/O (no sockets, tasks, files, threads or clocks; callers pass time
 //! in), so the same code runs in the server and in the browser (tidy: shared-sans-io).
 
+pub mod alerts;
 pub mod api;
 pub mod chunks;
 pub mod client;

@@ -451,3 +451,77 @@ async fn in_the_browser_factors_are_drawn_linked_walked_and_covered() {
     assert!(violations.is_empty(), "the factors: {violations:#?}");
     fay.screenshot("postmortem-factors").await;
 }
+
+/// Alertmanager's documented webhook payload: one firing alert and one resolved.
+const ALERTMANAGER: &str = r#"{
+  "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "truncatedAlerts": 0,
+  "status": "firing", "receiver": "hindsight", "groupLabels": {}, "commonLabels": {},
+  "commonAnnotations": {}, "externalURL": "http://alertmanager:9093",
+  "alerts": [
+    {"status": "firing", "labels": {"alertname": "HighErrorRate", "service": "checkout"},
+     "annotations": {"summary": "Checkout error rate above 5%"},
+     "startsAt": "2026-11-30T13:09:00.123Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "c4f5b1e0"},
+    {"status": "resolved", "labels": {"alertname": "LatencyP99"}, "annotations": {},
+     "startsAt": "2026-11-30T13:05:00Z", "endsAt": "2026-11-30T14:40:00Z", "fingerprint": "0a0b0c0d"}
+  ]
+}"#;
+
+#[tokio::test]
+async fn an_alert_webhook_adds_its_alerts_to_the_timeline_and_refuses_the_rest() -> anyhow::Result<()> {
+    use hindsight_tests::http;
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    let token = hindsight_shared::alerts::token_of_key(&board.facilitator_key);
+    let url = format!("{}{}", server.http_url(), hindsight_shared::api::alerts(board.board_id, &token));
+    let post = |url: String, body: &'static [u8]| async move { http::post(&url, "application/json", body).await };
+
+    let answer = post(url.clone(), ALERTMANAGER.as_bytes()).await?;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    assert_eq!(answer.json::<serde_json::Value>()?["added"], 3);
+    ann.pump_until("the alerts on the timeline", |p| p.board().timeline.len() == 3).await?;
+    let timeline = ann.board().timeline;
+    assert!(timeline.values().all(|e| e.kind == "alert"));
+    assert!(
+        timeline
+            .values()
+            .any(|e| e.text == "Checkout error rate above 5%" && e.source == "alertmanager: HighErrorRate")
+    );
+    // Alertmanager repeats its notifications: the same alerts add nothing.
+    let again = post(url.clone(), ALERTMANAGER.as_bytes()).await?;
+    assert_eq!(again.json::<serde_json::Value>()?["added"], 0);
+
+    let wrong = format!(
+        "{}{}",
+        server.http_url(),
+        hindsight_shared::api::alerts(board.board_id, "0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(post(wrong, ALERTMANAGER.as_bytes()).await?.status, 403, "a wrong token");
+    let unknown = format!(
+        "{}{}",
+        server.http_url(),
+        hindsight_shared::api::alerts(hindsight_shared::ids::DocumentId::random(), &token)
+    );
+    assert_eq!(post(unknown, ALERTMANAGER.as_bytes()).await?.status, 404, "an unknown board");
+    let malformed = post(url.clone(), b"{\"alerts\": 5}").await?;
+    assert_eq!(malformed.status, 400);
+    assert!(malformed.text().contains("no `alerts` list"), "{}", malformed.text());
+    let big: &'static [u8] = Box::leak(vec![b' '; hindsight_shared::alerts::MAX_PAYLOAD_BYTES + 10].into_boxed_slice());
+    let oversized = post(url.clone(), big).await?;
+    assert_eq!(oversized.status, 400, "{}", oversized.text());
+    assert!(oversized.text().contains("at most"), "{}", oversized.text());
+    // A flood is cut at the board's rate: 20 in a burst, then 60 a minute.
+    let mut limited = false;
+    for _ in 0..40 {
+        let answer = post(url.clone(), ALERTMANAGER.as_bytes()).await?;
+        if answer.status == 429 {
+            assert!(answer.text().contains("a minute"), "{}", answer.text());
+            limited = true;
+            break;
+        }
+        assert_eq!(answer.status, 202);
+    }
+    assert!(limited, "a flood of alert payloads is rate-limited");
+    server.shutdown().await;
+    Ok(())
+}

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::core::{BoardCore, Closing, CoreConfig, DocMessage, Effects, Told};
 use super::desk::Participant;
 use super::replica::ConnId;
-use super::{AdmitError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
+use super::{AdmitError, AlertError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
 use crate::budget::TokenBucket;
 use crate::clock::now_ms;
 use crate::closing::CloseReason;
@@ -126,6 +126,10 @@ enum Work {
         reply: oneshot::Sender<Option<schema::Board>>,
     },
     Offer(Vec<schema::Recurrence>),
+    Alerts {
+        events: Vec<hindsight_shared::timeline::Event>,
+        reply: oneshot::Sender<Result<usize, AlertError>>,
+    },
     Claim {
         participant: String,
         desk: DocumentId,
@@ -146,7 +150,12 @@ struct Enrolled {
 enum Answer {
     Joined(oneshot::Sender<Result<JoinedBoard, AdmitError>>, JoinedBoard),
     Claimed(oneshot::Sender<Result<(), AdmitError>>),
+    Alerted(oneshot::Sender<Result<usize, AlertError>>, usize),
 }
+
+/// Alert payloads one board takes per minute, and in a burst.
+const ALERTS_PER_MINUTE: u32 = 60;
+const ALERTS_BURST: f64 = 20.0;
 
 /// What the blocking part of a turn hands back.
 struct Worked {
@@ -167,6 +176,13 @@ pub(crate) struct BoardActor {
     /// Connections the board let go whose `Left` has not arrived yet.
     gone: HashSet<ConnId>,
     budgets: HashMap<ConnId, Budget>,
+    /// Alert payloads this board takes.
+    alert_budget: Option<TokenBucket>,
+}
+
+/// True if `a` and `b` are equal, in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl BoardActor {
@@ -176,7 +192,17 @@ impl BoardActor {
         keeper: Arc<dyn Keeper>,
         inbox: mpsc::Receiver<BoardMsg>,
     ) -> Self {
-        Self { id, ctx, keeper, inbox, key: None, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
+        Self {
+            id,
+            ctx,
+            keeper,
+            inbox,
+            key: None,
+            links: HashMap::new(),
+            gone: HashSet::new(),
+            budgets: HashMap::new(),
+            alert_budget: None,
+        }
     }
 
     pub(crate) async fn run(mut self) {
@@ -407,6 +433,7 @@ impl BoardActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
+                BoardMsg::Alerts { reply, .. } => drop(reply.send(Err(AlertError::NoBoard))),
                 BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
             }
         }
@@ -434,6 +461,20 @@ impl BoardActor {
                 BoardMsg::Snapshot { reply } => work.push(Work::Snapshot { reply }),
                 BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
                 BoardMsg::Recurrences(offers) => work.push(Work::Offer(offers)),
+                BoardMsg::Alerts { token, events, reply } => {
+                    let expected = self.key.map(|k| hindsight_shared::alerts::token(&k.0)).unwrap_or_default();
+                    let now = Instant::now();
+                    let bucket = self.alert_budget.get_or_insert_with(|| {
+                        TokenBucket::new(f64::from(ALERTS_PER_MINUTE) / 60.0, ALERTS_BURST, now)
+                    });
+                    if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+                        drop(reply.send(Err(AlertError::WrongToken)));
+                    } else if !bucket.take(1.0, now) {
+                        drop(reply.send(Err(AlertError::TooMany(ALERTS_PER_MINUTE))));
+                    } else {
+                        work.push(Work::Alerts { events, reply });
+                    }
+                }
                 BoardMsg::Join { join, reply } => joins.push((join, reply)),
                 BoardMsg::Claim { claim, reply } => {
                     if !self.holds_key(&claim.facilitator_key) {
@@ -523,6 +564,7 @@ impl BoardActor {
             match answer {
                 Answer::Joined(reply, joined) => drop(reply.send(Ok(joined))),
                 Answer::Claimed(reply) => drop(reply.send(Ok(()))),
+                Answer::Alerted(reply, added) => drop(reply.send(Ok(added))),
             }
         }
         Ok((core, wake))
@@ -620,6 +662,10 @@ fn take_batch(
                     Err(e) => drop(reply.send(Err(AdmitError::Failed(e.to_string())))),
                 }
             }
+            Work::Alerts { events, reply } => match core.add_alerts(events) {
+                Ok(added) => answers.push(Answer::Alerted(reply, added)),
+                Err(e) => drop(reply.send(Err(AlertError::Failed(e.to_string())))),
+            },
             Work::Claim { participant, desk, reply } => match core.claim(&participant, desk) {
                 Ok(()) => answers.push(Answer::Claimed(reply)),
                 Err(error) => drop(reply.send(Err(error))),

@@ -602,6 +602,32 @@ impl BoardCore {
         Ok(())
     }
 
+    /// Adds an alert webhook's events to the timeline (those not there yet, within the board's
+    /// room); returns how many were new.
+    pub fn add_alerts(&mut self, events: Vec<hindsight_shared::timeline::Event>) -> Result<usize, SchemaError> {
+        let room = hindsight_shared::timeline::MAX_EVENTS_PER_BOARD.saturating_sub(self.cache.timeline.len());
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<_> = events
+            .into_iter()
+            .filter(|e| !self.cache.timeline.contains_key(&e.id) && seen.insert(e.id.clone()))
+            .take(room)
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        self.quota.used += self.board.write(|tx| {
+            for event in &fresh {
+                edit::publish_event(tx, event)?;
+            }
+            Ok(())
+        })?;
+        let added = fresh.len();
+        for event in fresh {
+            self.cache.timeline.insert(event.id.clone(), event);
+        }
+        Ok(added)
+    }
+
     /// The team this board belongs to, and what it has to tell it (once what it did is stored).
     pub fn take_told(&mut self) -> Option<(DocumentId, Vec<Told>)> {
         let team = self.team?;

@@ -58,6 +58,26 @@ pub enum BoardMsg {
     Team(crate::team::TeamMsg),
     /// From the board's team: past causes its clusters are like.
     Recurrences(Vec<hindsight_shared::schema::Recurrence>),
+    /// An alert webhook's events, with the token it came with; answered with how many were new,
+    /// once they are stored.
+    Alerts {
+        token: String,
+        events: Vec<hindsight_shared::timeline::Event>,
+        reply: oneshot::Sender<Result<usize, AlertError>>,
+    },
+}
+
+/// Why a board did not take an alert webhook's events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    #[error("there is no such board")]
+    NoBoard,
+    #[error("the alert token does not match this board")]
+    WrongToken,
+    #[error("too many alert payloads for this board: at most {0} a minute")]
+    TooMany(u32),
+    #[error("the board failed: {0}")]
+    Failed(String),
 }
 
 /// Why a board did not take someone in, or did not hand them the facilitator role.
@@ -162,6 +182,17 @@ impl BoardHandle {
     ) -> Result<T, BoardGone> {
         let (reply, answer) = oneshot::channel();
         self.send(BoardMsg::Team(make(reply))).await?;
+        answer.await.map_err(|_| BoardGone)
+    }
+
+    /// Hands an alert webhook's events to the board: see [`BoardMsg::Alerts`].
+    pub async fn alert(
+        &self,
+        token: String,
+        events: Vec<hindsight_shared::timeline::Event>,
+    ) -> Result<Result<usize, AlertError>, BoardGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(BoardMsg::Alerts { token, events, reply }).await?;
         answer.await.map_err(|_| BoardGone)
     }
 

@@ -137,6 +137,7 @@ impl TeamActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+                BoardMsg::Alerts { reply, .. } => drop(reply.send(Err(crate::board::AlertError::NoBoard))),
                 BoardMsg::Recurrences(_) => {}
             }
         }
@@ -267,6 +268,7 @@ impl TeamActor {
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
+                BoardMsg::Alerts { reply, .. } => drop(reply.send(Err(crate::board::AlertError::NoBoard))),
                 BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
             }
         }

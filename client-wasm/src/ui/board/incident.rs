@@ -84,6 +84,15 @@ pub fn IncidentFacts() -> impl IntoView {
         })
     };
     let zone = field(|f| f.zone.clone());
+    // The facilitator, who holds the key, sees the alert webhook's URL (a capability).
+    let hold = use_context::<super::KeyHold>();
+    let webhook = move || {
+        let hold = hold.filter(|_| ctx.is_facilitator())?;
+        let key = hold.key.get()?;
+        let origin = window().location().origin().ok()?;
+        let token = hindsight_shared::alerts::token_of_key(&key);
+        Some(format!("{origin}{}", hindsight_shared::api::alerts(hold.board, &token)))
+    };
     let links_shown = Signal::derive(move || facts.with(|f| f.links.lines().collect::<Vec<_>>().join(" ")));
     view! {
         <details class="card incident" id="incident" open>
@@ -210,6 +219,18 @@ pub fn IncidentFacts() -> impl IntoView {
                     })
                     .collect_view()}
             </ol>
+            {move || {
+                webhook()
+                    .map(|url| {
+                        view! {
+                            <p class="muted alert-webhook">
+                                "Alerts from Alertmanager or Grafana join the timeline when sent to "
+                                <code id="alert-webhook">{url}</code>
+                                " (keep it secret: it lets its holder add alerts)."
+                            </p>
+                        }
+                    })
+            }}
             <dl class="incident-figures" id="incident-figures">
                 {move || {
                     facts

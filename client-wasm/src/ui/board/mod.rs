@@ -459,6 +459,7 @@ fn Retro(id: DocumentId, desk: DocumentId, me: String, hold: KeyHold) -> impl In
         undo: RwSignal::new(None),
     };
     provide_context(ctx);
+    provide_context(hold);
 
     let title = ctx.part(|b| b.title.clone());
     Effect::new(move |_| {
