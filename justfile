@@ -50,6 +50,12 @@ bench-team RETROS="200" ACTIONS="10": client
     cargo build --release -p hindsight-tests --bin hindsight-team-load
     {{target_dir}}/release/hindsight-team-load --retros {{RETROS}} --actions {{ACTIONS}}
 
+# A postmortem board with EVENTS timeline events and FACTORS factors: its cold load, and the time
+# to the lane and the graph drawn in Chromium.
+bench-postmortem EVENTS="2000" FACTORS="200": client
+    cargo build --release -p hindsight-tests --bin hindsight-postmortem-load
+    {{target_dir}}/release/hindsight-postmortem-load --events {{EVENTS}} --factors {{FACTORS}}
+
 # A long fuzz pass: CASES mutated frames through the wire decoder, CASES/50 random sessions of
 # changes through the change validator. The test command runs a short pass of both.
 fuzz CASES="200000":

@@ -115,6 +115,49 @@ pub fn parse_paste(text: &str, base: Time) -> Pasted {
     pasted
 }
 
+/// Reads a Slack channel export (its documented JSON: a list of messages with `ts`, the
+/// seconds since the epoch as a string, `text` and `user`) into events at `offset_minutes`. With
+/// `keep_names` false the text alone is kept (the choice the importer offers: a timeline without
+/// names is part of the safe space); else `user: text`. Messages without text (joins, files) are
+/// skipped; an error says what is not a Slack export.
+pub fn parse_slack(json: &str, offset_minutes: i32, keep_names: bool) -> Result<Pasted, String> {
+    let messages: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("this is not a Slack channel export (a JSON list): {e}"))?;
+    let mut pasted = Pasted::default();
+    for message in &messages {
+        let text = message.get("text").and_then(serde_json::Value::as_str).unwrap_or_default().trim();
+        let ts = message
+            .get("ts")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|ts| ts.split('.').next()?.parse::<i64>().ok());
+        let (Some(ts), false) = (ts, text.is_empty()) else {
+            if !text.is_empty() {
+                pasted.not_understood.push(text.chars().take(120).collect());
+            }
+            continue;
+        };
+        let local = ts + i64::from(offset_minutes) * 60;
+        let day = crate::ledger::iso_day(local * 1000);
+        let seconds = local.rem_euclid(86_400);
+        let sign = if offset_minutes < 0 { '-' } else { '+' };
+        let at = format!(
+            "{day}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+            seconds / 3_600,
+            seconds % 3_600 / 60,
+            seconds % 60,
+            offset_minutes.abs() / 60,
+            offset_minutes.abs() % 60
+        );
+        let user = message.get("user_name").or_else(|| message.get("user")).and_then(serde_json::Value::as_str);
+        let text = match user {
+            Some(user) if keep_names => format!("{user}: {text}"),
+            _ => text.to_owned(),
+        };
+        pasted.events.push((at, text.chars().take(MAX_EVENT_CHARS).collect()));
+    }
+    Ok(pasted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +183,30 @@ mod tests {
             ]
         );
         assert_eq!(pasted.not_understood, ["no time here", "14:60 not a time", "15:00"]);
+    }
+
+    #[test]
+    fn a_slack_export_becomes_events_with_or_without_names() {
+        // Slack's export format: `ts` is epoch seconds with microseconds, as a string.
+        let export = r#"[
+            {"type": "message", "user": "U024BE7LH", "text": "deploy v42 going out", "ts": "1796047320.000200"},
+            {"type": "message", "subtype": "channel_join", "user": "U0G9QF9C6", "text": "", "ts": "1796047330.000300"},
+            {"type": "message", "user": "U0G9QF9C6", "text": "errors spiking on checkout", "ts": "1796047740.000400"}
+        ]"#;
+        let anonymous = parse_slack(export, 60, false).expect("an export");
+        assert_eq!(
+            anonymous.events,
+            [
+                ("2026-11-30T15:02:00+01:00".to_owned(), "deploy v42 going out".to_owned()),
+                ("2026-11-30T15:09:00+01:00".to_owned(), "errors spiking on checkout".to_owned()),
+            ]
+        );
+        let named = parse_slack(export, 0, true).expect("an export");
+        assert_eq!(
+            named.events[0],
+            ("2026-11-30T14:02:00+00:00".to_owned(), "U024BE7LH: deploy v42 going out".to_owned())
+        );
+        assert!(parse_slack("14:02 not json", 0, false).is_err());
     }
 
     #[test]

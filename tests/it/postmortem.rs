@@ -419,25 +419,21 @@ async fn in_the_browser_factors_are_drawn_linked_walked_and_covered() {
         let (from, to) = (from.to_owned(), to.to_owned());
         let fay = &fay;
         async move {
-            let select = fay
-                .wait_for(Locator::XPath(&format!("{}//select[contains(@class,'factor-link-to')]", row(&from))))
-                .await;
-            select.select_by_label(&to).await.expect("link");
-            fay.wait_for(Locator::XPath(&format!("{}//button[contains(., '→ {to}')]", row(&from)))).await;
+            fay.wait_for(Locator::Css("#link-from")).await.select_by_label(&from).await.expect("from");
+            fay.wait_for(Locator::Css("#link-to")).await.select_by_label(&to).await.expect("to");
+            fay.click(Locator::Css("#add-link")).await;
         }
     };
     link("No canary for config", "A config push").await;
+    fay.wait_for(Locator::XPath(&format!("{}//button[contains(., '→ A config push')]", row("No canary for config"))))
+        .await;
     link("A config push", "The error-rate alert").await;
+    fay.wait_for(Locator::XPath(&format!("{}//button[contains(., '→ The error-rate alert')]", row("A config push"))))
+        .await;
     fay.wait_js("document.querySelectorAll('#factor-graph .factor-link').length === 2").await;
     fay.wait_js("document.querySelectorAll('#factor-graph .factor-node').length === 3").await;
     // A circle is refused, and the page says why.
-    let select = fay
-        .wait_for(Locator::XPath(&format!(
-            "{}//select[contains(@class,'factor-link-to')]",
-            row("The error-rate alert")
-        )))
-        .await;
-    select.select_by_label("No canary for config").await.expect("link");
+    link("The error-rate alert", "No canary for config").await;
     fay.wait_for(Locator::XPath("//*[contains(., 'factors may not lead in a circle')]")).await;
     fay.wait_js("document.querySelectorAll('#factor-graph .factor-link').length === 2").await;
     // Five whys from the alert walk back to the missing canary.
@@ -522,6 +518,40 @@ async fn an_alert_webhook_adds_its_alerts_to_the_timeline_and_refuses_the_rest()
         assert_eq!(answer.status, 202);
     }
     assert!(limited, "a flood of alert payloads is rate-limited");
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn timeline_events_written_offline_merge_on_reconnect_and_stars_made_at_once_both_hold() -> anyhow::Result<()> {
+    use hindsight_tests::ChangeOptions;
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    let mut bob = Participant::join(&server, board.board_id, "Bob").await?;
+    // Ann writes on a train: the change waits in her replica.
+    let desk = ann.desk_id();
+    let offline = saw("o1", "2026-11-30T14:05:00+01:00", "Saw the dashboard go red");
+    ann.peer().commit_local(desk, &ChangeOptions { fresh_actor: false, ..ChangeOptions::default() }, |tx| {
+        Ok(edit::put_desk_event(tx, &offline)?)
+    })?;
+    let online = saw("b1", "2026-11-30T14:06:00+01:00", "Paged the on-call");
+    bob.raw_desk_change(|tx| Ok(edit::put_desk_event(tx, &online)?)).await?.accepted()?;
+    fay.pump_until("Bob's event", |p| p.board().timeline.len() == 1).await?;
+    ann.reconnect(&server.ws_url()).await?;
+    ann.wait_acknowledged().await?;
+    fay.pump_until("both events", |p| p.board().timeline.len() == 2).await?;
+    // Two stars at once, on two events: both hold.
+    let heads = fay.heads();
+    ann.pump_until_heads(&heads).await?;
+    let ids: Vec<String> = fay.board().timeline.keys().cloned().collect();
+    let (first, second) = (ids[0].clone(), ids[1].clone());
+    let a = ann.send_board_change(move |tx| Ok(edit::star_event(tx, &first, true)?)).await?;
+    let b = fay.send_board_change(move |tx| Ok(edit::star_event(tx, &second, true)?)).await?;
+    ann.verdict(a).await?.accepted()?;
+    fay.verdict(b).await?.accepted()?;
+    fay.pump_until("both stars", |p| p.board().timeline.values().all(|e| e.starred)).await?;
     server.shutdown().await;
     Ok(())
 }

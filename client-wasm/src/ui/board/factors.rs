@@ -142,12 +142,6 @@ pub fn Factors() -> impl IntoView {
                                 .filter(|(a, _)| *a == f.id)
                                 .map(|(_, b)| (b.to_owned(), board.factors.get(b).map(|x| x.text.clone()).unwrap_or_default()))
                                 .collect();
-                            let others: Vec<(String, String)> = board
-                                .factors
-                                .values()
-                                .filter(|o| o.id != f.id && !led_to.iter().any(|(id, _)| *id == o.id))
-                                .map(|o| (o.id.clone(), o.text.clone()))
-                                .collect();
                             let id = f.id.clone();
                             let (link_id, delete_id, why_id) = (id.clone(), id.clone(), id.clone());
                             let current = f.clone();
@@ -211,25 +205,6 @@ pub fn Factors() -> impl IntoView {
                                             })
                                             .collect_view()}
                                     </span>
-                                    <select
-                                        class="factor-link-to"
-                                        aria-label=format!("{} led to…", f.text)
-                                        disabled=move || !editable() || others.is_empty()
-                                        on:change={
-                                            let from = id.clone();
-                                            move |ev| {
-                                                let to = event_target_value(&ev);
-                                                if to.is_empty() {
-                                                    return;
-                                                }
-                                                let from = from.clone();
-                                                ctx.edit_board(move |tx| edit::link_factors(tx, &from, &to, true));
-                                            }
-                                        }
-                                    >
-                                        <option value="" selected>"led to…"</option>
-                                        {others.iter().map(|(oid, text)| view! { <option value=oid.clone()>{short(text, 40)}</option> }).collect_view()}
-                                    </select>
                                     <button type="button" class="chip-button why" on:click=move |_| why_of.set(Some(why_id.clone()))>
                                         "5 whys"
                                     </button>
@@ -277,10 +252,51 @@ pub fn Factors() -> impl IntoView {
                 })
             }}
             <Show when=editable>
+                <LinkForm />
                 <FactorForm />
             </Show>
             <Coverage />
         </section>
+    }
+}
+
+/// "This led to that": one form for every link (a select per factor would cost a factor's
+/// count of options per factor).
+#[component]
+fn LinkForm() -> impl IntoView {
+    let ctx = Ctx::get();
+    let choices = ctx.part(|b| b.factors.values().map(|f| (f.id.clone(), short(&f.text, 40))).collect::<Vec<_>>());
+    let from = RwSignal::new(String::new());
+    let to = RwSignal::new(String::new());
+    let options =
+        move || choices.get().into_iter().map(|(id, text)| view! { <option value=id>{text}</option> }).collect_view();
+    view! {
+        <Show when=move || choices.with(|c| c.len() >= 2)>
+            <form
+                class="event-form"
+                id="link-form"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    let (a, b) = (from.get_untracked(), to.get_untracked());
+                    if !a.is_empty() && !b.is_empty() {
+                        ctx.edit_board(move |tx| edit::link_factors(tx, &a, &b, true));
+                    }
+                }
+            >
+                <select id="link-from" aria-label="This factor" on:change=move |ev| from.set(event_target_value(&ev))>
+                    <option value="" selected>"This factor…"</option>
+                    {options}
+                </select>
+                <span>"led to"</span>
+                <select id="link-to" aria-label="led to this factor" on:change=move |ev| to.set(event_target_value(&ev))>
+                    <option value="" selected>"…this factor"</option>
+                    {options}
+                </select>
+                <button type="submit" class="secondary" id="add-link">
+                    "Link"
+                </button>
+            </form>
+        </Show>
     }
 }
 

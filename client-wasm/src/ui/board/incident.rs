@@ -95,7 +95,9 @@ pub fn IncidentFacts() -> impl IntoView {
     };
     let links_shown = Signal::derive(move || facts.with(|f| f.links.lines().collect::<Vec<_>>().join(" ")));
     view! {
-        <details class="card incident" id="incident" open>
+        // Open while people write and reveal; from grouping on, its summary line is enough until
+        // someone opens it.
+        <details class="card incident" id="incident" prop:open=move || ctx.phase() < Phase::Group>
             <summary id="incident-summary">{summary}</summary>
             <div class="incident-grid">
                 <label class="incident-field">

@@ -13,6 +13,9 @@ use wasm_bindgen::JsValue;
 
 use super::Ctx;
 
+/// How many rows the lane shows before "Show all".
+const LANE_ROWS: usize = 300;
+
 /// A row of the lane.
 #[derive(Debug, Clone, PartialEq)]
 enum Row {
@@ -81,9 +84,18 @@ pub fn Timeline() -> impl IntoView {
             .with(|d| d.events.keys().find(|own| published_note_id(&desk, &format!("event:{own}")) == id).cloned())
     };
     let editable = move || ctx.phase() != hindsight_shared::schema::Phase::Done;
+    let count = ctx.part(|b| b.timeline.len());
+    // A long timeline shows its first rows, and the rest on demand.
+    let shown = RwSignal::new(LANE_ROWS);
     view! {
-        <section class="card timeline" id="timeline" aria-labelledby="timeline-title">
-            <h2 id="timeline-title">"Timeline"</h2>
+        <details
+            class="card timeline"
+            id="timeline"
+            prop:open=move || ctx.phase() < hindsight_shared::schema::Phase::Group
+        >
+            <summary>
+                <h2 id="timeline-title">{move || format!("Timeline · {} events", count.get())}</h2>
+            </summary>
             <p class="muted">"What you add shows without your name, like your notes. Star what the postmortem keeps."</p>
             <Show when=move || rows.with(Vec::is_empty)>
                 <p class="muted empty">"No events yet."</p>
@@ -92,6 +104,7 @@ pub fn Timeline() -> impl IntoView {
                 {move || {
                     rows.get()
                         .into_iter()
+                        .take(shown.get())
                         .map(|row| match row {
                             Row::Gap(seconds) => {
                                 view! { <li class="timeline-gap">{format!("{} without an event", incident::duration(seconds))}</li> }
@@ -155,10 +168,15 @@ pub fn Timeline() -> impl IntoView {
                         .collect_view()
                 }}
             </ol>
+            <Show when=move || { rows.with(Vec::len) > shown.get() }>
+                <button type="button" class="secondary" id="more-events" on:click=move |_| shown.set(usize::MAX)>
+                    {move || format!("Show all ({} more rows)", rows.with(Vec::len).saturating_sub(shown.get()))}
+                </button>
+            </Show>
             <Show when=editable>
                 <EventForm />
             </Show>
-        </section>
+        </details>
     }
 }
 
@@ -176,7 +194,19 @@ fn EventForm() -> impl IntoView {
             .or_else(|| incident::parse_time(&now_rfc()))
             .unwrap_or(Time { unix: 0, offset_minutes: 0 })
     };
-    let preview = Memo::new(move |_| timeline::parse_paste(&pasted.get(), base()));
+    let keep_names = RwSignal::new(false);
+    // A Slack channel export (a JSON list) or lines that start with a time.
+    let preview = Memo::new(move |_| {
+        let text = pasted.get();
+        if text.trim_start().starts_with('[') {
+            timeline::parse_slack(&text, base().offset_minutes, keep_names.get()).unwrap_or_else(|e| timeline::Pasted {
+                events: Vec::new(),
+                not_understood: vec![e.chars().take(160).collect()],
+            })
+        } else {
+            timeline::parse_paste(&text, base())
+        }
+    });
     let add = move |at: String, text: String, kind: String| {
         let event = DeskEvent { id: random_token::<9>(), at, text, kind, source: String::new() };
         ctx.edit_desk(move |tx| edit::put_desk_event(tx, &event));
@@ -225,11 +255,15 @@ fn EventForm() -> impl IntoView {
             <summary>"Paste many lines"</summary>
             <textarea
                 id="paste-events"
-                aria-label="Lines that start with a time: 14:02 text, 2026-11-30 14:02 text, or RFC 3339"
+                aria-label="Lines that start with a time (14:02 text, 2026-11-30 14:02 text, RFC 3339), or a Slack channel export"
                 placeholder="14:02 Error rate alert fires\n14:09 Ada acknowledges the page"
                 prop:value=move || pasted.get()
                 on:input=move |ev| pasted.set(event_target_value(&ev))
             ></textarea>
+            <label class="keep-names">
+                <input type="checkbox" prop:checked=move || keep_names.get() on:change=move |ev| keep_names.set(event_target_checked(&ev)) />
+                "Keep the names of a Slack export (by default they are dropped: the timeline is anonymous)"
+            </label>
             <p class="muted" id="paste-preview" role="status">
                 {move || {
                     preview
