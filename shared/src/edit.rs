@@ -27,7 +27,7 @@ fn entry(doc: &impl ReadDoc, map: &'static str, id: &str) -> Result<automerge::O
     }
 }
 
-fn put_entry<T: autosurgeon::Reconcile>(
+pub(crate) fn put_entry<T: autosurgeon::Reconcile>(
     doc: &mut impl Doc,
     map: &'static str,
     id: &str,

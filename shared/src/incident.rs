@@ -167,6 +167,26 @@ pub fn parse_time(text: &str) -> Option<Time> {
     Some(Time { unix: local - i64::from(offset_minutes) * 60, offset_minutes })
 }
 
+/// An offset as RFC 3339 writes it: `+01:00`, `-05:30`.
+pub fn offset_text(offset_minutes: i32) -> String {
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", offset_minutes.abs() / 60, offset_minutes.abs() % 60)
+}
+
+/// A time as RFC 3339 at an offset: `2026-11-30T15:02:00+01:00` (what [`parse_time`] reads).
+pub fn format_time(unix: i64, offset_minutes: i32) -> String {
+    let local = unix + i64::from(offset_minutes) * 60;
+    let seconds = local.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}{}",
+        crate::ledger::iso_day(local * 1000),
+        seconds / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60,
+        offset_text(offset_minutes)
+    )
+}
+
 /// Days since 1970-01-01 of a date (Howard Hinnant's days-from-civil).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -344,6 +364,14 @@ mod tests {
         incident.acknowledged = "2026-11-30T14:40:00Z".into();
         assert_eq!(incident.misordered(), None);
         assert_eq!(incident.figures()[4].seconds, Some(30 * 60), "impact ends when it was mitigated");
+    }
+
+    #[test]
+    fn times_are_written_back_as_they_are_read() {
+        for text in ["2026-11-30T15:02:00+01:00", "2026-03-29T01:30:00-05:30", "1969-12-31T23:59:59+00:00"] {
+            let time = parse_time(text).unwrap();
+            assert_eq!(format_time(time.unix, time.offset_minutes), text);
+        }
     }
 
     #[test]

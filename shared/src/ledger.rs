@@ -22,6 +22,7 @@ use automerge::{ActorId, ROOT};
 use autosurgeon::{Doc, Hydrate, ReadDoc, Reconcile};
 use serde::Serialize;
 
+use crate::edit::put_entry as put;
 use crate::recurrence::{self, CauseText};
 use crate::schema::{self, Board, MAX_ACTION_CHARS, MAX_NAME_CHARS, Recurrence, ReviewItem, SchemaError, root_map};
 
@@ -505,12 +506,6 @@ pub fn new_ledger_document(actor: ActorId, name: &str) -> Result<automerge::Auto
     autosurgeon::reconcile(&mut tx, &ledger)?;
     tx.commit_with(automerge::transaction::CommitOptions::default().with_time(0));
     Ok(doc)
-}
-
-fn put<T: Reconcile>(doc: &mut impl Doc, map: &'static str, id: &str, value: &T) -> Result<(), SchemaError> {
-    let parent = root_map(doc, map)?;
-    autosurgeon::reconcile_prop(doc, &parent, id, value)?;
-    Ok(())
 }
 
 fn action_obj(doc: &impl ReadDoc, id: &str) -> Result<automerge::ObjId, SchemaError> {

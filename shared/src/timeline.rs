@@ -75,10 +75,7 @@ pub fn parse_paste(text: &str, base: Time) -> Pasted {
     let mut pasted = Pasted::default();
     let offset = base.offset_minutes;
     let local_day = crate::ledger::iso_day((base.unix + i64::from(offset) * 60) * 1000);
-    let zone = {
-        let sign = if offset < 0 { '-' } else { '+' };
-        format!("{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60)
-    };
+    let zone = crate::incident::offset_text(offset);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let words: Vec<&str> = line.splitn(3, char::is_whitespace).collect();
         let time_of = |clock: &str| {
@@ -136,18 +133,7 @@ pub fn parse_slack(json: &str, offset_minutes: i32, keep_names: bool) -> Result<
             }
             continue;
         };
-        let local = ts + i64::from(offset_minutes) * 60;
-        let day = crate::ledger::iso_day(local * 1000);
-        let seconds = local.rem_euclid(86_400);
-        let sign = if offset_minutes < 0 { '-' } else { '+' };
-        let at = format!(
-            "{day}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
-            seconds / 3_600,
-            seconds % 3_600 / 60,
-            seconds % 60,
-            offset_minutes.abs() / 60,
-            offset_minutes.abs() % 60
-        );
+        let at = crate::incident::format_time(ts, offset_minutes);
         let user = message.get("user_name").or_else(|| message.get("user")).and_then(serde_json::Value::as_str);
         let text = match user {
             Some(user) if keep_names => format!("{user}: {text}"),

@@ -67,6 +67,17 @@ pub trait Endpoint {
 /// test fails. Generous, because two cores may be busy compiling while the tests run.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The median and the 90th percentile (nearest rank) of `values`, for the benchmarks; zeros when
+/// there are none.
+pub fn percentiles(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    (rank(0.5), rank(0.9))
+}
+
 /// Runs `future` with the harness's [`TIMEOUT`], failing with `what` when time runs out.
 pub async fn within<T>(what: &str, future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     match tokio::time::timeout(TIMEOUT, future).await {

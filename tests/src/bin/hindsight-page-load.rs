@@ -15,6 +15,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use hindsight_tests::TestServer;
 use hindsight_tests::browser::Browser;
+use hindsight_tests::percentiles;
 use serde_json::json;
 
 /// An emulated network, or loopback as it is.
@@ -192,11 +193,4 @@ impl WebDriverCompatibleCommand for Cdp {
 async fn cdp(client: &Client, cmd: &'static str, params: serde_json::Value) -> anyhow::Result<()> {
     client.issue_cmd(Cdp { cmd, params }).await.with_context(|| format!("DevTools command {cmd}"))?;
     Ok(())
-}
-
-/// The median and the 90th percentile (nearest rank) of `values`.
-fn percentiles(values: &mut [f64]) -> (f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-    (rank(0.5), rank(0.9))
 }

@@ -16,6 +16,7 @@ use hindsight_shared::factors::Factor;
 use hindsight_shared::schema::Phase;
 use hindsight_shared::{alerts, api, edit};
 use hindsight_tests::browser::Browser;
+use hindsight_tests::percentiles;
 use hindsight_tests::{Participant, SyncPeer, TestServer, http};
 
 #[tokio::main]
@@ -140,14 +141,4 @@ async fn main() -> anyhow::Result<()> {
     println!("| Chromium: \"Show all\" to every event of the lane drawn (ms, as polled) | {a50:.0} | {a90:.0} |");
     server.shutdown().await;
     Ok(())
-}
-
-/// The median and the 90th percentile (nearest rank) of `values`.
-fn percentiles(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (0.0, 0.0);
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-    (rank(0.5), rank(0.9))
 }

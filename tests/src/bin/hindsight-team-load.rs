@@ -15,6 +15,7 @@ use hindsight_server::store::Store;
 use hindsight_shared::ledger::Ledger;
 use hindsight_shared::schema::{ActionItem, Phase};
 use hindsight_tests::browser::Browser;
+use hindsight_tests::percentiles;
 use hindsight_tests::team::{TeamPage, create_team, create_team_board};
 use hindsight_tests::{Participant, TestServer};
 
@@ -102,14 +103,4 @@ async fn main() -> anyhow::Result<()> {
     let on_disk = stored.snapshot.len() + stored.changes.iter().map(Vec::len).sum::<usize>();
     println!("| ledger in storage after compaction (bytes) | {on_disk} | |");
     Ok(())
-}
-
-/// The median and the 90th percentile (nearest rank) of `values`.
-fn percentiles(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (0.0, 0.0);
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-    (rank(0.5), rank(0.9))
 }

@@ -57,9 +57,7 @@ fn from_local_input(value: &str) -> Option<String> {
     if d.get_time().is_nan() || value.len() != 16 {
         return None;
     }
-    let offset = -(d.get_timezone_offset() as i32);
-    let sign = if offset < 0 { '-' } else { '+' };
-    Some(format!("{value}:00{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60))
+    Some(incident::format_time((d.get_time() / 1000.0) as i64, -(d.get_timezone_offset() as i32)))
 }
 
 #[component]

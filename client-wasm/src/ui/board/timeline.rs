@@ -33,18 +33,7 @@ fn clock(unix: i64) -> String {
 /// Now, as RFC 3339 with the viewer's offset.
 fn now_rfc() -> String {
     let d = js_sys::Date::new_0();
-    let offset = -(d.get_timezone_offset() as i32);
-    let sign = if offset < 0 { '-' } else { '+' };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:00{sign}{:02}:{:02}",
-        d.get_full_year(),
-        d.get_month() + 1,
-        d.get_date(),
-        d.get_hours(),
-        d.get_minutes(),
-        offset.abs() / 60,
-        offset.abs() % 60
-    )
+    incident::format_time((d.get_time() / 1000.0) as i64, -(d.get_timezone_offset() as i32))
 }
 
 #[component]
