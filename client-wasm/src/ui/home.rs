@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 
 use crate::api;
 use crate::recent::{self, Visited};
-use crate::ui::Brand;
+use crate::ui::{Brand, open_made};
 
 #[component]
 pub fn Home() -> impl IntoView {
@@ -27,21 +27,9 @@ pub fn Home() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match api::create_board(&chosen, template.get_untracked()).await {
-                Ok(created) => {
-                    // The facilitator key travels in the fragment, which never reaches a server.
-                    let target = format!(
-                        "{}#key={}",
-                        hindsight_shared::api::board_page(&created.board_id),
-                        created.facilitator_key
-                    );
-                    let _ = window().location().assign(&target);
-                }
-                Err(message) => {
-                    error.set(Some(message));
-                    busy.set(false);
-                }
-            }
+            let made = api::create_board(&chosen, template.get_untracked()).await;
+            let made = made.map(|c| (hindsight_shared::api::board_page(&c.board_id), c.facilitator_key));
+            open_made(made, error, busy);
         });
     };
 
@@ -160,18 +148,8 @@ fn NewTeam() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match api::create_team(&chosen).await {
-                Ok(created) => {
-                    // The team key travels in the fragment, which never reaches a server.
-                    let target =
-                        format!("{}#key={}", hindsight_shared::api::team_page(&created.team_id), created.team_key);
-                    let _ = window().location().assign(&target);
-                }
-                Err(message) => {
-                    error.set(Some(message));
-                    busy.set(false);
-                }
-            }
+            let made = api::create_team(&chosen).await;
+            open_made(made.map(|c| (hindsight_shared::api::team_page(&c.team_id), c.team_key)), error, busy);
         });
     };
     view! {

@@ -7,6 +7,20 @@ pub mod team;
 
 use leptos::prelude::*;
 
+/// Opens what was just made, its key in the link's fragment (which never reaches a server), or
+/// says why it was not made and lets the form be sent again.
+pub fn open_made(made: Result<(String, String), String>, error: RwSignal<Option<String>>, busy: RwSignal<bool>) {
+    match made {
+        Ok((page, key)) => {
+            let _ = window().location().assign(&format!("{page}#key={key}"));
+        }
+        Err(message) => {
+            error.set(Some(message));
+            busy.set(false);
+        }
+    }
+}
+
 /// The Hindsight wordmark, linking home.
 #[component]
 pub fn Brand() -> impl IntoView {

@@ -12,9 +12,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::session::BoardSession;
-use crate::ui::Brand;
 use crate::ui::board::ConnectionIndicator;
 use crate::ui::chart::{BarChart, Series};
+use crate::ui::{Brand, open_made};
 use crate::{api as client_api, recent};
 
 /// Which actions the list shows.
@@ -166,16 +166,8 @@ fn NewRetro(team: DocumentId) -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match client_api::create_team_board(&team.to_string(), &chosen, &template.get_untracked()).await {
-                Ok(created) => {
-                    let target = format!("{}#key={}", api::board_page(&created.board_id), created.facilitator_key);
-                    let _ = window().location().assign(&target);
-                }
-                Err(message) => {
-                    error.set(Some(message));
-                    busy.set(false);
-                }
-            }
+            let made = client_api::create_team_board(&team.to_string(), &chosen, &template.get_untracked()).await;
+            open_made(made.map(|c| (api::board_page(&c.board_id), c.facilitator_key)), error, busy);
         });
     };
     view! {
