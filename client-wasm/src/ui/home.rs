@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 
 use crate::api;
 use crate::recent::{self, Visited};
-use crate::ui::{Brand, open_made};
+use crate::ui::{Brand, FormError, open_made};
 
 #[component]
 pub fn Home() -> impl IntoView {
@@ -117,11 +117,7 @@ pub fn Home() -> impl IntoView {
                             })
                             .collect_view()}
                     </div>
-                    <Show when=move || error.get().is_some()>
-                        <p class="error" role="alert">
-                            {move || error.get()}
-                        </p>
-                    </Show>
+                    <FormError error />
                     <button id="create" type="submit" class="primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Creating…" } else { "Create board" }}
                     </button>
@@ -180,11 +176,7 @@ fn NewTeam() -> impl IntoView {
                     {move || if busy.get() { "Creating…" } else { "New team" }}
                 </button>
             </div>
-            <Show when=move || error.get().is_some()>
-                <p class="error" role="alert">
-                    {move || error.get()}
-                </p>
-            </Show>
+            <FormError error />
         </form>
     }
 }

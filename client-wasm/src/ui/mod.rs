@@ -21,6 +21,18 @@ pub fn open_made(made: Result<(String, String), String>, error: RwSignal<Option<
     }
 }
 
+/// A form's error, said as soon as it is shown.
+#[component]
+pub fn FormError(error: RwSignal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || error.get().is_some()>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+        </Show>
+    }
+}
+
 /// The Hindsight wordmark, linking home.
 #[component]
 pub fn Brand() -> impl IntoView {

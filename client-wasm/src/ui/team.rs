@@ -14,7 +14,7 @@ use leptos::task::spawn_local;
 use crate::session::BoardSession;
 use crate::ui::board::ConnectionIndicator;
 use crate::ui::chart::{BarChart, Series};
-use crate::ui::{Brand, open_made};
+use crate::ui::{Brand, FormError, open_made};
 use crate::{api as client_api, recent};
 
 /// Which actions the list shows.
@@ -202,11 +202,7 @@ fn NewRetro(team: DocumentId) -> impl IntoView {
                     {move || if busy.get() { "Starting…" } else { "Start retro" }}
                 </button>
             </div>
-            <Show when=move || error.get().is_some()>
-                <p class="error" role="alert">
-                    {move || error.get()}
-                </p>
-            </Show>
+            <FormError error />
         </form>
     }
 }

@@ -180,6 +180,16 @@ pub(crate) struct BoardActor {
     alert_budget: Option<TokenBucket>,
 }
 
+/// Answers a peer's request or sync message about a document this actor does not hold (or a
+/// board that does not exist) with `doc-unavailable`; other messages need no answer.
+pub(crate) fn say_unavailable(server: &PeerId, link: &PeerLink, doc: DocumentId, message: &DocMessage) {
+    if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
+        let answer =
+            WireMessage::DocUnavailable { document_id: doc, sender_id: server.clone(), target_id: link.peer().clone() };
+        link.deliver(answer.encode().into(), FrameKind::Other);
+    }
+}
+
 /// True if `a` and `b` are equal, in time that does not depend on where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -421,20 +431,13 @@ impl BoardActor {
     fn unavailable(&mut self, batch: Vec<BoardMsg>) {
         for message in batch {
             match message {
-                BoardMsg::FromPeer { link, doc, message: DocMessage::Request(_) | DocMessage::Sync(_) } => {
-                    let answer = WireMessage::DocUnavailable {
-                        document_id: doc,
-                        sender_id: self.ctx.server.clone(),
-                        target_id: link.peer().clone(),
-                    };
-                    link.deliver(answer.encode().into(), FrameKind::Other);
-                }
+                BoardMsg::FromPeer { link, doc, message } => say_unavailable(&self.ctx.server, &link, doc, &message),
                 BoardMsg::Snapshot { reply } => drop(reply.send(None)),
                 BoardMsg::Join { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Claim { reply, .. } => drop(reply.send(Err(AdmitError::NoBoard))),
                 BoardMsg::Team(message) => crate::team::actor::refuse(message, TeamError::NoTeam),
                 BoardMsg::Alerts { reply, .. } => drop(reply.send(Err(AlertError::NoBoard))),
-                BoardMsg::FromPeer { .. } | BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
+                BoardMsg::Left { .. } | BoardMsg::Recurrences(_) => {}
             }
         }
     }
@@ -497,16 +500,7 @@ impl BoardActor {
                     }
                     work.push(Work::Receive { conn, peer, doc, message });
                 }
-                BoardMsg::FromPeer { link, doc, message } => {
-                    if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
-                        let answer = WireMessage::DocUnavailable {
-                            document_id: doc,
-                            sender_id: self.ctx.server.clone(),
-                            target_id: link.peer().clone(),
-                        };
-                        link.deliver(answer.encode().into(), FrameKind::Other);
-                    }
-                }
+                BoardMsg::FromPeer { link, doc, message } => say_unavailable(&self.ctx.server, &link, doc, &message),
             }
         }
         self.enrol_all(&core, joins, &mut work).await;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::core::TeamCore;
 use super::{TeamError, TeamMsg};
-use crate::board::actor::{BoardContext, Budget, blocking};
-use crate::board::core::{Closing, DocMessage, Effects};
+use crate::board::actor::{BoardContext, Budget, blocking, say_unavailable};
+use crate::board::core::{Closing, Effects};
 use crate::board::replica::ConnId;
 use crate::board::{AdmitError, BoardMsg, Delivery, FrameKind, Keeper, PeerLink};
 use crate::clock::now_ms;
@@ -125,7 +125,7 @@ impl TeamActor {
                     self.links.entry(conn).or_insert(link);
                     receives.push((conn, peer, message));
                 }
-                BoardMsg::FromPeer { link, doc, message } => unavailable(&self.ctx, &link, doc, &message),
+                BoardMsg::FromPeer { link, doc, message } => say_unavailable(&self.ctx.server, &link, doc, &message),
                 BoardMsg::Team(TeamMsg::Manage { key, change, reply }) => {
                     if self.key.matches(&key) {
                         news.push(Work::Manage(change, reply));
@@ -357,17 +357,5 @@ pub(crate) fn refuse(message: TeamMsg, why: TeamError) {
         TeamMsg::Snapshot { reply } => drop(reply.send(None)),
         TeamMsg::Manage { reply, .. } => drop(reply.send(Err(why))),
         TeamMsg::Finished(_) | TeamMsg::Reviewed { .. } | TeamMsg::Confirmed { .. } => {}
-    }
-}
-
-/// Says `doc-unavailable` for a document this team does not hold.
-fn unavailable(ctx: &BoardContext, link: &PeerLink, doc: DocumentId, message: &DocMessage) {
-    if matches!(message, DocMessage::Request(_) | DocMessage::Sync(_)) {
-        let answer = WireMessage::DocUnavailable {
-            document_id: doc,
-            sender_id: ctx.server.clone(),
-            target_id: link.peer().clone(),
-        };
-        link.deliver(answer.encode().into(), FrameKind::Other);
     }
 }

@@ -43,7 +43,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, Identity, JoinError};
 use crate::session::{BoardSession, BoardView, Status};
-use crate::ui::Brand;
+use crate::ui::{Brand, FormError};
 
 /// What every part of the board page shares, through Leptos context.
 #[derive(Clone, Copy)]
@@ -413,11 +413,7 @@ fn JoinDialog(
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
-                <Show when=move || error.get().is_some()>
-                    <p class="error" role="alert">
-                        {move || error.get()}
-                    </p>
-                </Show>
+                <FormError error />
                 <button id="join" type="submit" class="primary" disabled=move || busy.get()>
                     {move || if busy.get() { "Joining…" } else { "Join board" }}
                 </button>
