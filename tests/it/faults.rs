@@ -376,6 +376,24 @@ impl FlakyClient {
         }
         anyhow::bail!("{} never got its changes acknowledged after the cuts stopped", self.participant.name())
     }
+
+    /// Syncs until the board replica has exactly `heads`. A client that sat idle while the others
+    /// settled may find its connection closed by the server's idle timeout (no pong read for three
+    /// pings), as a browser tab would; like the browser, it reconnects and syncs again.
+    async fn converge(&mut self, heads: &[ChangeHash]) -> anyhow::Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.participant.pump_until_heads(heads).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 3 => {
+                    eprintln!("{} reconnects to converge: {e:#}", self.participant.name());
+                    tries += 1;
+                    self.reconnect().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,7 +475,7 @@ async fn clients_whose_connections_are_cut_at_random_converge_with_nothing_lost_
     }
     let heads = viewer.heads();
     for client in &mut clients {
-        client.participant.pump_until_heads(&heads).await?;
+        client.converge(&heads).await?;
         assert_eq!(client.participant.board(), final_board);
     }
     let refused_moves: usize = clients.iter().map(|c| c.participant.refusals()).sum();
