@@ -22,6 +22,7 @@ use hindsight_shared::api::{
 };
 use hindsight_shared::ids::DocumentId;
 use hindsight_shared::ledger::{self, MAX_TEAM_NAME_CHARS, Retro};
+use hindsight_shared::postmortem::Layout;
 use hindsight_shared::schema::{self, MAX_TITLE_CHARS};
 use hindsight_shared::templates::{self, TEMPLATES, Template};
 use hindsight_shared::{alerts, export};
@@ -398,6 +399,12 @@ async fn export_board(
 ) -> Result<Response, AppError> {
     let format = export::Format::parse(&query.format)
         .ok_or_else(|| AppError::BadRequest(format!("unknown format `{}`; use md, csv, json or html", query.format)))?;
+    let layout = match query.layout.as_deref() {
+        None => Layout::default(),
+        Some(key) => {
+            Layout::parse(key).ok_or_else(|| AppError::BadRequest(format!("unknown layout `{key}`; use sre or cmr")))?
+        }
+    };
     let board: DocumentId = board_id.parse().map_err(|_| AppError::NotFound("there is no such board"))?;
     let board = state
         .0
@@ -407,7 +414,7 @@ async fn export_board(
         .await
         .map_err(|e| AppError::Internal(e.into()))?
         .ok_or(AppError::NotFound("there is no such board"))?;
-    let body = export::render(&board, format);
+    let body = export::render_as(&board, format, layout);
     let file_name = (format != export::Format::Html).then(|| export::file_name(&board, format));
     Ok(exported(body, format, file_name))
 }

@@ -27,6 +27,11 @@ pub fn export(board: impl std::fmt::Display, format: &str) -> String {
     format!("/api/boards/{board}/export?format={format}")
 }
 
+/// `GET`: a postmortem's document in `layout` (see `postmortem::Layout`).
+pub fn export_postmortem(board: impl std::fmt::Display, format: &str, layout: &str) -> String {
+    format!("/api/boards/{board}/export?format={format}&layout={layout}")
+}
+
 /// `POST`: an Alertmanager or Grafana webhook adds its alerts to the board's timeline; the token
 /// (see `alerts::token`) makes the URL a capability. Answers `202` with how many were added.
 pub fn alerts(board: impl std::fmt::Display, token: &str) -> String {
@@ -158,6 +163,9 @@ pub struct ExportQuery {
     /// `md`, `csv`, `json` or `html` (printable).
     #[serde(default = "default_format")]
     pub format: String,
+    /// A postmortem's layout: `sre` (the default) or `cmr` (contributors, mitigators, risks).
+    #[serde(default)]
+    pub layout: Option<String>,
 }
 
 fn default_format() -> String {

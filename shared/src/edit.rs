@@ -398,11 +398,13 @@ pub fn star_event(doc: &mut impl Doc, id: &str, starred: bool) -> Result<(), Sch
     Ok(())
 }
 
-/// Publishes a desk's event on the timeline (the server), keeping its star.
+/// Publishes a desk's event on the timeline (the server), keeping its star; or adds the
+/// facilitator's own event to it.
 pub fn publish_event(doc: &mut impl Doc, event: &crate::timeline::Event) -> Result<(), SchemaError> {
     put_entry(doc, "timeline", &event.id, event)
 }
 
+/// Takes an event off the timeline: the server, when its desk drops it; the facilitator, for noise.
 pub fn unpublish_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
     delete_entry(doc, "timeline", id)
 }
@@ -816,6 +818,31 @@ mod tests {
         edit(&mut doc, |tx| assert!(!crate::schema::upgrade_board(tx).expect("upgrade"), "nothing left to add"));
         assert!(root_map(&doc, "ranks").is_ok() && root_map(&doc, "anchors").is_ok());
         assert!(root_map(&doc, "co_facilitators").is_ok());
+    }
+
+    #[test]
+    fn an_old_desk_is_upgraded_once_and_then_takes_timeline_events() {
+        let mut doc = automerge::Automerge::new();
+        edit(&mut doc, |tx| {
+            for map in ["drafts", "votes"] {
+                tx.put_object(ROOT, map, ObjType::Map).expect("map");
+            }
+        });
+        let event = crate::timeline::DeskEvent {
+            id: "e".into(),
+            at: "2026-11-30T14:02:00Z".into(),
+            text: "the pager went off".into(),
+            kind: "alert".into(),
+            source: String::new(),
+        };
+        let mut tx = doc.transaction();
+        assert!(put_desk_event(&mut tx, &event).is_err(), "an old desk has nowhere to keep events");
+        tx.rollback();
+        edit(&mut doc, |tx| assert!(crate::schema::upgrade_desk(tx).expect("upgrade")));
+        edit(&mut doc, |tx| assert!(!crate::schema::upgrade_desk(tx).expect("upgrade"), "nothing left to add"));
+        edit(&mut doc, |tx| put_desk_event(tx, &event).expect("an event"));
+        let read: Option<crate::timeline::DeskEvent> = crate::schema::read_entry(&doc, "events", "e").expect("read");
+        assert_eq!(read, Some(event));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::ledger::{Ledger, LedgerAction};
+use crate::postmortem::{Block, Layout, Section, Span};
 use crate::schema::{Board, VoteItem};
 use crate::templates;
 
@@ -49,13 +50,19 @@ impl Format {
     }
 }
 
-/// Renders the board in `format`.
+/// Renders the board in `format`; a postmortem in the SRE template's sections.
 pub fn render(board: &Board, format: Format) -> String {
+    render_as(board, format, Layout::default())
+}
+
+/// Renders the board in `format`, a postmortem's document in `layout` (Markdown and HTML; CSV
+/// and JSON are the same in either).
+pub fn render_as(board: &Board, format: Format, layout: Layout) -> String {
     match format {
-        Format::Markdown => markdown(board),
+        Format::Markdown => markdown(board, layout),
         Format::Csv => csv(board),
         Format::Json => json(board),
-        Format::Html => html(board),
+        Format::Html => html(board, layout),
     }
 }
 
@@ -194,13 +201,13 @@ fn md(text: &str) -> String {
     out
 }
 
-fn markdown(board: &Board) -> String {
+fn markdown(board: &Board, layout: Layout) -> String {
     let titles = Titles::new(board);
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md(&board.title));
     let _ = writeln!(out, "*{} · phase: {}*\n", template_name(board), board.phase.title());
     if board.incident.on {
-        postmortem_markdown(&mut out, board, &titles);
+        document_markdown(&mut out, &crate::postmortem::document(board, layout));
         out.push_str("## Appendix: the board\n\n");
     }
     for column in &board.columns {
@@ -235,7 +242,7 @@ fn markdown(board: &Board) -> String {
         out.push_str("*None.*\n");
     } else {
         out.push_str("| Action | Owner | Due | Addresses |\n|---|---|---|---|\n");
-        for action in sorted_actions(board) {
+        for action in board.actions_by_due() {
             let addresses = action.cluster.as_deref().map(|c| titles.of(c)).unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -255,161 +262,110 @@ fn markdown(board: &Board) -> String {
     out
 }
 
+/// The postmortem document as Markdown: every piece of text escaped by [`md`], links as code.
+fn document_markdown(out: &mut String, sections: &[Section]) {
+    let line = |spans: &[Span]| -> String {
+        spans
+            .iter()
+            .map(|span| match span {
+                Span::Text(t) => md(t),
+                Span::Strong(t) => format!("**{}**", md(t)),
+                Span::Em(t) if t.starts_with(' ') => format!(" *{}*", md(t.trim_start())),
+                Span::Em(t) => format!("*{}*", md(t)),
+                Span::Code(t) => format!("`{}`", t.replace(['`', '\n', '\r'], "'")),
+            })
+            .collect()
+    };
+    for section in sections {
+        let _ = writeln!(out, "{} {}\n", "#".repeat(section.level.into()), md(section.heading));
+        for block in &section.blocks {
+            match block {
+                Block::Para(spans) => {
+                    let _ = writeln!(out, "{}\n", line(spans));
+                }
+                Block::Nothing(says) => {
+                    let _ = writeln!(out, "*{says}*\n");
+                }
+                Block::List(items) => {
+                    for item in items {
+                        let _ = writeln!(out, "- {}", line(item));
+                    }
+                    out.push('\n');
+                }
+                Block::Table { head, rows } => {
+                    let _ = writeln!(out, "| {} |\n|{}", head.join(" | "), "---|".repeat(head.len()));
+                    for row in rows {
+                        let cells: Vec<String> = row.iter().map(|c| md(c)).collect();
+                        let _ = writeln!(out, "| {} |", cells.join(" | "));
+                    }
+                    out.push('\n');
+                }
+            }
+        }
+    }
+}
+
+/// The postmortem document as HTML: every piece of text escaped, links as code, never anchors.
+fn document_html(out: &mut String, sections: &[Section]) {
+    let line = |spans: &[Span]| -> String {
+        spans
+            .iter()
+            .map(|span| match span {
+                Span::Text(t) => escape(t),
+                Span::Strong(t) => format!("<strong>{}</strong>", escape(t)),
+                Span::Em(t) => format!("<em>{}</em>", escape(t)),
+                Span::Code(t) => format!("<code>{}</code>", escape(t)),
+            })
+            .collect()
+    };
+    out.push_str("<article class=\"postmortem\">");
+    for section in sections {
+        let level = section.level;
+        let _ = write!(out, "<h{level}>{}</h{level}>", escape(section.heading));
+        for block in &section.blocks {
+            match block {
+                Block::Para(spans) => {
+                    let _ = write!(out, "<p>{}</p>", line(spans));
+                }
+                Block::Nothing(says) => {
+                    let _ = write!(out, "<p class=\"none\">{}</p>", escape(says));
+                }
+                Block::List(items) => {
+                    out.push_str("<ul>");
+                    for item in items {
+                        let _ = write!(out, "<li>{}</li>", line(item));
+                    }
+                    out.push_str("</ul>");
+                }
+                Block::Table { head, rows } => {
+                    out.push_str("<table><thead><tr>");
+                    for h in head {
+                        let _ = write!(out, "<th>{}</th>", escape(h));
+                    }
+                    out.push_str("</tr></thead><tbody>");
+                    for row in rows {
+                        out.push_str("<tr>");
+                        for cell in row {
+                            let _ = write!(out, "<td>{}</td>", escape(cell));
+                        }
+                        out.push_str("</tr>");
+                    }
+                    out.push_str("</tbody></table>");
+                }
+            }
+        }
+    }
+    out.push_str("</article>");
+}
+
 /// The heading of the agreed action items: "Action items", unless a column of the board is
 /// called that (a postmortem's ideas for follow-up), which it must not be confused with.
-/// The postmortem document, in the sections of the Google SRE workbook's template: summary,
-/// impact, root causes and trigger, detection, resolution, contributing factors, action items
-/// with their type, lessons learned (what went well, what went wrong, where we got lucky: the
-/// template's columns) and the starred timeline. The board's columns follow as an appendix.
-fn postmortem_markdown(out: &mut String, board: &Board, titles: &Titles<'_>) {
-    use crate::incident::{Milestone, duration};
-    let incident = &board.incident;
-    let figure = |name: &str| {
-        incident.figures().into_iter().find(|f| f.name == name).and_then(|f| f.seconds).map_or("—".to_owned(), duration)
-    };
-    let factor_text = |id: &str| board.factors.get(id).map_or(String::new(), |f| md(&f.text));
-    out.push_str("## Summary\n\n");
-    let severity = if incident.severity.is_empty() { "Unrated".to_owned() } else { md(&incident.severity) };
-    let _ = writeln!(
-        out,
-        "{severity} incident. Time to detect {}, to mitigate {}, to resolve {}.\n",
-        figure("Time to detect"),
-        figure("Time to mitigate"),
-        figure("Time to resolve")
-    );
-    out.push_str("## Impact\n\n");
-    let _ = writeln!(
-        out,
-        "{}\n",
-        if incident.impact.trim().is_empty() { "*Not described.*".to_owned() } else { md(&incident.impact) }
-    );
-    if !incident.services.trim().is_empty() {
-        let _ = writeln!(out, "Affected services: {}.\n", md(&incident.services));
-    }
-    let _ = writeln!(out, "Impact duration: {}.\n", figure("Impact duration"));
-    out.push_str("## Root causes and trigger\n\n");
-    let links = crate::factors::links(board);
-    let mut any = false;
-    for f in board.factors.values().filter(|f| matches!(f.kind.as_str(), "trigger" | "contributing")) {
-        any = true;
-        let led_to: Vec<String> = links.iter().filter(|(a, _)| *a == f.id).map(|(_, b)| factor_text(b)).collect();
-        let then = if led_to.is_empty() { String::new() } else { format!(" → {}", led_to.join(", ")) };
-        let _ = writeln!(out, "- **{}:** {}{then}", f.kind, md(&f.text));
-    }
-    if !any {
-        out.push_str("*None named.*\n");
-    }
-    out.push('\n');
-    out.push_str("## Detection\n\n");
-    let at = |m: Milestone| {
-        let at = incident.milestone(m);
-        if at.is_empty() { "—".to_owned() } else { md(at) }
-    };
-    let _ = writeln!(
-        out,
-        "Started {}; detected {} (after {}); acknowledged {}.\n",
-        at(Milestone::Started),
-        at(Milestone::Detected),
-        figure("Time to detect"),
-        at(Milestone::Acknowledged)
-    );
-    out.push_str("## Resolution\n\n");
-    let _ = writeln!(
-        out,
-        "Mitigated {}; resolved {} (after {}).\n",
-        at(Milestone::Mitigated),
-        at(Milestone::Resolved),
-        figure("Time to resolve")
-    );
-    incident_markdown(out, incident);
-    out.push_str("## Contributing factors\n\n");
-    if board.factors.is_empty() {
-        out.push_str("*None.*\n");
-    }
-    for f in board.factors.values() {
-        let accepted = if f.accepted { " *(accepted risk)*" } else { "" };
-        let cluster = f.cluster.as_deref().map(|c| format!(" *(cluster: {})*", md(&titles.of(c)))).unwrap_or_default();
-        let _ = writeln!(out, "- {} — {}{accepted}{cluster}", f.kind, md(&f.text));
-    }
-    out.push('\n');
-    out.push_str("## Action items\n\n| Type | Action | Owner | Due | Addresses |\n|---|---|---|---|---|\n");
-    for a in sorted_actions(board) {
-        let kind = board.action_kinds.get(&a.id).map_or("—", String::as_str);
-        let factor = board.addresses.get(&a.id).map(|f| factor_text(f)).unwrap_or_default();
-        let _ = writeln!(out, "| {kind} | {} | {} | {} | {factor} |", md(&a.text), md(&a.owner), md(&a.due));
-    }
-    out.push('\n');
-    out.push_str("## Lessons learned\n\n");
-    for (column, heading) in
-        [("went-well", "What went well"), ("went-wrong", "What went wrong"), ("lucky", "Where we got lucky")]
-    {
-        let _ = writeln!(out, "### {heading}\n");
-        let mut any = false;
-        for note in board.notes_in(column) {
-            any = true;
-            let _ = writeln!(out, "- {}", md(&note.text));
-        }
-        if !any {
-            out.push_str("*Nothing noted.*\n");
-        }
-        out.push('\n');
-    }
-    out.push_str("## Timeline\n\n");
-    let starred: Vec<&crate::timeline::Event> =
-        crate::timeline::ordered(board.timeline.values()).into_iter().filter(|e| e.starred).collect();
-    if starred.is_empty() {
-        out.push_str("*No starred events.*\n");
-    }
-    for e in starred {
-        let _ = writeln!(out, "- {} — {} *({})*", md(&e.at), md(&e.text), md(&e.kind));
-    }
-    out.push('\n');
-}
-
-/// The incident's facts, milestones and durations.
-fn incident_markdown(out: &mut String, incident: &crate::incident::Incident) {
-    use crate::incident::{Milestone, duration};
-    out.push_str("## The incident's facts\n\n");
-    for (name, value) in [
-        ("Severity", &incident.severity),
-        ("Impact", &incident.impact),
-        ("Services", &incident.services),
-        ("Tags", &incident.tags),
-        ("Time zone", &incident.zone),
-    ] {
-        if !value.trim().is_empty() {
-            let _ = writeln!(out, "- **{name}:** {}", md(value));
-        }
-    }
-    // Links are written as code: an export never makes a link of what a board holds.
-    for link in incident.links.lines().filter(|l| !l.trim().is_empty()) {
-        let _ = writeln!(out, "- **Link:** `{}`", link.trim().replace('`', "'"));
-    }
-    out.push_str("\n| Milestone | Time |\n|---|---|\n");
-    for milestone in Milestone::ALL {
-        let at = incident.milestone(milestone);
-        let _ = writeln!(out, "| {} | {} |", milestone.title(), if at.is_empty() { "—".to_owned() } else { md(at) });
-    }
-    out.push_str("\n| Figure | Value | Definition |\n|---|---|---|\n");
-    for figure in incident.figures() {
-        let value = figure.seconds.map_or("—".to_owned(), duration);
-        let _ = writeln!(out, "| {} | {value} | {} |", figure.name, figure.definition);
-    }
-    out.push('\n');
-}
-
 fn actions_heading(board: &Board) -> &'static str {
     if board.columns.iter().any(|c| c.title.trim().eq_ignore_ascii_case("action items")) {
         "Agreed action items"
     } else {
         "Action items"
     }
-}
-
-fn sorted_actions(board: &Board) -> Vec<&crate::schema::ActionItem> {
-    let mut actions: Vec<_> = board.action_items.values().collect();
-    actions.sort_by(|a, b| (&a.due, &a.text, &a.id).cmp(&(&b.due, &b.text, &b.id)));
-    actions
 }
 
 /// One CSV field, quoted when it needs to be.
@@ -565,7 +521,8 @@ fn json(board: &Board) -> String {
             .into_iter()
             .map(|(item, title, votes)| JsonItem { id: item.id().to_owned(), title, votes })
             .collect(),
-        action_items: sorted_actions(board)
+        action_items: board
+            .actions_by_due()
             .into_iter()
             .map(|a| JsonAction { text: &a.text, owner: &a.owner, due: &a.due, addresses: a.cluster.as_deref() })
             .collect(),
@@ -588,7 +545,7 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn html(board: &Board) -> String {
+fn html(board: &Board, layout: Layout) -> String {
     let titles = Titles::new(board);
     let mut out = String::new();
     let title = escape(&board.title);
@@ -600,6 +557,10 @@ fn html(board: &Board) -> String {
         escape(template_name(board)),
         escape(board.phase.title())
     );
+    if board.incident.on {
+        document_html(&mut out, &crate::postmortem::document(board, layout));
+        out.push_str("<h2 class=\"appendix\">Appendix: the board</h2>");
+    }
     let ranked = ranking(board, &titles);
     if !ranked.is_empty() {
         out.push_str("<section><h2>Items by votes</h2><ol class=\"ranked\">");
@@ -624,7 +585,7 @@ fn html(board: &Board) -> String {
         out.push_str(
             "<table><thead><tr><th>Action</th><th>Owner</th><th>Due</th><th>Addresses</th></tr></thead><tbody>",
         );
-        for action in sorted_actions(board) {
+        for action in board.actions_by_due() {
             let addresses = action.cluster.as_deref().map(|c| titles.of(c)).unwrap_or_default();
             let _ = write!(
                 out,
@@ -656,7 +617,8 @@ margin-top:28px}.meta{color:#5b6178;margin:0}.ranked .row{display:flex;justify-c
 table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #e3e6ef;padding:6px 8px;\
 vertical-align:top}.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:12px}\
 h3{margin:8px 0 4px;font-size:15px}footer{margin-top:32px;color:#8c91a6;font-size:12px}\
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}li,tr{break-inside:avoid}}";
+.none{color:#5b6178;font-style:italic}code{font-size:13px;overflow-wrap:anywhere}.appendix{margin-top:48px}\
+@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}li,tr{break-inside:avoid}.appendix{break-before:page}}";
 
 #[cfg(test)]
 mod tests {

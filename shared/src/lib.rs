@@ -40,6 +40,7 @@ pub mod factors;
 pub mod ids;
 pub mod incident;
 pub mod ledger;
+pub mod postmortem;
 pub mod presence;
 pub mod protocol;
 pub mod recurrence;

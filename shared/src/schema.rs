@@ -317,6 +317,22 @@ pub fn upgrade_board(doc: &mut impl autosurgeon::Doc) -> Result<bool, SchemaErro
     Ok(changed)
 }
 
+/// The root maps a desk made by an older version may lack; [`upgrade_desk`] adds them.
+const ADDED_DESK_MAPS: [&str; 1] = ["events"];
+
+/// Adds to a desk document the root maps that desks made before them lack (the timeline's
+/// `events`), as [`upgrade_board`] does for a board; only the server calls it, when it loads a desk.
+pub fn upgrade_desk(doc: &mut impl autosurgeon::Doc) -> Result<bool, SchemaError> {
+    let mut changed = false;
+    for name in ADDED_DESK_MAPS {
+        if doc.get(&ROOT, name)?.is_none() {
+            doc.put_object(ROOT, name, ObjType::Map)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
 /// A column of the board.
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate)]
 pub struct Column {
@@ -565,6 +581,13 @@ impl Board {
         } else {
             self.notes_in(column).map(|n| n.id.clone()).collect()
         }
+    }
+
+    /// The action items by due date, then text: the order every export lists them in.
+    pub fn actions_by_due(&self) -> Vec<&ActionItem> {
+        let mut actions: Vec<_> = self.action_items.values().collect();
+        actions.sort_by(|a, b| (&a.due, &a.text, &a.id).cmp(&(&b.due, &b.text, &b.id)));
+        actions
     }
 
     /// A readable name for an item, the same everywhere (board, summary, exports): a

@@ -80,14 +80,16 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         id: "incident-postmortem",
         name: "Incident postmortem",
-        description: "A blameless review: timeline, luck, causes and follow-ups.",
+        description: "A blameless review: facts, timeline, contributing factors and follow-ups.",
+        // The timeline is the lane above the columns, causes are the factor graph and follow-ups
+        // are action items: the columns keep only the lessons (the SRE template's "went well",
+        // "went wrong", "got lucky") and the surprises, which show where our picture of the
+        // system was wrong.
         columns: &[
-            column("timeline", "Timeline", "What happened, and when?"),
             column("went-well", "What went well", "What helped us detect or recover?"),
             column("went-wrong", "What went wrong", "What made it worse or slower?"),
             column("lucky", "Where we got lucky", "What could have gone worse?"),
-            column("root-causes", "Root causes", "Why did it happen?"),
-            column("action-items", "Follow-up ideas", "What would prevent it next time?"),
+            column("surprised", "What surprised us", "What did we not expect, or not know?"),
         ],
     },
 ];

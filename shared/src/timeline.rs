@@ -113,20 +113,32 @@ pub fn parse_paste(text: &str, base: Time) -> Pasted {
 }
 
 /// Reads a Slack channel export (its documented JSON: a list of messages with `ts`, the
-/// seconds since the epoch as a string, `text` and `user`) into events at `offset_minutes`. With
-/// `keep_names` false the text alone is kept (the choice the importer offers: a timeline without
-/// names is part of the safe space); else `user: text`. Messages without text (joins, files) are
-/// skipped; an error says what is not a Slack export.
+/// seconds since the epoch as a string, `text`, `user` and, in newer exports, `user_profile`)
+/// into events at `offset_minutes`. With `keep_names` false the text alone is kept (the choice the
+/// importer offers: a timeline without names is part of the safe space), and a mention of
+/// someone becomes "@someone"; else `name: text`, with the name the export gives. Slack's markup
+/// of links and mentions is made plain. Messages without text (joins, files) are skipped; an
+/// error says what is not a Slack export.
 pub fn parse_slack(json: &str, offset_minutes: i32, keep_names: bool) -> Result<Pasted, String> {
-    let messages: Vec<serde_json::Value> =
+    use serde_json::Value;
+    let messages: Vec<Value> =
         serde_json::from_str(json).map_err(|e| format!("this is not a Slack channel export (a JSON list): {e}"))?;
+    fn field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+        v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    }
+    // The names the export gives, by user id: the display name, else the real name.
+    let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for message in &messages {
+        if let (Some(user), Some(profile)) = (field(message, "user"), message.get("user_profile"))
+            && let Some(name) = field(profile, "display_name").or_else(|| field(profile, "real_name"))
+        {
+            names.insert(user, name);
+        }
+    }
     let mut pasted = Pasted::default();
     for message in &messages {
-        let text = message.get("text").and_then(serde_json::Value::as_str).unwrap_or_default().trim();
-        let ts = message
-            .get("ts")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|ts| ts.split('.').next()?.parse::<i64>().ok());
+        let text = field(message, "text").unwrap_or_default();
+        let ts = field(message, "ts").and_then(|ts| ts.split('.').next()?.parse::<i64>().ok());
         let (Some(ts), false) = (ts, text.is_empty()) else {
             if !text.is_empty() {
                 pasted.not_understood.push(text.chars().take(120).collect());
@@ -134,14 +146,59 @@ pub fn parse_slack(json: &str, offset_minutes: i32, keep_names: bool) -> Result<
             continue;
         };
         let at = crate::incident::format_time(ts, offset_minutes);
-        let user = message.get("user_name").or_else(|| message.get("user")).and_then(serde_json::Value::as_str);
-        let text = match user {
-            Some(user) if keep_names => format!("{user}: {text}"),
-            _ => text.to_owned(),
+        let text = slack_text(text, &names, keep_names);
+        let user = field(message, "user");
+        let name = user
+            .and_then(|u| names.get(u).copied())
+            .or_else(|| field(message, "user_name"))
+            .or_else(|| field(message, "username"))
+            .or(user);
+        let text = match name {
+            Some(name) if keep_names => format!("{name}: {text}"),
+            _ => text,
         };
         pasted.events.push((at, text.chars().take(MAX_EVENT_CHARS).collect()));
     }
     Ok(pasted)
+}
+
+/// Slack's message markup made plain: `<@U123>` a mention (a name, or "@someone"), `<!here>`,
+/// `<url|label>` and `<url>`, and the `&lt;` `&gt;` `&amp;` it escapes.
+fn slack_text(text: &str, names: &std::collections::HashMap<&str, &str>, keep_names: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = &rest[open..];
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        let (target, label) = inner.split_once('|').unwrap_or((inner, ""));
+        match target.strip_prefix('@').or_else(|| target.strip_prefix("!subteam^")) {
+            Some(_) if !keep_names => out.push_str("@someone"),
+            Some(id) => {
+                out.push('@');
+                out.push_str(names.get(id).copied().unwrap_or(if label.is_empty() { id } else { label }));
+            }
+            None => match target.strip_prefix('!') {
+                Some(special) => {
+                    out.push('@');
+                    out.push_str(if label.is_empty() { special } else { label.trim_start_matches('@') });
+                }
+                None if label.is_empty() => out.push_str(target),
+                None => {
+                    out.push_str(label);
+                    out.push_str(" (");
+                    out.push_str(target);
+                    out.push(')');
+                }
+            },
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -154,11 +211,7 @@ mod tests {
 
     #[test]
     fn pasted_lines_take_the_base_day_and_offset_when_they_lack_them() {
-        let pasted = parse_paste(
-            "14:02 Error rate alert fires\n\n2026-11-30 14:31:10 Rollback started\n2026-11-30T13:15:00Z - Deploy of v42\n\
-             14:09: Ada acknowledges the page\nno time here\n14:60 not a time\n15:00\n",
-            base(),
-        );
+        let pasted = parse_paste(include_str!("../tests/fixtures/incident-paste.txt"), base());
         assert_eq!(
             pasted.events,
             [
@@ -173,24 +226,37 @@ mod tests {
 
     #[test]
     fn a_slack_export_becomes_events_with_or_without_names() {
-        // Slack's export format: `ts` is epoch seconds with microseconds, as a string.
-        let export = r#"[
-            {"type": "message", "user": "U024BE7LH", "text": "deploy v42 going out", "ts": "1796047320.000200"},
-            {"type": "message", "subtype": "channel_join", "user": "U0G9QF9C6", "text": "", "ts": "1796047330.000300"},
-            {"type": "message", "user": "U0G9QF9C6", "text": "errors spiking on checkout", "ts": "1796047740.000400"}
-        ]"#;
+        // A day of a channel as Slack exports it: `ts` is epoch seconds with microseconds, as a
+        // string; joins have no text; a bot has a `username`; mentions and links are markup.
+        let export = include_str!("../tests/fixtures/slack-channel-2026-11-30.json");
         let anonymous = parse_slack(export, 60, false).expect("an export");
         assert_eq!(
             anonymous.events,
             [
-                ("2026-11-30T15:02:00+01:00".to_owned(), "deploy v42 going out".to_owned()),
-                ("2026-11-30T15:09:00+01:00".to_owned(), "errors spiking on checkout".to_owned()),
+                ("2026-11-30T15:02:00+01:00".to_owned(), "deploy v42 going out to checkout".to_owned()),
+                (
+                    "2026-11-30T15:09:00+01:00".to_owned(),
+                    "@someone errors spiking on checkout, see the dashboard (https://grafana.example/d/abc)".to_owned()
+                ),
+                ("2026-11-30T15:10:00+01:00".to_owned(), "Incident #42 triggered: Checkout error rate".to_owned()),
+                ("2026-11-30T15:30:00+01:00".to_owned(), "rolling back v42".to_owned()),
             ]
         );
+        assert_eq!(anonymous.not_understood, ["a message with no time"]);
+        let dropped = serde_json::to_string(&anonymous.events).expect("json");
+        for name in ["U024BE7LH", "U0G9QF9C6", "Ada", "ada", "Grace", "grace"] {
+            assert!(!dropped.contains(name), "{name} is left in an export whose names were dropped");
+        }
         let named = parse_slack(export, 0, true).expect("an export");
+        let texts: Vec<&str> = named.events.iter().map(|(_, text)| text.as_str()).collect();
         assert_eq!(
-            named.events[0],
-            ("2026-11-30T14:02:00+00:00".to_owned(), "U024BE7LH: deploy v42 going out".to_owned())
+            texts,
+            [
+                "ada: deploy v42 going out to checkout",
+                "Grace Hopper: @ada errors spiking on checkout, see the dashboard (https://grafana.example/d/abc)",
+                "PagerDuty: Incident #42 triggered: Checkout error rate",
+                "ada: rolling back v42",
+            ]
         );
         assert!(parse_slack("14:02 not json", 0, false).is_err());
     }

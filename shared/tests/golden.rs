@@ -1,8 +1,10 @@
 //! Golden files of the postmortem document (issue 15): a fixed postmortem board rendered as
-//! Markdown and as versioned JSON, compared with `tests/golden/`; `HINDSIGHT_UPDATE_GOLDEN=1`
-//! writes them again after a deliberate change (review the diff).
+//! Markdown and as a printable HTML page in both layouts, and as versioned JSON, compared with
+//! `tests/golden/`; `HINDSIGHT_UPDATE_GOLDEN=1` writes them again after a deliberate change
+//! (review the diff).
 
-use hindsight_shared::export::{Format, render};
+use hindsight_shared::export::{Format, render, render_as};
+use hindsight_shared::postmortem::Layout;
 use hindsight_shared::schema::{ActionItem, Board, Column, Note, Phase};
 use hindsight_shared::templates;
 
@@ -38,6 +40,7 @@ fn postmortem() -> Board {
         ("n1", "went-well", "The alert fired within 7 minutes"),
         ("n2", "went-wrong", "Rollback needed *two* approvals"),
         ("n3", "lucky", "It happened before the evening peak"),
+        ("n4", "surprised", "The config service has <no> owner"),
     ] {
         let note = Note {
             id: id.into(),
@@ -64,17 +67,18 @@ fn postmortem() -> Board {
         };
         board.timeline.insert(id.into(), event);
     }
-    for (id, text, kind, accepted) in [
-        ("deploy", "A config push", "trigger", false),
-        ("canary", "No canary for config", "contributing", false),
-        ("alert", "The error-rate alert", "mitigator", false),
-        ("peak", "Peak traffic", "risk", true),
+    for (id, text, kind, accepted, event) in [
+        ("deploy", "A config push", "trigger", false, Some("e1")),
+        ("canary", "No canary for config", "contributing", false, None),
+        ("alert", "The error-rate alert", "mitigator", false, Some("e2")),
+        ("peak", "Peak traffic", "risk", true, None),
     ] {
         let factor = hindsight_shared::factors::Factor {
             id: id.into(),
             text: text.into(),
             kind: kind.into(),
             accepted,
+            event: event.map(Into::into),
             ..Default::default()
         };
         board.factors.insert(id.into(), factor);
@@ -114,6 +118,9 @@ fn the_postmortem_document_matches_its_golden_files() {
     let pm = postmortem();
     golden("postmortem.md", &render(&pm, Format::Markdown));
     golden("postmortem.json", &render(&pm, Format::Json));
+    golden("postmortem.html", &render(&pm, Format::Html));
+    golden("postmortem-cmr.md", &render_as(&pm, Format::Markdown, Layout::Cmr));
+    golden("postmortem-cmr.html", &render_as(&pm, Format::Html, Layout::Cmr));
     let md = render(&pm, Format::Markdown);
     for section in [
         "## Summary",
@@ -131,4 +138,21 @@ fn the_postmortem_document_matches_its_golden_files() {
     let mut plain = postmortem();
     plain.incident.on = false;
     assert!(!render(&plain, Format::Markdown).contains("## Summary"), "only a board with the incident's facts");
+
+    // Both layouts say the same things in both formats, and neither lets the board's text out
+    // as markup or a link.
+    for layout in Layout::ALL {
+        let html = render_as(&pm, Format::Html, layout);
+        let md = render_as(&pm, Format::Markdown, layout);
+        for said in ["Canary config pushes", "No canary for config", "Config push to checkout", "SEV2"] {
+            assert!(html.contains(said) && md.contains(said), "{layout:?} drops {said:?}");
+        }
+        assert!(html.contains("The config service has &lt;no&gt; owner") && !html.contains("<no>"), "{layout:?}");
+        assert!(!html.contains("<a ") && html.contains("<code>https://tickets.example/INC-42</code>"), "{layout:?}");
+        assert!(!md.contains("<no>") && md.contains("`https://tickets.example/INC-42`"), "{layout:?}");
+    }
+    let cmr = render_as(&pm, Format::Markdown, Layout::Cmr);
+    for section in ["## Contributors", "## Mitigators", "## Risks", "## Surprises"] {
+        assert!(cmr.contains(section), "{section}");
+    }
 }

@@ -114,13 +114,13 @@ async fn a_postmortem_of_sixty_notes_fits_a_laptop_and_a_phone() {
     let page = browser.participant(&board.url, "Dee").await;
     page.wait_phase("group").await;
     page.wait_js("document.querySelectorAll('article.item').length === 61").await;
-    // At 1280 px every one of the six columns is on screen, wide enough to read.
+    // At 1280 px every one of the four columns is on screen, wide enough to read.
     let lanes = page
         .eval("[...document.querySelectorAll('.lanes-row > .column')].map(c => { const r = c.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.right), Math.round(r.width)]; })")
         .await;
     let lanes: Vec<[i64; 3]> = serde_json::from_value(lanes).expect("lane boxes");
     let width = page.eval("window.innerWidth").await.as_i64().expect("a width");
-    assert_eq!(lanes.len(), 6);
+    assert_eq!(lanes.len(), 4);
     for [left, right, lane_width] in lanes {
         assert!(
             left >= 0 && right <= width && lane_width >= 136,
@@ -129,15 +129,15 @@ async fn a_postmortem_of_sixty_notes_fits_a_laptop_and_a_phone() {
     }
     let height = page.eval("document.scrollingElement.scrollHeight").await.as_i64().expect("a height");
     assert!(height < 2_200, "the group view of 61 notes is {height} px tall");
-    println!("a postmortem of 61 notes while grouping, at 1280 px: six lanes on screen, {height} px tall");
+    println!("a postmortem of 61 notes while grouping, at 1280 px: four lanes on screen, {height} px tall");
     page.screenshot("postmortem-1280").await;
 
     // On a phone, one column at a time, chosen from the buttons above; targets are thumb-sized.
     page.resize(390, 844).await;
     let shown = "[...document.querySelectorAll('.lanes-row > .column')].filter(c => c.getClientRects().length > 0).map(c => c.dataset.column)";
-    page.wait_js(&format!("JSON.stringify({shown}) === '[\"timeline\"]'")).await;
-    page.click(Locator::Css(".lane-pick[data-column='root-causes']")).await;
-    page.wait_js(&format!("JSON.stringify({shown}) === '[\"root-causes\"]'")).await;
+    page.wait_js(&format!("JSON.stringify({shown}) === '[\"went-well\"]'")).await;
+    page.click(Locator::Css(".lane-pick[data-column='surprised']")).await;
+    page.wait_js(&format!("JSON.stringify({shown}) === '[\"surprised\"]'")).await;
     let smallest = page
         .eval("Math.min(...[...document.querySelectorAll('.column.current button, .lane-pick')].filter(b => b.getClientRects().length > 0).map(b => b.getBoundingClientRect().height))")
         .await;

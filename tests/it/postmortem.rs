@@ -522,6 +522,66 @@ async fn an_alert_webhook_adds_its_alerts_to_the_timeline_and_refuses_the_rest()
     Ok(())
 }
 
+/// The facilitator adds an event straight to the board's timeline, and takes a noisy alert off
+/// it; nobody else may do either, and nobody edits an event of the board in place.
+#[tokio::test]
+async fn the_facilitator_adds_events_to_the_board_and_takes_noise_off_it() -> anyhow::Result<()> {
+    use hindsight_shared::timeline::Event;
+    let server = TestServer::spawn().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let mut fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
+    let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
+    let token = hindsight_shared::alerts::token_of_key(&board.facilitator_key);
+    let url = format!("{}{}", server.http_url(), hindsight_shared::api::alerts(board.board_id, &token));
+    let answer = hindsight_tests::http::post(&url, "application/json", ALERTMANAGER.as_bytes()).await?;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    fay.pump_until("the alerts", |p| p.board().timeline.len() == 3).await?;
+    let noise = fay.board().timeline.values().find(|e| e.source.contains("LatencyP99")).map(|e| e.id.clone());
+    let noise = noise.expect("the latency alert");
+
+    let status = Event {
+        id: "fay-status-page".into(),
+        at: "2026-11-30T14:20:00+01:00".into(),
+        text: "Status page updated".into(),
+        kind: "communication".into(),
+        source: "facilitator".into(),
+        starred: true,
+    };
+    let (made, gone) = (status.clone(), noise.clone());
+    let verdict = ann.raw_board_change(move |tx| Ok(edit::publish_event(tx, &made)?)).await?;
+    assert!(verdict.is_refused(), "a participant's event straight on the board: {verdict:?}");
+    let verdict = ann.raw_board_change(move |tx| Ok(edit::unpublish_event(tx, &gone)?)).await?;
+    assert!(verdict.is_refused(), "a participant removing an alert: {verdict:?}");
+
+    let made = status.clone();
+    fay.raw_board_change(move |tx| Ok(edit::publish_event(tx, &made)?)).await?.accepted()?;
+    let gone = noise.clone();
+    fay.raw_board_change(move |tx| Ok(edit::unpublish_event(tx, &gone)?)).await?.accepted()?;
+    ann.pump_until("Fay's event in, the noise out", |p| {
+        let timeline = p.board().timeline;
+        timeline.get("fay-status-page") == Some(&status) && !timeline.contains_key(&noise) && timeline.len() == 3
+    })
+    .await?;
+
+    let bad = Event { id: "fay-bad".into(), kind: "rumour".into(), ..status.clone() };
+    let verdict = fay.raw_board_change(move |tx| Ok(edit::publish_event(tx, &bad)?)).await?;
+    assert!(verdict.is_refused(), "an unknown kind: {verdict:?}");
+    let verdict = fay
+        .raw_board_change(|tx| {
+            let obj = {
+                use automerge::ReadDoc;
+                let timeline = tx.get(ROOT, "timeline")?.map(|(_, id)| id).expect("a timeline");
+                tx.get(&timeline, "fay-status-page")?.map(|(_, id)| id).expect("the event")
+            };
+            tx.put(&obj, "text", "Status page updated late")?;
+            Ok(())
+        })
+        .await?;
+    assert!(verdict.is_refused(), "an event of the board edited in place: {verdict:?}");
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn timeline_events_written_offline_merge_on_reconnect_and_stars_made_at_once_both_hold() -> anyhow::Result<()> {
     use hindsight_tests::ChangeOptions;
@@ -554,4 +614,152 @@ async fn timeline_events_written_offline_merge_on_reconnect_and_stars_made_at_on
     fay.pump_until("both stars", |p| p.board().timeline.values().all(|e| e.starred)).await?;
     server.shutdown().await;
     Ok(())
+}
+
+/// A whole blameless postmortem in two browsers, as a team runs one: the facts and milestones,
+/// the timeline (pasted, starred), the lessons, the factors and what led to what, actions that
+/// address them, Done, and the document the facilitator files, in both layouts.
+#[tokio::test]
+async fn in_the_browser_a_postmortem_runs_from_milestones_to_the_filed_document() {
+    use fantoccini::Locator;
+    let server = TestServer::spawn().await;
+    let browser = hindsight_tests::browser::Browser::launch().await;
+    let board = server.create_board("Checkout outage", "incident-postmortem").await;
+    let fay = browser.facilitator(&board.url, &board.facilitator_key, "Fay").await;
+    let ann = browser.participant(&board.url, "Ann").await;
+
+    // The facts and the milestones.
+    fay.wait_for(Locator::Css("#incident-severity")).await.select_by_value("SEV2").await.expect("severity");
+    let enter = char::from(fantoccini::key::Key::Enter);
+    fay.wait_for(Locator::XPath("//input[@aria-label='Impact']"))
+        .await
+        .send_keys(&format!("Checkout failed for 12% of EU customers{enter}"))
+        .await
+        .expect("impact");
+    pick_time(&fay, "started", "2026-11-30T14:02").await;
+    pick_time(&fay, "detected", "2026-11-30T14:09").await;
+    pick_time(&ann, "mitigated", "2026-11-30T15:10").await;
+    pick_time(&fay, "resolved", "2026-11-30T16:40").await;
+    ann.wait_for(Locator::XPath("//div[@data-figure='Time to resolve']//strong[normalize-space(.)='2 h 38 min']"))
+        .await;
+
+    // What happened, pasted by Ann; Fay stars what the document keeps.
+    ann.click(Locator::Css(".paste-events summary")).await;
+    ann.wait_for(Locator::Css("#paste-events"))
+        .await
+        .send_keys("14:02 Config push to checkout\n14:09 Error-rate alert fires\n14:31 Rollback started")
+        .await
+        .expect("paste");
+    ann.wait_for(Locator::XPath("//p[@id='paste-preview' and starts-with(normalize-space(.), '3 understood')]")).await;
+    ann.click(Locator::Css("#add-pasted")).await;
+    let star = |text: &str| {
+        format!("//li[contains(@class,'timeline-event')][.//span[.='{text}']]//button[contains(@class,'star')]")
+    };
+    for text in ["Config push to checkout", "Rollback started"] {
+        fay.click(Locator::XPath(&star(text))).await;
+    }
+    ann.wait_js("document.querySelectorAll(\".timeline-event[data-starred='true']\").length === 2").await;
+
+    // The lessons, written in private and revealed.
+    ann.add_note("went-well", "The alert fired within 7 minutes").await;
+    ann.add_note("went-wrong", "Rollback needed two approvals").await;
+    fay.add_note("surprised", "The config service has no owner").await;
+    fay.wait_person_status("Ann", "2 notes").await;
+    fay.next_phase("reveal").await;
+    fay.click(Locator::Css("#reveal-all")).await;
+    ann.wait_for_note("surprised", "The config service has no owner").await;
+    fay.next_phase("group").await;
+
+    // The factors: what led to what, the trigger pinned to its moment on the timeline.
+    for (text, kind) in [("A config push", "trigger"), ("No canary for config", "contributing")] {
+        fay.wait_for(Locator::Css("#factor-text")).await.send_keys(text).await.expect("factor");
+        fay.wait_for(Locator::Css("#factor-kind")).await.select_by_value(kind).await.expect("kind");
+        fay.click(Locator::Css("#add-factor")).await;
+        ann.wait_for(Locator::XPath(&format!("//li[@class='factor'][.//strong[.='{text}']]"))).await;
+    }
+    fay.wait_for(Locator::Css("#link-from")).await.select_by_label("No canary for config").await.expect("from");
+    fay.wait_for(Locator::Css("#link-to")).await.select_by_label("A config push").await.expect("to");
+    fay.click(Locator::Css("#add-link")).await;
+    ann.wait_js("document.querySelectorAll('#factor-graph .factor-link').length === 1").await;
+    let trigger = "//li[@class='factor'][.//strong[.='A config push']]";
+    fay.wait_for(Locator::XPath(&format!("{trigger}//select[contains(@class,'factor-event')]")))
+        .await
+        .select_by_label("14:02 Config push to checkout")
+        .await
+        .expect("the trigger's moment");
+    ann.wait_js(&format!(
+        "(() => {{ const s = document.evaluate(\"{trigger}//select[contains(@class,'factor-event')]\", document, null, \
+         XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue; return !!s && s.selectedIndex > 0; }})()"
+    ))
+    .await;
+    ann.wait_for(Locator::XPath(
+        "//div[@id='coverage' and contains(., 'A config push') and contains(., 'No canary for config')]",
+    ))
+    .await;
+
+    // Actions address the factors; the trigger is an accepted risk; coverage is complete.
+    for phase in ["vote", "discuss", "actions"] {
+        fay.next_phase(phase).await;
+    }
+    ann.wait_phase("actions").await;
+    ann.wait_for(Locator::Css("#action-text")).await.send_keys("Canary config pushes").await.expect("text");
+    ann.wait_for(Locator::Css("#action-owner")).await.send_keys("Ann").await.expect("owner");
+    ann.click(Locator::Css("#add-action")).await;
+    let action = "//li[contains(@class,'action-item')][.//span[normalize-space(.)='Canary config pushes']]";
+    ann.wait_for(Locator::XPath(&format!("{action}//select[@class='action-factor']")))
+        .await
+        .select_by_label("No canary for config")
+        .await
+        .expect("the factor");
+    ann.wait_for(Locator::XPath(&format!("{action}//select[@class='action-kind']")))
+        .await
+        .select_by_value("prevent")
+        .await
+        .expect("the type");
+    fay.wait_for(Locator::XPath("//div[@id='coverage' and not(contains(., 'No canary'))]")).await;
+    fay.click(Locator::XPath(&format!("{trigger}//label[@class='factor-accepted']/input"))).await;
+    ann.wait_js("document.getElementById('coverage') === null").await;
+    fay.next_phase("done").await;
+    ann.wait_phase("done").await;
+
+    // The document, as the facilitator files it: the printable page from the export menu.
+    fay.click(Locator::Css("#export")).await;
+    let print = fay.wait_for(Locator::Css(".export-print")).await;
+    assert_eq!(print.text().await.expect("label"), "Printable postmortem (SRE sections)");
+    let href = print.attr("href").await.expect("href").expect("a link");
+    let document = browser.open(&format!("{}{href}", server.http_url())).await;
+    document.wait_for(Locator::XPath("//article[@class='postmortem']/h2[.='Root causes and trigger']")).await;
+    let text = document.eval("document.querySelector('article.postmortem').innerText").await;
+    let text = text.as_str().expect("the document's text").to_owned();
+    for said in [
+        "SEV2 incident. Time to detect 7 min, to mitigate 1 h 08 min, to resolve 2 h 38 min.",
+        "Checkout failed for 12% of EU customers",
+        "contributing: No canary for config → A config push",
+        "(accepted risk)",
+        "Config push to checkout",
+        "Canary config pushes",
+        "prevent",
+        "The alert fired within 7 minutes",
+        "Rollback needed two approvals",
+        "The config service has no owner",
+        "Rollback started",
+    ] {
+        assert!(text.contains(said), "the document lacks {said:?}:\n{text}");
+    }
+    assert!(!text.contains("Error-rate alert fires"), "an unstarred event in the document's timeline:\n{text}");
+    assert!(!text.contains("Ann —") && !text.contains("Fay —"), "the document names a writer:\n{text}");
+    document.screenshot("postmortem-document").await;
+
+    // The other layout, and the Markdown to keep in a repository, say the same.
+    let url = |layout: &str, format: &str| {
+        format!("{}{}", server.http_url(), hindsight_shared::api::export_postmortem(board.board_id, format, layout))
+    };
+    let cmr = hindsight_tests::http::get(&url("cmr", "md")).await.expect("the C/M/R document");
+    let cmr = cmr.text();
+    for said in ["## Contributors", "## Mitigators", "## Risks", "## Surprises", "Canary config pushes"] {
+        assert!(cmr.contains(said), "the C/M/R document lacks {said:?}:\n{cmr}");
+    }
+    let unknown = hindsight_tests::http::get(&url("pdf", "md")).await.expect("an answer");
+    assert_eq!(unknown.status, 400, "{}", unknown.text());
+    assert!(unknown.text().contains("unknown layout"), "{}", unknown.text());
 }

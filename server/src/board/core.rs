@@ -113,9 +113,15 @@ pub struct DeskLoader {
 }
 
 impl DeskLoader {
-    /// Rebuilds a desk from storage. CPU-bound: call it off the async runtime.
+    /// Rebuilds a desk from storage. CPU-bound: call it off the async runtime. A desk made by an
+    /// older version gets the maps it lacks, stored with the next turn's changes, as a board does.
     pub fn load(&self, desk: DocumentId, snapshot: &[u8], changes: &[Vec<u8>]) -> Result<Replica, LoadError> {
-        Replica::load(desk, self.actor.clone(), snapshot, changes, self.max_document_bytes, self.limits.clone())
+        let mut replica =
+            Replica::load(desk, self.actor.clone(), snapshot, changes, self.max_document_bytes, self.limits.clone())?;
+        if let Err(e) = replica.write(|tx| schema::upgrade_desk(tx).map(drop)) {
+            tracing::error!(desk = %desk.tag(), error = %e, "could not upgrade the desk");
+        }
+        Ok(replica)
     }
 }
 

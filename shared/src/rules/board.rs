@@ -17,6 +17,7 @@ use crate::schema::{
     self, ActionItem, Board, Cluster, MAX_ACTION_CHARS, MAX_CLUSTER_TITLE_CHARS, MAX_ITEMS_PER_BOARD, MAX_NAME_CHARS,
     MAX_RANK, MAX_TITLE_CHARS, MAX_VOTE_BUDGET, Note, Phase, SchemaError, Settings, Timer,
 };
+use crate::timeline::MAX_EVENTS_PER_BOARD;
 
 /// A part of the board one change may touch, to read back once it is merged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,6 +82,7 @@ pub fn check_board_writes(
     let mut new_clusters: HashSet<&str> = HashSet::new();
     let mut new_actions: HashSet<&str> = HashSet::new();
     let mut new_factors: HashSet<&str> = HashSet::new();
+    let mut new_events: HashSet<&str> = HashSet::new();
     // The settings as this change leaves them, if nothing concurrent interferes.
     let mut settings = board.settings.clone();
     for op in ops {
@@ -328,7 +330,7 @@ pub fn check_board_writes(
             }
             ([Some("incident"), ..], _) => return refuse("the incident's facts are plain fields of `incident`"),
             ([Some("timeline"), Some(id), Some("starred")], Some(v)) => {
-                if !board.timeline.contains_key(*id) {
+                if !board.timeline.contains_key(*id) && op.made_in.is_none() {
                     return refuse("there is no such event on the timeline");
                 }
                 if let Some(v) = v {
@@ -407,6 +409,36 @@ pub fn check_board_writes(
                 }
                 BoardPart::ActionKind((*action).to_owned())
             }
+            // The facilitator may add an event straight to the board (under their role, not
+            // anonymously: everyone's own events go through their desks) and remove any event,
+            // a noisy alert say. An event of the board is not edited in place: the server keeps
+            // those from desks in line with their authors' desks.
+            ([Some("timeline"), Some(id)], None) if matches!(op.write, Write::MakeMap | Write::Delete) => {
+                only_facilitator("the board's own timeline events")?;
+                in_phase(phase < Phase::Done, "changing the timeline")?;
+                if op.write == Write::MakeMap {
+                    if board.timeline.contains_key(*id) {
+                        return refuse("that event is on the timeline already");
+                    }
+                    made.object(op.index, "event");
+                    if new_events.insert(id) && board.timeline.len() + new_events.len() > MAX_EVENTS_PER_BOARD {
+                        return refuse(format!("a timeline holds at most {MAX_EVENTS_PER_BOARD} events"));
+                    }
+                }
+                BoardPart::Event((*id).to_owned())
+            }
+            ([Some("timeline"), Some(id), Some(field @ ("id" | "at" | "text" | "kind" | "source"))], Some(v))
+                if op.made_in.is_some() =>
+            {
+                only_facilitator("the board's own timeline events")?;
+                if let Some(v) = v {
+                    super::desk::check_event_field(id, field, v)?;
+                }
+                if let Some(object) = op.made_in {
+                    made.field(object, field);
+                }
+                BoardPart::Event((*id).to_owned())
+            }
             ([Some("timeline"), ..], _) => {
                 return refuse("the server publishes the timeline: write what you saw on your desk");
             }
@@ -425,6 +457,7 @@ pub fn check_board_writes(
     made.check(|what| match what {
         "cluster" => &["id", "title"],
         "factor" => &["id", "text", "kind"],
+        "event" => &["id", "at", "text", "kind"],
         _ => &["id", "text", "owner", "due", "cluster"],
     })?;
     check_settings(&board.settings, &settings, board)?;

@@ -167,7 +167,7 @@ pub fn check_desk_writes(desk: &Desk, board: &Board, ops: &[PlacedOp]) -> Result
 }
 
 /// One field of a timeline event on a desk.
-fn check_event_field(id: &str, field: &str, v: &ScalarValue) -> Result<(), Refusal> {
+pub(super) fn check_event_field(id: &str, field: &str, v: &ScalarValue) -> Result<(), Refusal> {
     match field {
         "id" => match v {
             ScalarValue::Str(s) if s.as_str() == id => Ok(()),

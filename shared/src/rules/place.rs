@@ -12,6 +12,10 @@ use automerge::{Automerge, Change, ObjId, ObjType, Prop, ReadDoc as _, ScalarVal
 
 use super::{Refusal, refuse};
 
+/// The longest key of a map anyone may write. Hindsight's own ids are under 20 characters and a
+/// factor link holds two; a longer key only costs memory in every replica.
+pub const MAX_KEY_BYTES: usize = 128;
+
 /// One step of a path in a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -103,6 +107,9 @@ pub fn place(doc: &Automerge, change: &Change) -> Result<Vec<PlacedOp>, Refusal>
             }
         };
         path.push(match &op.key {
+            Key::Map(key) if key.len() > MAX_KEY_BYTES => {
+                return refuse(format!("a key is at most {MAX_KEY_BYTES} bytes"));
+            }
             Key::Map(key) => Seg::Key(key.to_string()),
             Key::Seq(_) => Seg::Elem,
         });

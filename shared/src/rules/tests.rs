@@ -349,6 +349,29 @@ fn placing_finds_objects_made_in_the_same_change() {
 }
 
 #[test]
+fn a_key_longer_than_any_id_is_refused_before_its_path_is_looked_up() {
+    let mut server = server_board(Phase::Group);
+    let long = "k".repeat(place::MAX_KEY_BYTES + 1);
+    let refused = verdict(&mut server, Role::Facilitator, |tx, _| {
+        let clusters = tx.get(ROOT, "clusters").expect("get").map(|(_, id)| id).expect("clusters");
+        let cluster = tx.put_object(&clusters, long.as_str(), automerge::ObjType::Map).expect("make");
+        tx.put(&cluster, "id", long.as_str()).expect("put");
+    });
+    assert!(refused.is_err_and(|r| r.0.contains("a key is at most")));
+    let fits = "k".repeat(place::MAX_KEY_BYTES);
+    let error = verdict(&mut server, Role::Facilitator, |tx, _| {
+        let clusters = tx.get(ROOT, "clusters").expect("get").map(|(_, id)| id).expect("clusters");
+        let cluster = tx.put_object(&clusters, fits.as_str(), automerge::ObjType::Map).expect("make");
+        tx.put(&cluster, "id", fits.as_str()).expect("put");
+        tx.put(&cluster, "title", "").expect("put");
+    });
+    // Whatever else the rules say of it, a key of the longest length is not refused for its length.
+    if let Err(refusal) = error {
+        assert!(!refusal.0.contains("a key is at most"), "{refusal:?}");
+    }
+}
+
+#[test]
 fn co_facilitators_are_named_by_facilitators_and_share_their_rights() {
     use Role::*;
     let mut doc = server_board(Phase::Write);

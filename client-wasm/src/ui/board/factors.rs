@@ -1,5 +1,5 @@
 //! Contributing factors on a postmortem board: the list (kind, what it is about, "led to"
-//! links, accepted risks), the graph drawn as SVG in layers (what led to what, left to right),
+//! links, accepted risks, the starred moment of the timeline it is about), the graph drawn as SVG in layers (what led to what, left to right),
 //! five whys from any factor, and the coverage check: the triggers and contributing factors no
 //! action item addresses and nobody accepted as a risk.
 
@@ -8,6 +8,7 @@ use hindsight_shared::factors::{self, FACTOR_KINDS, Factor, MAX_FACTOR_CHARS};
 use hindsight_shared::ids::random_token;
 use hindsight_shared::rules;
 use hindsight_shared::schema::Board;
+use hindsight_shared::timeline;
 use leptos::prelude::*;
 
 use super::Ctx;
@@ -133,6 +134,17 @@ pub fn Factors() -> impl IntoView {
                 {move || {
                     let board = snapshot();
                     let clusters = ctx.with_board(|b| b.cluster_titles().into_iter().map(|(id, t)| (id.to_owned(), t)).collect::<Vec<_>>()).unwrap_or_default();
+                    // A factor may point at a moment of the timeline: a starred one (what the
+                    // postmortem keeps), which keeps the choice short on a long timeline.
+                    let moments = ctx
+                        .with_board(|b| {
+                            timeline::ordered(b.timeline.values())
+                                .into_iter()
+                                .filter(|e| e.starred || board.factors.values().any(|f| f.event.as_deref() == Some(e.id.as_str())))
+                                .map(|e| (e.id.clone(), format!("{} {}", e.at.get(11..16).unwrap_or(""), short(&e.text, 36))))
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
                     board
                         .factors
                         .values()
@@ -145,7 +157,7 @@ pub fn Factors() -> impl IntoView {
                             let id = f.id.clone();
                             let (link_id, delete_id, why_id) = (id.clone(), id.clone(), id.clone());
                             let current = f.clone();
-                            let (kind_f, cluster_f, accept_f) = (current.clone(), current.clone(), current.clone());
+                            let (kind_f, cluster_f, accept_f, event_f) = (current.clone(), current.clone(), current.clone(), current.clone());
                             view! {
                                 <li class="factor" data-factor=id.clone() data-kind=f.kind.clone()>
                                     <strong class="factor-text">{f.text.clone()}</strong>
@@ -170,6 +182,19 @@ pub fn Factors() -> impl IntoView {
                                     >
                                         <option value="" selected=f.cluster.is_none()>"no cluster"</option>
                                         {clusters.iter().map(|(cid, title)| view! { <option value=cid.clone() selected=f.cluster.as_deref() == Some(cid.as_str())>{short(title, 40)}</option> }).collect_view()}
+                                    </select>
+                                    <select
+                                        class="factor-event"
+                                        aria-label=format!("Moment of the timeline of: {}", f.text)
+                                        disabled=move || !editable()
+                                        on:change=move |ev| {
+                                            let chosen = event_target_value(&ev);
+                                            let factor = Factor { event: (!chosen.is_empty()).then_some(chosen), ..event_f.clone() };
+                                            ctx.edit_board(move |tx| edit::put_factor(tx, &factor));
+                                        }
+                                    >
+                                        <option value="" selected=f.event.is_none()>"no moment"</option>
+                                        {moments.iter().map(|(eid, label)| view! { <option value=eid.clone() selected=f.event.as_deref() == Some(eid.as_str())>{label.clone()}</option> }).collect_view()}
                                     </select>
                                     <label class="factor-accepted">
                                         <input

@@ -34,6 +34,7 @@ mod write;
 use std::collections::BTreeMap;
 
 use hindsight_shared::ids::DocumentId;
+use hindsight_shared::postmortem::Layout;
 use hindsight_shared::schema::{ActionItem, Board, Desk, Draft, MAX_NAME_CHARS, Phase, SchemaError};
 use hindsight_shared::templates;
 use hindsight_shared::text::{self, Span};
@@ -785,12 +786,15 @@ fn ExportMenu(board: DocumentId) -> impl IntoView {
             let _ = button.focus();
         }
     };
-    let save = move |format: export::Format| {
+    let save = move |format: export::Format, layout: Layout| {
         if let Some(board) = ctx.view.board.get_untracked() {
-            download(&export::file_name(&board, format), format.content_type(), &export::render(&board, format));
+            let text = export::render_as(&board, format, layout);
+            download(&export::file_name(&board, format), format.content_type(), &text);
         }
         close();
     };
+    // A postmortem's document comes in two layouts; a retro's export has one.
+    let postmortem = Memo::new(move |_| ctx.view.board.with(|b| b.as_ref().is_some_and(|b| b.incident.on)));
     // The items of the open menu, and the one with the focus.
     let items = move || -> Vec<web_sys::HtmlElement> {
         let Some(menu) = menu.get_untracked() else { return Vec::new() };
@@ -839,12 +843,30 @@ fn ExportMenu(board: DocumentId) -> impl IntoView {
             </button>
             <Show when=move || open.get()>
                 <div class="menu" role="menu" aria-label="Export" node_ref=menu>
-                    <button role="menuitem" class="export-md" on:click=move |_| save(export::Format::Markdown)>"Markdown"</button>
-                    <button role="menuitem" class="export-csv" on:click=move |_| save(export::Format::Csv)>"CSV (notes)"</button>
-                    <button role="menuitem" class="export-json" on:click=move |_| save(export::Format::Json)>"JSON"</button>
+                    <button role="menuitem" class="export-md" on:click=move |_| save(export::Format::Markdown, Layout::Sre)>
+                        {move || if postmortem.get() { "Markdown (SRE sections)" } else { "Markdown" }}
+                    </button>
+                    <Show when=move || postmortem.get()>
+                        <button role="menuitem" class="export-md-cmr" on:click=move |_| save(export::Format::Markdown, Layout::Cmr)>
+                            "Markdown (contributors, mitigators, risks)"
+                        </button>
+                    </Show>
+                    <button role="menuitem" class="export-csv" on:click=move |_| save(export::Format::Csv, Layout::Sre)>"CSV (notes)"</button>
+                    <button role="menuitem" class="export-json" on:click=move |_| save(export::Format::Json, Layout::Sre)>"JSON"</button>
                     <a role="menuitem" class="export-print" target="_blank" rel="noopener" href=hindsight_shared::api::export(board, "html")>
-                        "Printable summary"
+                        {move || if postmortem.get() { "Printable postmortem (SRE sections)" } else { "Printable summary" }}
                     </a>
+                    <Show when=move || postmortem.get()>
+                        <a
+                            role="menuitem"
+                            class="export-print-cmr"
+                            target="_blank"
+                            rel="noopener"
+                            href=hindsight_shared::api::export_postmortem(board, "html", Layout::Cmr.key())
+                        >
+                            "Printable postmortem (contributors, mitigators, risks)"
+                        </a>
+                    </Show>
                 </div>
             </Show>
         </div>

@@ -3,6 +3,8 @@
 //! (one event, or many pasted lines with a preview of what was understood). Events are written
 //! on this participant's desk and published by the server without an author; this browser
 //! knows its own (their published id derives from its desk's secret id) and may take them back.
+//! The facilitator may also take any event off the board (a noisy alert), and add pasted lines
+//! straight to it, beyond what one desk holds.
 
 use hindsight_shared::edit;
 use hindsight_shared::ids::{published_note_id, random_token};
@@ -133,6 +135,31 @@ pub fn Timeline() -> impl IntoView {
                                             {if starred { "★" } else { "☆" }}
                                         </button>
                                         {mine
+                                            .is_none()
+                                            .then(|| {
+                                                let id = id.clone();
+                                                let label = format!("Take off the timeline: {}", event.text);
+                                                view! {
+                                                    <Show when=move || ctx.is_facilitator()>
+                                                        <button
+                                                            type="button"
+                                                            class="chip-button remove-event"
+                                                            aria-label=label.clone()
+                                                            disabled=move || !editable()
+                                                            on:click={
+                                                                let id = id.clone();
+                                                                move |_| {
+                                                                    let id = id.clone();
+                                                                    ctx.edit_board(move |tx| edit::unpublish_event(tx, &id));
+                                                                }
+                                                            }
+                                                        >
+                                                            "Remove"
+                                                        </button>
+                                                    </Show>
+                                                }
+                                            })}
+                                        {mine
                                             .map(|own| {
                                                 view! {
                                                     <button
@@ -184,6 +211,8 @@ fn EventForm() -> impl IntoView {
             .unwrap_or(Time { unix: 0, offset_minutes: 0 })
     };
     let keep_names = RwSignal::new(false);
+    // The facilitator's pasted lines may go straight onto the board.
+    let direct = RwSignal::new(false);
     // A Slack channel export (a JSON list) or lines that start with a time.
     let preview = Memo::new(move |_| {
         let text = pasted.get();
@@ -253,6 +282,20 @@ fn EventForm() -> impl IntoView {
                 <input type="checkbox" prop:checked=move || keep_names.get() on:change=move |ev| keep_names.set(event_target_checked(&ev)) />
                 "Keep the names of a Slack export (by default they are dropped: the timeline is anonymous)"
             </label>
+            <Show when=move || ctx.is_facilitator()>
+                <label class="keep-names">
+                    <input
+                        type="checkbox"
+                        id="paste-direct"
+                        prop:checked=move || direct.get()
+                        on:change=move |ev| direct.set(event_target_checked(&ev))
+                    />
+                    {format!(
+                        "Add straight to the board, as the facilitator (up to {} events; they are removed one by one, not taken back)",
+                        timeline::MAX_EVENTS_PER_BOARD,
+                    )}
+                </label>
+            </Show>
             <p class="muted" id="paste-preview" role="status">
                 {move || {
                     preview
@@ -272,13 +315,25 @@ fn EventForm() -> impl IntoView {
                 disabled=move || preview.with(|p| p.events.is_empty())
                 on:click=move |_| {
                     let events = preview.get_untracked().events;
-                    ctx.edit_desk(move |tx| {
-                        for (at, text) in events {
-                            let event = DeskEvent { id: random_token::<9>(), at, text, kind: "event".into(), source: String::new() };
-                            edit::put_desk_event(tx, &event)?;
-                        }
-                        Ok(())
-                    });
+                    if direct.get_untracked() && ctx.is_facilitator() {
+                        ctx.edit_board(move |tx| {
+                            for (at, text) in events {
+                                let id = random_token::<12>();
+                                let source = "facilitator".to_owned();
+                                let event = Event { id, at, text, kind: "event".into(), source, starred: false };
+                                edit::publish_event(tx, &event)?;
+                            }
+                            Ok(())
+                        });
+                    } else {
+                        ctx.edit_desk(move |tx| {
+                            for (at, text) in events {
+                                let event = DeskEvent { id: random_token::<9>(), at, text, kind: "event".into(), source: String::new() };
+                                edit::put_desk_event(tx, &event)?;
+                            }
+                            Ok(())
+                        });
+                    }
                     pasted.set(String::new());
                 }
             >
