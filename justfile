@@ -14,11 +14,13 @@ test: setup client
     cargo check -p hindsight-shared --target wasm32-unknown-unknown
     cargo test --workspace --exclude hindsight-client
 
-# Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver, axe-core.
+# Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver, axe-core,
+# and the PostgreSQL server the storage tests start.
 setup:
     scripts/setup-wasm.sh
     scripts/setup-browser.sh
     scripts/setup-axe.sh
+    scripts/setup-postgres.sh
 
 # Build the browser client into client-wasm/dist (the server embeds it at compile time).
 client:

@@ -57,6 +57,12 @@ pub struct Config {
     #[arg(long, env = "HINDSIGHT_DATA_DIR", default_value = "./hindsight-data")]
     pub data_dir: PathBuf,
 
+    /// Keep boards, desks, participants and team ledgers in this Postgres database
+    /// (`postgres://user:password@host:5432/db`) instead of SQLite in the data directory. The
+    /// tables are made (and migrated) at start. Never logged: it may hold a password.
+    #[arg(long, env = "HINDSIGHT_DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+
     /// The URL browsers reach this server at, used in board links (for example
     /// `https://retro.example.com`). Defaults to `http://` plus the request's Host header.
     #[arg(long, env = "HINDSIGHT_PUBLIC_URL")]
@@ -181,6 +187,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             data_dir: data_dir.into(),
+            database_url: None,
             public_url: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             board_idle_secs: DEFAULT_BOARD_IDLE_SECS,
@@ -223,5 +230,36 @@ impl Config {
         self.board_retention_days
             .filter(|d| *d > 0.0)
             .and_then(|days| Duration::try_from_secs_f64(days * 86_400.0).ok())
+    }
+}
+
+/// A Postgres connection URL. Its `Debug` shows the scheme alone: the URL may hold a password,
+/// and the configuration may be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, for the one place that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("postgres://(redacted)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self(url.to_owned()))
+        } else {
+            Err("a database URL starts with postgres:// (only Postgres is supported besides the built-in SQLite)"
+                .into())
+        }
     }
 }

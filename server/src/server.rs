@@ -35,8 +35,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("could not open storage in {}", config.data_dir.display()))?;
+    let store = match &config.database_url {
+        // The error names no URL: it may hold a password.
+        Some(url) => Store::connect(url.expose()).await.context("could not open storage in Postgres")?,
+        None => Store::open(&config.data_dir)
+            .with_context(|| format!("could not open storage in {}", config.data_dir.display()))?,
+    };
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let server = PeerId::from(format!("hindsight-{}", random_token::<8>()));

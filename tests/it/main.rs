@@ -25,6 +25,8 @@
 //! - [`postmortem`]: the incident's facts and milestones on a board, and their rules.
 //! - [`teams`]: a team's ledger across retros: actions reviewed and carried, the ledger's rules,
 //!   retros finishing at once, offline status changes, `kill -9`, and the team API's errors.
+//! - [`storage`]: the same storage tests against SQLite and a real Postgres (issue 16), and the
+//!   server on Postgres through a `kill -9`.
 //! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
 //!   clients whose connections are cut at random converge with nothing lost and nothing twice.
 //! - [`fuzz`]: the wire decoder fed mutations of a corpus never panics and round-trips.
@@ -64,6 +66,7 @@ mod limits;
 mod postmortem;
 mod restart;
 mod rules;
+mod storage;
 mod sync;
 mod team_ui;
 mod teams;

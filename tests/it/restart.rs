@@ -16,13 +16,16 @@ const DRAFTS: [(&str, &str); 4] = [
 
 /// A retro under way on a 4Ls board: Ann wrote [`DRAFTS`], Fay moved to Reveal and revealed
 /// `liked`, so one note is published and three wait on Ann's desk. Everything is acknowledged.
-struct Retro {
+pub(crate) struct Retro {
     board: DocumentId,
     fay: Participant,
     ann: Participant,
 }
 
-async fn retro_under_way(server: &impl Endpoint, board: &hindsight_tests::BoardCreated) -> anyhow::Result<Retro> {
+pub(crate) async fn retro_under_way(
+    server: &impl Endpoint,
+    board: &hindsight_tests::BoardCreated,
+) -> anyhow::Result<Retro> {
     let mut fay = Participant::join_as_facilitator(server, board, "Fay").await?;
     let mut ann = Participant::join(server, board.board_id, "Ann").await?;
     for (column, text) in DRAFTS {
@@ -40,7 +43,7 @@ async fn retro_under_way(server: &impl Endpoint, board: &hindsight_tests::BoardC
 /// Ann and Fay come back as themselves (Ann's drafts on her desk, Fay still facilitating, and the
 /// server still knows Ann's desk: revealing `learned` publishes her note), and a newcomer sees
 /// everyone on the roster.
-async fn assert_retro_is_back(server: &impl Endpoint, before: &Retro) -> anyhow::Result<()> {
+pub(crate) async fn assert_retro_is_back(server: &impl Endpoint, before: &Retro) -> anyhow::Result<()> {
     let mut viewer = SyncPeer::open(&server.ws_url(), before.board).await?;
     viewer.pump_until_heads(&before.fay.heads()).await?;
     assert_eq!(viewer.board(), before.fay.board());

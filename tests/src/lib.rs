@@ -36,6 +36,7 @@ pub mod history;
 pub mod http;
 pub mod participant;
 pub mod peer;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod rng;

@@ -1,9 +1,12 @@
-//! Durable storage of boards in SQLite: board records, document snapshots and incremental changes.
+//! Durable storage of boards: board records, document snapshots and incremental changes, in
+//! SQLite (the default, one file in the data directory) or Postgres (`--database-url`).
 //!
 //! One writer thread owns the database connection. Requests reach it over a channel and every
 //! write that is waiting when it wakes up goes into one transaction (group commit), so a busy
 //! server pays one `fsync` for many boards. A call to [`Store::append_many`] returns only after its
-//! transaction committed: the caller may then tell peers the changes are accepted.
+//! transaction committed: the caller may then tell peers the changes are accepted. The writer, the
+//! batching and the compaction are the same for both databases; a [`Backend`] only speaks SQL
+//! (`sqlite.rs`, `postgres.rs`).
 //!
 //! Each document is a snapshot (`Automerge::save`) plus the changes accepted since, one row per
 //! change keyed by its hash. When a document has gathered [`COMPACT_AFTER`] changes, and they
@@ -18,10 +21,12 @@ use std::path::Path;
 use std::thread;
 
 use hindsight_shared::ids::DocumentId;
-use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::key::KeyHash;
+
+mod postgres;
+mod sqlite;
 
 /// A document is compacted into a new snapshot once this many changes are stored beside it (and
 /// they take at least half the snapshot's bytes).
@@ -84,6 +89,10 @@ impl DocKind {
             Self::Team => "team",
         }
     }
+
+    fn parse(kind: &str) -> Self {
+        if kind == Self::Team.as_str() { Self::Team } else { Self::Board }
+    }
 }
 
 /// Someone who joined a board.
@@ -116,12 +125,16 @@ pub enum StoreError {
     Thread { name: &'static str, source: std::io::Error },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("the transaction did not commit: {0}")]
     Commit(String),
     #[error("the storage thread has stopped")]
     Stopped,
     #[error("this board is full: it takes at most {0} participants")]
     BoardFull(usize),
+    #[error("another Hindsight node is using this database; run one node per database until cluster mode")]
+    InUse,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -201,28 +214,64 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `data_dir` and starts the writer and compactor threads.
+    /// Opens (or creates) the SQLite database in `data_dir` and starts the writer and compactor
+    /// threads.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::CreateDir { path: data_dir.display().to_string(), source })?;
-        let conn = open_connection(&data_dir.join("hindsight.sqlite3"))?;
+        let backend = sqlite::Sqlite::open(&data_dir.join("hindsight.sqlite3"))?;
+        Self::start(move || Ok(backend)).1
+    }
+
+    /// Connects to the Postgres database at `url` (creating the tables it lacks) and starts the
+    /// writer and compactor threads. The client is a blocking one on the writer's own thread, so
+    /// it connects there; this waits for it without blocking the runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let url = url.to_owned();
+        let (opened, store) = Self::start(move || postgres::Postgres::connect(&url));
+        opened.await.map_err(|_| StoreError::Stopped)??;
+        store
+    }
+
+    /// Starts the threads; the backend opens on the writer's thread, which says how that went
+    /// (the storage calls wait behind it either way).
+    fn start<B: Backend>(
+        open: impl FnOnce() -> Result<B, StoreError> + Send + 'static,
+    ) -> (oneshot::Receiver<Result<(), StoreError>>, Result<Self, StoreError>) {
         // Unbounded on purpose: every request but the compactor's is a caller awaiting its answer
         // (so at most one per task, and tasks are bounded), and the compactor sends one result
         // per job, of which the writer gives it at most one per document at a time. A bound
         // would bound nothing more, and would make the compactor wait on the writer it feeds.
         let (requests, inbox) = mpsc::unbounded_channel();
         let (compact_tx, compact_rx) = std::sync::mpsc::channel();
+        let (opened_tx, opened) = oneshot::channel();
         let results = requests.clone();
-        thread::Builder::new()
-            .name("hindsight-compactor".into())
-            .spawn(move || compactor(compact_rx, results))
-            .map_err(|source| StoreError::Thread { name: "compactor", source })?;
-        let writer = Writer { conn, compact: compact_tx, pending: HashMap::new(), compacting: HashSet::new() };
-        thread::Builder::new()
-            .name("hindsight-store".into())
-            .spawn(move || writer.run(inbox))
-            .map_err(|source| StoreError::Thread { name: "storage", source })?;
-        Ok(Self { requests })
+        let started = (|| {
+            thread::Builder::new()
+                .name("hindsight-compactor".into())
+                .spawn(move || compactor(compact_rx, results))
+                .map_err(|source| StoreError::Thread { name: "compactor", source })?;
+            thread::Builder::new()
+                .name("hindsight-store".into())
+                .spawn(move || match open() {
+                    Ok(backend) => {
+                        let _ = opened_tx.send(Ok(()));
+                        let writer = Writer {
+                            backend,
+                            compact: compact_tx,
+                            pending: HashMap::new(),
+                            compacting: HashSet::new(),
+                        };
+                        writer.run(inbox);
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
+                })
+                .map_err(|source| StoreError::Thread { name: "storage", source })?;
+            Ok(Self { requests })
+        })();
+        (opened, started)
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
@@ -307,67 +356,80 @@ impl Store {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    // WAL with synchronous=FULL: a commit returns after the log is fsynced, so a committed
-    // change survives a crash of the process or the machine.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS boards (
-             id BLOB PRIMARY KEY,
-             created_at_ms INTEGER NOT NULL,
-             facilitator_key_hash BLOB NOT NULL
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS participants (
-             board BLOB NOT NULL REFERENCES boards (id),
-             id TEXT NOT NULL,
-             desk BLOB NOT NULL UNIQUE,
-             name TEXT NOT NULL,
-             joined_at_ms INTEGER NOT NULL,
-             PRIMARY KEY (board, id)
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS snapshots (
-             doc BLOB PRIMARY KEY,
-             data BLOB NOT NULL
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS changes (
-             doc BLOB NOT NULL,
-             hash BLOB NOT NULL,
-             data BLOB NOT NULL,
-             PRIMARY KEY (doc, hash)
-         ) WITHOUT ROWID;",
-    )?;
-    // Added after the first release: when a board last changed, for retention.
-    let has_updated_at: bool =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('boards') WHERE name = 'updated_at_ms'", [], |row| {
-            row.get::<_, i64>(0).map(|n| n > 0)
-        })?;
-    if !has_updated_at {
-        conn.execute_batch(
-            "ALTER TABLE boards ADD COLUMN updated_at_ms INTEGER NOT NULL DEFAULT 0;
-             UPDATE boards SET updated_at_ms = created_at_ms;",
-        )?;
+/// One write of a batch, as a backend applies it.
+pub(crate) enum Write<'a> {
+    CreateBoard {
+        record: &'a BoardRecord,
+        snapshot: &'a [u8],
+    },
+    /// Fails with [`StoreError::BoardFull`] if the board has `max` participants already, counted
+    /// in the same transaction as the insert.
+    CreateParticipant {
+        record: &'a ParticipantRecord,
+        desk: &'a [u8],
+        max: usize,
+    },
+    /// The changes of a board's documents; the board's last activity becomes `at_ms`.
+    Append {
+        board: DocumentId,
+        at_ms: i64,
+        docs: &'a [(DocumentId, Vec<StoredChange>)],
+    },
+    Expire {
+        before_ms: i64,
+        keep: &'a [DocumentId],
+    },
+    Delete {
+        id: DocumentId,
+    },
+    /// A compacted snapshot replaces the old one and exactly the changes in `hashes`. A document
+    /// that is gone (deleted while it was compacted) stays gone.
+    Compacted {
+        doc: DocumentId,
+        snapshot: &'a [u8],
+        hashes: &'a [[u8; 32]],
+    },
+}
+
+impl Request {
+    fn as_write(&self) -> Option<Write<'_>> {
+        Some(match self {
+            Request::CreateBoard { record, snapshot, .. } => Write::CreateBoard { record, snapshot },
+            Request::CreateParticipant { record, desk, max, .. } => {
+                Write::CreateParticipant { record, desk, max: *max }
+            }
+            Request::Append { board, at_ms, docs, .. } => Write::Append { board: *board, at_ms: *at_ms, docs },
+            Request::Expire { before_ms, keep, .. } => Write::Expire { before_ms: *before_ms, keep },
+            Request::Delete { id, .. } => Write::Delete { id: *id },
+            Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
+                Write::Compacted { doc: *doc, snapshot, hashes }
+            }
+            _ => return None,
+        })
     }
-    // Added with teams: a row is a board or a team's ledger.
-    let has_kind: bool =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('boards') WHERE name = 'kind'", [], |row| {
-            row.get::<_, i64>(0).map(|n| n > 0)
-        })?;
-    if !has_kind {
-        conn.execute_batch(
-            "ALTER TABLE boards ADD COLUMN kind TEXT NOT NULL DEFAULT 'board';
-             ALTER TABLE boards ADD COLUMN team BLOB;",
-        )?;
-    }
-    Ok(conn)
+}
+
+/// A database the writer thread speaks to: SQL for the writer's requests, nothing else. Both
+/// backends keep the same tables (see ARCHITECTURE.md, "Storage") and the same durability: a
+/// write batch returns only once its transaction is committed and on disk.
+pub(crate) trait Backend: Send + 'static {
+    /// Applies `writes` in one transaction, each in a savepoint of its own so that one failing
+    /// does not fail its neighbours. Returns each write's result (for `Expire` and `Delete`, how
+    /// many boards went) and, if the transaction did not commit, why.
+    fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>);
+    fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError>;
+    /// A document's snapshot and changes with their hashes, or `None` if it was never stored.
+    fn document(&mut self, doc: DocumentId) -> Result<Option<CompactionJob>, StoreError>;
+    /// A board's participants, by join order, each with the bytes of their desk in storage.
+    fn participants(&mut self, board: DocumentId) -> Result<Vec<(ParticipantRecord, usize)>, StoreError>;
+    fn desk_owner(&mut self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError>;
+    /// After the last write, before the thread ends.
+    fn close(&mut self) {}
 }
 
 /// The state of the writer thread.
-struct Writer {
-    conn: Connection,
+struct Writer<B> {
+    backend: B,
     compact: std::sync::mpsc::Sender<(DocumentId, CompactionJob)>,
     /// What each document has stored beside its snapshot, as far as this run knows.
     pending: HashMap<DocumentId, Pending>,
@@ -375,7 +437,7 @@ struct Writer {
     compacting: HashSet<DocumentId>,
 }
 
-impl Writer {
+impl<B: Backend> Writer<B> {
     fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
         while let Some(first) = inbox.blocking_recv() {
             let mut batch = vec![first];
@@ -387,9 +449,7 @@ impl Writer {
             }
             if let Some(reply) = self.handle(batch) {
                 self.compact_before_exit();
-                if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log at shutdown");
-                }
+                self.backend.close();
                 let _ = reply.send(());
                 return;
             }
@@ -419,7 +479,7 @@ impl Writer {
         for read in reads {
             match read {
                 Request::Board { id, reply } => {
-                    let _ = reply.send(self.read_board(id));
+                    let _ = reply.send(self.backend.board(id));
                 }
                 Request::Load { doc, reply } => {
                     let result = self.read_doc(doc);
@@ -436,15 +496,7 @@ impl Writer {
                     let _ = reply.send(self.read_board_with_desks(board));
                 }
                 Request::DeskOwner { desk, reply } => {
-                    let owner = self
-                        .conn
-                        .query_row("SELECT board FROM participants WHERE desk = ?1", params![desk.as_bytes()], |row| {
-                            row.get::<_, Vec<u8>>(0)
-                        })
-                        .optional()
-                        .map(|owner| owner.and_then(|bytes| DocumentId::try_from(bytes.as_slice()).ok()))
-                        .map_err(StoreError::from);
-                    let _ = reply.send(owner);
+                    let _ = reply.send(self.backend.desk_owner(desk));
                 }
                 _ => {}
             }
@@ -453,34 +505,26 @@ impl Writer {
     }
 
     fn write(&mut self, writes: Vec<Request>) {
-        let mut done: Vec<(Request, Result<(), StoreError>)> = Vec::with_capacity(writes.len());
-        // How many boards an `Expire` in this batch deleted (at most one waits per batch).
-        let mut expired = 0;
-        let committed = (|| -> Result<(), rusqlite::Error> {
-            let mut tx = self.conn.transaction()?;
-            for write in writes {
-                // A savepoint per request: one failing write does not fail its neighbours.
-                let result = (|| -> Result<(), StoreError> {
-                    let sp = tx.savepoint()?;
-                    expired += apply_write(&sp, &write)?;
-                    Ok(sp.commit()?)
-                })();
-                done.push((write, result));
-            }
-            tx.commit()
-        })();
-        let commit_error = committed.err().map(|e| e.to_string());
-        for (write, result) in done {
-            let result = match (&commit_error, result) {
-                (Some(e), _) => Err(StoreError::Commit(e.clone())),
-                (None, result) => result,
+        let planned: Vec<(usize, Write<'_>)> =
+            writes.iter().enumerate().filter_map(|(i, request)| Some((i, request.as_write()?))).collect();
+        let (indices, batch): (Vec<usize>, Vec<Write<'_>>) = planned.into_iter().unzip();
+        let (results, commit_error) = self.backend.write(&batch);
+        drop(batch);
+        let mut outcomes: Vec<Result<usize, StoreError>> = writes.iter().map(|_| Ok(0)).collect();
+        for (i, result) in indices.into_iter().zip(results) {
+            outcomes[i] = result;
+        }
+        for (write, result) in writes.into_iter().zip(outcomes) {
+            let result = match &commit_error {
+                Some(e) => Err(StoreError::Commit(e.clone())),
+                None => result,
             };
             match write {
                 Request::CreateBoard { reply, .. } | Request::CreateParticipant { reply, .. } => {
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map(drop));
                 }
                 Request::Expire { reply, .. } | Request::Delete { reply, .. } => {
-                    let _ = reply.send(result.map(|()| std::mem::take(&mut expired)));
+                    let _ = reply.send(result);
                 }
                 Request::Append { docs, reply, .. } => {
                     if result.is_ok() {
@@ -491,11 +535,11 @@ impl Writer {
                             self.maybe_compact(*doc);
                         }
                     }
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map(drop));
                 }
                 Request::Compacted { doc, result: compacted } => {
                     self.compacting.remove(&doc);
-                    if let (Ok(()), Some((snapshot, hashes, bytes))) = (result, compacted) {
+                    if let (Ok(_), Some((snapshot, hashes, bytes))) = (result, compacted) {
                         let pending = self.pending.entry(doc).or_default();
                         pending.changes = pending.changes.saturating_sub(hashes.len());
                         pending.bytes = pending.bytes.saturating_sub(bytes);
@@ -519,7 +563,7 @@ impl Writer {
             .collect();
         let mut writes = Vec::new();
         for doc in docs {
-            match read_doc_with_hashes(&self.conn, doc) {
+            match self.backend.document(doc) {
                 Ok(Some(job)) => writes.push(Request::Compacted { doc, result: compact(doc, &job) }),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(doc = %doc.tag(), error = %e, "could not read a document for compaction"),
@@ -536,7 +580,7 @@ impl Writer {
         if !self.pending.get(&doc).is_some_and(Pending::due) || self.compacting.contains(&doc) {
             return;
         }
-        match read_doc_with_hashes(&self.conn, doc) {
+        match self.backend.document(doc) {
             Ok(Some(job)) => {
                 self.compacting.insert(doc);
                 let _ = self.compact.send((doc, job));
@@ -546,31 +590,9 @@ impl Writer {
         }
     }
 
-    fn read_board(&self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
-        let record = self
-            .conn
-            .query_row(
-                "SELECT created_at_ms, facilitator_key_hash, kind, team FROM boards WHERE id = ?1",
-                params![id.as_bytes()],
-                |row| {
-                    let created_at_ms: i64 = row.get(0)?;
-                    let hash: Vec<u8> = row.get(1)?;
-                    let kind: String = row.get(2)?;
-                    let team: Option<Vec<u8>> = row.get(3)?;
-                    Ok((created_at_ms, hash, kind, team))
-                },
-            )
-            .optional()?;
-        Ok(record.and_then(|(created_at_ms, hash, kind, team)| {
-            let kind = if kind == DocKind::Team.as_str() { DocKind::Team } else { DocKind::Board };
-            let team = team.and_then(|t| DocumentId::try_from(t.as_slice()).ok());
-            Some(BoardRecord { id, created_at_ms, facilitator_key_hash: KeyHash(hash.try_into().ok()?), kind, team })
-        }))
-    }
-
     /// Reads a document, and remembers how many changes sit beside its snapshot.
     fn read_doc(&mut self, doc: DocumentId) -> Result<Option<StoredDoc>, StoreError> {
-        let stored = read_doc_with_hashes(&self.conn, doc)?.map(|job| StoredDoc {
+        let stored = self.backend.document(doc)?.map(|job| StoredDoc {
             snapshot: job.snapshot,
             changes: job.changes.into_iter().map(|(_, bytes)| bytes).collect(),
         });
@@ -583,137 +605,33 @@ impl Writer {
     }
 
     fn read_board_with_desks(&mut self, board: DocumentId) -> Result<Option<StoredBoard>, StoreError> {
-        let Some(record) = self.read_board(board)? else {
+        let Some(record) = self.backend.board(board)? else {
             return Ok(None);
         };
         let Some(doc) = self.read_doc(board)? else {
             return Ok(None);
         };
-        // Each participant with the size of their desk: its snapshot and its changes.
-        let mut statement = self.conn.prepare_cached(
-            "SELECT p.id, p.desk, p.name, p.joined_at_ms,
-                    COALESCE((SELECT length(data) FROM snapshots WHERE doc = p.desk), 0)
-                    + COALESCE((SELECT SUM(length(data)) FROM changes WHERE doc = p.desk), 0)
-             FROM participants p WHERE p.board = ?1 ORDER BY p.joined_at_ms, p.id",
-        )?;
-        let records = statement
-            .query_map(params![board.as_bytes()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        drop(statement);
-        let participants = records
-            .into_iter()
-            .filter_map(|(id, desk, name, joined_at_ms, bytes)| {
-                let desk = DocumentId::try_from(desk.as_slice()).ok()?;
-                let record = ParticipantRecord { board, id, name, desk, joined_at_ms };
-                Some((record, usize::try_from(bytes).unwrap_or(0)))
-            })
-            .collect();
+        let participants = self.backend.participants(board)?;
         Ok(Some(StoredBoard { record, doc, participants }))
     }
 }
 
-/// Applies one write; returns how many boards it deleted (for `Expire`).
-fn apply_write(conn: &Connection, write: &Request) -> Result<usize, StoreError> {
-    match write {
-        Request::CreateBoard { record, snapshot, .. } => {
-            conn.execute(
-                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms, kind, team) \
-                 VALUES (?1, ?2, ?3, ?2, ?4, ?5)",
-                params![
-                    record.id.as_bytes(),
-                    record.created_at_ms,
-                    record.facilitator_key_hash.0,
-                    record.kind.as_str(),
-                    record.team.as_ref().map(|t| t.as_bytes().to_vec())
-                ],
-            )?;
-            conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
-        }
-        Request::CreateParticipant { record, desk, max, .. } => {
-            // Counted in the same transaction as the insert: joins racing each other see each other.
-            let count: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM participants WHERE board = ?1",
-                params![record.board.as_bytes()],
-                |row| row.get(0),
-            )?;
-            if usize::try_from(count).unwrap_or(usize::MAX) >= *max {
-                return Err(StoreError::BoardFull(*max));
-            }
-            conn.execute(
-                "INSERT INTO participants (board, id, desk, name, joined_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![record.board.as_bytes(), record.id, record.desk.as_bytes(), record.name, record.joined_at_ms],
-            )?;
-            conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.desk.as_bytes(), desk])?;
-            conn.execute(
-                "UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1",
-                params![record.board.as_bytes(), record.joined_at_ms],
-            )?;
-        }
-        Request::Append { board, at_ms, docs, .. } => {
-            let mut insert =
-                conn.prepare_cached("INSERT OR IGNORE INTO changes (doc, hash, data) VALUES (?1, ?2, ?3)")?;
-            for (doc, changes) in docs {
-                for change in changes {
-                    insert.execute(params![doc.as_bytes(), change.hash, change.bytes])?;
-                }
-            }
-            conn.prepare_cached("UPDATE boards SET updated_at_ms = MAX(updated_at_ms, ?2) WHERE id = ?1")?
-                .execute(params![board.as_bytes(), at_ms])?;
-        }
-        Request::Expire { before_ms, keep, .. } => return expire(conn, *before_ms, keep),
-        Request::Delete { id, .. } => {
-            // Not counted with what an `Expire` of the same batch deleted.
-            delete(conn, id.as_bytes())?;
-        }
-        Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
-            // Every document has a snapshot row from its creation; one that is gone was deleted
-            // (an expired board) while it was being compacted, and stays gone.
-            conn.execute("UPDATE snapshots SET data = ?2 WHERE doc = ?1", params![doc.as_bytes(), snapshot])?;
-            let mut delete = conn.prepare_cached("DELETE FROM changes WHERE doc = ?1 AND hash = ?2")?;
-            for hash in hashes {
-                delete.execute(params![doc.as_bytes(), hash])?;
-            }
-        }
-        _ => {}
-    }
-    Ok(0)
-}
-
-/// Deletes the boards idle since before `before_ms` (but those in `keep`), their participants,
-/// and every document of theirs.
-fn expire(conn: &Connection, before_ms: i64, keep: &[DocumentId]) -> Result<usize, StoreError> {
-    let mut statement = conn.prepare_cached("SELECT id FROM boards WHERE updated_at_ms < ?1")?;
-    let idle: Vec<Vec<u8>> = statement.query_map(params![before_ms], |row| row.get(0))?.collect::<Result<_, _>>()?;
-    let mut deleted = 0;
-    for board in idle {
-        if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
-            continue;
-        }
-        delete(conn, &board)?;
-        deleted += 1;
-    }
-    Ok(deleted)
-}
-
-/// Deletes one board (or team), its participants and every document of theirs.
-fn delete(conn: &Connection, board: &[u8]) -> Result<(), StoreError> {
-    for table in ["snapshots", "changes"] {
-        conn.execute(
-            &format!("DELETE FROM {table} WHERE doc = ?1 OR doc IN (SELECT desk FROM participants WHERE board = ?1)"),
-            params![board],
-        )?;
-    }
-    conn.execute("DELETE FROM participants WHERE board = ?1", params![board])?;
-    conn.execute("DELETE FROM boards WHERE id = ?1", params![board])?;
-    Ok(())
+/// A board record from its stored columns; `None` if they are not what the store writes.
+fn board_record(
+    id: DocumentId,
+    created_at_ms: i64,
+    hash: Vec<u8>,
+    kind: &str,
+    team: Option<Vec<u8>>,
+) -> Option<BoardRecord> {
+    let team = team.and_then(|t| DocumentId::try_from(t.as_slice()).ok());
+    Some(BoardRecord {
+        id,
+        created_at_ms,
+        facilitator_key_hash: KeyHash(hash.try_into().ok()?),
+        kind: DocKind::parse(kind),
+        team,
+    })
 }
 
 /// A compaction's result: the new snapshot, the hashes of the changes it holds (the rows it
@@ -721,31 +639,9 @@ fn delete(conn: &Connection, board: &[u8]) -> Result<(), StoreError> {
 type Compacted = (Vec<u8>, Vec<[u8; 32]>, usize);
 
 /// A document as stored, with the hash of every change: what the compactor works on.
-struct CompactionJob {
+pub(crate) struct CompactionJob {
     snapshot: Vec<u8>,
     changes: Vec<([u8; 32], Vec<u8>)>,
-}
-
-fn read_doc_with_hashes(conn: &Connection, doc: DocumentId) -> Result<Option<CompactionJob>, StoreError> {
-    let snapshot: Option<Vec<u8>> = conn
-        .query_row("SELECT data FROM snapshots WHERE doc = ?1", params![doc.as_bytes()], |row| row.get(0))
-        .optional()?;
-    let mut statement = conn.prepare_cached("SELECT hash, data FROM changes WHERE doc = ?1")?;
-    let changes = statement
-        .query_map(params![doc.as_bytes()], |row| {
-            let hash: Vec<u8> = row.get(0)?;
-            let data: Vec<u8> = row.get(1)?;
-            Ok((hash, data))
-        })?
-        .filter_map(|row| match row {
-            Ok((hash, data)) => Some(Ok((<[u8; 32]>::try_from(hash).ok()?, data))),
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if snapshot.is_none() && changes.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(CompactionJob { snapshot: snapshot.unwrap_or_default(), changes }))
 }
 
 /// The compactor thread: turns a snapshot plus changes into one new snapshot, off the writer.

@@ -1,0 +1,276 @@
+//! The Postgres backend (`--database-url`): the same tables as SQLite's, made by a migration at
+//! start, written with the same batches. A transaction's commit returns once Postgres has it on
+//! disk (`synchronous_commit` as the server sets it: on by default), which is when the writer
+//! acknowledges. The blocking client runs on the store's writer thread.
+
+use hindsight_shared::ids::DocumentId;
+use postgres::{Client, GenericClient, NoTls};
+
+use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record};
+
+/// The migrations, in order; `schema_version` says how many have run. Each runs in one
+/// transaction under an advisory lock, so nodes starting together take turns.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE boards (
+         id BYTEA PRIMARY KEY,
+         created_at_ms BIGINT NOT NULL,
+         facilitator_key_hash BYTEA NOT NULL,
+         updated_at_ms BIGINT NOT NULL,
+         kind TEXT NOT NULL DEFAULT 'board',
+         team BYTEA
+     );
+     CREATE INDEX boards_updated_at ON boards (updated_at_ms);
+     CREATE TABLE participants (
+         board BYTEA NOT NULL REFERENCES boards (id),
+         id TEXT NOT NULL,
+         desk BYTEA NOT NULL UNIQUE,
+         name TEXT NOT NULL,
+         joined_at_ms BIGINT NOT NULL,
+         PRIMARY KEY (board, id)
+     );
+     CREATE TABLE snapshots (
+         doc BYTEA PRIMARY KEY,
+         data BYTEA NOT NULL
+     );
+     CREATE TABLE changes (
+         doc BYTEA NOT NULL,
+         hash BYTEA NOT NULL,
+         data BYTEA NOT NULL,
+         PRIMARY KEY (doc, hash)
+     );"];
+
+/// A key for `pg_advisory_xact_lock`: Hindsight's migrations.
+const MIGRATION_LOCK: i64 = 0x4869_6e64_7369_6768;
+/// A key for the session lock a node holds on its database while it serves: until boards have
+/// owners (cluster mode), two nodes on one database would each accept changes the other did not
+/// check, so a second node is refused.
+const NODE_LOCK: i64 = 0x4869_6e64_7369_6769;
+/// How long a starting node waits for the lock: a node killed a moment ago holds it until
+/// Postgres notices its connection is gone.
+const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The writer thread's connection.
+pub(super) struct Postgres {
+    client: Client,
+}
+
+impl Postgres {
+    /// Connects and runs the migrations this database lacks. Never logs `url`: it may hold a
+    /// password.
+    pub(super) fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut client = Client::connect(url, NoTls)?;
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: i32 =
+            tx.query_opt("SELECT version FROM schema_version", &[])?.map_or(0, |row| row.get::<_, i32>(0));
+        let done = usize::try_from(version).unwrap_or(0);
+        for migration in MIGRATIONS.iter().skip(done) {
+            tx.batch_execute(migration)?;
+        }
+        if done < MIGRATIONS.len() {
+            let latest = MIGRATIONS.len() as i32;
+            tx.execute("DELETE FROM schema_version", &[])?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&latest])?;
+            tracing::info!(from = version, to = latest, "migrated the Postgres schema");
+        }
+        tx.commit()?;
+        let started = std::time::Instant::now();
+        loop {
+            let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
+            if locked {
+                return Ok(Self { client });
+            }
+            if started.elapsed() > NODE_LOCK_WAIT {
+                return Err(StoreError::InUse);
+            }
+            // Polled: Postgres has no event for another session's lock going away but waiting
+            // on the lock itself, which would wait for ever behind a live node.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Backend for Postgres {
+    fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>) {
+        let mut results = Vec::with_capacity(writes.len());
+        let committed = (|| -> Result<(), postgres::Error> {
+            let mut tx = self.client.transaction()?;
+            for write in writes {
+                // A savepoint per write: one failing does not fail its neighbours. Dropping it
+                // uncommitted rolls back to it.
+                let result = (|| -> Result<usize, StoreError> {
+                    let mut sp = tx.savepoint("write")?;
+                    let deleted = apply(&mut sp, write)?;
+                    sp.commit()?;
+                    Ok(deleted)
+                })();
+                results.push(result);
+            }
+            tx.commit()
+        })();
+        let error = committed.err().map(|e| e.to_string());
+        while results.len() < writes.len() {
+            results.push(Err(StoreError::Commit(error.clone().unwrap_or_default())));
+        }
+        (results, error)
+    }
+
+    fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT created_at_ms, facilitator_key_hash, kind, team FROM boards WHERE id = $1",
+            &[&id.as_bytes().as_slice()],
+        )?;
+        Ok(row.and_then(|row| {
+            board_record(id, row.get(0), row.get(1), row.get::<_, &str>(2), row.get::<_, Option<Vec<u8>>>(3))
+        }))
+    }
+
+    fn document(&mut self, doc: DocumentId) -> Result<Option<CompactionJob>, StoreError> {
+        let key = doc.as_bytes().as_slice();
+        let snapshot: Option<Vec<u8>> =
+            self.client.query_opt("SELECT data FROM snapshots WHERE doc = $1", &[&key])?.map(|row| row.get(0));
+        let changes: Vec<([u8; 32], Vec<u8>)> = self
+            .client
+            .query("SELECT hash, data FROM changes WHERE doc = $1", &[&key])?
+            .into_iter()
+            .filter_map(|row| Some((<[u8; 32]>::try_from(row.get::<_, Vec<u8>>(0)).ok()?, row.get(1))))
+            .collect();
+        if snapshot.is_none() && changes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(CompactionJob { snapshot: snapshot.unwrap_or_default(), changes }))
+    }
+
+    fn participants(&mut self, board: DocumentId) -> Result<Vec<(ParticipantRecord, usize)>, StoreError> {
+        let rows = self.client.query(
+            "SELECT p.id, p.desk, p.name, p.joined_at_ms,
+                    COALESCE((SELECT octet_length(data) FROM snapshots WHERE doc = p.desk), 0)::BIGINT
+                    + COALESCE((SELECT SUM(octet_length(data)) FROM changes WHERE doc = p.desk), 0)::BIGINT
+             FROM participants p WHERE p.board = $1 ORDER BY p.joined_at_ms, p.id",
+            &[&board.as_bytes().as_slice()],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let desk = DocumentId::try_from(row.get::<_, &[u8]>(1)).ok()?;
+                let record =
+                    ParticipantRecord { board, id: row.get(0), name: row.get(2), desk, joined_at_ms: row.get(3) };
+                Some((record, usize::try_from(row.get::<_, i64>(4)).unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    fn desk_owner(&mut self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError> {
+        let row =
+            self.client.query_opt("SELECT board FROM participants WHERE desk = $1", &[&desk.as_bytes().as_slice()])?;
+        Ok(row.and_then(|row| DocumentId::try_from(row.get::<_, &[u8]>(0)).ok()))
+    }
+
+    /// Lets go of the database at once, for the node that starts next.
+    fn close(&mut self) {
+        if let Err(e) = self.client.execute("SELECT pg_advisory_unlock($1)", &[&NODE_LOCK]) {
+            tracing::warn!(error = %e, "could not let go of the database's node lock");
+        }
+    }
+}
+
+/// Applies one write; returns how many boards it deleted.
+fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreError> {
+    match write {
+        Write::CreateBoard { record, snapshot } => {
+            let team = record.team.as_ref().map(|t| t.as_bytes().to_vec());
+            db.execute(
+                "INSERT INTO boards (id, created_at_ms, facilitator_key_hash, updated_at_ms, kind, team) \
+                 VALUES ($1, $2, $3, $2, $4, $5)",
+                &[
+                    &record.id.as_bytes().as_slice(),
+                    &record.created_at_ms,
+                    &record.facilitator_key_hash.0.as_slice(),
+                    &record.kind.as_str(),
+                    &team,
+                ],
+            )?;
+            db.execute(
+                "INSERT INTO snapshots (doc, data) VALUES ($1, $2)",
+                &[&record.id.as_bytes().as_slice(), snapshot],
+            )?;
+        }
+        Write::CreateParticipant { record, desk, max } => {
+            let board = record.board.as_bytes().as_slice();
+            // The board's row is locked first, so that joins racing each other through other
+            // nodes count each other: the count and the insert are one step for everyone.
+            db.execute("SELECT 1 FROM boards WHERE id = $1 FOR UPDATE", &[&board])?;
+            let count: i64 = db.query_one("SELECT COUNT(*) FROM participants WHERE board = $1", &[&board])?.get(0);
+            if usize::try_from(count).unwrap_or(usize::MAX) >= *max {
+                return Err(StoreError::BoardFull(*max));
+            }
+            db.execute(
+                "INSERT INTO participants (board, id, desk, name, joined_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                &[&board, &record.id, &record.desk.as_bytes().as_slice(), &record.name, &record.joined_at_ms],
+            )?;
+            db.execute(
+                "INSERT INTO snapshots (doc, data) VALUES ($1, $2)",
+                &[&record.desk.as_bytes().as_slice(), desk],
+            )?;
+            db.execute(
+                "UPDATE boards SET updated_at_ms = GREATEST(updated_at_ms, $2) WHERE id = $1",
+                &[&board, &record.joined_at_ms],
+            )?;
+        }
+        Write::Append { board, at_ms, docs } => {
+            let insert =
+                db.prepare("INSERT INTO changes (doc, hash, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")?;
+            for (doc, changes) in *docs {
+                for change in changes {
+                    db.execute(&insert, &[&doc.as_bytes().as_slice(), &change.hash.as_slice(), &change.bytes])?;
+                }
+            }
+            db.execute(
+                "UPDATE boards SET updated_at_ms = GREATEST(updated_at_ms, $2) WHERE id = $1",
+                &[&board.as_bytes().as_slice(), at_ms],
+            )?;
+        }
+        Write::Expire { before_ms, keep } => {
+            let idle: Vec<Vec<u8>> = db
+                .query("SELECT id FROM boards WHERE updated_at_ms < $1", &[before_ms])?
+                .into_iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut deleted = 0;
+            for board in idle {
+                if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
+                    continue;
+                }
+                delete(db, &board)?;
+                deleted += 1;
+            }
+            return Ok(deleted);
+        }
+        Write::Delete { id } => {
+            delete(db, id.as_bytes())?;
+            return Ok(1);
+        }
+        Write::Compacted { doc, snapshot, hashes } => {
+            let key = doc.as_bytes().as_slice();
+            db.execute("UPDATE snapshots SET data = $2 WHERE doc = $1", &[&key, snapshot])?;
+            let delete = db.prepare("DELETE FROM changes WHERE doc = $1 AND hash = $2")?;
+            for hash in *hashes {
+                db.execute(&delete, &[&key, &hash.as_slice()])?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Deletes one board (or team), its participants and every document of theirs.
+fn delete(db: &mut impl GenericClient, board: &[u8]) -> Result<(), StoreError> {
+    for table in ["snapshots", "changes"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE doc = $1 OR doc IN (SELECT desk FROM participants WHERE board = $1)"),
+            &[&board],
+        )?;
+    }
+    db.execute("DELETE FROM participants WHERE board = $1", &[&board])?;
+    db.execute("DELETE FROM boards WHERE id = $1", &[&board])?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! [`Postgres`]: a real PostgreSQL server (Debian's `postgresql` package, installed by
+//! `scripts/setup-postgres.sh`) started by a test on a free loopback port in a temporary
+//! directory, and killed when dropped. Postgres will not run as root: as root, the harness runs
+//! it as the `postgres` user.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+/// The role the tests connect as; trusted on loopback, as only this test's processes reach it.
+const USER: &str = "hindsight";
+/// How long a server may take to accept connections on a busy machine.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// A running PostgreSQL server of this test's own.
+pub struct Postgres {
+    /// Holds the data directory; removed after the server is killed.
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    /// The user and group the server runs as, when the tests run as root.
+    owner: Option<(u32, u32)>,
+}
+
+impl Postgres {
+    /// Makes a database cluster in a temporary directory and starts a server on it.
+    pub async fn start() -> anyhow::Result<Self> {
+        tokio::task::spawn_blocking(Self::start_blocking).await?
+    }
+
+    fn start_blocking() -> anyhow::Result<Self> {
+        let bin = binaries()?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        let owner = if is_root() { Some(postgres_user()?) } else { None };
+        if let Some((uid, gid)) = owner {
+            // The server's user must reach its directory through the temporary one.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid))?;
+        }
+        let initdb = run_as(owner, Command::new(bin.join("initdb")))
+            .args(["--auth=trust", "--encoding=UTF8", "--no-sync", "--username", USER, "-D"])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .context("could not run initdb (is the postgresql package installed? scripts/setup-postgres.sh)")?;
+        ensure!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
+        let mut postgres = Self { _dir: dir, data, port: 0, child: None, owner };
+        postgres.launch(&bin)?;
+        Ok(postgres)
+    }
+
+    /// Starts the server on the data directory, on a port free now, and waits until it answers.
+    fn launch(&mut self, bin: &Path) -> anyhow::Result<()> {
+        self.port = free_port()?;
+        let log = std::fs::File::create(self.data.join("server.log"))?;
+        let child = run_as(self.owner, Command::new(bin.join("postgres")))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.data.display()))
+            // Durable as production is: a commit is on disk when it returns.
+            .args(["-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=50"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("could not start postgres")?;
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            match postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
+                Ok(_) => return Ok(()),
+                Err(e) if started.elapsed() > READY_WITHIN => {
+                    bail!("postgres did not accept connections within {READY_WITHIN:?}: {e}; its log:\n{}", self.log())
+                }
+                Err(_) => {
+                    if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                        bail!("postgres exited with {status}; its log:\n{}", self.log());
+                    }
+                    // Polling a process that gives no event to wait on; bounded by READY_WITHIN.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        let admin = self.url("postgres");
+        let create = format!("CREATE DATABASE \"{name}\"");
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls)?;
+            client.batch_execute(&create)?;
+            Ok(())
+        })
+        .await??;
+        Ok(self.url(name))
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The folder of `initdb` and `postgres`: Debian keeps them out of `PATH`, under
+/// `/usr/lib/postgresql/<version>/bin`; the newest is taken.
+fn binaries() -> anyhow::Result<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).find(|dir| dir.join("initdb").exists()))
+        .unwrap_or_default();
+    found.context("no PostgreSQL server found: run scripts/setup-postgres.sh (Debian's postgresql package)")
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // `/proc/self` belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The uid and gid of the `postgres` user, which Debian's package makes.
+fn postgres_user() -> anyhow::Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .context("no `postgres` user: run scripts/setup-postgres.sh (Debian's postgresql package makes it)")?;
+    let fields: Vec<&str> = line.split(':').collect();
+    Ok((fields.get(2).context("a uid")?.parse()?, fields.get(3).context("a gid")?.parse()?))
+}
+
+/// `command`, run as `owner` if given (the tests run as root).
+fn run_as(owner: Option<(u32, u32)>, mut command: Command) -> Command {
+    if let Some((uid, gid)) = owner {
+        command.uid(uid).gid(gid).env("HOME", "/tmp");
+    }
+    command
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
