@@ -120,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sw.js", get(service_worker))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(move |request: Request, next: Next| answer_within(timeout, request, next)))
         .with_state(state)
@@ -168,6 +170,77 @@ async fn answer_within(limit: std::time::Duration, request: Request, next: Next)
         Ok(response) => response,
         Err(_) => AppError::Timeout.into_response(),
     }
+}
+
+/// How long `/readyz` waits for the database to answer.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether this node can serve: `200` once its storage answers a round trip, else `503` saying
+/// what does not answer. `/healthz` says only that the process runs.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let storage = match tokio::time::timeout(READY_WITHIN, state.0.store.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "storage does not answer /readyz");
+            "unreachable".to_owned()
+        }
+        Err(_) => format!("no answer within {} s", READY_WITHIN.as_secs()),
+    };
+    let ready = storage == "ok";
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (status, Json(serde_json::json!({ "ready": ready, "storage": storage }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Prometheus metrics, in its text format: what this node holds and what its storage did. Counts
+/// only: no id, no name, nothing a board holds.
+async fn metrics(State(state): State<AppState>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let shared = &state.0;
+    let stats = shared.store.stats();
+    let open = shared.config.max_connections.saturating_sub(shared.sockets.available_permits());
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    };
+    metric(
+        "hindsight_boards_in_memory",
+        "gauge",
+        "Boards and team ledgers this node holds in memory.",
+        shared.registry.len().to_string(),
+    );
+    metric("hindsight_websockets_open", "gauge", "WebSocket connections open on this node.", open.to_string());
+    metric(
+        "hindsight_store_commits_total",
+        "counter",
+        "Storage transactions committed.",
+        stats.commits.load(Relaxed).to_string(),
+    );
+    metric(
+        "hindsight_store_failed_commits_total",
+        "counter",
+        "Storage transactions that did not commit.",
+        stats.failed_commits.load(Relaxed).to_string(),
+    );
+    metric(
+        "hindsight_store_writes_total",
+        "counter",
+        "Writes in committed and failed transactions.",
+        stats.writes.load(Relaxed).to_string(),
+    );
+    metric(
+        "hindsight_store_commit_seconds_total",
+        "counter",
+        "Seconds spent in storage transactions, commit included.",
+        format!("{:.6}", stats.commit_micros.load(Relaxed) as f64 / 1e6),
+    );
+    let mut response = out.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn create_board(

@@ -101,6 +101,15 @@ impl Registry {
         self.boards.iter().map(|entry| *entry.key()).collect()
     }
 
+    /// How many boards (and team ledgers) are in memory now.
+    pub fn len(&self) -> usize {
+        self.boards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.boards.is_empty()
+    }
+
     /// Removes the board whatever holds it; connections still holding the old handle find it
     /// gone and ask again.
     pub(crate) fn evict(&self, id: DocumentId) {

@@ -1,7 +1,7 @@
 //! Storage (issue 16): the same tests against both backends, SQLite in a data directory and a
 //! real Postgres started by the test, through the server's `Store`: records, participants and
 //! their bound, changes stored once, desks' sizes, deletion and retention, compaction; and the
-//! server itself on Postgres through a `kill -9`.
+//! server itself on Postgres through a `kill -9` and through a restart of Postgres.
 
 use std::collections::BTreeSet;
 
@@ -203,5 +203,65 @@ async fn a_retro_on_postgres_survives_kill_9_and_an_unreachable_database_is_a_cl
     let error = format!("{:#}", failed.err().context("a server without its database started")?);
     assert!(error.contains("could not open storage in Postgres"), "{error}");
     assert!(!error.contains("s3cret-password"), "the password is in the log: {error}");
+    Ok(())
+}
+
+/// Polls `/readyz` until it answers `status` (bounded by the harness's timeout); its body.
+async fn readyz_until(server: &ServerProcess, status: u16) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/readyz", server.http_url());
+    hindsight_tests::within(&format!("/readyz to answer {status}"), async {
+        loop {
+            let answer = hindsight_tests::http::get(&url).await?;
+            if answer.status == status {
+                return answer.json::<serde_json::Value>();
+            }
+            // Readiness changes with no event to wait on: each poll is a real round trip.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+/// Postgres restarts under a running server: `/readyz` says so meanwhile, a change made then is
+/// never acknowledged (and its client keeps it), and once the database is back the server
+/// reconnects by itself, the client's change is stored, and nothing acknowledged is lost.
+#[tokio::test]
+async fn a_server_on_postgres_rides_out_a_database_restart_and_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    let mut postgres = Postgres::start().await?;
+    let url = postgres.create_database("hindsight").await?;
+    let data = tempfile::tempdir()?;
+    let flags = ["--database-url", url.as_str()];
+    let mut server = ServerProcess::start_with(data.path(), &flags).await?;
+    assert_eq!(readyz_until(&server, 200).await?, serde_json::json!({ "ready": true, "storage": "ok" }));
+    let board = server.create_board("Database day", "4ls").await?;
+    let mut ann = hindsight_tests::Participant::join(&server, board.board_id, "Ann").await?;
+    ann.write("liked", "Before the restart").await?;
+
+    postgres.stop().await?;
+    let down = readyz_until(&server, 503).await?;
+    assert_eq!(down["storage"], "unreachable", "{down}");
+    let (_, during) = ann.send_draft("learned", "While the database was down").await?;
+
+    postgres.start_again().await?;
+    readyz_until(&server, 200).await?;
+    // As the browser does: whatever the server never acknowledged is sent again on reconnect.
+    ann.reconnect(&server.ws_url()).await?;
+    ann.wait_acknowledged().await?;
+    ann.write("lacked", "After the restart").await?;
+    let metrics = hindsight_tests::http::get(&format!("{}/metrics", server.http_url())).await?.text();
+    assert!(metrics.contains("\nhindsight_store_commits_total "), "{metrics}");
+
+    server.kill9().await?;
+    server.assert_no_panics();
+    let mut again = ServerProcess::start_with(data.path(), &flags).await?;
+    let back = hindsight_tests::Participant::connect(&again.ws_url(), ann.identity().clone()).await?;
+    let texts: BTreeSet<String> = back.desk().drafts.into_values().map(|d| d.text).collect();
+    assert_eq!(
+        texts,
+        BTreeSet::from(["Before the restart", "While the database was down", "After the restart"].map(String::from)),
+        "every change Ann made, acknowledged once the database was back ({during:?} among them)"
+    );
+    again.stop().await?;
+    again.assert_no_panics();
     Ok(())
 }

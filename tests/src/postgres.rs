@@ -25,6 +25,8 @@ pub struct Postgres {
     child: Option<Child>,
     /// The user and group the server runs as, when the tests run as root.
     owner: Option<(u32, u32)>,
+    /// Where `postgres` is.
+    bin: PathBuf,
 }
 
 impl Postgres {
@@ -52,45 +54,33 @@ impl Postgres {
             .output()
             .context("could not run initdb (is the postgresql package installed? scripts/setup-postgres.sh)")?;
         ensure!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
-        let mut postgres = Self { _dir: dir, data, port: 0, child: None, owner };
-        postgres.launch(&bin)?;
-        Ok(postgres)
+        let port = free_port()?;
+        let child = launch(&bin, &data, port, owner)?;
+        Ok(Self { _dir: dir, data, port, child: Some(child), owner, bin })
     }
 
-    /// Starts the server on the data directory, on a port free now, and waits until it answers.
-    fn launch(&mut self, bin: &Path) -> anyhow::Result<()> {
-        self.port = free_port()?;
-        let log = std::fs::File::create(self.data.join("server.log"))?;
-        let child = run_as(self.owner, Command::new(bin.join("postgres")))
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", self.data.display()))
-            // Durable as production is: a commit is on disk when it returns.
-            .args(["-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=50"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("could not start postgres")?;
+    /// Stops the server as an operator's restart does (a fast shutdown: open connections are
+    /// cut, committed transactions stay) and waits for it to exit.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else { bail!("postgres is not running") };
+        let pid = child.id().to_string();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let kill = Command::new("kill").args(["-INT", &pid]).status()?;
+            ensure!(kill.success(), "`kill -INT {pid}` failed");
+            let status = child.wait()?;
+            ensure!(status.success(), "postgres exited with {status}");
+            Ok(())
+        })
+        .await?
+    }
+
+    /// Starts the stopped server again, on the same data and port.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        ensure!(self.child.is_none(), "postgres is running");
+        let (data, port, owner, bin) = (self.data.clone(), self.port, self.owner, self.bin.clone());
+        let child = tokio::task::spawn_blocking(move || launch(&bin, &data, port, owner)).await??;
         self.child = Some(child);
-        let started = Instant::now();
-        loop {
-            match postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
-                Ok(_) => return Ok(()),
-                Err(e) if started.elapsed() > READY_WITHIN => {
-                    bail!("postgres did not accept connections within {READY_WITHIN:?}: {e}; its log:\n{}", self.log())
-                }
-                Err(_) => {
-                    if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                        bail!("postgres exited with {status}; its log:\n{}", self.log());
-                    }
-                    // Polling a process that gives no event to wait on; bounded by READY_WITHIN.
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
+        Ok(())
     }
 
     /// The URL of database `name` on this server.
@@ -173,4 +163,41 @@ fn run_as(owner: Option<(u32, u32)>, mut command: Command) -> Command {
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `postgres` on `data` at `port` and waits until it accepts connections.
+fn launch(bin: &Path, data: &Path, port: u16, owner: Option<(u32, u32)>) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log"))?;
+    let mut child = run_as(owner, Command::new(bin.join("postgres")))
+        .arg("-D")
+        .arg(data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", data.display()))
+        // Durable as production is: a commit is on disk when it returns.
+        .args(["-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("could not start postgres")?;
+    let url = format!("postgres://{USER}@127.0.0.1:{port}/postgres");
+    let log = || std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
+    let started = Instant::now();
+    loop {
+        match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(_) => return Ok(child),
+            Err(e) if started.elapsed() > READY_WITHIN => {
+                let _ = child.kill();
+                bail!("postgres did not accept connections within {READY_WITHIN:?}: {e}; its log:\n{}", log())
+            }
+            Err(_) => {
+                if let Some(status) = child.try_wait()? {
+                    bail!("postgres exited with {status}; its log:\n{}", log());
+                }
+                // Polling a process that gives no event to wait on; bounded by READY_WITHIN.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }

@@ -18,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use hindsight_shared::ids::DocumentId;
@@ -172,6 +174,10 @@ enum Request {
         desk: DocumentId,
         reply: Reply<Option<DocumentId>>,
     },
+    /// A round trip to the database, for `/readyz`.
+    Ping {
+        reply: Reply<()>,
+    },
     Append {
         /// The board the documents belong to: its last activity is now.
         board: DocumentId,
@@ -205,6 +211,20 @@ enum Request {
 #[derive(Clone)]
 pub struct Store {
     requests: mpsc::UnboundedSender<Request>,
+    stats: Arc<StoreStats>,
+}
+
+/// What the writer has done since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Transactions committed (each a batch of writes).
+    pub commits: AtomicU64,
+    /// Writes those transactions held.
+    pub writes: AtomicU64,
+    /// Microseconds spent in them, commit included.
+    pub commit_micros: AtomicU64,
+    /// Transactions that did not commit.
+    pub failed_commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -246,6 +266,8 @@ impl Store {
         let (compact_tx, compact_rx) = std::sync::mpsc::channel();
         let (opened_tx, opened) = oneshot::channel();
         let results = requests.clone();
+        let stats = Arc::new(StoreStats::default());
+        let counted = Arc::clone(&stats);
         let started = (|| {
             thread::Builder::new()
                 .name("hindsight-compactor".into())
@@ -261,6 +283,7 @@ impl Store {
                             compact: compact_tx,
                             pending: HashMap::new(),
                             compacting: HashSet::new(),
+                            stats: counted,
                         };
                         writer.run(inbox);
                     }
@@ -269,7 +292,7 @@ impl Store {
                     }
                 })
                 .map_err(|source| StoreError::Thread { name: "storage", source })?;
-            Ok(Self { requests })
+            Ok(Self { requests, stats })
         })();
         (opened, started)
     }
@@ -345,6 +368,16 @@ impl Store {
         }
         let at_ms = crate::clock::now_ms();
         self.call(|reply| Request::Append { board, at_ms, docs, reply }).await
+    }
+
+    /// Answers once the database has: whether this node reaches its storage.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|reply| Request::Ping { reply }).await
+    }
+
+    /// What the writer has done since start.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
     }
 
     /// Finishes every request already queued, checkpoints the write-ahead log and stops the thread.
@@ -423,6 +456,8 @@ pub(crate) trait Backend: Send + 'static {
     /// A board's participants, by join order, each with the bytes of their desk in storage.
     fn participants(&mut self, board: DocumentId) -> Result<Vec<(ParticipantRecord, usize)>, StoreError>;
     fn desk_owner(&mut self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError>;
+    /// A round trip to the database.
+    fn ping(&mut self) -> Result<(), StoreError>;
     /// After the last write, before the thread ends.
     fn close(&mut self) {}
 }
@@ -435,6 +470,7 @@ struct Writer<B> {
     pending: HashMap<DocumentId, Pending>,
     /// Documents whose compaction is under way.
     compacting: HashSet<DocumentId>,
+    stats: Arc<StoreStats>,
 }
 
 impl<B: Backend> Writer<B> {
@@ -468,7 +504,8 @@ impl<B: Backend> Writer<B> {
                 | Request::Load { .. }
                 | Request::LoadMany { .. }
                 | Request::LoadBoard { .. }
-                | Request::DeskOwner { .. } => reads.push(request),
+                | Request::DeskOwner { .. }
+                | Request::Ping { .. } => reads.push(request),
                 Request::Shutdown { reply } => shutdown = Some(reply),
                 write => writes.push(write),
             }
@@ -498,6 +535,9 @@ impl<B: Backend> Writer<B> {
                 Request::DeskOwner { desk, reply } => {
                     let _ = reply.send(self.backend.desk_owner(desk));
                 }
+                Request::Ping { reply } => {
+                    let _ = reply.send(self.backend.ping());
+                }
                 _ => {}
             }
         }
@@ -508,7 +548,12 @@ impl<B: Backend> Writer<B> {
         let planned: Vec<(usize, Write<'_>)> =
             writes.iter().enumerate().filter_map(|(i, request)| Some((i, request.as_write()?))).collect();
         let (indices, batch): (Vec<usize>, Vec<Write<'_>>) = planned.into_iter().unzip();
+        let started = std::time::Instant::now();
         let (results, commit_error) = self.backend.write(&batch);
+        let counter = if commit_error.is_some() { &self.stats.failed_commits } else { &self.stats.commits };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         drop(batch);
         let mut outcomes: Vec<Result<usize, StoreError>> = writes.iter().map(|_| Ok(0)).collect();
         for (i, result) in indices.into_iter().zip(results) {

@@ -48,8 +48,10 @@ const NODE_LOCK: i64 = 0x4869_6e64_7369_6769;
 /// Postgres notices its connection is gone.
 const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The writer thread's connection.
+/// The writer thread's connection, made again when it was lost (Postgres restarted, say): the
+/// request that found it lost fails, and the next one reconnects.
 pub(super) struct Postgres {
+    url: String,
     client: Client,
 }
 
@@ -57,44 +59,65 @@ impl Postgres {
     /// Connects and runs the migrations this database lacks. Never logs `url`: it may hold a
     /// password.
     pub(super) fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
-        let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let version: i32 =
-            tx.query_opt("SELECT version FROM schema_version", &[])?.map_or(0, |row| row.get::<_, i32>(0));
-        let done = usize::try_from(version).unwrap_or(0);
-        for migration in MIGRATIONS.iter().skip(done) {
-            tx.batch_execute(migration)?;
+        Ok(Self { url: url.to_owned(), client: open(url)? })
+    }
+
+    /// The connection, made again if it was lost.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.is_closed() {
+            tracing::warn!("the connection to Postgres was lost; connecting again");
+            self.client = open(&self.url)?;
+            tracing::info!("connected to Postgres again");
         }
-        if done < MIGRATIONS.len() {
-            let latest = MIGRATIONS.len() as i32;
-            tx.execute("DELETE FROM schema_version", &[])?;
-            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&latest])?;
-            tracing::info!(from = version, to = latest, "migrated the Postgres schema");
+        Ok(&mut self.client)
+    }
+}
+
+/// A connection with the schema up to date and this node's lock on the database.
+fn open(url: &str) -> Result<Client, StoreError> {
+    let mut client = Client::connect(url, NoTls)?;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let version: i32 = tx.query_opt("SELECT version FROM schema_version", &[])?.map_or(0, |row| row.get::<_, i32>(0));
+    let done = usize::try_from(version).unwrap_or(0);
+    for migration in MIGRATIONS.iter().skip(done) {
+        tx.batch_execute(migration)?;
+    }
+    if done < MIGRATIONS.len() {
+        let latest = MIGRATIONS.len() as i32;
+        tx.execute("DELETE FROM schema_version", &[])?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&latest])?;
+        tracing::info!(from = version, to = latest, "migrated the Postgres schema");
+    }
+    tx.commit()?;
+    let started = std::time::Instant::now();
+    loop {
+        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
+        if locked {
+            return Ok(client);
         }
-        tx.commit()?;
-        let started = std::time::Instant::now();
-        loop {
-            let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
-            if locked {
-                return Ok(Self { client });
-            }
-            if started.elapsed() > NODE_LOCK_WAIT {
-                return Err(StoreError::InUse);
-            }
-            // Polled: Postgres has no event for another session's lock going away but waiting
-            // on the lock itself, which would wait for ever behind a live node.
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        if started.elapsed() > NODE_LOCK_WAIT {
+            return Err(StoreError::InUse);
         }
+        // Polled: Postgres has no event for another session's lock going away but waiting
+        // on the lock itself, which would wait for ever behind a live node.
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 
 impl Backend for Postgres {
     fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>) {
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(e) => {
+                let error = e.to_string();
+                return (writes.iter().map(|_| Err(StoreError::Commit(error.clone()))).collect(), Some(error));
+            }
+        };
         let mut results = Vec::with_capacity(writes.len());
         let committed = (|| -> Result<(), postgres::Error> {
-            let mut tx = self.client.transaction()?;
+            let mut tx = client.transaction()?;
             for write in writes {
                 // A savepoint per write: one failing does not fail its neighbours. Dropping it
                 // uncommitted rolls back to it.
@@ -116,7 +139,7 @@ impl Backend for Postgres {
     }
 
     fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
-        let row = self.client.query_opt(
+        let row = self.client()?.query_opt(
             "SELECT created_at_ms, facilitator_key_hash, kind, team FROM boards WHERE id = $1",
             &[&id.as_bytes().as_slice()],
         )?;
@@ -128,7 +151,7 @@ impl Backend for Postgres {
     fn document(&mut self, doc: DocumentId) -> Result<Option<CompactionJob>, StoreError> {
         let key = doc.as_bytes().as_slice();
         let snapshot: Option<Vec<u8>> =
-            self.client.query_opt("SELECT data FROM snapshots WHERE doc = $1", &[&key])?.map(|row| row.get(0));
+            self.client()?.query_opt("SELECT data FROM snapshots WHERE doc = $1", &[&key])?.map(|row| row.get(0));
         let changes: Vec<([u8; 32], Vec<u8>)> = self
             .client
             .query("SELECT hash, data FROM changes WHERE doc = $1", &[&key])?
@@ -142,7 +165,7 @@ impl Backend for Postgres {
     }
 
     fn participants(&mut self, board: DocumentId) -> Result<Vec<(ParticipantRecord, usize)>, StoreError> {
-        let rows = self.client.query(
+        let rows = self.client()?.query(
             "SELECT p.id, p.desk, p.name, p.joined_at_ms,
                     COALESCE((SELECT octet_length(data) FROM snapshots WHERE doc = p.desk), 0)::BIGINT
                     + COALESCE((SELECT SUM(octet_length(data)) FROM changes WHERE doc = p.desk), 0)::BIGINT
@@ -161,9 +184,15 @@ impl Backend for Postgres {
     }
 
     fn desk_owner(&mut self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError> {
-        let row =
-            self.client.query_opt("SELECT board FROM participants WHERE desk = $1", &[&desk.as_bytes().as_slice()])?;
+        let row = self
+            .client()?
+            .query_opt("SELECT board FROM participants WHERE desk = $1", &[&desk.as_bytes().as_slice()])?;
         Ok(row.and_then(|row| DocumentId::try_from(row.get::<_, &[u8]>(0)).ok()))
+    }
+
+    fn ping(&mut self) -> Result<(), StoreError> {
+        self.client()?.simple_query("SELECT 1")?;
+        Ok(())
     }
 
     /// Lets go of the database at once, for the node that starts next.

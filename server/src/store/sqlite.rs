@@ -172,6 +172,11 @@ impl Backend for Sqlite {
         Ok(owner.and_then(|bytes| DocumentId::try_from(bytes.as_slice()).ok()))
     }
 
+    fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Checkpoints the write-ahead log, so the next start opens one file.
     fn close(&mut self) {
         if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
