@@ -60,7 +60,7 @@ pub struct Config {
     /// Keep boards, desks, participants and team ledgers in this Postgres database
     /// (`postgres://user:password@host:5432/db`) instead of SQLite in the data directory. The
     /// tables are made (and migrated) at start. Never logged: it may hold a password.
-    #[arg(long, env = "HINDSIGHT_DATABASE_URL")]
+    #[arg(long, env = "HINDSIGHT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
 
     /// The URL browsers reach this server at, used in board links (for example
@@ -239,9 +239,14 @@ impl Config {
 pub struct DatabaseUrl(String);
 
 impl DatabaseUrl {
-    /// The URL itself, for the one place that connects.
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The URL itself, for the one place that connects; an error (which does not repeat the URL)
+    /// if it is not a Postgres URL.
+    pub fn expose(&self) -> Result<&str, &'static str> {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            Ok(&self.0)
+        } else {
+            Err("the database URL must start with postgres:// (only Postgres is supported besides the built-in SQLite)")
+        }
     }
 }
 
@@ -251,15 +256,12 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Takes any text: a refusal here would be printed with the value, password and all, so the
+/// URL is checked where it is used ([`DatabaseUrl::expose`]).
 impl std::str::FromStr for DatabaseUrl {
-    type Err = String;
+    type Err = std::convert::Infallible;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self(url.to_owned()))
-        } else {
-            Err("a database URL starts with postgres:// (only Postgres is supported besides the built-in SQLite)"
-                .into())
-        }
+        Ok(Self(url.to_owned()))
     }
 }

@@ -37,7 +37,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = match &config.database_url {
         // The error names no URL: it may hold a password.
-        Some(url) => Store::connect(url.expose()).await.context("could not open storage in Postgres")?,
+        Some(url) => {
+            let url = url.expose().map_err(anyhow::Error::msg)?;
+            Store::connect(url).await.context("could not open storage in Postgres")?
+        }
         None => Store::open(&config.data_dir)
             .with_context(|| format!("could not open storage in {}", config.data_dir.display()))?,
     };

@@ -404,9 +404,18 @@ pub fn publish_event(doc: &mut impl Doc, event: &crate::timeline::Event) -> Resu
     put_entry(doc, "timeline", &event.id, event)
 }
 
-/// Takes an event off the timeline: the server, when its desk drops it; the facilitator, for noise.
+/// Takes an event off the timeline: the server, when its desk drops it.
 pub fn unpublish_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
     delete_entry(doc, "timeline", id)
+}
+
+/// The facilitator takes an event off the timeline (noise, a duplicate) for good: its desk's
+/// later edits do not bring it back.
+pub fn remove_event(doc: &mut impl Doc, id: &str) -> Result<(), SchemaError> {
+    delete_entry(doc, "timeline", id)?;
+    let removed = root_map(doc, "removed_events")?;
+    doc.put(&removed, id, true)?;
+    Ok(())
 }
 
 /// Writes (or rewrites) an event of the timeline on the participant's desk.

@@ -198,6 +198,11 @@ fn md(text: &str) -> String {
             c => out.push(c),
         }
     }
+    // A bare address becomes a link in GitHub's and GitLab's Markdown: the colon of `://` and
+    // the dot of `www.` are written as entities, which show as themselves and link nothing.
+    if out.contains("://") || out.contains("www.") {
+        out = out.replace("://", "&#58;//").replace("www.", "www&#46;");
+    }
     out
 }
 
@@ -718,6 +723,10 @@ mod tests {
         assert!(!md.contains("<img") && md.contains("&lt;img"), "raw HTML is escaped: {md}");
         assert!(!md.contains("](javascript:") && !md.contains("![x](https:"), "no live link or image: {md}");
         assert!(md.contains("\\[click\\]\\(javascript:alert\\(1\\)\\)"), "{md}");
+        board.notes.get_mut("c").expect("note c").text = "see https://evil.example/x and www.evil.example".into();
+        let md = render(&board, Format::Markdown);
+        assert!(!md.contains("https://") && !md.contains("www.evil"), "a bare address is not left to autolink: {md}");
+        assert!(md.contains("https&#58;//evil.example/x"), "{md}");
         for dangerous in ["\tcmd", "\rcmd", "@SUM(A1)", "+1", "-1"] {
             board.notes.get_mut("c").expect("note c").text = dangerous.into();
             let csv = render(&board, Format::Csv);

@@ -250,6 +250,10 @@ pub struct Board {
     /// What each action item does about its factor (prevent, mitigate, process), by action id.
     #[autosurgeon(missing = "Default::default")]
     pub action_kinds: BTreeMap<String, String>,
+    /// Timeline events the facilitator took off the board, by event id → true: the server does
+    /// not publish them again when their desk changes.
+    #[autosurgeon(missing = "Default::default")]
+    pub removed_events: BTreeMap<String, bool>,
 }
 
 /// "Same cause as …": a past cause of the team that a cluster of this retro is like.
@@ -290,7 +294,7 @@ pub struct ReviewItem {
 }
 
 /// The root maps a board made by an older version may lack; [`upgrade_board`] adds them.
-const ADDED_MAPS: [&str; 10] = [
+const ADDED_MAPS: [&str; 11] = [
     "co_facilitators",
     "ranks",
     "anchors",
@@ -301,6 +305,7 @@ const ADDED_MAPS: [&str; 10] = [
     "causal",
     "addresses",
     "action_kinds",
+    "removed_events",
 ];
 
 /// Adds to a board document the root maps that boards made before them lack, so browsers can

@@ -385,7 +385,7 @@ impl FlakyClient {
         loop {
             match self.participant.pump_until_heads(heads).await {
                 Ok(()) => return Ok(()),
-                Err(e) if tries < 3 => {
+                Err(e) if tries < 1 => {
                     eprintln!("{} reconnects to converge: {e:#}", self.participant.name());
                     tries += 1;
                     self.reconnect().await?;

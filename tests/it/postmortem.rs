@@ -550,18 +550,33 @@ async fn the_facilitator_adds_events_to_the_board_and_takes_noise_off_it() -> an
     let (made, gone) = (status.clone(), noise.clone());
     let verdict = ann.raw_board_change(move |tx| Ok(edit::publish_event(tx, &made)?)).await?;
     assert!(verdict.is_refused(), "a participant's event straight on the board: {verdict:?}");
-    let verdict = ann.raw_board_change(move |tx| Ok(edit::unpublish_event(tx, &gone)?)).await?;
+    let verdict = ann.raw_board_change(move |tx| Ok(edit::remove_event(tx, &gone)?)).await?;
     assert!(verdict.is_refused(), "a participant removing an alert: {verdict:?}");
 
     let made = status.clone();
     fay.raw_board_change(move |tx| Ok(edit::publish_event(tx, &made)?)).await?.accepted()?;
     let gone = noise.clone();
-    fay.raw_board_change(move |tx| Ok(edit::unpublish_event(tx, &gone)?)).await?.accepted()?;
+    fay.raw_board_change(move |tx| Ok(edit::remove_event(tx, &gone)?)).await?.accepted()?;
     ann.pump_until("Fay's event in, the noise out", |p| {
         let timeline = p.board().timeline;
         timeline.get("fay-status-page") == Some(&status) && !timeline.contains_key(&noise) && timeline.len() == 3
     })
     .await?;
+
+    // A participant's event the facilitator takes off stays off, whatever its desk does next.
+    let seen = saw("e1", "2026-11-30T14:03:00+01:00", "I refreshed the dashboard twice");
+    ann.send_desk_change(|tx| Ok(edit::put_desk_event(tx, &seen)?)).await?;
+    fay.pump_until("Ann's event", |p| p.board().timeline.len() == 4).await?;
+    let hers = fay.board().timeline.values().find(|e| e.text == seen.text).map(|e| e.id.clone()).expect("her event");
+    let gone = hers.clone();
+    fay.raw_board_change(move |tx| Ok(edit::remove_event(tx, &gone)?)).await?.accepted()?;
+    let edited = saw("e1", "2026-11-30T14:04:00+01:00", "I refreshed the dashboard three times");
+    ann.raw_desk_change(|tx| Ok(edit::put_desk_event(tx, &edited)?)).await?.accepted()?;
+    let mut viewer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+    // A viewer has nothing to acknowledge: this waits until it holds the server's heads.
+    viewer.wait_acknowledged().await?;
+    assert!(!viewer.board().timeline.contains_key(&hers), "a removed event came back with its desk's edit");
+    assert_eq!(viewer.board().timeline.len(), 3);
 
     let bad = Event { id: "fay-bad".into(), kind: "rumour".into(), ..status.clone() };
     let verdict = fay.raw_board_change(move |tx| Ok(edit::publish_event(tx, &bad)?)).await?;
@@ -659,6 +674,12 @@ async fn in_the_browser_a_postmortem_runs_from_milestones_to_the_filed_document(
         fay.click(Locator::XPath(&star(text))).await;
     }
     ann.wait_js("document.querySelectorAll(\".timeline-event[data-starred='true']\").length === 2").await;
+    // A duplicate of what the alert webhook will say: Fay takes it off the timeline.
+    fay.click(Locator::XPath(
+        "//li[contains(@class,'timeline-event')][.//span[.='Error-rate alert fires']]//button[contains(@class,'remove-event')]",
+    ))
+    .await;
+    ann.wait_js("document.querySelectorAll('.timeline-event').length === 2").await;
 
     // The lessons, written in private and revealed.
     ann.add_note("went-well", "The alert fired within 7 minutes").await;

@@ -1,9 +1,9 @@
 //! [`Postgres`]: a real PostgreSQL server (Debian's `postgresql` package, installed by
-//! `scripts/setup-postgres.sh`) started by a test on a free loopback port in a temporary
-//! directory, and killed when dropped. Postgres will not run as root: as root, the harness runs
-//! it as the `postgres` user.
+//! `scripts/setup-postgres.sh`) started by a test in a temporary directory, and killed when
+//! dropped. It listens only on a Unix socket in its own directory, so tests running side by side
+//! never reach each other's server (a TCP port picked free can be taken before it is bound).
+//! Postgres will not run as root: as root, the harness runs it as the `postgres` user.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,8 @@ use anyhow::{Context, bail, ensure};
 
 /// The role the tests connect as; trusted on loopback, as only this test's processes reach it.
 const USER: &str = "hindsight";
+/// The port, which here only names the socket file in the server's directory.
+const PORT: u16 = 5432;
 /// How long a server may take to accept connections on a busy machine.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -21,7 +23,6 @@ pub struct Postgres {
     /// Holds the data directory; removed after the server is killed.
     _dir: tempfile::TempDir,
     data: PathBuf,
-    port: u16,
     child: Option<Child>,
     /// The user and group the server runs as, when the tests run as root.
     owner: Option<(u32, u32)>,
@@ -54,9 +55,8 @@ impl Postgres {
             .output()
             .context("could not run initdb (is the postgresql package installed? scripts/setup-postgres.sh)")?;
         ensure!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
-        let port = free_port()?;
-        let child = launch(&bin, &data, port, owner)?;
-        Ok(Self { _dir: dir, data, port, child: Some(child), owner, bin })
+        let child = launch(&bin, &data, owner)?;
+        Ok(Self { _dir: dir, data, child: Some(child), owner, bin })
     }
 
     /// Stops the server as an operator's restart does (a fast shutdown: open connections are
@@ -74,18 +74,18 @@ impl Postgres {
         .await?
     }
 
-    /// Starts the stopped server again, on the same data and port.
+    /// Starts the stopped server again, on the same data and socket.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         ensure!(self.child.is_none(), "postgres is running");
-        let (data, port, owner, bin) = (self.data.clone(), self.port, self.owner, self.bin.clone());
-        let child = tokio::task::spawn_blocking(move || launch(&bin, &data, port, owner)).await??;
+        let (data, owner, bin) = (self.data.clone(), self.owner, self.bin.clone());
+        let child = tokio::task::spawn_blocking(move || launch(&bin, &data, owner)).await??;
         self.child = Some(child);
         Ok(())
     }
 
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
-        format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
+        url(&self.data, name)
     }
 
     /// Creates an empty database and returns its URL.
@@ -161,17 +161,32 @@ fn run_as(owner: Option<(u32, u32)>, mut command: Command) -> Command {
     command
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The URL of database `name` through the socket in `data` (the path percent-encoded as the
+/// host, as libpq and rust-postgres read it).
+fn url(data: &Path, name: &str) -> String {
+    let host: String =
+        data.display()
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                    c.to_string()
+                } else {
+                    format!("%{:02X}", c as u32)
+                }
+            })
+            .collect();
+    format!("postgres://{USER}@{host}:{PORT}/{name}")
 }
 
-/// Starts `postgres` on `data` at `port` and waits until it accepts connections.
-fn launch(bin: &Path, data: &Path, port: u16, owner: Option<(u32, u32)>) -> anyhow::Result<Child> {
+/// Starts `postgres` on `data`, listening on its socket alone, and waits until it accepts
+/// connections.
+fn launch(bin: &Path, data: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log"))?;
     let mut child = run_as(owner, Command::new(bin.join("postgres")))
         .arg("-D")
         .arg(data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(["-p", &PORT.to_string(), "-c", "listen_addresses="])
         .arg("-c")
         .arg(format!("unix_socket_directories={}", data.display()))
         // Durable as production is: a commit is on disk when it returns.
@@ -181,7 +196,7 @@ fn launch(bin: &Path, data: &Path, port: u16, owner: Option<(u32, u32)>) -> anyh
         .stderr(log)
         .spawn()
         .context("could not start postgres")?;
-    let url = format!("postgres://{USER}@127.0.0.1:{port}/postgres");
+    let url = url(data, "postgres");
     let log = || std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
     let started = Instant::now();
     loop {
@@ -189,6 +204,7 @@ fn launch(bin: &Path, data: &Path, port: u16, owner: Option<(u32, u32)>) -> anyh
             Ok(_) => return Ok(child),
             Err(e) if started.elapsed() > READY_WITHIN => {
                 let _ = child.kill();
+                let _ = child.wait();
                 bail!("postgres did not accept connections within {READY_WITHIN:?}: {e}; its log:\n{}", log())
             }
             Err(_) => {

@@ -210,6 +210,10 @@ fn publish_events(
         let mut live = HashSet::with_capacity(desk.live_events.len());
         for event in desk.cache.events.values() {
             let id = published_note_id(desk_id, &format!("event:{}", event.id));
+            // Taken off the board by the facilitator: it stays off, whatever its desk does.
+            if board.removed_events.contains_key(&id) {
+                continue;
+            }
             let current = board.timeline.get(&id);
             if current.is_none() {
                 if room == 0 {

@@ -137,6 +137,8 @@ pub enum StoreError {
     BoardFull(usize),
     #[error("another Hindsight node is using this database; run one node per database until cluster mode")]
     InUse,
+    #[error("the connection to the database is lost; it is tried again each second")]
+    Lost,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -701,8 +703,7 @@ fn compactor(jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob)>, resul
 /// One new snapshot holding a stored snapshot and the changes beside it, with the hashes of
 /// those changes (the rows it replaces); `None` if the stored bytes do not load.
 fn compact(doc: DocumentId, job: &CompactionJob) -> Option<Compacted> {
-    let hashes: Vec<[u8; 32]> = job.changes.iter().map(|(hash, _)| *hash).collect();
-    let compacted = (|| -> Result<Vec<u8>, automerge::AutomergeError> {
+    let compacted = (|| -> Result<Compacted, automerge::AutomergeError> {
         let mut merged = if job.snapshot.is_empty() {
             automerge::Automerge::new()
         } else {
@@ -710,10 +711,20 @@ fn compact(doc: DocumentId, job: &CompactionJob) -> Option<Compacted> {
         };
         let changes: Vec<u8> = job.changes.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect();
         merged.load_incremental(&changes)?;
-        Ok(merged.save())
+        // Only the changes the new snapshot holds go: one still waiting for a dependency (which
+        // `save` leaves out) keeps its row.
+        let held: Vec<&([u8; 32], Vec<u8>)> = job
+            .changes
+            .iter()
+            .filter(|(hash, _)| {
+                automerge::ReadDoc::get_change_by_hash(&merged, &automerge::ChangeHash(*hash)).is_some()
+            })
+            .collect();
+        let bytes = held.iter().map(|(_, bytes)| bytes.len()).sum();
+        Ok((merged.save(), held.into_iter().map(|(hash, _)| *hash).collect(), bytes))
     })();
     match compacted {
-        Ok(snapshot) => Some((snapshot, hashes, job.changes.iter().map(|(_, bytes)| bytes.len()).sum())),
+        Ok(compacted) => Some(compacted),
         Err(e) => {
             tracing::warn!(doc = %doc.tag(), error = %e, "could not compact a document; its changes stay as they are");
             None

@@ -53,18 +53,25 @@ const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub(super) struct Postgres {
     url: String,
     client: Client,
+    /// When a lost connection was last tried again: at most one attempt a second, so a batch of
+    /// many requests, or a database that is down, costs one attempt, not one per request.
+    retried: Option<std::time::Instant>,
 }
 
 impl Postgres {
     /// Connects and runs the migrations this database lacks. Never logs `url`: it may hold a
     /// password.
     pub(super) fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self { url: url.to_owned(), client: open(url)? })
+        Ok(Self { url: url.to_owned(), client: open(url)?, retried: None })
     }
 
     /// The connection, made again if it was lost.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.is_closed() {
+            if self.retried.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+                return Err(StoreError::Lost);
+            }
+            self.retried = Some(std::time::Instant::now());
             tracing::warn!("the connection to Postgres was lost; connecting again");
             self.client = open(&self.url)?;
             tracing::info!("connected to Postgres again");
@@ -75,7 +82,42 @@ impl Postgres {
 
 /// A connection with the schema up to date and this node's lock on the database.
 fn open(url: &str) -> Result<Client, StoreError> {
-    let mut client = Client::connect(url, NoTls)?;
+    let mut config: postgres::Config = url.parse()?;
+    // A network that drops packets must not hold the writer for ever: bounded connects, and a
+    // dead peer noticed within a minute rather than the system's two hours.
+    config
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .tcp_user_timeout(std::time::Duration::from_secs(60));
+    let mut client = config.connect(NoTls)?;
+    // Acknowledged means on disk, whatever the role's or the database's default says.
+    client.batch_execute("SET synchronous_commit = on")?;
+    take_node_lock(&mut client)?;
+    migrate(&mut client)?;
+    Ok(client)
+}
+
+/// This node's session lock on the database (see [`NODE_LOCK`]), taken before anything else,
+/// migrations included: a node that is refused changes nothing.
+fn take_node_lock(client: &mut Client) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
+        if locked {
+            return Ok(());
+        }
+        if started.elapsed() > NODE_LOCK_WAIT {
+            return Err(StoreError::InUse);
+        }
+        // Polled: Postgres has no event for another session's lock going away but waiting
+        // on the lock itself, which would wait for ever behind a live node.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Runs the migrations this database lacks.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -91,19 +133,7 @@ fn open(url: &str) -> Result<Client, StoreError> {
         tracing::info!(from = version, to = latest, "migrated the Postgres schema");
     }
     tx.commit()?;
-    let started = std::time::Instant::now();
-    loop {
-        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
-        if locked {
-            return Ok(client);
-        }
-        if started.elapsed() > NODE_LOCK_WAIT {
-            return Err(StoreError::InUse);
-        }
-        // Polled: Postgres has no event for another session's lock going away but waiting
-        // on the lock itself, which would wait for ever behind a live node.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    Ok(())
 }
 
 impl Backend for Postgres {

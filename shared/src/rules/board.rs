@@ -50,6 +50,8 @@ pub enum BoardPart {
     Causal,
     Address(String),
     ActionKind(String),
+    /// An event the facilitator took off the timeline for good.
+    RemovedEvent(String),
 }
 
 /// The longest a timer may run: a day, in milliseconds.
@@ -442,6 +444,14 @@ pub fn check_board_writes(
             ([Some("timeline"), ..], _) => {
                 return refuse("the server publishes the timeline: write what you saw on your desk");
             }
+            ([Some("removed_events"), Some(id)], Some(v)) => {
+                only_facilitator("which events stay off the timeline")?;
+                in_phase(phase < Phase::Done, "changing the timeline")?;
+                if !v.is_some_and(|v| matches!(v, ScalarValue::Boolean(true))) {
+                    return refuse("an event taken off the timeline stays off");
+                }
+                BoardPart::RemovedEvent((*id).to_owned())
+            }
             ([Some("team"), ..], _) => {
                 return refuse("a board's team is set when the board is made, and never changes");
             }
@@ -680,6 +690,7 @@ enum Read {
     Causal(std::collections::BTreeMap<String, bool>),
     Address(String, Option<String>),
     ActionKind(String, Option<String>),
+    RemovedEvent(String, Option<bool>),
 }
 
 impl Read {
@@ -713,6 +724,7 @@ impl Read {
             Read::Causal(links) => board.causal = links,
             Read::Address(id, factor) => put(&mut board.addresses, id, factor),
             Read::ActionKind(id, kind) => put(&mut board.action_kinds, id, kind),
+            Read::RemovedEvent(id, removed) => put(&mut board.removed_events, id, removed),
         }
     }
 }
@@ -744,6 +756,7 @@ fn read_part(doc: &Automerge, part: &BoardPart) -> Result<Read, SchemaError> {
         BoardPart::Causal => Read::Causal(hydrate_prop(doc, root, "causal")?),
         BoardPart::Address(id) => Read::Address(id.clone(), schema::read_entry(doc, "addresses", id)?),
         BoardPart::ActionKind(id) => Read::ActionKind(id.clone(), schema::read_entry(doc, "action_kinds", id)?),
+        BoardPart::RemovedEvent(id) => Read::RemovedEvent(id.clone(), schema::read_entry(doc, "removed_events", id)?),
         BoardPart::RotiShown => {
             Read::RotiShown(hydrate_prop::<_, Option<bool>, _, _>(doc, root, "roti_shown")?.unwrap_or(false))
         }

@@ -107,7 +107,8 @@ pub fn place(doc: &Automerge, change: &Change) -> Result<Vec<PlacedOp>, Refusal>
             }
         };
         path.push(match &op.key {
-            Key::Map(key) if key.len() > MAX_KEY_BYTES => {
+            // A delete may name any key there is, however it got there.
+            Key::Map(key) if key.len() > MAX_KEY_BYTES && !matches!(op.action, OpType::Delete) => {
                 return refuse(format!("a key is at most {MAX_KEY_BYTES} bytes"));
             }
             Key::Map(key) => Seg::Key(key.to_string()),

@@ -150,7 +150,7 @@ pub fn Timeline() -> impl IntoView {
                                                                 let id = id.clone();
                                                                 move |_| {
                                                                     let id = id.clone();
-                                                                    ctx.edit_board(move |tx| edit::unpublish_event(tx, &id));
+                                                                    ctx.edit_board(move |tx| edit::remove_event(tx, &id));
                                                                 }
                                                             }
                                                         >
