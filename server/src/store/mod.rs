@@ -449,8 +449,9 @@ impl Request {
 /// write batch returns only once its transaction is committed and on disk.
 pub(crate) trait Backend: Send + 'static {
     /// Applies `writes` in one transaction, each in a savepoint of its own so that one failing
-    /// does not fail its neighbours. Returns each write's result (for `Expire` and `Delete`, how
-    /// many boards went) and, if the transaction did not commit, why.
+    /// does not fail its neighbours. Returns each write's result in order (for `Expire` and
+    /// `Delete`, how many boards went; fewer results if the transaction failed before it reached
+    /// them) and, if the transaction did not commit, why: then every write failed.
     fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>);
     fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError>;
     /// A document's snapshot and changes with their hashes, or `None` if it was never stored.
@@ -557,9 +558,12 @@ impl<B: Backend> Writer<B> {
         self.stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         drop(batch);
+        // A request with nothing to write (a failed compaction) succeeded; a write the backend
+        // gave no result for (its transaction failed first) did not.
         let mut outcomes: Vec<Result<usize, StoreError>> = writes.iter().map(|_| Ok(0)).collect();
-        for (i, result) in indices.into_iter().zip(results) {
-            outcomes[i] = result;
+        let mut results = results.into_iter();
+        for i in indices {
+            outcomes[i] = results.next().unwrap_or_else(|| Err(StoreError::Commit("not applied".into())));
         }
         for (write, result) in writes.into_iter().zip(outcomes) {
             let result = match &commit_error {
@@ -602,12 +606,10 @@ impl<B: Backend> Writer<B> {
     /// loads one snapshot per document instead of replaying its changes. Inline: nothing else is
     /// waiting for the writer any more.
     fn compact_before_exit(&mut self) {
-        let docs: Vec<DocumentId> = self
-            .pending
-            .iter()
-            .filter(|(doc, pending)| pending.changes > 0 && !self.compacting.contains(*doc))
-            .map(|(doc, _)| *doc)
-            .collect();
+        // Documents the compactor is working on are compacted here too: its answer would come
+        // after the writer stopped reading, and be dropped.
+        let docs: Vec<DocumentId> =
+            self.pending.iter().filter(|(_, pending)| pending.changes > 0).map(|(doc, _)| *doc).collect();
         let mut writes = Vec::new();
         for doc in docs {
             match self.backend.document(doc) {

@@ -140,10 +140,7 @@ impl Backend for Postgres {
     fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>) {
         let client = match self.client() {
             Ok(client) => client,
-            Err(e) => {
-                let error = e.to_string();
-                return (writes.iter().map(|_| Err(StoreError::Commit(error.clone()))).collect(), Some(error));
-            }
+            Err(e) => return (Vec::new(), Some(e.to_string())),
         };
         let mut results = Vec::with_capacity(writes.len());
         let committed = (|| -> Result<(), postgres::Error> {
@@ -161,11 +158,7 @@ impl Backend for Postgres {
             }
             tx.commit()
         })();
-        let error = committed.err().map(|e| e.to_string());
-        while results.len() < writes.len() {
-            results.push(Err(StoreError::Commit(error.clone().unwrap_or_default())));
-        }
-        (results, error)
+        (results, committed.err().map(|e| e.to_string()))
     }
 
     fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {

@@ -88,12 +88,7 @@ impl Backend for Sqlite {
             }
             tx.commit()
         })();
-        // A failure before the first write leaves results short: each write failed with it.
-        let error = committed.err().map(|e| e.to_string());
-        while results.len() < writes.len() {
-            results.push(Err(StoreError::Commit(error.clone().unwrap_or_default())));
-        }
-        (results, error)
+        (results, committed.err().map(|e| e.to_string()))
     }
 
     fn board(&mut self, id: DocumentId) -> Result<Option<BoardRecord>, StoreError> {
