@@ -665,6 +665,21 @@ impl<B: Backend> Writer<B> {
     }
 }
 
+/// Deletes, with `delete`, each of the `idle` boards (ids as stored) that is not in `keep`;
+/// returns how many went. The retention rule, the same for every backend.
+fn delete_idle(
+    idle: Vec<Vec<u8>>,
+    keep: &[DocumentId],
+    mut delete: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<usize, StoreError> {
+    let mut deleted = 0;
+    for board in idle.iter().filter(|board| !keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice())) {
+        delete(board)?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
 /// A board record from its stored columns; `None` if they are not what the store writes.
 fn board_record(
     id: DocumentId,

@@ -6,7 +6,7 @@
 use hindsight_shared::ids::DocumentId;
 use postgres::{Client, GenericClient, NoTls};
 
-use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record};
+use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record, delete_idle};
 
 /// The migrations, in order; `schema_version` says how many have run. Each runs in one
 /// transaction under an advisory lock, so nodes starting together take turns.
@@ -288,15 +288,7 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
                 .into_iter()
                 .map(|row| row.get(0))
                 .collect();
-            let mut deleted = 0;
-            for board in idle {
-                if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
-                    continue;
-                }
-                delete(db, &board)?;
-                deleted += 1;
-            }
-            return Ok(deleted);
+            return delete_idle(idle, keep, |board| delete(db, board));
         }
         Write::Delete { id } => {
             delete(db, id.as_bytes())?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use hindsight_shared::ids::DocumentId;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record};
+use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record, delete_idle};
 
 /// The writer thread's connection.
 pub(super) struct Sqlite {
@@ -232,15 +232,7 @@ fn apply(conn: &Connection, write: &Write<'_>) -> Result<usize, StoreError> {
             let mut statement = conn.prepare_cached("SELECT id FROM boards WHERE updated_at_ms < ?1")?;
             let idle: Vec<Vec<u8>> =
                 statement.query_map(params![before_ms], |row| row.get(0))?.collect::<Result<_, _>>()?;
-            let mut deleted = 0;
-            for board in idle {
-                if keep.iter().any(|k| k.as_bytes().as_slice() == board.as_slice()) {
-                    continue;
-                }
-                delete(conn, &board)?;
-                deleted += 1;
-            }
-            return Ok(deleted);
+            return delete_idle(idle, keep, |board| delete(conn, board));
         }
         Write::Delete { id } => {
             delete(conn, id.as_bytes())?;
