@@ -368,8 +368,25 @@ impl Replica {
                 }
             }
             if stop {
-                later.clear();
-                rest.for_each(drop);
+                // The rest of the message is not taken; what in it builds on a refused change
+                // (a draft written on top of a forbidden edit, sent together) is refused with
+                // it at once, as it would be in a later message: it could never be taken.
+                let untaken: Vec<Waiting> = later.drain(..).chain(rest).collect();
+                let mut dependent = Vec::new();
+                loop {
+                    let found = dependent.len();
+                    for waiting in &untaken {
+                        let hash = waiting.change.hash();
+                        if !refused.contains(&hash) && waiting.change.deps().iter().any(|dep| refused.contains(dep)) {
+                            refused.insert(hash);
+                            dependent.push(hash);
+                        }
+                    }
+                    if dependent.len() == found {
+                        break;
+                    }
+                }
+                received.refuse(Refusal("the change depends on a refused change".into()), dependent);
             }
             pending = later;
             if !progress || pending.is_empty() {
@@ -629,6 +646,50 @@ mod tests {
             version: sync::MessageVersion::V1,
         }
         .encode()
+    }
+
+    /// Refuses any change that writes `forbidden`.
+    struct Forbid;
+
+    impl Guard for Forbid {
+        type Touched = ();
+        fn may_write(&self) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn before(&mut self, _: &Automerge, change: &Change) -> Result<(), Refusal> {
+            let mut probe = Automerge::new();
+            probe.apply_changes([change.clone()]).ok();
+            match probe.get(ROOT, "forbidden") {
+                Ok(Some(_)) => Err(Refusal("forbidden".into())),
+                _ => Ok(()),
+            }
+        }
+        fn after(&mut self, _: &Automerge, (): ()) -> Result<(), Refusal> {
+            Ok(())
+        }
+    }
+
+    /// A refused change and a change built on it, sent in one message (a client's first sync
+    /// can carry both): both are named in the refusal at once, not only the first.
+    #[test]
+    fn changes_built_on_a_refused_change_in_the_same_message_are_refused_with_it() {
+        let mut replica = replica();
+        let mut client = Automerge::new();
+        let mut changes = Vec::new();
+        for key in ["forbidden", "built on it", "and on that"] {
+            let mut tx = client.transaction();
+            tx.put(ROOT, key, true).expect("put");
+            tx.commit();
+            changes.push(client.get_last_local_change().expect("a change").clone());
+        }
+        let message = message_with(changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
+        let received = replica
+            .receive(1, &PeerId::from("client"), &message, Instant::now(), &mut u64::MAX.clone(), &mut Forbid)
+            .expect("a good message");
+        let (refusal, hashes) = received.refused.expect("refused");
+        assert_eq!(refusal.0, "forbidden");
+        assert_eq!(hashes, changes.iter().map(Change::hash).collect::<Vec<_>>());
+        assert!(replica.doc().get_heads().is_empty(), "nothing was applied");
     }
 
     /// A change whose dependency never comes waits, but not for ever, and not beyond its bytes.
