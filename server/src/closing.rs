@@ -26,11 +26,13 @@ impl CloseReason {
     pub const BOARD_FULL: Self = Self { code: 1008, reason: "this board is full" };
     pub const TOO_BIG: Self = Self { code: 1009, reason: "message too big" };
     pub const INTERNAL: Self = Self { code: 1011, reason: "the board could not be stored" };
+    /// Cluster mode: this node lost the board's lease (another node owns it now).
+    pub const MOVED: Self = Self { code: 1012, reason: "the board moved to another server; connect again" };
     /// The socket failed under a write: nothing can be sent any more, so this is only recorded.
     pub const LOST: Self = Self { code: 1006, reason: "the connection was lost" };
 
     /// Every reason, for the table in ARCHITECTURE.md and its test.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::NORMAL,
         Self::GOING_AWAY,
         Self::IDLE,
@@ -48,6 +50,7 @@ impl CloseReason {
         Self::BOARD_FULL,
         Self::TOO_BIG,
         Self::INTERNAL,
+        Self::MOVED,
         Self::LOST,
     ];
 }

@@ -42,6 +42,8 @@ pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_TEAM_RETROS: usize = 1_000;
 /// Default for [`Config::max_team_actions`].
 pub const DEFAULT_MAX_TEAM_ACTIONS: usize = 10_000;
+/// Default for [`Config::lease_ms`].
+pub const DEFAULT_LEASE_MS: u64 = 5_000;
 /// Default for [`Config::ping_interval_secs`].
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 20;
 
@@ -61,7 +63,25 @@ pub struct Config {
     /// (`postgres://user:password@host:5432/db`) instead of SQLite in the data directory. The
     /// tables are made (and migrated) at start. Never logged: it may hold a password.
     #[arg(long, env = "HINDSIGHT_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    pub database_url: Option<SecretUrl>,
+
+    /// Cluster mode: the NATS server the nodes talk through (`nats://host:4222`). Needs
+    /// `--database-url`: every node of the cluster uses the same Postgres database, and each
+    /// board is owned by one node at a time. Never logged: it may hold a password.
+    #[arg(long, env = "HINDSIGHT_NATS_URL", hide_env_values = true, requires = "database_url")]
+    pub nats_url: Option<SecretUrl>,
+
+    /// Cluster mode: this node's id, unique in the cluster (letters, digits, `-`, `_`).
+    /// Defaults to a random one at each start.
+    #[arg(long, env = "HINDSIGHT_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Cluster mode: how long a node's ownership of a board lasts without renewal, in
+    /// milliseconds. An owner that dies is replaced within about this long; an owner that
+    /// cannot renew (paused, cut off from the database) stops serving the board before it.
+    #[arg(long, env = "HINDSIGHT_LEASE_MS", default_value_t = DEFAULT_LEASE_MS,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(500..))]
+    pub lease_ms: u64,
 
     /// The URL browsers reach this server at, used in board links (for example
     /// `https://retro.example.com`). Defaults to `http://` plus the request's Host header.
@@ -188,6 +208,9 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             data_dir: data_dir.into(),
             database_url: None,
+            nats_url: None,
+            node_id: None,
+            lease_ms: DEFAULT_LEASE_MS,
             public_url: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             board_idle_secs: DEFAULT_BOARD_IDLE_SECS,
@@ -213,6 +236,10 @@ impl Config {
         }
     }
 
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.max(500))
+    }
+
     pub fn board_idle(&self) -> Duration {
         Duration::from_secs(self.board_idle_secs)
     }
@@ -233,32 +260,32 @@ impl Config {
     }
 }
 
-/// A Postgres connection URL. Its `Debug` shows the scheme alone: the URL may hold a password,
-/// and the configuration may be printed.
+/// A URL that may hold a password (Postgres's, NATS's). Its `Debug` shows nothing of it: the
+/// configuration may be printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+pub struct SecretUrl(String);
 
-impl DatabaseUrl {
+impl SecretUrl {
     /// The URL itself, for the one place that connects; an error (which does not repeat the URL)
-    /// if it is not a Postgres URL.
-    pub fn expose(&self) -> Result<&str, &'static str> {
-        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+    /// if it does not start with one of `schemes`.
+    pub fn expose(&self, schemes: &[&str]) -> Result<&str, String> {
+        if schemes.iter().any(|scheme| self.0.starts_with(&format!("{scheme}://"))) {
             Ok(&self.0)
         } else {
-            Err("the database URL must start with postgres:// (only Postgres is supported besides the built-in SQLite)")
+            Err(format!("the URL must start with {}://", schemes.join(":// or ")))
         }
     }
 }
 
-impl std::fmt::Debug for DatabaseUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("postgres://(redacted)")
+        f.write_str("(redacted)")
     }
 }
 
 /// Takes any text: a refusal here would be printed with the value, password and all, so the
-/// URL is checked where it is used ([`DatabaseUrl::expose`]).
-impl std::str::FromStr for DatabaseUrl {
+/// URL is checked where it is used ([`SecretUrl::expose`]).
+impl std::str::FromStr for SecretUrl {
     type Err = std::convert::Infallible;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {

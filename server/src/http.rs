@@ -54,6 +54,8 @@ pub struct Services {
     pub connections: ConnectionContext,
     pub tracker: TaskTracker,
     pub clients: Clients,
+    /// In cluster mode, this node's part of the cluster.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 #[derive(Debug)]
@@ -102,7 +104,8 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.0.config.http_timeout();
     // Webhook bodies are read up to four times their limit, so that a larger one is told so.
     let alert_body = axum::extract::DefaultBodyLimit::max(4 * alerts::MAX_PAYLOAD_BYTES);
-    Router::new()
+    let cluster = state.0.cluster.clone();
+    let router = Router::new()
         .route("/", get(page))
         .route("/b/{board_id}", get(board_page))
         .route("/api/boards", post(create_board))
@@ -121,7 +124,13 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    // In cluster mode, calls about a board another node owns go to that node.
+    let router = match cluster {
+        Some(cluster) => router.layer(middleware::from_fn_with_state(cluster, crate::cluster::http::forward)),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(move |request: Request, next: Next| answer_within(timeout, request, next)))
         .with_state(state)
@@ -186,9 +195,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
         Err(_) => format!("no answer within {} s", READY_WITHIN.as_secs()),
     };
-    let ready = storage == "ok";
+    let mut body = serde_json::json!({ "storage": storage });
+    let mut ready = storage == "ok";
+    if let Some(cluster) = &state.0.cluster {
+        let nats = if cluster.connected() { "ok" } else { "unreachable" };
+        ready &= nats == "ok" && !cluster.draining();
+        body["nats"] = nats.into();
+        body["node"] = cluster.node().into();
+        if cluster.draining() {
+            body["draining"] = true.into();
+        }
+    }
+    body["ready"] = ready.into();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut response = (status, Json(serde_json::json!({ "ready": ready, "storage": storage }))).into_response();
+    let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -235,6 +255,47 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Seconds spent in storage transactions, commit included.",
         format!("{:.6}", stats.commit_micros.load(Relaxed) as f64 / 1e6),
     );
+    if let Some(cluster) = &shared.cluster {
+        let c = &cluster.stats;
+        let counters = [
+            (
+                "hindsight_cluster_frames_forwarded_total",
+                "Client frames this node forwarded to boards' owners.",
+                &c.frames_forwarded,
+            ),
+            (
+                "hindsight_cluster_frames_returned_total",
+                "Owners' frames this node handed to its clients.",
+                &c.frames_returned,
+            ),
+            (
+                "hindsight_cluster_http_forwarded_total",
+                "HTTP calls this node forwarded to boards' owners.",
+                &c.http_forwarded,
+            ),
+            ("hindsight_cluster_lease_renewals_total", "Times this node renewed its leases.", &c.lease_renewals),
+            ("hindsight_cluster_leases_taken_total", "Leases this node took.", &c.leases_taken),
+            (
+                "hindsight_cluster_leases_lost_total",
+                "Leases this node lost to another node or to time.",
+                &c.leases_lost,
+            ),
+            (
+                "hindsight_cluster_failovers_total",
+                "Connections resumed here on a board this node took over.",
+                &c.failovers,
+            ),
+        ];
+        metric(
+            "hindsight_cluster_boards_owned",
+            "gauge",
+            "Boards (or teams with their boards) this node owns.",
+            cluster.owned().to_string(),
+        );
+        for (name, help, value) in counters {
+            metric(name, "counter", help, value.load(Relaxed).to_string());
+        }
+    }
     let mut response = out.into_response();
     response
         .headers_mut()
@@ -298,6 +359,7 @@ async fn make_board(
                 .0
                 .registry
                 .board(team)
+                .await
                 .ask_team(|reply| TeamMsg::NewBoard { retro, reply })
                 .await
                 .map_err(|e| AppError::Internal(e.into()))??;
@@ -384,6 +446,7 @@ async fn manage_team(
         .0
         .registry
         .board(team)
+        .await
         .ask_team(|reply| TeamMsg::Manage { key, change, reply })
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
@@ -403,7 +466,7 @@ async fn receive_alerts(
     let events = alerts::read_payload(&body).map_err(AppError::BadRequest)?;
     let sent = events.len();
     let added =
-        state.0.registry.board(board).alert(token, events).await.map_err(|e| AppError::Internal(e.into()))??;
+        state.0.registry.board(board).await.alert(token, events).await.map_err(|e| AppError::Internal(e.into()))??;
     tracing::info!(board = %board.tag(), sent, added, "alerts reached a board's timeline");
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "events": sent, "added": added }))))
 }
@@ -422,6 +485,7 @@ async fn export_team(
         .0
         .registry
         .board(team)
+        .await
         .ask_team(|reply| TeamMsg::Snapshot { reply })
         .await
         .map_err(|e| AppError::Internal(e.into()))?
@@ -442,7 +506,7 @@ async fn join_board(
 ) -> Result<(StatusCode, Json<JoinedBoard>), AppError> {
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let board = board_to_join(&state, &headers, peer, &board_id)?;
-    let joined = state.0.registry.board(board).join(request).await?;
+    let joined = state.0.registry.board(board).await.join(request).await?;
     tracing::info!(board = %board.tag(), facilitator = joined.facilitator, "a participant joined");
     Ok((StatusCode::CREATED, Json(joined)))
 }
@@ -458,7 +522,7 @@ async fn claim_facilitator(
     let Json(request) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
     // Guessing a key costs a join's worth of the address's allowance.
     let board = board_to_join(&state, &headers, peer, &board_id)?;
-    state.0.registry.board(board).claim(request).await?;
+    state.0.registry.board(board).await.claim(request).await?;
     tracing::info!(board = %board.tag(), "the facilitator role was taken with the key");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -483,6 +547,7 @@ async fn export_board(
         .0
         .registry
         .board(board)
+        .await
         .snapshot()
         .await
         .map_err(|e| AppError::Internal(e.into()))?

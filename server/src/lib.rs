@@ -10,9 +10,11 @@
 //! - [`connection`]: one WebSocket: handshake, routing to boards, bounded outbox.
 //! - [`closing`]: close codes and reasons, one per cause.
 //! - [`budget`]: token buckets for every rate the server bounds.
-//! - [`registry`]: which boards are in memory; the seam where a cluster would find a board's owner.
+//! - [`registry`]: which boards are in memory, and (in cluster mode) which node owns a board.
+//! - [`cluster`]: cluster mode: leases, forwarding to a board's owner over NATS, failover, drain.
 //! - [`board`]: a board's actor and its sans-IO core (document + peer sync states).
-//! - [`store`]: SQLite storage with group commit, background compaction and retention.
+//! - [`store`]: storage in SQLite or Postgres with group commit, background compaction, retention
+//!   and (in cluster mode) leases with fencing tokens.
 //! - [`assets`]: the embedded browser client.
 //! - [`key`]: the facilitator key, kept only as its hash.
 //! - [`clock`]: the wall clock, read in one place.
@@ -24,6 +26,7 @@ pub mod budget;
 pub mod clients;
 pub mod clock;
 pub mod closing;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -1,9 +1,10 @@
 //! The board registry: which boards are in memory on this node, and the seam for a cluster.
 //!
 //! [`Registry::board`] is the one way to reach a board. On a single node it returns the handle
-//! of a local actor, spawning it on first use. In a cluster (one owner node per board), this is
-//! where a node would look up the board's owner and return a handle whose messages travel to it:
-//! connections only ever see a [`BoardHandle`], so they would not change.
+//! of a local actor, spawning it on first use. In a cluster (one owner node per board), it
+//! finds the board's owner: this node (which then holds the board's lease, given to the actor)
+//! or another, whose route it returns, a handle whose messages travel to the owner (see
+//! [`crate::cluster`]). Connections only ever see a [`BoardHandle`] either way.
 //!
 //! Locking: the map is a `DashMap`. A shard lock is held only for the synchronous insert or
 //! remove below, never across an `.await`; spawning a task inside `or_insert_with` does not wait.
@@ -24,6 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::board::actor::{BoardActor, BoardContext};
 use crate::board::{BoardHandle, BoardMsg, Keeper};
+use crate::cluster::{Cluster, Located};
+use crate::store::Lease;
 
 /// How many messages may wait in one board's inbox before senders wait (backpressure).
 const INBOX_CAPACITY: usize = 1024;
@@ -36,19 +39,60 @@ pub struct Registry {
     desks: DashMap<DocumentId, DocumentId>,
     ctx: BoardContext,
     tracker: TaskTracker,
+    /// In cluster mode, who owns which board.
+    cluster: Option<Arc<Cluster>>,
     /// This registry, for the tasks it spawns.
     me: std::sync::Weak<Registry>,
 }
 
 impl Registry {
-    pub fn new(ctx: BoardContext, tracker: TaskTracker) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self { boards: DashMap::new(), desks: DashMap::new(), ctx, tracker, me: me.clone() })
+    pub fn new(ctx: BoardContext, tracker: TaskTracker, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            boards: DashMap::new(),
+            desks: DashMap::new(),
+            ctx,
+            tracker,
+            cluster,
+            me: me.clone(),
+        })
     }
 
-    /// A handle to the board, loading it into memory if it is not there yet.
+    /// A handle to the board, loading it into memory if it is not there yet; in cluster mode,
+    /// the route to its owner if another node owns it.
     ///
     /// Unknown ids get a handle too: their actor answers every request with `doc-unavailable`.
-    pub fn board(self: &Arc<Self>, id: DocumentId) -> BoardHandle {
+    pub async fn board(self: &Arc<Self>, id: DocumentId) -> BoardHandle {
+        if let Some(handle) = self.boards.get(&id) {
+            return handle.clone();
+        }
+        let Some(cluster) = &self.cluster else { return self.spawn(id, None) };
+        if let Some(route) = cluster.routes.get(id) {
+            return route;
+        }
+        match cluster.locate(id).await {
+            Ok(Located::Here(lease)) => self.owned(id, lease),
+            Ok(Located::There(node)) => cluster.route(id, node, &self.tracker),
+            Ok(Located::Nowhere) => self.spawn(id, None),
+            Err(e) => {
+                tracing::warn!(board = %id.tag(), error = %e, "could not find who owns a board");
+                // A handle to nothing: sending fails, and the caller answers that the board failed.
+                BoardHandle::new(id, mpsc::channel(1).0)
+            }
+        }
+    }
+
+    /// The handle of a board this node owns under `lease`, its actor started if needed.
+    pub fn owned(self: &Arc<Self>, id: DocumentId, lease: Arc<Lease>) -> BoardHandle {
+        self.spawn(id, Some(lease))
+    }
+
+    /// True if `handle` is a board in this node's memory (not a route to another node).
+    pub fn is_local(&self, handle: &BoardHandle) -> bool {
+        self.boards.get(&handle.id()).is_some_and(|h| h.same(handle))
+    }
+
+    /// The local actor's handle, the actor started (with `lease`, in cluster mode) if needed.
+    fn spawn(self: &Arc<Self>, id: DocumentId, lease: Option<Arc<Lease>>) -> BoardHandle {
         if let Some(handle) = self.boards.get(&id) {
             return handle.clone();
         }
@@ -57,7 +101,7 @@ impl Registry {
             .or_insert_with(|| {
                 let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
                 let keeper: Arc<dyn Keeper> = Arc::clone(self) as Arc<dyn Keeper>;
-                let actor = BoardActor::new(id, self.ctx.clone(), keeper, inbox);
+                let actor = BoardActor::new(id, self.ctx.clone(), keeper, inbox, lease);
                 let registry = Arc::clone(self);
                 self.tracker.spawn(async move {
                     // A panic (a bug here or in a library) ends only this board's actor. Its handle
@@ -78,20 +122,20 @@ impl Registry {
     /// `doc-unavailable`.
     pub async fn resolve(self: &Arc<Self>, doc: DocumentId) -> BoardHandle {
         if self.boards.contains_key(&doc) {
-            return self.board(doc);
+            return self.board(doc).await;
         }
         if let Some(board) = self.desks.get(&doc).map(|entry| *entry.value()) {
-            return self.board(board);
+            return self.board(board).await;
         }
         match self.ctx.store.desk_owner(doc).await {
             Ok(Some(board)) => {
                 self.desks.insert(doc, board);
-                self.board(board)
+                self.board(board).await
             }
-            Ok(None) => self.board(doc),
+            Ok(None) => self.board(doc).await,
             Err(e) => {
                 tracing::warn!(doc = %doc.tag(), error = %e, "could not look up a document's board");
-                self.board(doc)
+                self.board(doc).await
             }
         }
     }
@@ -138,12 +182,17 @@ impl Keeper for Registry {
     /// and confirmations, and idempotent there.
     fn tell(&self, doc: DocumentId, message: BoardMsg) {
         let Some(registry) = self.me.upgrade() else { return };
-        let handle = registry.board(doc);
-        let message = match handle.try_send(message) {
-            Ok(()) => return,
-            Err(message) => *message,
+        // In memory: queued now, in order. Else (loaded first, or found on its owner) from a
+        // task of its own.
+        let message = match self.boards.get(&doc).map(|h| h.clone()) {
+            Some(handle) => match handle.try_send(message) {
+                Ok(()) => return,
+                Err(message) => *message,
+            },
+            None => message,
         };
         self.tracker.spawn(async move {
+            let handle = registry.board(doc).await;
             if handle.send(message).await.is_err() {
                 tracing::warn!(doc = %doc.tag(), "a message to another document's actor was lost: it stopped");
             }
@@ -174,7 +223,7 @@ mod tests {
             max_participants: 10,
             shutdown: CancellationToken::new(),
         };
-        Registry::new(ctx, TaskTracker::new())
+        Registry::new(ctx, TaskTracker::new(), None)
     }
 
     #[tokio::test]
@@ -182,7 +231,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let registry = registry(dir.path());
         for _ in 0..20 {
-            let handle = registry.board(DocumentId::random());
+            let handle = registry.board(DocumentId::random()).await;
             let refused = handle.join(JoinBoard::default()).await;
             assert!(matches!(refused, Err(AdmitError::NoBoard)), "{refused:?}");
         }

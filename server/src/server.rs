@@ -21,11 +21,15 @@ use crate::board::actor::{BoardContext, BudgetConfig};
 use crate::board::core::CoreConfig;
 use crate::board::replica::Limits;
 use crate::clients::{ClientKey, ClientLimits, Clients, ConnectionGuard};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::connection::ConnectionContext;
 use crate::http::{self, AppState, Services};
 use crate::registry::Registry;
 use crate::store::Store;
+
+/// The server's peer id on every node of a cluster.
+const CLUSTER_PEER_ID: &str = "hindsight-cluster";
 
 /// Serves Hindsight on `listener` until `shutdown` resolves, then shuts down gracefully:
 /// stops accepting, closes every WebSocket with a close frame, lets boards finish their turn,
@@ -35,18 +39,33 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The errors name no URL: it may hold a password.
     let store = match &config.database_url {
-        // The error names no URL: it may hold a password.
         Some(url) => {
-            let url = url.expose().map_err(anyhow::Error::msg)?;
-            Store::connect(url).await.context("could not open storage in Postgres")?
+            let url = url.expose(&["postgres", "postgresql"]).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
+            let store =
+                if config.nats_url.is_some() { Store::connect_shared(url).await } else { Store::connect(url).await };
+            store.context("could not open storage in Postgres")?
         }
         None => Store::open(&config.data_dir)
             .with_context(|| format!("could not open storage in {}", config.data_dir.display()))?,
     };
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let server = PeerId::from(format!("hindsight-{}", random_token::<8>()));
+    let cluster = match &config.nats_url {
+        Some(url) => {
+            let url = url.expose(&["nats", "tls"]).map_err(|e| anyhow::anyhow!("--nats-url: {e}"))?;
+            let node = config.node_id.clone().unwrap_or_else(|| format!("node-{}", random_token::<6>()));
+            Some(Cluster::connect(url, node, config.lease(), store.clone(), token.clone()).await?)
+        }
+        None => None,
+    };
+    // Every node of a cluster speaks as one server: a client's frames may be answered by any
+    // node (the board's owner), under the peer id it joined with.
+    let server = match &cluster {
+        Some(_) => PeerId::from(CLUSTER_PEER_ID),
+        None => PeerId::from(format!("hindsight-{}", random_token::<8>())),
+    };
     let core = CoreConfig {
         max_document_bytes: config.max_document_bytes,
         max_board_bytes: config.max_board_bytes,
@@ -68,6 +87,7 @@ pub async fn run(
             shutdown: token.clone(),
         },
         tracker.clone(),
+        cluster.clone(),
     );
     let connections = ConnectionContext {
         registry: Arc::clone(&registry),
@@ -93,7 +113,11 @@ pub async fn run(
         connections,
         tracker: tracker.clone(),
         clients: clients.clone(),
+        cluster: cluster.clone(),
     }));
+    if let Some(cluster) = &cluster {
+        cluster.start(&registry, app.clone(), &tracker, token.clone()).await?;
+    }
 
     let address = listener.local_addr()?;
     tracing::info!(%address, "Hindsight is listening on http://{address}");
@@ -140,6 +164,10 @@ pub async fn run(
     // HTTP is done; WebSockets and boards are ours to finish.
     tracker.close();
     tracker.wait().await;
+    if let Some(cluster) = &cluster {
+        // Everything the boards accepted is stored: hand them over.
+        cluster.drain().await;
+    }
     store.close().await;
     tracing::info!("Hindsight stopped; storage flushed");
     Ok(())

@@ -27,6 +27,8 @@
 //!   retros finishing at once, offline status changes, `kill -9`, and the team API's errors.
 //! - [`storage`]: the same storage tests against SQLite and a real Postgres (issue 16), and the
 //!   server on Postgres through a `kill -9`.
+//! - [`cluster`]: cluster mode (issue 16): three nodes on Postgres and NATS serve one board,
+//!   its rules hold through every node; an owner killed, paused or restarted loses nothing.
 //! - [`faults`]: what the server acknowledged survives `kill -9`, also while documents compact;
 //!   clients whose connections are cut at random converge with nothing lost and nothing twice.
 //! - [`fuzz`]: the wire decoder fed mutations of a corpus never panics and round-trips.
@@ -55,6 +57,7 @@ mod anonymity;
 mod bad_input;
 mod board_ui;
 mod browser;
+mod cluster;
 mod compat;
 mod effectiveness;
 mod faults;

@@ -85,9 +85,9 @@ async fn each_store_keeps_records_participants_and_changes_and_deletes_them_whol
             participant(board.id, "bob", 3_000),
             participant(board.id, "cy", 4_000),
         );
-        store.create_participant(ann.clone(), b"ann's desk".to_vec(), 2).await?;
-        store.create_participant(bob.clone(), b"bob's desk".to_vec(), 2).await?;
-        let full = store.create_participant(cy.clone(), b"cy's desk".to_vec(), 2).await;
+        store.create_participant(ann.clone(), b"ann's desk".to_vec(), 2, None).await?;
+        store.create_participant(bob.clone(), b"bob's desk".to_vec(), 2, None).await?;
+        let full = store.create_participant(cy.clone(), b"cy's desk".to_vec(), 2, None).await;
         assert!(matches!(full, Err(StoreError::BoardFull(2))), "{name}: {full:?}");
         assert!(store.load(cy.desk).await?.is_none(), "{name}: a refused participant's desk is not stored");
         assert_eq!(store.desk_owner(ann.desk).await?, Some(board.id), "{name}");
@@ -95,8 +95,8 @@ async fn each_store_keeps_records_participants_and_changes_and_deletes_them_whol
 
         // Changes of a board's documents in one call; a change stored twice is stored once.
         let docs = vec![(board.id, vec![change(1, 10), change(2, 20)]), (ann.desk, vec![change(3, 30)])];
-        store.append_many(board.id, docs.clone()).await?;
-        store.append_many(board.id, vec![(board.id, vec![change(2, 20)])]).await?;
+        store.append_many(board.id, docs.clone(), None).await?;
+        store.append_many(board.id, vec![(board.id, vec![change(2, 20)])], None).await?;
         let stored = store.load(board.id).await?.context("the board's document")?;
         assert_eq!(stored.snapshot, b"board snapshot", "{name}");
         let changes: BTreeSet<Vec<u8>> = stored.changes.into_iter().collect();
@@ -153,7 +153,7 @@ async fn each_store_compacts_a_document_and_loads_it_whole() -> anyhow::Result<(
             tx.commit();
             let change = doc.get_last_local_change().context("a change")?;
             let stored = StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() };
-            store.append_many(board.id, vec![(board.id, vec![stored])]).await?;
+            store.append_many(board.id, vec![(board.id, vec![stored])], None).await?;
         }
         store.close().await;
 
@@ -263,5 +263,65 @@ async fn a_server_on_postgres_rides_out_a_database_restart_and_loses_nothing_ack
     );
     again.stop().await?;
     again.assert_no_panics();
+    Ok(())
+}
+
+/// Leases and their fencing tokens, on Postgres, between two nodes' stores: a live lease is not
+/// taken; an expired one is, under a higher epoch; the old holder's writes (changes and joins)
+/// are then refused in their own transaction, and the new holder's go through.
+#[tokio::test]
+async fn a_stale_owners_writes_are_refused_by_the_fencing_token() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hindsight_server::store::{Fence, LeaseAnswer, LeaseOp};
+
+    let postgres = Postgres::start().await?;
+    let url = postgres.create_database("fencing").await?;
+    let (a, b) = (Store::connect_shared(&url).await?, Store::connect_shared(&url).await?);
+    let board = record(1_000, None);
+    a.create_board(board.clone(), b"the board".to_vec()).await?;
+    let take = |node: &str, ttl_ms: u64| LeaseOp::Take {
+        key: board.id,
+        node: node.to_owned(),
+        ttl: Duration::from_millis(ttl_ms),
+    };
+    let holder = |answer: LeaseAnswer| match answer {
+        LeaseAnswer::Holders(holders) => holders.into_iter().next().context("a holder"),
+        other => anyhow::bail!("{other:?}"),
+    };
+
+    let first = holder(a.lease(take("node-a", 300)).await?)?;
+    assert_eq!((first.node.as_str(), first.epoch, first.live), ("node-a", 1, true));
+    let refused = holder(b.lease(take("node-b", 60_000)).await?)?;
+    assert_eq!(refused.node, "node-a", "a live lease was taken");
+    let fence_a = Fence { key: board.id, node: Arc::from("node-a"), epoch: first.epoch };
+    a.append_many(board.id, vec![(board.id, vec![change(1, 10)])], Some(fence_a.clone())).await?;
+
+    // Node A stalls past its lease; node B takes the board over.
+    let second = hindsight_tests::within("the lease to expire and be taken", async {
+        loop {
+            let holder = holder(b.lease(take("node-b", 60_000)).await?)?;
+            if holder.node == "node-b" {
+                return Ok(holder);
+            }
+            // The lease expires by the database's clock: each try is a real round trip.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await?;
+    assert_eq!(second.epoch, 2);
+    let stale = a.append_many(board.id, vec![(board.id, vec![change(2, 10)])], Some(fence_a.clone())).await;
+    assert!(matches!(stale, Err(StoreError::Fenced)), "{stale:?}");
+    let joined = a.create_participant(participant(board.id, "late", 2_000), b"desk".to_vec(), 10, Some(fence_a)).await;
+    assert!(matches!(joined, Err(StoreError::Fenced)), "{joined:?}");
+    let fence_b = Fence { key: board.id, node: Arc::from("node-b"), epoch: second.epoch };
+    b.append_many(board.id, vec![(board.id, vec![change(3, 10)])], Some(fence_b)).await?;
+
+    let stored = b.load(board.id).await?.context("the board")?;
+    assert_eq!(stored.changes.len(), 2, "the stale owner's change was stored");
+    assert!(b.load_board(board.id).await?.context("the board")?.participants.is_empty());
+    a.close().await;
+    b.close().await;
     Ok(())
 }

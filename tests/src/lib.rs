@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`server`]: [`TestServer`], the server in this process on a port of its own, with a fresh
 //!   data directory.
+//! - [`cluster`]: [`ClusterUnderTest`](cluster::ClusterUnderTest), cluster mode as an operator runs
+//!   it: Postgres, NATS and several `hindsight` processes.
+//! - [`nats`]: [`Nats`](nats::Nats), a real NATS server started by a test, for cluster mode.
 //! - [`process`]: [`ServerProcess`], the `hindsight` binary as a child process, for restarts,
 //!   signals and watching its logs.
 //! - [`bomb`]: decompression bombs, Automerge changes of a few bytes that declare millions of
@@ -32,8 +35,10 @@
 
 pub mod bomb;
 pub mod browser;
+pub mod cluster;
 pub mod history;
 pub mod http;
+pub mod nats;
 pub mod participant;
 pub mod peer;
 pub mod postgres;

@@ -35,7 +35,7 @@ use crate::budget::TokenBucket;
 use crate::clock::now_ms;
 use crate::closing::CloseReason;
 use crate::key::KeyHash;
-use crate::store::{DocKind, ParticipantRecord, Store, StoreError, StoredBoard, StoredChange};
+use crate::store::{DocKind, Lease, ParticipantRecord, Store, StoreError, StoredBoard, StoredChange};
 use crate::team::actor::TeamActor;
 use crate::team::core::TeamCore;
 use crate::team::{TeamError, TeamMsg};
@@ -178,6 +178,9 @@ pub(crate) struct BoardActor {
     budgets: HashMap<ConnId, Budget>,
     /// Alert payloads this board takes.
     alert_budget: Option<TokenBucket>,
+    /// In cluster mode, this node's lease on the board: checked before every turn, and carried
+    /// by every write as its fencing token.
+    lease: Option<Arc<Lease>>,
 }
 
 /// Answers a peer's request or sync message about a document this actor does not hold (or a
@@ -187,6 +190,14 @@ pub(crate) fn say_unavailable(server: &PeerId, link: &PeerLink, doc: DocumentId,
         let answer =
             WireMessage::DocUnavailable { document_id: doc, sender_id: server.clone(), target_id: link.peer().clone() };
         link.deliver(answer.encode().into(), FrameKind::Other);
+    }
+}
+
+/// Resolves when `lease` is known lost; never without one.
+pub(crate) async fn lease_lost(lease: Option<&Lease>) {
+    match lease {
+        Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -201,6 +212,7 @@ impl BoardActor {
         ctx: BoardContext,
         keeper: Arc<dyn Keeper>,
         inbox: mpsc::Receiver<BoardMsg>,
+        lease: Option<Arc<Lease>>,
     ) -> Self {
         Self {
             id,
@@ -212,6 +224,7 @@ impl BoardActor {
             gone: HashSet::new(),
             budgets: HashMap::new(),
             alert_budget: None,
+            lease,
         }
     }
 
@@ -231,7 +244,9 @@ impl BoardActor {
             let key = stored.record.facilitator_key_hash;
             match blocking(move || TeamCore::load(id, server, &snapshot, &changes, config)).await {
                 Ok(Ok(core)) => {
-                    TeamActor::new(self.id, self.ctx, self.keeper, self.inbox, key).run(Box::new(core)).await;
+                    TeamActor::new(self.id, self.ctx, self.keeper, self.inbox, key, self.lease)
+                        .run(Box::new(core))
+                        .await;
                 }
                 failed => {
                     let error = failed.map(|r| r.err().map(|e| e.to_string())).unwrap_or_else(|e| Some(e.to_string()));
@@ -260,6 +275,8 @@ impl BoardActor {
                     None => break,
                 },
                 () = sleep_until(wake), if wake.is_some() => None,
+                // A lease known lost ends the board at once, idle or not.
+                () = lease_lost(self.lease.as_deref()) => None,
                 // A board that does not exist holds nothing worth keeping: it goes after a second
                 // (one who probes ids cannot keep actors in memory for the idle time).
                 () = tokio::time::sleep_until(idle_since + if core.is_some() { self.ctx.idle } else { NO_BOARD_LINGER }),
@@ -279,6 +296,12 @@ impl BoardActor {
                     Err(_) => break,
                 }
             }
+            // Decide before working: a node whose lease ran out takes nothing more.
+            if self.lease.as_ref().is_some_and(|lease| !lease.valid()) {
+                tracing::warn!(board = %self.id.tag(), "this node's lease on the board ran out; letting it go");
+                self.stop(batch, CloseReason::MOVED).await;
+                return;
+            }
             let result = match core.take() {
                 Some(board) => self.turn(board, batch).await.map(|(board, next)| {
                     wake = next;
@@ -291,6 +314,14 @@ impl BoardActor {
             };
             match result {
                 Ok(board) => core = board,
+                Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Fenced)) => {
+                    tracing::warn!(board = %self.id.tag(), "another node took the board over; letting it go");
+                    if let Some(lease) = &self.lease {
+                        lease.lose();
+                    }
+                    self.stop(Vec::new(), CloseReason::MOVED).await;
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(board = %self.id.tag(), error = %e, "the board failed; dropping it from memory");
                     self.fail().await;
@@ -390,10 +421,13 @@ impl BoardActor {
             desk: participant.desk,
             joined_at_ms: now_ms(),
         };
-        self.ctx.store.create_participant(record, bytes, self.ctx.max_participants).await.map_err(|e| match e {
-            StoreError::BoardFull(max) => AdmitError::Full(max),
-            e => AdmitError::Failed(e.to_string()),
-        })?;
+        let fence = self.lease.as_ref().map(|lease| lease.fence());
+        self.ctx.store.create_participant(record, bytes, self.ctx.max_participants, fence).await.map_err(
+            |e| match e {
+                StoreError::BoardFull(max) => AdmitError::Full(max),
+                e => AdmitError::Failed(e.to_string()),
+            },
+        )?;
         self.keeper.remember_desk(participant.desk, self.id);
         Ok(Box::new(Enrolled { participant, desk, desk_bytes, facilitator }))
     }
@@ -531,7 +565,8 @@ impl BoardActor {
             }
         };
         if !changes.is_empty() {
-            self.ctx.store.append_many(self.id, changes).await?;
+            let fence = self.lease.as_ref().map(|lease| lease.fence());
+            self.ctx.store.append_many(self.id, changes, fence).await?;
         }
         core.saved();
         if let Some((team, told)) = core.take_told() {
@@ -610,15 +645,28 @@ impl BoardActor {
     /// Gives up on the board after a failure: nothing unsaved may be acknowledged, so every peer
     /// is disconnected (their clients keep their changes and resend them) and the board leaves
     /// memory, to be loaded afresh from disk by the next request.
-    async fn fail(mut self) {
+    async fn fail(self) {
+        self.stop(Vec::new(), CloseReason::INTERNAL).await;
+    }
+
+    /// Leaves memory and closes every connection with `reason`, those whose messages are still
+    /// queued (in `batch` or the inbox) included; what waits for an answer finds the board gone.
+    async fn stop(mut self, batch: Vec<BoardMsg>, reason: CloseReason) {
         self.keeper.release(self.id);
         for link in self.links.values() {
-            link.close(CloseReason::INTERNAL);
+            link.close(reason);
         }
         self.inbox.close();
-        while let Some(message) = self.inbox.recv().await {
-            if let BoardMsg::FromPeer { link, .. } = message {
-                link.close(CloseReason::INTERNAL);
+        let mut queued = batch;
+        loop {
+            for message in queued.drain(..) {
+                if let BoardMsg::FromPeer { link, .. } = message {
+                    link.close(reason);
+                }
+            }
+            match self.inbox.recv().await {
+                Some(message) => queued.push(message),
+                None => break,
             }
         }
     }

@@ -55,6 +55,11 @@ pub enum DocMessage {
     Sync(Vec<u8>),
     /// Transient data from a peer, relayed to the board's other peers.
     Ephemeral { session_id: String, count: u64, data: Vec<u8> },
+    /// Cluster mode: the peer had the document open through the board's previous owner, which
+    /// is gone. The board takes the peer as if it had asked, and its first sync message tells
+    /// the peer to forget what it believed the server had, so that it sends again whatever the
+    /// previous owner did not store.
+    Resume,
 }
 
 /// What a board tells its team (the actor sends it as a `TeamMsg`, once it is stored).
@@ -353,6 +358,14 @@ impl BoardCore {
             DocMessage::Request(data) | DocMessage::Sync(data) => data,
             DocMessage::Ephemeral { session_id, count, data } => {
                 self.relay(conn, from, doc, session_id, count, data, now, fx);
+                return;
+            }
+            DocMessage::Resume => {
+                if doc == self.id {
+                    self.board.resume(conn, from);
+                } else if let Some(desk) = self.desks.get_mut(&doc).and_then(|slot| slot.loaded.as_mut()) {
+                    desk.replica.resume(conn, from);
+                }
                 return;
             }
         };

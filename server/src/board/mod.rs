@@ -203,6 +203,11 @@ impl BoardHandle {
         answer.await.map_err(|_| BoardGone)
     }
 
+    /// True if `other` is a clone of this handle.
+    pub fn same(&self, other: &BoardHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// How many clones of this handle exist (the registry's included).
     pub(crate) fn holders(&self) -> usize {
         Arc::strong_count(&self.0)

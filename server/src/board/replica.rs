@@ -523,6 +523,17 @@ impl Replica {
         }
     }
 
+    /// Takes a peer whose session was with another replica of this document (cluster
+    /// failover): a fresh sync state whose first message asks the peer to reset its own (it then
+    /// forgets which changes it believed sent, and sends whatever this replica lacks). The
+    /// message goes out with the next flush.
+    pub fn resume(&mut self, conn: ConnId, from: &PeerId) {
+        let peer = self.peers.entry(conn).or_insert_with(|| PeerSync::new(from.clone()));
+        peer.state = sync::State::new();
+        peer.state.needs_reset = true;
+        peer.owed = true;
+    }
+
     /// Forgets a peer whose connection closed.
     pub fn leave(&mut self, conn: ConnId) {
         self.peers.remove(&conn);

@@ -27,8 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::key::KeyHash;
 
+mod lease;
 mod postgres;
 mod sqlite;
+
+pub use lease::{Fence, Holder, Lease, LeaseAnswer, LeaseOp};
 
 /// A document is compacted into a new snapshot once this many changes are stored beside it (and
 /// they take at least half the snapshot's bytes).
@@ -139,6 +142,11 @@ pub enum StoreError {
     InUse,
     #[error("the connection to the database is lost; it is tried again each second")]
     Lost,
+    /// The write's fencing token is not the lease's current one: another node owns the board.
+    #[error("this node no longer owns the board: another node took it over")]
+    Fenced,
+    #[error("cluster mode (leases) needs Postgres storage: set --database-url")]
+    NeedsPostgres,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -158,6 +166,7 @@ enum Request {
         desk: Vec<u8>,
         /// The most participants the board may have, this one included.
         max: usize,
+        fence: Option<Fence>,
         reply: Reply<()>,
     },
     Load {
@@ -180,11 +189,16 @@ enum Request {
     Ping {
         reply: Reply<()>,
     },
+    Lease {
+        op: LeaseOp,
+        reply: Reply<LeaseAnswer>,
+    },
     Append {
         /// The board the documents belong to: its last activity is now.
         board: DocumentId,
         at_ms: i64,
         docs: Vec<(DocumentId, Vec<StoredChange>)>,
+        fence: Option<Fence>,
         reply: Reply<()>,
     },
     /// Deletes boards (with their participants and every document) idle since before `before_ms`,
@@ -249,8 +263,19 @@ impl Store {
     /// writer and compactor threads. The client is a blocking one on the writer's own thread, so
     /// it connects there; this waits for it without blocking the runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_as(url, postgres::Sharing::Alone).await
+    }
+
+    /// As [`connect`](Self::connect), for one node of a cluster: the database is shared with the
+    /// other nodes, each board guarded by its lease (see [`Lease`]) instead of the whole database
+    /// by one node's lock.
+    pub async fn connect_shared(url: &str) -> Result<Self, StoreError> {
+        Self::connect_as(url, postgres::Sharing::Cluster).await
+    }
+
+    async fn connect_as(url: &str, sharing: postgres::Sharing) -> Result<Self, StoreError> {
         let url = url.to_owned();
-        let (opened, store) = Self::start(move || postgres::Postgres::connect(&url));
+        let (opened, store) = Self::start(move || postgres::Postgres::connect(&url, sharing));
         opened.await.map_err(|_| StoreError::Stopped)??;
         store
     }
@@ -317,13 +342,15 @@ impl Store {
 
     /// Stores a participant and their new desk. Durable when it returns.
     /// Fails with [`StoreError::BoardFull`] if the board has `max` participants already.
+    /// In cluster mode, `fence` is the board's lease: the write is refused if it is not current.
     pub async fn create_participant(
         &self,
         record: ParticipantRecord,
         desk: Vec<u8>,
         max: usize,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
-        self.call(|reply| Request::CreateParticipant { record, desk, max, reply }).await
+        self.call(|reply| Request::CreateParticipant { record, desk, max, fence, reply }).await
     }
 
     /// Everything stored for a document, or `None` if it was never stored.
@@ -359,17 +386,24 @@ impl Store {
     }
 
     /// Stores accepted changes of documents of one board (the board and its desks) in one
-    /// transaction. Durable (committed and synced to disk) when it returns.
+    /// transaction. Durable (committed and synced to disk) when it returns. In cluster mode,
+    /// `fence` is the board's lease: the write is refused if it is not current.
     pub async fn append_many(
         &self,
         board: DocumentId,
         docs: Vec<(DocumentId, Vec<StoredChange>)>,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
         if docs.iter().all(|(_, changes)| changes.is_empty()) {
             return Ok(());
         }
         let at_ms = crate::clock::now_ms();
-        self.call(|reply| Request::Append { board, at_ms, docs, reply }).await
+        self.call(|reply| Request::Append { board, at_ms, docs, fence, reply }).await
+    }
+
+    /// Asks the database about ownership leases (cluster mode; Postgres only).
+    pub async fn lease(&self, op: LeaseOp) -> Result<LeaseAnswer, StoreError> {
+        self.call(|reply| Request::Lease { op, reply }).await
     }
 
     /// Answers once the database has: whether this node reaches its storage.
@@ -403,12 +437,15 @@ pub(crate) enum Write<'a> {
         record: &'a ParticipantRecord,
         desk: &'a [u8],
         max: usize,
+        fence: Option<&'a Fence>,
     },
-    /// The changes of a board's documents; the board's last activity becomes `at_ms`.
+    /// The changes of a board's documents; the board's last activity becomes `at_ms`. Fails
+    /// with [`StoreError::Fenced`] if `fence` is not the current lease.
     Append {
         board: DocumentId,
         at_ms: i64,
         docs: &'a [(DocumentId, Vec<StoredChange>)],
+        fence: Option<&'a Fence>,
     },
     Expire {
         before_ms: i64,
@@ -430,10 +467,12 @@ impl Request {
     fn as_write(&self) -> Option<Write<'_>> {
         Some(match self {
             Request::CreateBoard { record, snapshot, .. } => Write::CreateBoard { record, snapshot },
-            Request::CreateParticipant { record, desk, max, .. } => {
-                Write::CreateParticipant { record, desk, max: *max }
+            Request::CreateParticipant { record, desk, max, fence, .. } => {
+                Write::CreateParticipant { record, desk, max: *max, fence: fence.as_ref() }
             }
-            Request::Append { board, at_ms, docs, .. } => Write::Append { board: *board, at_ms: *at_ms, docs },
+            Request::Append { board, at_ms, docs, fence, .. } => {
+                Write::Append { board: *board, at_ms: *at_ms, docs, fence: fence.as_ref() }
+            }
             Request::Expire { before_ms, keep, .. } => Write::Expire { before_ms: *before_ms, keep },
             Request::Delete { id, .. } => Write::Delete { id: *id },
             Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
@@ -461,6 +500,10 @@ pub(crate) trait Backend: Send + 'static {
     fn desk_owner(&mut self, desk: DocumentId) -> Result<Option<DocumentId>, StoreError>;
     /// A round trip to the database.
     fn ping(&mut self) -> Result<(), StoreError>;
+    /// Answers a question about leases (cluster mode).
+    fn lease(&mut self, _op: &LeaseOp) -> Result<LeaseAnswer, StoreError> {
+        Err(StoreError::NeedsPostgres)
+    }
     /// After the last write, before the thread ends.
     fn close(&mut self) {}
 }
@@ -508,7 +551,8 @@ impl<B: Backend> Writer<B> {
                 | Request::LoadMany { .. }
                 | Request::LoadBoard { .. }
                 | Request::DeskOwner { .. }
-                | Request::Ping { .. } => reads.push(request),
+                | Request::Ping { .. }
+                | Request::Lease { .. } => reads.push(request),
                 Request::Shutdown { reply } => shutdown = Some(reply),
                 write => writes.push(write),
             }
@@ -540,6 +584,9 @@ impl<B: Backend> Writer<B> {
                 }
                 Request::Ping { reply } => {
                     let _ = reply.send(self.backend.ping());
+                }
+                Request::Lease { op, reply } => {
+                    let _ = reply.send(self.backend.lease(&op));
                 }
                 _ => {}
             }

@@ -6,11 +6,15 @@
 use hindsight_shared::ids::DocumentId;
 use postgres::{Client, GenericClient, NoTls};
 
-use super::{Backend, BoardRecord, CompactionJob, ParticipantRecord, StoreError, Write, board_record, delete_idle};
+use super::{
+    Backend, BoardRecord, CompactionJob, Fence, Holder, LeaseAnswer, LeaseOp, ParticipantRecord, StoreError, Write,
+    board_record, delete_idle,
+};
 
 /// The migrations, in order; `schema_version` says how many have run. Each runs in one
 /// transaction under an advisory lock, so nodes starting together take turns.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE boards (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE boards (
          id BYTEA PRIMARY KEY,
          created_at_ms BIGINT NOT NULL,
          facilitator_key_hash BYTEA NOT NULL,
@@ -36,13 +40,22 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE boards (
          hash BYTEA NOT NULL,
          data BYTEA NOT NULL,
          PRIMARY KEY (doc, hash)
-     );"];
+     );",
+    // Cluster mode: one row per board (or team) that a node owns or owned, see `lease.rs`.
+    "CREATE TABLE leases (
+         key BYTEA PRIMARY KEY,
+         owner TEXT NOT NULL,
+         epoch BIGINT NOT NULL,
+         expires_at TIMESTAMPTZ NOT NULL
+     );
+     CREATE INDEX leases_owner ON leases (owner);",
+];
 
 /// A key for `pg_advisory_xact_lock`: Hindsight's migrations.
 const MIGRATION_LOCK: i64 = 0x4869_6e64_7369_6768;
-/// A key for the session lock a node holds on its database while it serves: until boards have
-/// owners (cluster mode), two nodes on one database would each accept changes the other did not
-/// check, so a second node is refused.
+/// A key for the session lock a node that runs alone holds on its database while it serves:
+/// without leases (cluster mode), two nodes on one database would each accept changes the other
+/// did not check, so a second node is refused.
 const NODE_LOCK: i64 = 0x4869_6e64_7369_6769;
 /// How long a starting node waits for the lock: a node killed a moment ago holds it until
 /// Postgres notices its connection is gone.
@@ -52,6 +65,7 @@ const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// request that found it lost fails, and the next one reconnects.
 pub(super) struct Postgres {
     url: String,
+    sharing: Sharing,
     client: Client,
     /// When a lost connection was last tried again: at most one attempt a second, so a batch of
     /// many requests, or a database that is down, costs one attempt, not one per request.
@@ -61,8 +75,8 @@ pub(super) struct Postgres {
 impl Postgres {
     /// Connects and runs the migrations this database lacks. Never logs `url`: it may hold a
     /// password.
-    pub(super) fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self { url: url.to_owned(), client: open(url)?, retried: None })
+    pub(super) fn connect(url: &str, sharing: Sharing) -> Result<Self, StoreError> {
+        Ok(Self { url: url.to_owned(), sharing, client: open(url, sharing)?, retried: None })
     }
 
     /// The connection, made again if it was lost.
@@ -73,15 +87,24 @@ impl Postgres {
             }
             self.retried = Some(std::time::Instant::now());
             tracing::warn!("the connection to Postgres was lost; connecting again");
-            self.client = open(&self.url)?;
+            self.client = open(&self.url, self.sharing)?;
             tracing::info!("connected to Postgres again");
         }
         Ok(&mut self.client)
     }
 }
 
-/// A connection with the schema up to date and this node's lock on the database.
-fn open(url: &str) -> Result<Client, StoreError> {
+/// How a node uses its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sharing {
+    /// The only node: it holds the database's node lock.
+    Alone,
+    /// One node of a cluster: boards are guarded by their leases.
+    Cluster,
+}
+
+/// A connection with the schema up to date and, for a node alone, its lock on the database.
+fn open(url: &str, sharing: Sharing) -> Result<Client, StoreError> {
     let mut config: postgres::Config = url.parse()?;
     // A network that drops packets must not hold the writer for ever: bounded connects, and a
     // dead peer noticed within a minute rather than the system's two hours.
@@ -93,7 +116,9 @@ fn open(url: &str) -> Result<Client, StoreError> {
     let mut client = config.connect(NoTls)?;
     // Acknowledged means on disk, whatever the role's or the database's default says.
     client.batch_execute("SET synchronous_commit = on")?;
-    take_node_lock(&mut client)?;
+    if sharing == Sharing::Alone {
+        take_node_lock(&mut client)?;
+    }
     migrate(&mut client)?;
     Ok(client)
 }
@@ -218,8 +243,64 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn lease(&mut self, op: &LeaseOp) -> Result<LeaseAnswer, StoreError> {
+        let client = self.client()?;
+        let millis = |ttl: &std::time::Duration| ttl.as_secs_f64() * 1000.0;
+        let holders = |rows: Vec<postgres::Row>| {
+            rows.into_iter()
+                .filter_map(|row| {
+                    let key = DocumentId::try_from(row.get::<_, &[u8]>(0)).ok()?;
+                    Some(Holder { key, node: row.get(1), epoch: row.get(2), live: row.get(3) })
+                })
+                .collect()
+        };
+        Ok(match op {
+            LeaseOp::Take { key, node, ttl } => {
+                let key = key.as_bytes().as_slice();
+                // Taken if there is no row, if it expired by the database's clock, or if it is
+                // ours already; each taking is a new epoch. Otherwise the row stays as it is.
+                client.execute(
+                    "INSERT INTO leases (key, owner, epoch, expires_at)
+                     VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond')
+                     ON CONFLICT (key) DO UPDATE
+                         SET owner = EXCLUDED.owner, epoch = leases.epoch + 1, expires_at = EXCLUDED.expires_at
+                         WHERE leases.expires_at <= now() OR leases.owner = EXCLUDED.owner",
+                    &[&key, node, &millis(ttl)],
+                )?;
+                let rows = client
+                    .query("SELECT key, owner, epoch, expires_at > now() FROM leases WHERE key = $1", &[&key])?;
+                LeaseAnswer::Holders(holders(rows))
+            }
+            LeaseOp::Renew { node, ttl } => {
+                let rows = client.query(
+                    "UPDATE leases SET expires_at = now() + $2::float8 * interval '1 millisecond'
+                     WHERE owner = $1 AND expires_at > now()
+                     RETURNING key, owner, epoch, true",
+                    &[node, &millis(ttl)],
+                )?;
+                LeaseAnswer::Holders(holders(rows))
+            }
+            LeaseOp::Holders { keys } => {
+                let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes().as_slice()).collect();
+                let rows = client
+                    .query("SELECT key, owner, epoch, expires_at > now() FROM leases WHERE key = ANY($1)", &[&keys])?;
+                LeaseAnswer::Holders(holders(rows))
+            }
+            LeaseOp::Release { node, key: Some((key, epoch)) } => LeaseAnswer::Released(client.execute(
+                "UPDATE leases SET expires_at = now() WHERE key = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()",
+                &[&key.as_bytes().as_slice(), node, epoch],
+            )?),
+            LeaseOp::Release { node, key: None } => LeaseAnswer::Released(
+                client.execute("UPDATE leases SET expires_at = now() WHERE owner = $1 AND expires_at > now()", &[node])?,
+            ),
+        })
+    }
+
     /// Lets go of the database at once, for the node that starts next.
     fn close(&mut self) {
+        if self.sharing == Sharing::Cluster {
+            return;
+        }
         if let Err(e) = self.client.execute("SELECT pg_advisory_unlock($1)", &[&NODE_LOCK]) {
             tracing::warn!(error = %e, "could not let go of the database's node lock");
         }
@@ -247,7 +328,8 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
                 &[&record.id.as_bytes().as_slice(), snapshot],
             )?;
         }
-        Write::CreateParticipant { record, desk, max } => {
+        Write::CreateParticipant { record, desk, max, fence } => {
+            check(db, *fence)?;
             let board = record.board.as_bytes().as_slice();
             // The board's row is locked first, so that joins racing each other through other
             // nodes count each other: the count and the insert are one step for everyone.
@@ -269,7 +351,8 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
                 &[&board, &record.joined_at_ms],
             )?;
         }
-        Write::Append { board, at_ms, docs } => {
+        Write::Append { board, at_ms, docs, fence } => {
+            check(db, *fence)?;
             let insert =
                 db.prepare("INSERT INTO changes (doc, hash, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")?;
             for (doc, changes) in *docs {
@@ -284,7 +367,12 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
         }
         Write::Expire { before_ms, keep } => {
             let idle: Vec<Vec<u8>> = db
-                .query("SELECT id FROM boards WHERE updated_at_ms < $1", &[before_ms])?
+                // A board whose lease is live is in some node's memory (cluster mode).
+                .query(
+                    "SELECT id FROM boards WHERE updated_at_ms < $1 AND NOT EXISTS (
+                         SELECT 1 FROM leases WHERE (key = boards.id OR key = boards.team) AND expires_at > now())",
+                    &[before_ms],
+                )?
                 .into_iter()
                 .map(|row| row.get(0))
                 .collect();
@@ -304,6 +392,20 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
         }
     }
     Ok(0)
+}
+
+/// Checks a write's fencing token against its lease, in the write's transaction: the row is
+/// locked (shared) until the commit, so a node taking the lease over waits for this write, and
+/// any write after the takeover finds the new epoch.
+fn check(db: &mut impl GenericClient, fence: Option<&Fence>) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let current = db
+        .query_opt(
+            "SELECT epoch FROM leases WHERE key = $1 AND owner = $2 FOR SHARE",
+            &[&fence.key.as_bytes().as_slice(), &&*fence.node],
+        )?
+        .map(|row| row.get::<_, i64>(0));
+    if current == Some(fence.epoch) { Ok(()) } else { Err(StoreError::Fenced) }
 }
 
 /// Deletes one board (or team), its participants and every document of theirs.

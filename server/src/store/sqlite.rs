@@ -197,7 +197,11 @@ fn apply(conn: &Connection, write: &Write<'_>) -> Result<usize, StoreError> {
             )?;
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
-        Write::CreateParticipant { record, desk, max } => {
+        // Leases are cluster mode's, which runs on Postgres only.
+        Write::CreateParticipant { fence: Some(_), .. } | Write::Append { fence: Some(_), .. } => {
+            return Err(StoreError::NeedsPostgres);
+        }
+        Write::CreateParticipant { record, desk, max, fence: None } => {
             // Counted in the same transaction as the insert: joins racing each other see each other.
             let count: i64 = conn.query_row(
                 "SELECT COUNT(*) FROM participants WHERE board = ?1",
@@ -217,7 +221,7 @@ fn apply(conn: &Connection, write: &Write<'_>) -> Result<usize, StoreError> {
                 params![record.board.as_bytes(), record.joined_at_ms],
             )?;
         }
-        Write::Append { board, at_ms, docs } => {
+        Write::Append { board, at_ms, docs, fence: None } => {
             let mut insert =
                 conn.prepare_cached("INSERT OR IGNORE INTO changes (doc, hash, data) VALUES (?1, ?2, ?3)")?;
             for (doc, changes) in *docs {

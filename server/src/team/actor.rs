@@ -39,6 +39,8 @@ pub(crate) struct TeamActor {
     links: HashMap<ConnId, PeerLink>,
     gone: HashSet<ConnId>,
     budgets: HashMap<ConnId, Budget>,
+    /// In cluster mode, this node's lease on the team (as the board actor's).
+    lease: Option<Arc<crate::store::Lease>>,
 }
 
 /// What a turn ends with.
@@ -55,8 +57,24 @@ impl TeamActor {
         keeper: Arc<dyn Keeper>,
         inbox: mpsc::Receiver<BoardMsg>,
         key: KeyHash,
+        lease: Option<Arc<crate::store::Lease>>,
     ) -> Self {
-        Self { id, ctx, keeper, inbox, key, links: HashMap::new(), gone: HashSet::new(), budgets: HashMap::new() }
+        Self {
+            id,
+            ctx,
+            keeper,
+            inbox,
+            key,
+            links: HashMap::new(),
+            gone: HashSet::new(),
+            budgets: HashMap::new(),
+            lease,
+        }
+    }
+
+    /// True if this node lost its lease on the team.
+    fn lease_lost(&self) -> bool {
+        self.lease.as_ref().is_some_and(|lease| !lease.valid())
     }
 
     pub(crate) async fn run(mut self, mut core: Box<TeamCore>) {
@@ -71,6 +89,9 @@ impl TeamActor {
                     Some(message) => message,
                     None => return,
                 },
+                () = crate::board::actor::lease_lost(self.lease.as_deref()) => {
+                    return self.stop(TeamError::Failed("the team moved to another server".into())).await;
+                }
                 _ = heartbeat.tick() => {
                     let mut fx = Effects::default();
                     core.heartbeat(now_ms(), &mut fx);
@@ -92,11 +113,29 @@ impl TeamActor {
                     Err(_) => break,
                 }
             }
+            if self.lease_lost() {
+                tracing::warn!(team = %self.id.tag(), "this node's lease on the team ran out; letting it go");
+                for message in batch {
+                    match message {
+                        BoardMsg::FromPeer { link, .. } => link.close(CloseReason::MOVED),
+                        BoardMsg::Team(message) => refuse(message, TeamError::Failed("the team moved".into())),
+                        _ => {}
+                    }
+                }
+                return self.stop(TeamError::Failed("the team moved to another server".into())).await;
+            }
             match self.turn(core, batch).await {
                 Ok(Next::Go(next)) => core = next,
                 Ok(Next::Deleted) => return self.stop(TeamError::NoTeam).await,
                 Err(e) => {
-                    tracing::error!(team = %self.id.tag(), error = %e, "the team failed; dropping it from memory");
+                    if matches!(e.downcast_ref::<crate::store::StoreError>(), Some(crate::store::StoreError::Fenced)) {
+                        if let Some(lease) = &self.lease {
+                            lease.lose();
+                        }
+                        tracing::warn!(team = %self.id.tag(), "another node took the team over; letting it go");
+                    } else {
+                        tracing::error!(team = %self.id.tag(), error = %e, "the team failed; dropping it from memory");
+                    }
                     return self.stop(TeamError::Failed(e.to_string())).await;
                 }
             }
@@ -199,7 +238,8 @@ impl TeamActor {
             .map(|change| StoredChange { hash: change.hash().0, bytes: change.raw_bytes().to_vec() })
             .collect();
         if !changes.is_empty() {
-            self.ctx.store.append_many(self.id, vec![(self.id, changes)]).await?;
+            let fence = self.lease.as_ref().map(|lease| lease.fence());
+            self.ctx.store.append_many(self.id, vec![(self.id, changes)], fence).await?;
         }
         core.saved();
         let (core, flushed) = blocking(move || {
@@ -256,7 +296,11 @@ impl TeamActor {
     /// again and find it, or find nothing), and answers what is still queued.
     async fn stop(mut self, why: TeamError) {
         self.keeper.release(self.id);
-        let reason = if why == TeamError::NoTeam { CloseReason::NORMAL } else { CloseReason::INTERNAL };
+        let reason = match why {
+            TeamError::NoTeam => CloseReason::NORMAL,
+            _ if self.lease_lost() => CloseReason::MOVED,
+            _ => CloseReason::INTERNAL,
+        };
         for link in self.links.values() {
             link.close(reason);
         }

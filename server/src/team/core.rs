@@ -126,8 +126,12 @@ impl TeamCore {
             }
             self.conns.insert(conn);
         }
-        // A team page relays nothing: there is no presence on a ledger.
-        let (DocMessage::Request(data) | DocMessage::Sync(data)) = message else { return };
+        let data = match message {
+            DocMessage::Request(data) | DocMessage::Sync(data) => data,
+            DocMessage::Resume => return self.ledger.resume(conn, from),
+            // A team page relays nothing: there is no presence on a ledger.
+            DocMessage::Ephemeral { .. } => return,
+        };
         let mut guard = LedgerGuard { ledger: &mut self.cache, quota: &mut self.quota, touched: &mut self.touched };
         let received = match self.ledger.receive(conn, from, &data, now, ops_allowed, &mut guard) {
             Ok(received) => received,

@@ -1,0 +1,215 @@
+//! Cluster mode (issue 16): nodes on one Postgres and one NATS, each board owned by one node at a
+//! time, clients on any node. Real processes, a real database and a real NATS server, all started
+//! by the tests on loopback.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hindsight_shared::edit;
+use hindsight_shared::schema::Phase;
+use hindsight_tests::Participant;
+use hindsight_tests::cluster::{ClusterUnderTest, metric, metric_reaches};
+
+/// The lease the tests run with: short, so failovers come quickly, and long enough for a busy
+/// machine to renew it (four renewals a lease).
+const LEASE_MS: u64 = 2_000;
+
+/// The published notes' texts, as a participant's replica of the board has them.
+fn notes(p: &Participant) -> BTreeSet<String> {
+    p.board().notes.into_values().map(|n| n.text).collect()
+}
+
+/// Three nodes, one board, its people spread over all three: notes, the reveal, grouping and
+/// votes converge on every replica, and the rules hold when the forbidden change comes through a
+/// node that does not own the board (a participant moving the phase, a vote over the budget).
+#[tokio::test]
+async fn three_nodes_serve_one_board_and_its_rules_hold_through_every_node() -> anyhow::Result<()> {
+    let cluster = ClusterUnderTest::start(3, LEASE_MS).await?;
+    let board = cluster.node(1).create_board("Cluster retro", "4ls").await?;
+    // The first to reach the board makes its node the owner: the facilitator, on node 0.
+    let mut fac = Participant::join_as_facilitator(cluster.node(0), &board, "Fay").await?;
+    let mut ann = Participant::join(cluster.node(1), board.board_id, "Ann").await?;
+    let mut bob = Participant::join(cluster.node(2), board.board_id, "Bob").await?;
+    assert_eq!(metric(cluster.node(0), "hindsight_cluster_boards_owned").await?, 1.0);
+    assert_eq!(metric(cluster.node(1), "hindsight_cluster_boards_owned").await?, 0.0);
+
+    ann.write("liked", "Pairing on the migration").await?;
+    bob.write("lacked", "A runbook for failover").await?;
+    fac.write("learned", "Leases need fencing").await?;
+
+    // A participant moves the phase, through node 1: refused by the owner, as on one node.
+    let hash = ann.send_board_change(|tx| Ok(edit::set_phase(tx, Phase::Reveal)?)).await?;
+    assert!(ann.verdict(hash).await?.is_refused(), "a participant moved the phase through a non-owner");
+
+    fac.set_phase(Phase::Reveal).await?;
+    fac.reveal_all().await?;
+    let all =
+        BTreeSet::from(["Pairing on the migration", "A runbook for failover", "Leases need fencing"].map(String::from));
+    for p in [&mut fac, &mut ann, &mut bob] {
+        p.pump_until("every note published", |p| p.board().notes.len() == 3).await?;
+    }
+    assert_eq!(notes(&ann), all);
+    assert_eq!(notes(&bob), all);
+
+    fac.set_phase(Phase::Vote).await?;
+    bob.pump_until("the vote", |p| p.board().phase == Phase::Vote).await?;
+    let budget = bob.board().settings.vote_budget;
+    let item = bob.board().notes.keys().next().cloned().context("a note")?;
+    bob.vote(&item, 1).await?;
+    // Bob spends more than his budget on one item, through node 2: refused.
+    let hash = bob.send_desk_change(|tx| Ok(edit::set_votes(tx, &item, budget + 1)?)).await?;
+    assert!(bob.verdict(hash).await?.is_refused(), "a vote over the budget was taken through a non-owner");
+
+    // Everyone converges on the owner's board.
+    fac.set_phase(Phase::Discuss).await?;
+    fac.pump_until("Bob's vote counted", |p| p.board().vote_totals.values().sum::<i64>() == 1).await?;
+    let heads = fac.heads();
+    ann.pump_until_heads(&heads).await?;
+    bob.pump_until_heads(&heads).await?;
+
+    assert!(metric(cluster.node(1), "hindsight_cluster_frames_forwarded_total").await? > 0.0);
+    assert!(metric(cluster.node(2), "hindsight_cluster_frames_returned_total").await? > 0.0);
+    assert!(metric(cluster.node(1), "hindsight_cluster_http_forwarded_total").await? >= 1.0, "Ann's join");
+    cluster.stop().await
+}
+
+/// The owner is killed (`kill -9`) while its people write through the other two nodes: another
+/// node owns the board within the lease time plus a second, every change anyone saw
+/// acknowledged is there, the change made meanwhile is taken, and everyone converges.
+#[tokio::test]
+async fn a_killed_owner_is_replaced_within_its_lease_and_nothing_acknowledged_is_lost() -> anyhow::Result<()> {
+    let mut cluster = ClusterUnderTest::start(3, LEASE_MS).await?;
+    let board = cluster.node(0).create_board("Failover", "4ls").await?;
+    let mut fac = Participant::join_as_facilitator(cluster.node(0), &board, "Fay").await?;
+    let mut ann = Participant::join(cluster.node(1), board.board_id, "Ann").await?;
+    let mut bob = Participant::join(cluster.node(2), board.board_id, "Bob").await?;
+    ann.write("liked", "Written before the crash").await?;
+    bob.write("lacked", "Also before the crash").await?;
+    fac.write("learned", "The facilitator's, before the crash").await?;
+
+    let mut owner = cluster.take(0);
+    let killed = Instant::now();
+    owner.kill9().await?;
+    owner.assert_no_panics();
+    // Ann writes at once, through node 1: nobody owns the board for a moment.
+    let (_, during) = ann.send_draft("liked", "Written while the owner was dead").await?;
+    tokio::select! {
+        taken = metric_reaches(cluster.node(1), "hindsight_cluster_boards_owned", 1.0) => taken?,
+        taken = metric_reaches(cluster.node(2), "hindsight_cluster_boards_owned", 1.0) => taken?,
+    };
+    let failover = killed.elapsed();
+    println!("failover: a new owner {} ms after kill -9 (lease {LEASE_MS} ms)", failover.as_millis());
+    assert!(
+        failover <= cluster.lease() + Duration::from_secs(1),
+        "no new owner within the lease and a second: {failover:?}"
+    );
+    ann.verdict(during).await?.accepted().context("the change made during the failover")?;
+    bob.write("lacked", "Written after the failover").await?;
+
+    // The facilitator's browser reconnects through another node, as through a load balancer.
+    fac.reconnect(&cluster.node(2).ws_url()).await?;
+    fac.wait_acknowledged().await?;
+    fac.set_phase(Phase::Reveal).await?;
+    fac.reveal_all().await?;
+    let all = [
+        "Written before the crash",
+        "Also before the crash",
+        "The facilitator's, before the crash",
+        "Written while the owner was dead",
+        "Written after the failover",
+    ];
+    for p in [&mut fac, &mut ann, &mut bob] {
+        p.pump_until("every note published", |p| p.board().notes.len() == all.len()).await?;
+        assert_eq!(notes(p), BTreeSet::from(all.map(String::from)));
+    }
+    let failovers = metric(cluster.node(1), "hindsight_cluster_failovers_total").await?
+        + metric(cluster.node(2), "hindsight_cluster_failovers_total").await?;
+    assert!(failovers >= 1.0, "no connection resumed on the new owner");
+    cluster.stop().await
+}
+
+/// An owner paused (`SIGSTOP`) past its lease while another node takes the board over, then
+/// resumed: what its own client sent meanwhile is never acknowledged by it (it lets the board go
+/// and closes the connection, code 1012), and once that client connects again its change is
+/// taken by the new owner. Nothing the stale owner took after losing the lease was relayed.
+#[tokio::test]
+async fn a_paused_owner_past_its_lease_acknowledges_nothing_and_lets_the_board_go() -> anyhow::Result<()> {
+    let cluster = ClusterUnderTest::start(2, LEASE_MS).await?;
+    let board = cluster.node(0).create_board("Paused owner", "4ls").await?;
+    let mut ann = Participant::join(cluster.node(0), board.board_id, "Ann").await?;
+    let mut bob = Participant::join(cluster.node(1), board.board_id, "Bob").await?;
+    ann.write("liked", "Ann, before the pause").await?;
+
+    cluster.node(0).signal("STOP").await?;
+    // Bob's node sees the lease run out and takes the board over.
+    metric_reaches(cluster.node(1), "hindsight_cluster_boards_owned", 1.0).await?;
+    bob.write("lacked", "Bob, on the new owner").await?;
+    // Ann's change reaches the paused node's socket.
+    let (_, stale) = ann.send_draft("learned", "Ann, sent to the paused owner").await?;
+    cluster.node(0).signal("CONT").await?;
+
+    // The paused node lets the board go: Ann's connection closes as "moved", her change never
+    // acknowledged by it.
+    let closed = ann.verdict(stale).await.err().context("the stale owner answered Ann's change")?;
+    assert!(format!("{closed:#}").contains("1012"), "{closed:#}");
+    assert!(metric(cluster.node(0), "hindsight_cluster_leases_lost_total").await? >= 1.0);
+    // Her browser connects again (to the same node, which now forwards to the owner).
+    ann.reconnect(&cluster.node(0).ws_url()).await?;
+    ann.verdict(stale).await?.accepted().context("Ann's change, through the new owner")?;
+    bob.pump_until("Ann's notes counted", |p| {
+        p.roster().is_some_and(|r| r.iter().any(|e| e.name == "Ann" && e.notes == Some(2)))
+    })
+    .await?;
+    cluster.stop().await
+}
+
+/// Every node restarted in turn (SIGTERM, then started again) while its people write: a node
+/// that stops hands its boards over first, so people on the other nodes carry on over the same
+/// connection (no reconnect storm); only those on the stopping node reconnect, elsewhere, as a
+/// load balancer would send them. No change is lost, nobody is refused anything, and everyone
+/// converges.
+#[tokio::test]
+async fn a_rolling_restart_of_every_node_loses_nothing_and_refuses_nobody() -> anyhow::Result<()> {
+    let mut cluster = ClusterUnderTest::start(3, LEASE_MS).await?;
+    let board = cluster.node(0).create_board("Rolling restart", "4ls").await?;
+    let fac = Participant::join_as_facilitator(cluster.node(0), &board, "Fay").await?;
+    let ann = Participant::join(cluster.node(1), board.board_id, "Ann").await?;
+    let bob = Participant::join(cluster.node(2), board.board_id, "Bob").await?;
+    // Who is connected to which node.
+    let mut people = [(fac, 0usize), (ann, 1), (bob, 2)];
+    let mut written = BTreeSet::new();
+    for round in 0..3 {
+        for (p, _) in people.iter_mut() {
+            let text = format!("{} before restart {round}", p.name());
+            p.write("liked", &text).await?;
+            written.insert(text);
+        }
+        let restarted = round;
+        let mut node = cluster.take(restarted);
+        node.stop().await?;
+        node.assert_no_panics();
+        for (p, at) in people.iter_mut() {
+            let text = format!("{} during restart {round}", p.name());
+            if *at == restarted {
+                // Their socket closed with the node: they reconnect to the next node.
+                *at = (restarted + 1) % 3;
+                p.reconnect(&cluster.node(*at).ws_url()).await?;
+            }
+            p.write("liked", &text).await.with_context(|| format!("{text}, over node {at}"))?;
+            written.insert(text);
+        }
+        cluster.start_node(restarted).await?;
+    }
+    for (p, _) in &people {
+        assert_eq!(p.refusals(), 0, "{} was refused a change", p.name());
+    }
+    let [(fac, _), (ann, _), (bob, _)] = &mut people;
+    fac.set_phase(Phase::Reveal).await?;
+    fac.reveal_all().await?;
+    for p in [fac, ann, bob] {
+        p.pump_until("every note published", |p| p.board().notes.len() == written.len()).await?;
+        assert_eq!(notes(p), written);
+    }
+    cluster.stop().await
+}
