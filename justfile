@@ -59,6 +59,13 @@ bench-postmortem EVENTS="2000" FACTORS="200": client
     cargo build --release -p hindsight-tests --bin hindsight-postmortem-load
     {{target_dir}}/release/hindsight-postmortem-load --events {{EVENTS}} --factors {{FACTORS}}
 
+# Cluster mode on real Postgres, NATS and node processes: a board change's latency on 1 node and
+# through 3 (CHANGES changes), the frames forwarded per second, and the failover time after a
+# kill -9 of the owner with a lease of LEASE_MS.
+bench-cluster CHANGES="200" LEASE_MS="2000":
+    cargo build --release -p hindsight-tests --bin hindsight-cluster-load --bin hindsight-under-test
+    {{target_dir}}/release/hindsight-cluster-load --changes {{CHANGES}} --lease-ms {{LEASE_MS}}
+
 # A long fuzz pass: CASES mutated frames through the wire decoder, CASES/50 random sessions of
 # changes through the change validator. The test command runs a short pass of both.
 fuzz CASES="200000":

@@ -20,6 +20,25 @@ fn notes(p: &Participant) -> BTreeSet<String> {
     p.board().notes.into_values().map(|n| n.text).collect()
 }
 
+/// Runs `$op` (a step of participant `$p`), connecting `$p` again to `$url` and retrying when
+/// its connection was closed under it, a few times at most, as a browser would.
+macro_rules! again {
+    ($p:ident, $url:expr, $op:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $op.await {
+                Ok(value) => break value,
+                Err(e) => {
+                    tries += 1;
+                    anyhow::ensure!(tries < 5, "{} never got through: {e:#}", $p.name());
+                    eprintln!("{} tries again after: {e:#}", $p.name());
+                    $p.reconnect(&$url).await?;
+                }
+            }
+        }
+    }};
+}
+
 /// Three nodes, one board, its people spread over all three: notes, the reveal, grouping and
 /// votes converge on every replica, and the rules hold when the forbidden change comes through a
 /// node that does not own the board (a participant moving the phase, a vote over the budget).
@@ -212,4 +231,105 @@ async fn a_rolling_restart_of_every_node_loses_nothing_and_refuses_nobody() -> a
         assert_eq!(notes(p), written);
     }
     cluster.stop().await
+}
+
+/// A stock automerge-repo client (samod) connected to a node that does not own the board: it
+/// joins, finds its desk and the board, writes a draft, and sees the note the owner publishes
+/// from it, exactly as on one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_client_on_a_non_owner_node_syncs_a_board_owned_by_another() -> anyhow::Result<()> {
+    use hindsight_shared::ids::published_note_id;
+    use hindsight_shared::schema::{Board, Draft};
+
+    use crate::compat::{find, read_board, samod_repo, samod_until};
+
+    let cluster = ClusterUnderTest::start(2, LEASE_MS).await?;
+    let created = cluster.node(0).create_board("Stock client", "went-well").await?;
+    let mut fay = Participant::join_as_facilitator(cluster.node(0), &created, "Fay").await?;
+    let joined = hindsight_tests::http::join_board(&cluster.node(1).http_url(), created.board_id, "Sam", None).await?;
+    let repo = samod_repo(cluster.node(1)).await?;
+    let desk = find(&repo, joined.desk_id).await?;
+    let board = find(&repo, created.board_id).await?;
+    let column = read_board(&board)?.columns[0].id.clone();
+    let draft = Draft { id: "samod-1".into(), column: column.clone(), text: "Through node 1".into(), created_at: 1 };
+    desk.with_document(|doc| {
+        let mut tx = doc.transaction();
+        edit::add_draft(&mut tx, &draft)?;
+        tx.commit();
+        anyhow::Ok(())
+    })?;
+    fay.pump_until("Sam's draft on the roster", |p| {
+        p.roster().is_some_and(|r| r.iter().any(|e| e.id == joined.participant_id && e.notes == Some(1)))
+    })
+    .await?;
+    fay.set_phase(Phase::Reveal).await?;
+    fay.reveal(&column).await?;
+    let note = published_note_id(&joined.desk_id, &draft.id);
+    samod_until("the published note on samod's board", &board, |doc| {
+        Board::read(doc).is_ok_and(|b| b.notes.contains_key(&note))
+    })
+    .await?;
+    assert_eq!(read_board(&board)?.notes[&note].text, "Through node 1");
+    assert_eq!(metric(cluster.node(0), "hindsight_cluster_boards_owned").await?, 1.0);
+    assert!(metric(cluster.node(1), "hindsight_cluster_frames_forwarded_total").await? > 0.0);
+    repo.stop().await;
+    cluster.stop().await
+}
+
+/// Postgres restarts under a cluster at work: `/readyz` of every node says so meanwhile; the
+/// nodes reconnect by themselves; a change made during the outage is taken once the database is
+/// back (its client keeps it and sends it again, over the same node), and nothing acknowledged is
+/// lost.
+#[tokio::test]
+async fn a_cluster_rides_out_a_database_restart_and_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    let mut cluster = ClusterUnderTest::start(2, LEASE_MS).await?;
+    let board = cluster.node(0).create_board("Database restart", "4ls").await?;
+    let mut fac = Participant::join_as_facilitator(cluster.node(0), &board, "Fay").await?;
+    let mut ann = Participant::join(cluster.node(1), board.board_id, "Ann").await?;
+    ann.write("liked", "Before the restart").await?;
+    fac.write("liked", "Fay, before the restart").await?;
+
+    cluster.postgres.stop().await?;
+    for i in 0..2 {
+        let down = readyz_until(cluster.node(i), 503).await?;
+        assert_eq!(down["storage"], "unreachable", "{down}");
+        assert_eq!(down["nats"], "ok", "{down}");
+    }
+    let (_, during) = ann.send_draft("lacked", "While the database was down").await?;
+    cluster.postgres.start_again().await?;
+    for i in 0..2 {
+        readyz_until(cluster.node(i), 200).await?;
+    }
+    // The owner could not renew its lease while the database was down: the board may move, or
+    // a node may let a board go that it loaded meanwhile. A connection closed on the way is
+    // opened again, over the same node, as a browser does.
+    let (ann_url, fac_url) = (cluster.node(1).ws_url(), cluster.node(0).ws_url());
+    again!(ann, ann_url, ann.wait_acknowledged());
+    again!(ann, ann_url, ann.verdict(during)).accepted().context("the change made while the database was down")?;
+    again!(fac, fac_url, fac.set_phase(Phase::Reveal));
+    again!(fac, fac_url, fac.reveal_all());
+    let all = BTreeSet::from(
+        ["Before the restart", "Fay, before the restart", "While the database was down"].map(String::from),
+    );
+    again!(fac, fac_url, fac.pump_until("every note published", |p| p.board().notes.len() == all.len()));
+    again!(ann, ann_url, ann.pump_until("every note published", |p| p.board().notes.len() == all.len()));
+    assert_eq!(notes(&fac), all);
+    assert_eq!(notes(&ann), all);
+    cluster.stop().await
+}
+
+/// Polls `/readyz` of `node` until it answers `status`; its body.
+async fn readyz_until(node: &hindsight_tests::ServerProcess, status: u16) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/readyz", node.http_url());
+    hindsight_tests::within(&format!("/readyz to answer {status}"), async {
+        loop {
+            let answer = hindsight_tests::http::get(&url).await?;
+            if answer.status == status {
+                return answer.json::<serde_json::Value>();
+            }
+            // Readiness changes with no event to wait on: each poll is a real round trip.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
 }

@@ -58,7 +58,7 @@ impl samod::Dialer for WebSocketDialer {
 }
 
 /// A samod repo connected to the server.
-async fn samod_repo(server: &TestServer) -> anyhow::Result<samod::Repo> {
+pub(crate) async fn samod_repo(server: &impl hindsight_tests::Endpoint) -> anyhow::Result<samod::Repo> {
     let repo = samod::Repo::build_tokio().load().await;
     let url = samod::Url::parse(&server.ws_url())?;
     let dialer = repo.dial(samod::BackoffConfig::default(), Arc::new(WebSocketDialer { url }))?;
@@ -67,7 +67,7 @@ async fn samod_repo(server: &TestServer) -> anyhow::Result<samod::Repo> {
 }
 
 /// Finds a document through samod by the URL automerge-repo apps share.
-async fn find(repo: &samod::Repo, id: DocumentId) -> anyhow::Result<samod::DocHandle> {
+pub(crate) async fn find(repo: &samod::Repo, id: DocumentId) -> anyhow::Result<samod::DocHandle> {
     let address: samod::AutomergeUrl =
         id.automerge_url().parse().map_err(|e| anyhow::anyhow!("samod refuses the URL of {id}: {e:?}"))?;
     let handle = within("samod to find a document", async { Ok(repo.find(address.document_id().clone()).await?) })
@@ -78,7 +78,7 @@ async fn find(repo: &samod::Repo, id: DocumentId) -> anyhow::Result<samod::DocHa
 }
 
 /// Waits until `done` holds for samod's copy of a document.
-async fn samod_until(
+pub(crate) async fn samod_until(
     what: &str,
     handle: &samod::DocHandle,
     mut done: impl FnMut(&automerge::Automerge) -> bool,
@@ -94,7 +94,7 @@ async fn samod_until(
 }
 
 /// The board as samod's copy of the document has it.
-fn read_board(handle: &samod::DocHandle) -> anyhow::Result<Board> {
+pub(crate) fn read_board(handle: &samod::DocHandle) -> anyhow::Result<Board> {
     handle.with_document(|doc| Ok(Board::read(doc)?))
 }
 

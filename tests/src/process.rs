@@ -170,10 +170,17 @@ fn binary() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     // Older Cargo sets the variable only at build time. Test binaries live in
-    // `target/<profile>/deps`, the server binary one level up.
+    // `target/<profile>/deps`, the server binary one level up; the benchmarks' binaries live
+    // beside it.
     let exe = std::env::current_exe()?;
-    let path = exe.parent().and_then(Path::parent).map(|dir| dir.join(BINARY)).context("no target directory")?;
-    ensure!(path.exists(), "{} is not built; run the tests through `cargo test -p hindsight-tests`", path.display());
+    let dir = exe.parent().context("no target directory")?;
+    let path =
+        [Some(dir), dir.parent()]
+            .into_iter()
+            .flatten()
+            .map(|dir| dir.join(BINARY))
+            .find(|path| path.exists())
+            .with_context(|| format!("{BINARY} is not built; run the tests through `cargo test -p hindsight-tests`"))?;
     Ok(path)
 }
 

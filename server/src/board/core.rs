@@ -361,6 +361,7 @@ impl BoardCore {
                 return;
             }
             DocMessage::Resume => {
+                tracing::debug!(board = %self.id.tag(), conn, "a connection resumes here");
                 if doc == self.id {
                     self.board.resume(conn, from);
                 } else if let Some(desk) = self.desks.get_mut(&doc).and_then(|slot| slot.loaded.as_mut()) {

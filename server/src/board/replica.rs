@@ -573,6 +573,11 @@ impl Replica {
                 peer.state.last_sent_heads.clear();
             }
             if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
+                if message.heads.is_empty() {
+                    // A reset (see `resume`) states no heads, though Automerge records ours as
+                    // sent: the peer has not heard them, so the next message must state them.
+                    peer.state.last_sent_heads.clear();
+                }
                 out.push((
                     conn,
                     WireMessage::Sync {
@@ -645,6 +650,73 @@ mod tests {
         assert_eq!(received.accepted, 3);
         assert_eq!(replica.doc().get_heads(), client.get_heads());
         assert_eq!(replica.doc().get(ROOT, "n").expect("get").map(|(v, _)| v.as_i64()), Some(Some(2)));
+    }
+
+    /// Drives a replica and a client until neither has anything to say; the server's messages
+    /// pass through `flush` (which acknowledges only what was received since).
+    fn settle(server: &mut Replica, client: &mut Automerge, state: &mut sync::State) {
+        let peer = PeerId::from("client");
+        for _ in 0..10 {
+            let mut out = Vec::new();
+            server.saved();
+            server.flush(&PeerId::from("server"), &mut out);
+            for (_, message) in out {
+                let WireMessage::Sync { data, .. } = message else { continue };
+                client.receive_sync_message(state, sync::Message::decode(&data).expect("decodes")).expect("applies");
+            }
+            let Some(reply) = client.generate_sync_message(state) else { return };
+            server.receive(1, &peer, &reply.encode(), Instant::now(), &mut u64::MAX.clone(), &mut Open).expect("taken");
+        }
+        panic!("the replica and the client never settled");
+    }
+
+    /// Failover: a client's change reached an owner that died before storing it, so the client
+    /// believes it sent it. The next owner, resuming the client, makes it send the change again,
+    /// takes it, and says so (its heads reach the client).
+    #[test]
+    fn a_resumed_peer_sends_again_what_the_previous_owner_lost_and_hears_it_taken() {
+        let mut old = replica();
+        let mut client = Automerge::new();
+        let mut state = sync::State::new();
+        let mut tx = client.transaction();
+        tx.put(ROOT, "before", 1).expect("put");
+        tx.commit();
+        settle(&mut old, &mut client, &mut state);
+        assert_eq!(old.doc().get_heads(), client.get_heads());
+
+        let mut tx = client.transaction();
+        tx.put(ROOT, "lost", 2).expect("put");
+        tx.commit();
+        let lost = client.generate_sync_message(&mut state).expect("a message with the change");
+        assert_eq!(lost.changes.len(), 1, "the change went out (and the owner died with it)");
+
+        let saved = old.doc().save();
+        let mut next = Replica::load(old.id(), ActorId::random(), &saved, &[], usize::MAX, Limits::default())
+            .expect("loads what the old owner stored");
+        next.resume(1, &PeerId::from("client"));
+        settle(&mut next, &mut client, &mut state);
+        assert_eq!(next.doc().get_heads(), client.get_heads(), "the lost change was sent again and taken");
+        assert_eq!(state.shared_heads, client.get_heads(), "the client heard that the next owner holds it");
+    }
+
+    /// A resumed client that lost nothing still hears the next owner's heads: the reset message
+    /// states none, so the owner states them once the client answered (an acknowledgement the
+    /// client waits for).
+    #[test]
+    fn a_resumed_peer_that_lost_nothing_hears_the_next_owners_heads() {
+        let mut old = replica();
+        let mut client = Automerge::new();
+        let mut state = sync::State::new();
+        let mut tx = client.transaction();
+        tx.put(ROOT, "kept", 1).expect("put");
+        tx.commit();
+        settle(&mut old, &mut client, &mut state);
+        let saved = old.doc().save();
+        let mut next = Replica::load(old.id(), ActorId::random(), &saved, &[], usize::MAX, Limits::default())
+            .expect("loads what the old owner stored");
+        next.resume(1, &PeerId::from("client"));
+        settle(&mut next, &mut client, &mut state);
+        assert_eq!(state.shared_heads, client.get_heads(), "the client never heard the next owner's heads");
     }
 
     fn message_with(changes: Vec<Vec<u8>>) -> Vec<u8> {

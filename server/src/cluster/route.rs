@@ -218,6 +218,7 @@ async fn resume(cluster: &Arc<Cluster>, link: &PeerLink, doc: DocumentId, from: 
     for _ in 0..RESUME_TRIES {
         let handle = registry.resolve(doc).await;
         let stale = cluster.routes.routes.get(&handle.id()).is_some_and(|r| r.node == from && r.handle.same(&handle));
+        tracing::debug!(board = %handle.id().tag(), conn = link.conn(), stale, "resuming a connection");
         if !stale {
             cluster
                 .stats
