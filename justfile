@@ -15,13 +15,14 @@ test: setup client
     cargo test --workspace --exclude hindsight-client
 
 # Install the toolchain pieces: wasm32 target, wasm-bindgen CLI, Chromium and ChromeDriver, axe-core,
-# and the PostgreSQL and NATS servers the storage and cluster tests start.
+# and the PostgreSQL, NATS and HAProxy servers the storage and cluster tests start.
 setup:
     scripts/setup-wasm.sh
     scripts/setup-browser.sh
     scripts/setup-axe.sh
     scripts/setup-postgres.sh
     scripts/setup-nats.sh
+    scripts/setup-haproxy.sh
 
 # Build the browser client into client-wasm/dist (the server embeds it at compile time).
 client:

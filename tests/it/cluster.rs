@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hindsight_shared::edit;
 use hindsight_shared::schema::Phase;
-use hindsight_tests::Participant;
 use hindsight_tests::cluster::{ClusterUnderTest, metric, metric_reaches};
+use hindsight_tests::{Endpoint, Participant};
 
 /// The lease the tests run with: short, so failovers come quickly, and long enough for a busy
 /// machine to renew it (four renewals a lease).
@@ -32,7 +32,9 @@ macro_rules! again {
                     tries += 1;
                     anyhow::ensure!(tries < 5, "{} never got through: {e:#}", $p.name());
                     eprintln!("{} tries again after: {e:#}", $p.name());
-                    $p.reconnect(&$url).await?;
+                    if let Err(e) = $p.reconnect(&$url).await {
+                        eprintln!("{} could not connect again: {e:#}", $p.name());
+                    }
                 }
             }
         }
@@ -172,7 +174,7 @@ async fn a_paused_owner_past_its_lease_acknowledges_nothing_and_lets_the_board_g
     // acknowledged by it.
     let closed = ann.verdict(stale).await.err().context("the stale owner answered Ann's change")?;
     assert!(format!("{closed:#}").contains("1012"), "{closed:#}");
-    assert!(metric(cluster.node(0), "hindsight_cluster_leases_lost_total").await? >= 1.0);
+    metric_reaches(cluster.node(0), "hindsight_cluster_leases_lost_total", 1.0).await?;
     // Her browser connects again (to the same node, which now forwards to the owner).
     ann.reconnect(&cluster.node(0).ws_url()).await?;
     ann.verdict(stale).await?.accepted().context("Ann's change, through the new owner")?;
@@ -332,4 +334,136 @@ async fn readyz_until(node: &hindsight_tests::ServerProcess, status: u16) -> any
         }
     })
     .await
+}
+
+/// The example load balancer (`deploy/haproxy.cfg`, plain TCP round robin, no sticky sessions)
+/// in front of three nodes: people who reach the board through it land on different nodes and
+/// converge; when a node is killed, HAProxy's health check takes it out and those who were on
+/// it connect again through the same address and carry on.
+#[tokio::test]
+async fn the_example_haproxy_spreads_a_board_over_three_nodes_and_routes_around_a_dead_one() -> anyhow::Result<()> {
+    let mut cluster = ClusterUnderTest::start(3, LEASE_MS).await?;
+    let balancer = Haproxy::start(&cluster).await?;
+    let board = balancer.create_board("Behind HAProxy", "4ls").await?;
+    let mut fac = Participant::join_as_facilitator(&balancer, &board, "Fay").await?;
+    let mut people = Vec::new();
+    for name in ["Ann", "Bob", "Cy", "Di", "Ed"] {
+        let mut p = Participant::join(&balancer, board.board_id, name).await?;
+        p.write("liked", &format!("{name}, through the balancer")).await?;
+        people.push(p);
+    }
+    // Round robin put connections on every node: each forwarded or owned some.
+    for i in 0..3 {
+        let node = cluster.node(i);
+        let busy = metric(node, "hindsight_cluster_boards_owned").await?
+            + metric(node, "hindsight_cluster_frames_forwarded_total").await?;
+        assert!(busy > 0.0, "node {i} served nobody");
+    }
+    // Kill a node that is not the owner; whoever was on it connects again through HAProxy.
+    let owner = (0..3).find(|i| cluster.nodes[*i].is_some()).context("a node")?;
+    let mut owner_index = owner;
+    for i in 0..3 {
+        if metric(cluster.node(i), "hindsight_cluster_boards_owned").await? == 1.0 {
+            owner_index = i;
+        }
+    }
+    let victim = (owner_index + 1) % 3;
+    cluster.take(victim).kill9().await?;
+    for p in &mut people {
+        if p.write("lacked", &format!("{}, after a node died", p.name())).await.is_err() {
+            // As a browser does: the same address again, which the balancer sends elsewhere;
+            // the note, kept, goes again.
+            p.reconnect(&balancer.ws_url()).await?;
+            again!(p, balancer.ws_url(), p.wait_acknowledged());
+        }
+    }
+    again!(fac, balancer.ws_url(), fac.set_phase(Phase::Reveal));
+    again!(fac, balancer.ws_url(), fac.reveal_all());
+    again!(fac, balancer.ws_url(), fac.pump_until("every note", |p| p.board().notes.len() == 10));
+    cluster.stop().await
+}
+
+/// HAProxy running `deploy/haproxy.cfg`, its ports replaced by this cluster's, killed when
+/// dropped.
+struct Haproxy {
+    _dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+    address: std::net::SocketAddr,
+}
+
+impl Haproxy {
+    async fn start(cluster: &ClusterUnderTest) -> anyhow::Result<Self> {
+        let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/haproxy.cfg"))?;
+        // A free port, picked by the kernel and let go for HAProxy (which cannot report one).
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let mut config = example.replace("127.0.0.1:8080", &address.to_string());
+        for i in 0..3 {
+            let node = cluster.node(i).http_url().replace("http://", "");
+            config = config.replace(&format!("127.0.0.1:300{i}"), &node);
+        }
+        anyhow::ensure!(config != example, "the example's addresses were not found");
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config)?;
+        let child = tokio::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("could not start haproxy (is it installed? scripts/setup-haproxy.sh)")?;
+        let balancer = Self { _dir: dir, _child: child, address };
+        // Up once every node passed its health check: the balancer answers /readyz itself only
+        // through a node, so poll until three answers came back.
+        hindsight_tests::within("HAProxy to pass traffic", async {
+            loop {
+                if let Ok(answer) = hindsight_tests::http::get(&format!("{}/readyz", balancer.http_url())).await
+                    && answer.status == 200
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await?;
+        Ok(balancer)
+    }
+
+    async fn create_board(&self, title: &str, template: &str) -> anyhow::Result<hindsight_tests::BoardCreated> {
+        hindsight_tests::http::create_board(&self.http_url(), title, template).await
+    }
+}
+
+impl Endpoint for Haproxy {
+    fn http_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+}
+
+/// A node whose NATS server does not answer stops with a clear error that shows no password; a
+/// NATS URL without a database is refused before anything starts.
+#[tokio::test]
+async fn a_node_without_its_nats_server_stops_with_a_clear_error_and_no_password() -> anyhow::Result<()> {
+    let postgres = hindsight_tests::postgres::Postgres::start().await?;
+    let database = postgres.create_database("hindsight").await?;
+    let data = tempfile::tempdir()?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let nats = format!("nats://hindsight:s3cret-password@127.0.0.1:{closed}");
+    let flags = ["--database-url", database.as_str(), "--nats-url", nats.as_str()];
+    let failed = hindsight_tests::ServerProcess::start_with(data.path(), &flags).await;
+    let error = format!("{:#}", failed.err().context("a node without NATS started")?);
+    assert!(error.contains("could not connect to NATS"), "{error}");
+    assert!(!error.contains("s3cret-password"), "the password is in the log: {error}");
+
+    let alone = hindsight_tests::ServerProcess::start_with(data.path(), &["--nats-url", nats.as_str()]).await;
+    let error = format!("{:#}", alone.err().context("a cluster node without a database started")?);
+    assert!(error.contains("--database-url"), "{error}");
+    assert!(!error.contains("s3cret-password"), "the password is in the log: {error}");
+    Ok(())
 }
