@@ -124,11 +124,14 @@ pub async fn serve(socket: WebSocket, conn: ConnId, ctx: ConnectionContext) {
         ),
     };
     let end = reader.run(&mut stream).await;
-    // A board may be listed under its own id and its desks' ids: tell each board once.
+    // A board may be listed under its own id and its desks' ids: tell each board once. A board
+    // that moved meanwhile (cluster mode: its connections were resumed on the next owner) is told
+    // where it is now.
     let mut told = std::collections::HashSet::new();
-    for board in reader.boards.values() {
-        if told.insert(board.id()) {
-            let _ = board.send(BoardMsg::Left { conn }).await;
+    for (doc, board) in &reader.boards {
+        if told.insert(board.id()) && board.send(BoardMsg::Left { conn }).await.is_err() {
+            tracing::debug!(conn, "the board moved: telling its next owner the connection left");
+            let _ = ctx.registry.resolve(*doc).await.send(BoardMsg::Left { conn }).await;
         }
     }
     finish(&link, end);

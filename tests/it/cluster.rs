@@ -105,6 +105,8 @@ async fn a_killed_owner_is_replaced_within_its_lease_and_nothing_acknowledged_is
     let mut fac = Participant::join_as_facilitator(cluster.node(0), &board, "Fay").await?;
     let mut ann = Participant::join(cluster.node(1), board.board_id, "Ann").await?;
     let mut bob = Participant::join(cluster.node(2), board.board_id, "Bob").await?;
+    // Cy reads along on node 2 and stays quiet through the failover.
+    let cy = Participant::join(cluster.node(2), board.board_id, "Cy").await?;
     ann.write("liked", "Written before the crash").await?;
     bob.write("lacked", "Also before the crash").await?;
     fac.write("learned", "The facilitator's, before the crash").await?;
@@ -147,6 +149,11 @@ async fn a_killed_owner_is_replaced_within_its_lease_and_nothing_acknowledged_is
     let failovers = metric(cluster.node(1), "hindsight_cluster_failovers_total").await?
         + metric(cluster.node(2), "hindsight_cluster_failovers_total").await?;
     assert!(failovers >= 1.0, "no connection resumed on the new owner");
+    // Cy, resumed on the new owner without a word, leaves: the new owner hears of it.
+    let online = |p: &Participant, name: &str| p.roster().is_some_and(|r| r.iter().any(|e| e.name == name && e.online));
+    bob.pump_until("Cy online on the new owner", |p| online(p, "Cy")).await?;
+    cy.close().await?;
+    bob.pump_until("Cy gone from the new owner's roster", |p| !online(p, "Cy")).await?;
     cluster.stop().await
 }
 
@@ -275,6 +282,13 @@ async fn a_stock_client_on_a_non_owner_node_syncs_a_board_owned_by_another() -> 
     assert_eq!(metric(cluster.node(0), "hindsight_cluster_boards_owned").await?, 1.0);
     assert!(metric(cluster.node(1), "hindsight_cluster_frames_forwarded_total").await? > 0.0);
     repo.stop().await;
+    // A node started without --nats-url on the cluster's database would serve boards without
+    // leases: it is refused.
+    let alone = tempfile::tempdir()?;
+    let database = cluster.flags(0)[1].clone();
+    let refused = hindsight_tests::ServerProcess::start_with(alone.path(), &["--database-url", &database]).await;
+    let error = format!("{:#}", refused.err().context("a lone node started on a cluster's database")?);
+    assert!(error.contains("another Hindsight node is using this database"), "{error}");
     cluster.stop().await
 }
 

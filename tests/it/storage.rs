@@ -115,7 +115,7 @@ async fn each_store_keeps_records_participants_and_changes_and_deletes_them_whol
         assert_eq!(many.len(), 2, "{name}: the unknown document is left out");
 
         // Deleting a board takes its participants and every document of theirs.
-        store.delete(board.id).await?;
+        store.delete(board.id, None).await?;
         assert_eq!(store.board(board.id).await?, None, "{name}");
         for doc in [board.id, ann.desk, bob.desk] {
             assert!(store.load(doc).await?.is_none(), "{name}: a document of a deleted board");
@@ -267,8 +267,9 @@ async fn a_server_on_postgres_rides_out_a_database_restart_and_loses_nothing_ack
 }
 
 /// Leases and their fencing tokens, on Postgres, between two nodes' stores: a live lease is not
-/// taken; an expired one is, under a higher epoch; the old holder's writes (changes and joins)
-/// are then refused in their own transaction, and the new holder's go through.
+/// taken (its holder, asking again, keeps its epoch); an expired one is, under a higher epoch; the
+/// old holder's writes (changes and joins) are then refused in their own transaction, and the new
+/// holder's go through.
 #[tokio::test]
 async fn a_stale_owners_writes_are_refused_by_the_fencing_token() -> anyhow::Result<()> {
     use std::sync::Arc;
@@ -293,6 +294,8 @@ async fn a_stale_owners_writes_are_refused_by_the_fencing_token() -> anyhow::Res
 
     let first = holder(a.lease(take("node-a", 300)).await?)?;
     assert_eq!((first.node.as_str(), first.epoch, first.live), ("node-a", 1, true));
+    let again = holder(a.lease(take("node-a", 300)).await?)?;
+    assert_eq!(again.epoch, 1, "a node locating its own live lease again fenced itself");
     let refused = holder(b.lease(take("node-b", 60_000)).await?)?;
     assert_eq!(refused.node, "node-a", "a live lease was taken");
     let fence_a = Fence { key: board.id, node: Arc::from("node-a"), epoch: first.epoch };

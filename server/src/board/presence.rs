@@ -100,10 +100,14 @@ impl Presence {
         if !newcomers.is_empty() {
             if self.current.is_empty() {
                 // Nobody holds an older roster: this one is the roster as sent.
-                self.sent = latest.clone();
+                self.sent = latest;
                 self.stale = false;
             }
-            let whole: Vec<PresenceEntry> = latest.into_values().collect();
+            // Newcomers get the roster the others hold, and what changed since comes to
+            // everyone with the next update. Given a newer one, a newcomer would hold entries
+            // the next update (a difference from `sent`) may never correct: someone who came
+            // and went in between would stay online for it.
+            let whole: Vec<PresenceEntry> = self.sent.values().cloned().collect();
             for conn in newcomers {
                 updates.push(RosterUpdate { conn, entries: whole.clone(), full: true });
                 self.current.insert(conn);
@@ -176,6 +180,40 @@ mod tests {
         assert_eq!(wake, Some(start + INTERVAL * 2 + HEARTBEAT), "only the heartbeat is owed");
         assert!(updates.contains(&RosterUpdate { conn: 1, entries: vec![entry("a", false).1], full: false }));
         assert!(updates.contains(&RosterUpdate { conn: 2, entries: later.values().cloned().collect(), full: true }));
+    }
+
+    /// Applies updates to what each connection holds, as a browser merges them.
+    fn apply(held: &mut HashMap<ConnId, BTreeMap<String, PresenceEntry>>, updates: Vec<RosterUpdate>) {
+        for update in updates {
+            let roster = held.entry(update.conn).or_default();
+            if update.full {
+                roster.clear();
+            }
+            roster.extend(update.entries.into_iter().map(|e| (e.id.clone(), e)));
+        }
+    }
+
+    /// Someone comes and goes while a newcomer arrives within one interval (a failover resumes
+    /// many connections at once): every connection ends up holding the roster as it is.
+    #[test]
+    fn a_newcomer_never_keeps_an_entry_that_changed_back_before_the_next_update() {
+        let start = Instant::now();
+        let mut presence = Presence::default();
+        let mut held = HashMap::new();
+        let before = BTreeMap::from([entry("a", true), entry("c", false)]);
+        presence.touch();
+        apply(&mut held, presence.flush(start, [1].into_iter(), || before.clone()).0);
+        // Within the interval: c comes online as connection 2 arrives, then goes again.
+        presence.touch();
+        let c_here = BTreeMap::from([entry("a", true), entry("c", true)]);
+        apply(&mut held, presence.flush(start + Duration::from_millis(1), [1, 2].into_iter(), || c_here.clone()).0);
+        presence.touch();
+        apply(&mut held, presence.flush(start + Duration::from_millis(2), [1, 2].into_iter(), || before.clone()).0);
+        let (updates, wake) = presence.flush(start + INTERVAL, [1, 2].into_iter(), || before.clone());
+        apply(&mut held, updates);
+        assert_eq!(held[&1], before);
+        assert_eq!(held[&2], before, "connection 2 still shows c online");
+        assert_eq!(wake, Some(start + HEARTBEAT), "nothing more is owed");
     }
 
     #[test]

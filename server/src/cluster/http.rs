@@ -129,6 +129,7 @@ pub(super) async fn serve(
     cluster: Arc<Cluster>,
     mut calls: async_nats::Subscriber,
     app: axum::Router,
+    tracker: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -140,7 +141,7 @@ pub(super) async fn serve(
             },
         };
         let (cluster, app) = (Arc::clone(&cluster), app.clone());
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let Some(reply) = message.reply.clone() else { return };
             let (head, body) = answer(&cluster, app, message).await;
             let mut headers = async_nats::HeaderMap::new();

@@ -41,6 +41,9 @@ use crate::board::BoardHandle;
 use crate::registry::Registry;
 use crate::store::{Holder, Lease, LeaseAnswer, LeaseOp, Store, StoreError};
 
+/// How long one publish (or the drain's flush) may wait on NATS.
+const PUBLISH_WITHIN: Duration = Duration::from_secs(5);
+
 /// Where a board is served.
 #[derive(Debug, Clone)]
 pub enum Located {
@@ -85,11 +88,15 @@ pub struct Cluster {
     registry: OnceLock<Weak<Registry>>,
     /// The largest body one NATS message carries here.
     max_part: usize,
+    /// Counts the bodies this node sent in parts, for their ids.
+    next_part: AtomicU64,
     pub stats: ClusterStats,
     /// Set while the node drains: its boards are being handed over.
     draining: CancellationToken,
     /// The server's shutdown.
     shutdown: CancellationToken,
+    /// What the NATS client says of its connection, for [`Cluster::start`] to watch.
+    events: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<async_nats::Event>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -109,11 +116,25 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(wire::valid_node_id(&node), "a node id is 1 to 64 letters, digits, `-` or `_`");
-        let options = async_nats::ConnectOptions::new()
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let mut options = async_nats::ConnectOptions::new()
             .name(format!("hindsight-{node}"))
             .connection_timeout(Duration::from_secs(5))
             // Subscriptions buffer this many messages before NATS drops this node as slow.
-            .subscription_capacity(16 * 1024);
+            .subscription_capacity(16 * 1024)
+            .event_callback(move |event| {
+                let events = events_tx.clone();
+                async move {
+                    let _ = events.send(event);
+                }
+            });
+        // The client logs the server's address (at debug level): it gets none of the credentials.
+        let (url, credentials) = wire::split_credentials(url);
+        options = match credentials {
+            Some((user, Some(password))) => options.user_and_password(user, password),
+            Some((token, None)) => options.token(token),
+            None => options,
+        };
         let nats = async_nats::connect_with_options(url, options).await.context("could not connect to NATS")?;
         let max_payload = nats.server_info().max_payload;
         // Headers ride in the same message: leave them room.
@@ -131,9 +152,11 @@ impl Cluster {
             proxies: proxy::Proxies::default(),
             registry: OnceLock::new(),
             max_part,
+            next_part: AtomicU64::new(0),
             stats: ClusterStats::default(),
             draining: CancellationToken::new(),
             shutdown,
+            events: std::sync::Mutex::new(Some(events)),
         }))
     }
 
@@ -188,20 +211,24 @@ impl Cluster {
         let op = LeaseOp::Take { key, node: self.node.to_string(), ttl: self.ttl };
         let LeaseAnswer::Holders(holders) = self.store.lease(op).await? else { return Err(StoreError::Stopped) };
         let Some(holder) = holders.into_iter().find(|h| h.key == key) else { return Err(StoreError::Stopped) };
-        if holder.node != *self.node || !holder.live {
+        if holder.node != *self.node {
             return Ok(Located::There(holder.node));
         }
         let lease = self.hold(key, holder.epoch, asked);
         Ok(Located::Here(lease))
     }
 
-    /// Records a lease taken (or found ours) at `epoch`.
+    /// Records a lease taken (or found ours) at `epoch`. An answer older than the lease held
+    /// (two of this node's requests crossed) gives the newer one.
     fn hold(&self, key: DocumentId, epoch: i64, asked: Instant) -> Arc<Lease> {
         let mut entry = self.held.entry(key).or_insert_with(|| {
             self.stats.leases_taken.fetch_add(1, Ordering::Relaxed);
             tracing::info!(key = %key.tag(), epoch, "took a board's lease");
             Arc::new(Lease::new(key, Arc::clone(&self.node), epoch, self.origin, asked, self.ttl))
         });
+        if entry.epoch > epoch {
+            return Arc::clone(&entry);
+        }
         if entry.epoch == epoch {
             entry.renewed(asked, self.ttl);
         } else {
@@ -223,82 +250,85 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let _ = self.registry.set(Arc::downgrade(registry));
+        // A previous run under this id may have left leases live: they are not this run's.
+        self.store.lease(LeaseOp::Release { node: self.node.to_string(), key: None }).await?;
         let owner = self.nats.subscribe(wire::node_subject(&self.node)).await?;
         let origin = self.nats.subscribe(wire::conn_subject(&self.node)).await?;
         let calls = self.nats.subscribe(wire::http_subject(&self.node)).await?;
         let pings = self.nats.subscribe(wire::ping_subject(&self.node)).await?;
         tracker.spawn(proxy::serve(Arc::clone(self), owner, tracker.clone(), shutdown.clone()));
         tracker.spawn(route::serve(Arc::clone(self), origin, shutdown.clone()));
-        tracker.spawn(http::serve(Arc::clone(self), calls, app, shutdown.clone()));
+        tracker.spawn(http::serve(Arc::clone(self), calls, app, tracker.clone(), shutdown.clone()));
         tracker.spawn(answer_pings(self.nats.clone(), pings, shutdown.clone()));
-        tracker.spawn(Arc::clone(self).keep_leases(shutdown.clone()));
+        // Leases are kept until the drain hands them over, after every tracked task ended: a
+        // shutdown slower than a lease must not let the boards fail over instead.
+        tokio::spawn(Arc::clone(self).keep_leases(self.draining.clone()));
         tracker.spawn(Arc::clone(self).watch_owners(shutdown.clone()));
-        tracker.spawn(proxy::forget_gone_origins(Arc::clone(self), shutdown));
+        tracker.spawn(proxy::forget_gone_origins(Arc::clone(self), shutdown.clone()));
+        if let Some(events) = self.events.lock().ok().and_then(|mut events| events.take()) {
+            tracker.spawn(Arc::clone(self).watch_nats(events, shutdown));
+        }
         tracing::info!(node = %self.node, lease_ms = self.ttl.as_millis() as u64, "joined the cluster");
         Ok(())
     }
 
     /// Renews this node's leases a few times per lease time; loses those the database no longer
-    /// gives, and releases those no board in memory uses.
-    async fn keep_leases(self: Arc<Self>, shutdown: CancellationToken) {
+    /// gives, and releases those no board in memory uses. Ends when the node drains.
+    async fn keep_leases(self: Arc<Self>, draining: CancellationToken) {
         let mut every = tokio::time::interval(self.ttl / 4);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = draining.cancelled() => return,
                 _ = every.tick() => {}
             }
             self.renew().await;
-            self.release_unused().await;
+            if !self.shutdown.is_cancelled() {
+                self.release_unused().await;
+            }
         }
     }
 
     async fn renew(&self) {
-        if self.held.is_empty() {
+        // The leases asked for, as they are now: one taken meanwhile is judged at the next round.
+        let asked_for: Vec<Arc<Lease>> = self.held.iter().map(|lease| Arc::clone(&lease)).collect();
+        if asked_for.is_empty() {
             return;
         }
+        let held = asked_for.iter().map(|lease| (lease.key, lease.epoch)).collect();
         let asked = Instant::now();
-        let renewed = match self.store.lease(LeaseOp::Renew { node: self.node.to_string(), ttl: self.ttl }).await {
+        let op = LeaseOp::Renew { node: self.node.to_string(), ttl: self.ttl, held };
+        let renewed = match self.store.lease(op).await {
             Ok(LeaseAnswer::Holders(renewed)) => renewed,
             Ok(_) => Vec::new(),
             Err(e) => {
                 // Leases run out on their own; boards stop at their next turn, or now if idle.
                 tracing::warn!(error = %e, "could not renew this node's leases");
-                self.lose_expired();
+                for lease in asked_for.iter().filter(|lease| !lease.valid()) {
+                    self.lose(lease);
+                }
                 return;
             }
         };
         self.stats.lease_renewals.fetch_add(1, Ordering::Relaxed);
-        let renewed: std::collections::HashMap<DocumentId, i64> =
-            renewed.into_iter().map(|h| (h.key, h.epoch)).collect();
-        let lost: Vec<DocumentId> = self
-            .held
-            .iter()
-            .filter_map(|lease| match renewed.get(lease.key()) {
-                Some(epoch) if *epoch == lease.epoch => {
-                    lease.renewed(asked, self.ttl);
-                    None
-                }
-                _ => Some(*lease.key()),
-            })
-            .collect();
-        for key in lost {
-            if let Some((_, lease)) = self.held.remove(&key) {
-                tracing::warn!(key = %key.tag(), "lost a board's lease: another node owns it now");
-                self.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
-                lease.lose();
+        let renewed: HashSet<(DocumentId, i64)> = renewed.into_iter().map(|h| (h.key, h.epoch)).collect();
+        for lease in &asked_for {
+            if renewed.contains(&(lease.key, lease.epoch)) {
+                lease.renewed(asked, self.ttl);
+            } else {
+                tracing::warn!(key = %lease.key.tag(), "lost a board's lease: another node owns it now");
+                self.lose(lease);
             }
         }
     }
 
-    fn lose_expired(&self) {
-        let expired: Vec<DocumentId> = self.held.iter().filter(|l| !l.valid()).map(|l| *l.key()).collect();
-        for key in expired {
-            if let Some((_, lease)) = self.held.remove(&key) {
-                self.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
-                lease.lose();
-            }
+    /// Forgets a lease this node no longer holds (if it is still the one held) and stops its
+    /// boards.
+    fn lose(&self, lease: &Arc<Lease>) {
+        if self.held.remove_if(&lease.key, |_, held| Arc::ptr_eq(held, lease)).is_some() {
+            self.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
         }
+        lease.lose();
     }
 
     /// Releases the leases whose boards left memory (two renewals in a row), so that another
@@ -307,15 +337,21 @@ impl Cluster {
         let Some(registry) = self.registry() else { return };
         let used: HashSet<DocumentId> =
             registry.in_memory().into_iter().filter_map(|board| self.keys.get(&board).map(|k| *k)).collect();
-        let idle: Vec<DocumentId> = self.held.iter().map(|l| *l.key()).filter(|key| !used.contains(key)).collect();
-        for key in idle {
-            if self.unused.insert(key, ()).is_none() {
+        let held: Vec<Arc<Lease>> = self.held.iter().map(|lease| Arc::clone(&lease)).collect();
+        for lease in held {
+            if used.contains(&lease.key) {
+                self.unused.remove(&lease.key);
                 continue;
             }
-            self.unused.remove(&key);
-            let Some((_, lease)) = self.held.remove(&key) else { continue };
+            if self.unused.insert(lease.key, ()).is_none() {
+                continue;
+            }
+            self.unused.remove(&lease.key);
+            if self.held.remove_if(&lease.key, |_, held| Arc::ptr_eq(held, &lease)).is_none() {
+                continue;
+            }
             lease.lose();
-            let op = LeaseOp::Release { node: self.node.to_string(), key: Some((key, lease.epoch)) };
+            let op = LeaseOp::Release { node: self.node.to_string(), key: Some((lease.key, lease.epoch)) };
             if let Err(e) = self.store.lease(op).await {
                 tracing::warn!(error = %e, "could not release a lease; it will expire");
             }
@@ -354,6 +390,42 @@ impl Cluster {
         }
     }
 
+    /// Watches the NATS connection: messages may have been lost while it was down, or while this
+    /// node read too slowly, so every route ends and its connections resume (a fresh sync with
+    /// the owner recovers whatever went missing).
+    async fn watch_nats(
+        self: Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<async_nats::Event>,
+        shutdown: CancellationToken,
+    ) {
+        let mut was_down = false;
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            match event {
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("lost the connection to NATS; reconnecting");
+                    was_down = true;
+                }
+                async_nats::Event::Connected if was_down => {
+                    tracing::info!("connected to NATS again; resuming forwarded connections");
+                    was_down = false;
+                    self.routes.end_all();
+                }
+                async_nats::Event::SlowConsumer(_) => {
+                    tracing::warn!("NATS dropped messages this node read too slowly; resuming forwarded connections");
+                    self.routes.end_all();
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Hands this node's boards over: called after its boards stopped and storage holds all they
     /// accepted. Releases every lease, then tells each node that forwarded a connection here to
     /// resume it with the next owner.
@@ -370,8 +442,10 @@ impl Cluster {
         }
         self.held.clear();
         proxy::hand_over(self).await;
-        if let Err(e) = self.nats.flush().await {
-            tracing::warn!(error = %e, "could not flush the last messages to NATS");
+        match tokio::time::timeout(PUBLISH_WITHIN, self.nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the last messages to NATS"),
+            Err(_) => tracing::warn!("NATS took no message for {PUBLISH_WITHIN:?}; the last ones are dropped"),
         }
     }
 
@@ -386,14 +460,31 @@ impl Cluster {
     pub(crate) async fn publish(&self, subject: &str, headers: async_nats::HeaderMap, body: bytes::Bytes) {
         let parts = wire::parts(body, self.max_part);
         let last = parts.len() - 1;
+        let id = (last > 0).then(|| format!("{}-{}", self.node, self.next_part.fetch_add(1, Ordering::Relaxed)));
         for (i, part) in parts.into_iter().enumerate() {
             let mut headers = headers.clone();
+            if let Some(id) = &id {
+                headers.insert(wire::PART, id.as_str());
+            }
             if i < last {
                 headers.insert(wire::MORE, "1");
             }
-            if let Err(e) = self.nats.publish_with_headers(subject.to_owned(), headers, part).await {
-                tracing::warn!(error = %e, "could not publish to NATS");
-                return;
+            // While NATS is unreachable its client buffers, then makes publishers wait: bounded.
+            match tokio::time::timeout(
+                PUBLISH_WITHIN,
+                self.nats.publish_with_headers(subject.to_owned(), headers, part),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not publish to NATS");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("NATS took no message for {PUBLISH_WITHIN:?}; dropped one");
+                    return;
+                }
             }
         }
     }

@@ -104,18 +104,16 @@ pub(super) async fn serve(
         };
         let (origin, conn, peer, board, doc) = match envelope {
             ToOwner::Left { origin, conn } => {
-                partial.remove(&(origin.clone(), conn));
+                tracing::debug!(node = %origin, conn, "a forwarded connection left");
+                partial.retain(|((o, c), _), _| !(*o == origin && *c == conn));
                 if let Some((_, proxy)) = cluster.proxies.map.remove(&(origin, conn)) {
                     proxy.ended.cancel();
                 }
                 continue;
             }
-            ToOwner::Frame { origin, conn, peer, board, doc } | ToOwner::Resume { origin, conn, peer, board, doc } => {
-                (origin, conn, peer, board, doc)
-            }
+            ToOwner::Frame { origin, conn, peer, board, doc } => (origin, conn, peer, board, doc),
         };
-        let more = headers.get(wire::MORE).is_some();
-        let Some(body) = wire::join(&mut partial, (origin.clone(), conn), message.payload, more, MAX_JOINED_BYTES)
+        let Some(body) = wire::join(&mut partial, (origin.clone(), conn), headers, message.payload, MAX_JOINED_BYTES)
         else {
             continue;
         };
@@ -279,7 +277,12 @@ async fn pump(
         if let Ok(mut at) = proxy.closed_at.lock() {
             *at = Some(Instant::now());
         }
-        let envelope = ToOrigin::Close { conn: origin_conn, code: reason.code, reason: reason.reason.to_owned() };
+        let envelope = ToOrigin::Close {
+            conn: origin_conn,
+            code: reason.code,
+            reason: reason.reason.to_owned(),
+            from: cluster.node.to_string(),
+        };
         cluster.publish(&subject, envelope.headers(), Bytes::new()).await;
     }
 }
@@ -292,7 +295,8 @@ fn forget(cluster: &Cluster, origin: &str, conn: ConnId, proxy: &Proxy) {
 
 async fn send_frame(cluster: &Cluster, subject: &str, conn: ConnId, frame: Frame, link: &PeerLink) {
     let len = frame.bytes.len();
-    cluster.publish(subject, ToOrigin::Frame { conn, kind: frame.kind }.headers(), frame.bytes).await;
+    let envelope = ToOrigin::Frame { conn, kind: frame.kind, from: cluster.node.to_string() };
+    cluster.publish(subject, envelope.headers(), frame.bytes).await;
     link.written(len);
 }
 

@@ -9,12 +9,13 @@
 //! own messages find the route gone and ask the registry again.
 
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hindsight_shared::ids::DocumentId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,9 +43,10 @@ const ROUTE_IDLE: Duration = Duration::from_secs(60);
 pub struct Routes {
     /// Board -> its route.
     routes: DashMap<DocumentId, Route>,
-    /// Connection -> its link, for the owner's frames. A connection is listed while a route
-    /// forwards for it.
-    forwarded: DashMap<ConnId, PeerLink>,
+    /// (Connection, owner) -> the connection's link, for that owner's frames: listed while a
+    /// route to the owner forwards for the connection, so frames of an owner it left (one that
+    /// was paused, say) never reach it.
+    forwarded: DashMap<(ConnId, String), PeerLink>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,14 @@ impl Routes {
     fn end_this(&self, handle: &BoardHandle) {
         if let Some((_, route)) = self.routes.remove_if(&handle.id(), |_, r| r.handle.same(handle)) {
             route.ended.cancel();
+        }
+    }
+
+    /// Ends every route: their connections resume with whoever owns each board.
+    pub fn end_all(&self) {
+        let routes: Vec<Route> = self.routes.iter().map(|r| r.clone()).collect();
+        for route in routes {
+            self.end_this(&route.handle);
         }
     }
 
@@ -112,7 +122,16 @@ pub(super) fn open(cluster: &Arc<Cluster>, board: DocumentId, node: String, trac
         .clone();
     if let Some((inbox, ended)) = fresh {
         let this = route.handle.clone();
-        tracker.spawn(forward(Arc::clone(cluster), this, node, inbox, ended, tracker.clone()));
+        let cluster = Arc::clone(cluster);
+        let task = forward(Arc::clone(&cluster), this.clone(), node, inbox, ended, tracker.clone());
+        tracker.spawn(async move {
+            // A panic (a bug here or in a library) ends this route, never leaves it listed dead:
+            // its connections ask the registry again.
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                tracing::error!(board = %this.id().tag(), "a route's task panicked; it is closed");
+                cluster.routes.end_this(&this);
+            }
+        });
     }
     route.handle
 }
@@ -158,7 +177,7 @@ async fn forward(
         match message {
             BoardMsg::FromPeer { link, doc, message } => {
                 let conn = link.conn();
-                cluster.routes.forwarded.insert(conn, link.clone());
+                cluster.routes.forwarded.insert((conn, node.clone()), link.clone());
                 conns.entry(conn).or_insert_with(|| (link.clone(), HashSet::new())).1.insert(doc);
                 let envelope = ToOwner::Frame { origin: origin.clone(), conn, peer: link.peer().clone(), board, doc };
                 let mut headers = envelope.headers();
@@ -167,9 +186,8 @@ async fn forward(
                 cluster.stats.frames_forwarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             BoardMsg::Left { conn } => {
-                if conns.remove(&conn).is_some() {
-                    cluster.routes.forwarded.remove(&conn);
-                }
+                conns.remove(&conn);
+                cluster.routes.forwarded.remove(&(conn, node.clone()));
                 let envelope = ToOwner::Left { origin: origin.clone(), conn };
                 cluster.publish(&subject, envelope.headers(), Bytes::new()).await;
             }
@@ -186,23 +204,34 @@ async fn forward(
     drop(this);
     inbox.close();
     // What was queued for the old owner is dropped: the resume below makes its senders send it
-    // again.
+    // again. A connection that left meanwhile is not resumed.
     while let Some(message) = inbox.recv().await {
-        if let BoardMsg::FromPeer { link, doc, .. } = message {
-            conns.entry(link.conn()).or_insert_with(|| (link.clone(), HashSet::new())).1.insert(doc);
+        match message {
+            BoardMsg::FromPeer { link, doc, .. } => {
+                conns.entry(link.conn()).or_insert_with(|| (link.clone(), HashSet::new())).1.insert(doc);
+            }
+            BoardMsg::Left { conn } => {
+                conns.remove(&conn);
+            }
+            _ => {}
         }
+    }
+    for conn in conns.keys() {
+        cluster.routes.forwarded.remove(&(*conn, node.clone()));
     }
     if cluster.draining() || tracker.is_closed() {
         return;
     }
-    for (_, (link, docs)) in conns {
-        if link.closing().is_cancelled() {
-            continue;
+    // Each connection on its own: one waiting for an owner does not hold up the others.
+    let resumed = conns.into_values().map(|(link, docs)| {
+        let (cluster, node) = (Arc::clone(&cluster), node.clone());
+        async move {
+            for doc in docs {
+                resume(&cluster, &link, doc, &node).await;
+            }
         }
-        for doc in docs {
-            resume(&cluster, &link, doc, &node).await;
-        }
-    }
+    });
+    futures_util::future::join_all(resumed).await;
 }
 
 const MOVED: &str = "the board moved to another server; try again";
@@ -216,6 +245,9 @@ fn moved_admit() -> AdmitError {
 async fn resume(cluster: &Arc<Cluster>, link: &PeerLink, doc: DocumentId, from: &str) {
     let Some(registry) = cluster.registry() else { return };
     for _ in 0..RESUME_TRIES {
+        if cluster.shutdown.is_cancelled() || link.closing().is_cancelled() {
+            return;
+        }
         let handle = registry.resolve(doc).await;
         let stale = cluster.routes.routes.get(&handle.id()).is_some_and(|r| r.node == from && r.handle.same(&handle));
         tracing::debug!(board = %handle.id().tag(), conn = link.conn(), stale, "resuming a connection");
@@ -257,19 +289,18 @@ pub(super) async fn serve(cluster: Arc<Cluster>, mut frames: async_nats::Subscri
             }
         };
         match envelope {
-            ToOrigin::Frame { conn, kind } => {
-                let more = headers.get(wire::MORE).is_some();
-                let Some(body) = wire::join(&mut partial, conn, message.payload, more, MAX_JOINED_BYTES) else {
+            ToOrigin::Frame { conn, kind, from } => {
+                let Some(body) = wire::join(&mut partial, conn, headers, message.payload, MAX_JOINED_BYTES) else {
                     continue;
                 };
                 cluster.stats.frames_returned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Some(link) = cluster.routes.forwarded.get(&conn).map(|l| l.clone()) {
+                if let Some(link) = cluster.routes.forwarded.get(&(conn, from)).map(|l| l.clone()) {
                     link.deliver(body, kind);
                 }
             }
-            ToOrigin::Close { conn, code, reason } => {
-                partial.remove(&conn);
-                if let Some((_, link)) = cluster.routes.forwarded.remove(&conn) {
+            ToOrigin::Close { conn, code, reason, from } => {
+                partial.retain(|(c, _), _| *c != conn);
+                if let Some((_, link)) = cluster.routes.forwarded.remove(&(conn, from)) {
                     link.close(wire::close_reason(code, &reason));
                 }
             }

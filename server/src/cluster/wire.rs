@@ -9,10 +9,10 @@
 //! - `hindsight.http.<node>`: a forwarded HTTP request (request/reply; see `cluster/http.rs`).
 //! - `hindsight.ping.<node>`: request/reply; no responders means the node is gone.
 //!
-//! The metadata travels in NATS headers, the payload (an encoded protocol message, a frame)
-//! as the body. A body larger than the server's `max_payload` goes in parts: every part but the
-//! last carries `Hs-More`, and the receiver joins them (parts of one connection never
-//! interleave: one task publishes them in order).
+//! The metadata travels in NATS headers, the payload (a client's document message, a frame) as
+//! the body. A body larger than the server's `max_payload` goes in parts: every part carries
+//! `Hs-Part`, the body's id (unique in the cluster), every part but the last `Hs-More`, and the
+//! receiver joins them by sender and id (see [`join`]).
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -39,6 +39,20 @@ pub fn ping_subject(node: &str) -> String {
     format!("hindsight.ping.{node}")
 }
 
+/// Splits the credentials out of a NATS URL (`nats://user:password@host`, `nats://token@host`),
+/// so that the client, which logs the address it connects to, never holds them.
+pub fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None) };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_owned(), None) };
+    let (credentials, host) = (&rest[..at], &rest[at + 1..]);
+    let credentials = match credentials.split_once(':') {
+        Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+        None => (credentials.to_owned(), None),
+    };
+    (format!("{scheme}://{host}"), Some(credentials))
+}
+
 /// A node id is a subject token: letters, digits, `-` and `_`, at most 64.
 pub fn valid_node_id(node: &str) -> bool {
     !node.is_empty() && node.len() <= 64 && node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -47,13 +61,11 @@ pub fn valid_node_id(node: &str) -> bool {
 /// From a node holding a client's socket to the board's owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToOwner {
-    /// A protocol message (`request`, `sync` or `ephemeral`) the client sent about `doc`, a
-    /// document of `board`, as encoded on the wire. The origin already checked its sender and
-    /// target and its rates.
+    /// A document message the client sent about `doc`, a document of `board` (`request`, `sync`
+    /// or `ephemeral`; or `resume` when the client had it open through the board's previous
+    /// owner), written by [`write_message`]. The origin already checked its sender and target and
+    /// its rates.
     Frame { origin: String, conn: ConnId, peer: PeerId, board: DocumentId, doc: DocumentId },
-    /// The client had `doc` open through the board's previous owner: take it as
-    /// [`crate::board::core::DocMessage::Resume`].
-    Resume { origin: String, conn: ConnId, peer: PeerId, board: DocumentId, doc: DocumentId },
     /// The client's connection closed.
     Left { origin: String, conn: ConnId },
 }
@@ -61,10 +73,10 @@ pub enum ToOwner {
 /// From a board's owner to the node holding the client's socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToOrigin {
-    /// A frame for the client (the body).
-    Frame { conn: ConnId, kind: FrameKind },
+    /// A frame for the client (the body), from the board's owner `from`.
+    Frame { conn: ConnId, kind: FrameKind, from: String },
     /// The board closed the client's connection (after an `error` frame, if it said why).
-    Close { conn: ConnId, code: u16, reason: String },
+    Close { conn: ConnId, code: u16, reason: String, from: String },
     /// `from` does not own `board` (any more): find its owner and resume there.
     Moved { conn: ConnId, board: DocumentId, from: String },
 }
@@ -78,9 +90,11 @@ const DOC: &str = "Hs-Doc";
 const CODE: &str = "Hs-Code";
 const REASON: &str = "Hs-Reason";
 const MESSAGE: &str = "Hs-Message";
-const SESSION: &str = "Hs-Session";
+const SESSION: &str = "Hs-Session-Length";
 const COUNT: &str = "Hs-Count";
 pub const MORE: &str = "Hs-More";
+/// The id of a body sent in parts, unique in the cluster (the sender's node id and a count).
+pub const PART: &str = "Hs-Part";
 
 /// Why an envelope could not be read (a bug or a foreign publisher: logged, dropped).
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +113,8 @@ impl ToOwner {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         match self {
-            Self::Frame { origin, conn, peer, board, doc } | Self::Resume { origin, conn, peer, board, doc } => {
-                h.insert(KIND, if matches!(self, Self::Frame { .. }) { "frame" } else { "resume" });
+            Self::Frame { origin, conn, peer, board, doc } => {
+                h.insert(KIND, "frame");
                 h.insert(ORIGIN, origin.as_str());
                 h.insert(CONN, conn.to_string().as_str());
                 h.insert(PEER, peer.as_str());
@@ -127,7 +141,6 @@ impl ToOwner {
         let (board, doc) = (parse(h, BOARD)?, parse(h, DOC)?);
         match kind {
             "frame" => Ok(Self::Frame { origin, conn, peer, board, doc }),
-            "resume" => Ok(Self::Resume { origin, conn, peer, board, doc }),
             _ => Err(Malformed(KIND)),
         }
     }
@@ -137,7 +150,7 @@ impl ToOrigin {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         match self {
-            Self::Frame { conn, kind } => {
+            Self::Frame { conn, kind, from } => {
                 let kind = match kind {
                     FrameKind::Sync => "sync",
                     FrameKind::Error => "error",
@@ -145,12 +158,14 @@ impl ToOrigin {
                 };
                 h.insert(KIND, kind);
                 h.insert(CONN, conn.to_string().as_str());
+                h.insert(ORIGIN, from.as_str());
             }
-            Self::Close { conn, code, reason } => {
+            Self::Close { conn, code, reason, from } => {
                 h.insert(KIND, "close");
                 h.insert(CONN, conn.to_string().as_str());
                 h.insert(CODE, code.to_string().as_str());
                 h.insert(REASON, reason.as_str());
+                h.insert(ORIGIN, from.as_str());
             }
             Self::Moved { conn, board, from } => {
                 h.insert(KIND, "moved");
@@ -164,13 +179,14 @@ impl ToOrigin {
 
     pub fn read(h: &HeaderMap) -> Result<Self, Malformed> {
         let conn = parse(h, CONN)?;
-        let frame = |kind| Ok(Self::Frame { conn, kind });
+        let from = get(h, ORIGIN)?.to_owned();
+        let frame = |kind| Ok(Self::Frame { conn, kind, from: from.clone() });
         match get(h, KIND)? {
             "sync" => frame(FrameKind::Sync),
             "error" => frame(FrameKind::Error),
             "other" => frame(FrameKind::Other),
-            "close" => Ok(Self::Close { conn, code: parse(h, CODE)?, reason: get(h, REASON)?.to_owned() }),
-            "moved" => Ok(Self::Moved { conn, board: parse(h, BOARD)?, from: get(h, ORIGIN)?.to_owned() }),
+            "close" => Ok(Self::Close { conn, code: parse(h, CODE)?, reason: get(h, REASON)?.to_owned(), from }),
+            "moved" => Ok(Self::Moved { conn, board: parse(h, BOARD)?, from }),
             _ => Err(Malformed(KIND)),
         }
     }
@@ -188,11 +204,16 @@ pub fn write_message(message: &DocMessage, headers: &mut HeaderMap) -> Bytes {
             headers.insert(MESSAGE, "sync");
             Bytes::copy_from_slice(data)
         }
+        // The session id is the client's text: it goes in the body (a header value may not hold
+        // every character, and has no room for a long one), its length in a header.
         DocMessage::Ephemeral { session_id, count, data } => {
             headers.insert(MESSAGE, "ephemeral");
-            headers.insert(SESSION, session_id.as_str());
+            headers.insert(SESSION, session_id.len().to_string().as_str());
             headers.insert(COUNT, count.to_string().as_str());
-            Bytes::copy_from_slice(data)
+            let mut body = Vec::with_capacity(session_id.len() + data.len());
+            body.extend_from_slice(session_id.as_bytes());
+            body.extend_from_slice(data);
+            Bytes::from(body)
         }
         DocMessage::Resume => {
             headers.insert(MESSAGE, "resume");
@@ -206,36 +227,44 @@ pub fn read_message(headers: &HeaderMap, body: Bytes) -> Result<DocMessage, Malf
     match get(headers, MESSAGE)? {
         "request" => Ok(DocMessage::Request(body.to_vec())),
         "sync" => Ok(DocMessage::Sync(body.to_vec())),
-        "ephemeral" => Ok(DocMessage::Ephemeral {
-            session_id: get(headers, SESSION)?.to_owned(),
-            count: parse(headers, COUNT)?,
-            data: body.to_vec(),
-        }),
+        "ephemeral" => {
+            let length: usize = parse(headers, SESSION)?;
+            let session = body.get(..length).ok_or(Malformed(SESSION))?;
+            let session_id = String::from_utf8(session.to_vec()).map_err(|_| Malformed(SESSION))?;
+            Ok(DocMessage::Ephemeral { session_id, count: parse(headers, COUNT)?, data: body[length..].to_vec() })
+        }
         "resume" => Ok(DocMessage::Resume),
         _ => Err(Malformed(MESSAGE)),
     }
 }
 
-/// The parts of bodies still coming, by sender; `None` for a body being dropped (too large).
-pub type Partial<K> = std::collections::HashMap<K, Option<bytes::BytesMut>>;
+/// The parts of bodies still coming, by sender and body: when the first part came, and what
+/// came (`None` for a body being dropped: too large).
+pub type Partial<K> = std::collections::HashMap<(K, String), (std::time::Instant, Option<bytes::BytesMut>)>;
 
-/// Joins a body that came in parts: returns it whole with its last part, `None` before. A body
-/// that grows past `max` bytes is dropped whole.
-pub fn join<K: std::hash::Hash + Eq>(
+/// How long the parts of a body may wait for the rest (its sender died, or a publish failed).
+const PARTS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Joins a body that came in parts (they carry [`PART`], the body's id, and all but the last
+/// [`MORE`]): returns it whole with its last part, `None` before. A body that grows past `max`
+/// bytes is dropped whole; one whose parts stop coming is dropped after a minute. A message
+/// without [`PART`] is a whole body.
+pub fn join<K: std::hash::Hash + Eq + Clone>(
     partial: &mut Partial<K>,
     key: K,
+    headers: &HeaderMap,
     part: Bytes,
-    more: bool,
     max: usize,
 ) -> Option<Bytes> {
-    let Some(buffer) = partial.get_mut(&key) else {
-        if !more {
-            return Some(part);
-        }
-        let kept = (part.len() <= max).then(|| bytes::BytesMut::from(&part[..]));
-        partial.insert(key, kept);
-        return None;
-    };
+    let Some(id) = headers.get(PART).map(|v| v.as_str().to_owned()) else { return Some(part) };
+    let more = headers.get(MORE).is_some();
+    let key = (key, id);
+    if !partial.contains_key(&key) {
+        let now = std::time::Instant::now();
+        partial.retain(|_, (since, _)| now.duration_since(*since) < PARTS_WAIT);
+        partial.insert(key.clone(), (now, Some(bytes::BytesMut::new())));
+    }
+    let (_, buffer) = partial.get_mut(&key)?;
     if let Some(joined) = buffer.as_mut() {
         if joined.len() + part.len() > max {
             tracing::warn!(max, "dropped a frame from another node larger than the limit");
@@ -247,7 +276,7 @@ pub fn join<K: std::hash::Hash + Eq>(
     if more {
         return None;
     }
-    partial.remove(&key).flatten().map(bytes::BytesMut::freeze)
+    partial.remove(&key).and_then(|(_, joined)| joined).map(bytes::BytesMut::freeze)
 }
 
 /// The close reason a `close` envelope names, as this node knows it (an unknown one, from a
@@ -280,16 +309,15 @@ mod tests {
         let (board, doc) = (DocumentId::random(), DocumentId::random());
         let to_owner = [
             ToOwner::Frame { origin: "a".into(), conn: 7, peer: PeerId::from("p"), board, doc },
-            ToOwner::Resume { origin: "a".into(), conn: 7, peer: PeerId::from("p"), board, doc },
             ToOwner::Left { origin: "a".into(), conn: 7 },
         ];
         for envelope in to_owner {
             assert_eq!(ToOwner::read(&envelope.headers()).expect("readable"), envelope);
         }
         let to_origin = [
-            ToOrigin::Frame { conn: 9, kind: FrameKind::Sync },
-            ToOrigin::Frame { conn: 9, kind: FrameKind::Error },
-            ToOrigin::Close { conn: 9, code: 1008, reason: "too many messages".into() },
+            ToOrigin::Frame { conn: 9, kind: FrameKind::Sync, from: "b".into() },
+            ToOrigin::Frame { conn: 9, kind: FrameKind::Error, from: "b".into() },
+            ToOrigin::Close { conn: 9, code: 1008, reason: "too many messages".into(), from: "b".into() },
             ToOrigin::Moved { conn: 9, board, from: "b".into() },
         ];
         for envelope in to_origin {
@@ -313,6 +341,8 @@ mod tests {
             DocMessage::Request(vec![1, 2]),
             DocMessage::Sync(vec![3]),
             DocMessage::Ephemeral { session_id: "s".into(), count: 4, data: vec![5] },
+            // A client's session id may hold anything a header may not.
+            DocMessage::Ephemeral { session_id: "a\r\nb: c".into(), count: 4, data: vec![] },
             DocMessage::Resume,
         ];
         for message in messages {
@@ -323,15 +353,37 @@ mod tests {
     }
 
     #[test]
-    fn parts_join_in_order_and_a_part_alone_passes() {
+    fn parts_join_by_body_and_a_whole_body_passes() {
+        let part = |id: &str, more: bool| {
+            let mut h = HeaderMap::new();
+            h.insert(PART, id);
+            if more {
+                h.insert(MORE, "1");
+            }
+            h
+        };
         let mut partial = Partial::new();
-        assert_eq!(join(&mut partial, 1, Bytes::from_static(b"ab"), true, 10), None);
-        assert_eq!(join(&mut partial, 2, Bytes::from_static(b"x"), false, 10), Some(Bytes::from_static(b"x")));
-        assert_eq!(join(&mut partial, 1, Bytes::from_static(b"cd"), false, 10), Some(Bytes::from_static(b"abcd")));
-        // Too large: dropped whole, and the next body starts afresh.
-        assert_eq!(join(&mut partial, 1, Bytes::from_static(b"0123456789ab"), true, 10), None);
-        assert_eq!(join(&mut partial, 1, Bytes::from_static(b"z"), false, 10), None);
-        assert_eq!(join(&mut partial, 1, Bytes::from_static(b"z"), false, 10), Some(Bytes::from_static(b"z")));
+        let b = |s: &'static [u8]| Bytes::from_static(s);
+        assert_eq!(join(&mut partial, 1, &part("n-1", true), b(b"ab"), 10), None);
+        // Another body of the same sender, in between: kept apart.
+        assert_eq!(join(&mut partial, 1, &part("n-2", true), b(b"xy"), 10), None);
+        assert_eq!(join(&mut partial, 2, &HeaderMap::new(), b(b"whole"), 10), Some(b(b"whole")));
+        assert_eq!(join(&mut partial, 1, &part("n-1", false), b(b"cd"), 10), Some(b(b"abcd")));
+        assert_eq!(join(&mut partial, 1, &part("n-2", false), b(b"z"), 10), Some(b(b"xyz")));
+        // Too large: dropped whole.
+        assert_eq!(join(&mut partial, 1, &part("n-3", true), b(b"0123456789ab"), 10), None);
+        assert_eq!(join(&mut partial, 1, &part("n-3", false), b(b"z"), 10), None);
+        assert!(partial.is_empty());
+    }
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, credentials) = split_credentials("nats://ann:s3cret@nats.example:4222");
+        assert_eq!(url, "nats://nats.example:4222");
+        assert_eq!(credentials, Some(("ann".to_owned(), Some("s3cret".to_owned()))));
+        let (url, credentials) = split_credentials("tls://t0ken@nats.example");
+        assert_eq!((url.as_str(), credentials), ("tls://nats.example", Some(("t0ken".to_owned(), None))));
+        assert_eq!(split_credentials("nats://nats.example:4222"), ("nats://nats.example:4222".to_owned(), None));
     }
 
     #[test]

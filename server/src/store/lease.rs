@@ -46,7 +46,9 @@ impl Lease {
     }
 
     /// The renewal sent at `asked` succeeded: the lease holds until then plus `ttl`, less a
-    /// fifth of it (time for the owner's last turn to finish before anyone else may start).
+    /// fifth of it (time for the owner's last turn to finish before anyone else may start). A
+    /// paused virtual machine can make this clock lag the database's; the fencing token still
+    /// refuses whatever it writes late.
     pub fn renewed(&self, asked: Instant, ttl: Duration) {
         if self.lost.is_cancelled() {
             return;
@@ -99,11 +101,14 @@ pub struct Holder {
 /// A question about leases, answered by the backend outside the write batches.
 #[derive(Debug, Clone)]
 pub enum LeaseOp {
-    /// Takes `key` for `node` if it is free or already `node`'s (a new epoch either way); answers
-    /// with the holder after the attempt.
+    /// Takes `key` for `node` if it is free (a new epoch), or extends it if it is `node`'s and
+    /// live (the same epoch); answers with the holder after the attempt. Node ids must be unique:
+    /// two live processes under one id would share a lease.
     Take { key: DocumentId, node: String, ttl: Duration },
-    /// Extends every live lease of `node`; answers with those extended.
-    Renew { node: String, ttl: Duration },
+    /// Extends the leases `node` holds, each under its epoch, if still live; answers with those
+    /// extended. Rows of `node` it does not name (of a previous run under the same id) are left
+    /// to expire.
+    Renew { node: String, ttl: Duration, held: Vec<(DocumentId, i64)> },
     /// Who holds these keys.
     Holders { keys: Vec<DocumentId> },
     /// Ends `node`'s lease on `key` under `epoch` now (the epoch stays, so the next owner's is

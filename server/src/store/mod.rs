@@ -38,11 +38,14 @@ pub use lease::{Fence, Holder, Lease, LeaseAnswer, LeaseOp};
 pub const COMPACT_AFTER: usize = 256;
 
 /// What this run knows of a document's rows: the changes beside its snapshot, and their bytes.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Pending {
     changes: usize,
     bytes: usize,
     snapshot_bytes: usize,
+    /// The lease the document's last changes were stored under (cluster mode): its compaction
+    /// carries it, so a node that lost the board cannot replace the next owner's snapshot.
+    fence: Option<Fence>,
 }
 
 impl Pending {
@@ -138,7 +141,10 @@ pub enum StoreError {
     Stopped,
     #[error("this board is full: it takes at most {0} participants")]
     BoardFull(usize),
-    #[error("another Hindsight node is using this database; run one node per database until cluster mode")]
+    #[error(
+        "another Hindsight node is using this database: a node alone (without --nats-url) takes it whole, and \
+         the nodes of a cluster (with --nats-url) share it"
+    )]
     InUse,
     #[error("the connection to the database is lost; it is tried again each second")]
     Lost,
@@ -211,12 +217,14 @@ enum Request {
     /// Deletes one board or team, its participants and every document of theirs.
     Delete {
         id: DocumentId,
+        fence: Option<Fence>,
         reply: Reply<usize>,
     },
     /// The compactor's answer: a new snapshot and the changes it contains, or `None` on failure.
     Compacted {
         doc: DocumentId,
         result: Option<Compacted>,
+        fence: Option<Fence>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -376,8 +384,9 @@ impl Store {
     }
 
     /// Deletes a board or a team with every document of theirs. Durable when it returns.
-    pub async fn delete(&self, id: DocumentId) -> Result<(), StoreError> {
-        self.call(|reply| Request::Delete { id, reply }).await.map(drop)
+    /// In cluster mode, `fence` is its lease: the delete is refused if it is not current.
+    pub async fn delete(&self, id: DocumentId, fence: Option<Fence>) -> Result<(), StoreError> {
+        self.call(|reply| Request::Delete { id, fence, reply }).await.map(drop)
     }
 
     /// The board a desk belongs to, if `desk` is a desk.
@@ -453,13 +462,16 @@ pub(crate) enum Write<'a> {
     },
     Delete {
         id: DocumentId,
+        fence: Option<&'a Fence>,
     },
     /// A compacted snapshot replaces the old one and exactly the changes in `hashes`. A document
-    /// that is gone (deleted while it was compacted) stays gone.
+    /// that is gone (deleted while it was compacted) stays gone. In cluster mode it carries the
+    /// lease its changes were stored under, and is skipped without one.
     Compacted {
         doc: DocumentId,
         snapshot: &'a [u8],
         hashes: &'a [[u8; 32]],
+        fence: Option<&'a Fence>,
     },
 }
 
@@ -474,9 +486,9 @@ impl Request {
                 Write::Append { board: *board, at_ms: *at_ms, docs, fence: fence.as_ref() }
             }
             Request::Expire { before_ms, keep, .. } => Write::Expire { before_ms: *before_ms, keep },
-            Request::Delete { id, .. } => Write::Delete { id: *id },
-            Request::Compacted { doc, result: Some((snapshot, hashes, _)) } => {
-                Write::Compacted { doc: *doc, snapshot, hashes }
+            Request::Delete { id, fence, .. } => Write::Delete { id: *id, fence: fence.as_ref() },
+            Request::Compacted { doc, result: Some((snapshot, hashes, _)), fence } => {
+                Write::Compacted { doc: *doc, snapshot, hashes, fence: fence.as_ref() }
             }
             _ => return None,
         })
@@ -511,7 +523,7 @@ pub(crate) trait Backend: Send + 'static {
 /// The state of the writer thread.
 struct Writer<B> {
     backend: B,
-    compact: std::sync::mpsc::Sender<(DocumentId, CompactionJob)>,
+    compact: std::sync::mpsc::Sender<(DocumentId, CompactionJob, Option<Fence>)>,
     /// What each document has stored beside its snapshot, as far as this run knows.
     pending: HashMap<DocumentId, Pending>,
     /// Documents whose compaction is under way.
@@ -624,10 +636,11 @@ impl<B: Backend> Writer<B> {
                 Request::Expire { reply, .. } | Request::Delete { reply, .. } => {
                     let _ = reply.send(result);
                 }
-                Request::Append { docs, reply, .. } => {
+                Request::Append { docs, reply, fence, .. } => {
                     if result.is_ok() {
                         for (doc, changes) in &docs {
                             let pending = self.pending.entry(*doc).or_default();
+                            pending.fence.clone_from(&fence);
                             pending.changes += changes.len();
                             pending.bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
                             self.maybe_compact(*doc);
@@ -635,7 +648,7 @@ impl<B: Backend> Writer<B> {
                     }
                     let _ = reply.send(result.map(drop));
                 }
-                Request::Compacted { doc, result: compacted } => {
+                Request::Compacted { doc, result: compacted, .. } => {
                     self.compacting.remove(&doc);
                     if let (Ok(_), Some((snapshot, hashes, bytes))) = (result, compacted) {
                         let pending = self.pending.entry(doc).or_default();
@@ -655,12 +668,16 @@ impl<B: Backend> Writer<B> {
     fn compact_before_exit(&mut self) {
         // Documents the compactor is working on are compacted here too: its answer would come
         // after the writer stopped reading, and be dropped.
-        let docs: Vec<DocumentId> =
-            self.pending.iter().filter(|(_, pending)| pending.changes > 0).map(|(doc, _)| *doc).collect();
+        let docs: Vec<(DocumentId, Option<Fence>)> = self
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.changes > 0)
+            .map(|(doc, pending)| (*doc, pending.fence.clone()))
+            .collect();
         let mut writes = Vec::new();
-        for doc in docs {
+        for (doc, fence) in docs {
             match self.backend.document(doc) {
-                Ok(Some(job)) => writes.push(Request::Compacted { doc, result: compact(doc, &job) }),
+                Ok(Some(job)) => writes.push(Request::Compacted { doc, result: compact(doc, &job), fence }),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(doc = %doc.tag(), error = %e, "could not read a document for compaction"),
             }
@@ -679,7 +696,8 @@ impl<B: Backend> Writer<B> {
         match self.backend.document(doc) {
             Ok(Some(job)) => {
                 self.compacting.insert(doc);
-                let _ = self.compact.send((doc, job));
+                let fence = self.pending.get(&doc).and_then(|p| p.fence.clone());
+                let _ = self.compact.send((doc, job, fence));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(doc = %doc.tag(), error = %e, "could not read a document for compaction"),
@@ -694,8 +712,9 @@ impl<B: Backend> Writer<B> {
         });
         if let Some(stored) = &stored {
             let bytes = stored.changes.iter().map(Vec::len).sum();
-            self.pending
-                .insert(doc, Pending { changes: stored.changes.len(), bytes, snapshot_bytes: stored.snapshot.len() });
+            let pending =
+                Pending { changes: stored.changes.len(), bytes, snapshot_bytes: stored.snapshot.len(), fence: None };
+            self.pending.insert(doc, pending);
         }
         Ok(stored)
     }
@@ -756,9 +775,12 @@ pub(crate) struct CompactionJob {
 }
 
 /// The compactor thread: turns a snapshot plus changes into one new snapshot, off the writer.
-fn compactor(jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob)>, results: mpsc::UnboundedSender<Request>) {
-    while let Ok((doc, job)) = jobs.recv() {
-        if results.send(Request::Compacted { doc, result: compact(doc, &job) }).is_err() {
+fn compactor(
+    jobs: std::sync::mpsc::Receiver<(DocumentId, CompactionJob, Option<Fence>)>,
+    results: mpsc::UnboundedSender<Request>,
+) {
+    while let Ok((doc, job, fence)) = jobs.recv() {
+        if results.send(Request::Compacted { doc, result: compact(doc, &job), fence }).is_err() {
             return;
         }
     }

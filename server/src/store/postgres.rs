@@ -53,9 +53,10 @@ const MIGRATIONS: [&str; 2] = [
 
 /// A key for `pg_advisory_xact_lock`: Hindsight's migrations.
 const MIGRATION_LOCK: i64 = 0x4869_6e64_7369_6768;
-/// A key for the session lock a node that runs alone holds on its database while it serves:
-/// without leases (cluster mode), two nodes on one database would each accept changes the other
-/// did not check, so a second node is refused.
+/// A key for the session lock every node holds on its database while it serves: a node that
+/// runs alone holds it exclusively (without leases, two nodes on one database would each accept
+/// changes the other did not check), the nodes of a cluster hold it shared, so a node started
+/// without `--nats-url` on a cluster's database is refused, and a cluster node on a lone node's.
 const NODE_LOCK: i64 = 0x4869_6e64_7369_6769;
 /// How long a starting node waits for the lock: a node killed a moment ago holds it until
 /// Postgres notices its connection is gone.
@@ -116,19 +117,27 @@ fn open(url: &str, sharing: Sharing) -> Result<Client, StoreError> {
     let mut client = config.connect(NoTls)?;
     // Acknowledged means on disk, whatever the role's or the database's default says.
     client.batch_execute("SET synchronous_commit = on")?;
-    if sharing == Sharing::Alone {
-        take_node_lock(&mut client)?;
+    if sharing == Sharing::Cluster {
+        // A lease row locked by a node that stalled mid-write must not hold this node's writer
+        // for ever: a lock waited for this long fails the statement (a locate tries again), and
+        // a transaction left open this long by a paused node is ended by Postgres.
+        client.batch_execute("SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'")?;
     }
+    take_node_lock(&mut client, sharing)?;
     migrate(&mut client)?;
     Ok(client)
 }
 
 /// This node's session lock on the database (see [`NODE_LOCK`]), taken before anything else,
 /// migrations included: a node that is refused changes nothing.
-fn take_node_lock(client: &mut Client) -> Result<(), StoreError> {
+fn take_node_lock(client: &mut Client, sharing: Sharing) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
+    let take = match sharing {
+        Sharing::Alone => "SELECT pg_try_advisory_lock($1)",
+        Sharing::Cluster => "SELECT pg_try_advisory_lock_shared($1)",
+    };
     loop {
-        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.get(0);
+        let locked: bool = client.query_one(take, &[&NODE_LOCK])?.get(0);
         if locked {
             return Ok(());
         }
@@ -163,6 +172,7 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 impl Backend for Postgres {
     fn write(&mut self, writes: &[Write<'_>]) -> (Vec<Result<usize, StoreError>>, Option<String>) {
+        let sharing = self.sharing;
         let client = match self.client() {
             Ok(client) => client,
             Err(e) => return (Vec::new(), Some(e.to_string())),
@@ -171,6 +181,12 @@ impl Backend for Postgres {
         let committed = (|| -> Result<(), postgres::Error> {
             let mut tx = client.transaction()?;
             for write in writes {
+                // In a cluster, a compaction without the lease its changes were stored under
+                // (a document this node only read) is not this node's to do.
+                if sharing == Sharing::Cluster && matches!(write, Write::Compacted { fence: None, .. }) {
+                    results.push(Ok(0));
+                    continue;
+                }
                 // A savepoint per write: one failing does not fail its neighbours. Dropping it
                 // uncommitted rolls back to it.
                 let result = (|| -> Result<usize, StoreError> {
@@ -257,13 +273,17 @@ impl Backend for Postgres {
         Ok(match op {
             LeaseOp::Take { key, node, ttl } => {
                 let key = key.as_bytes().as_slice();
-                // Taken if there is no row, if it expired by the database's clock, or if it is
-                // ours already; each taking is a new epoch. Otherwise the row stays as it is.
+                // Taken if there is no row or it expired by the database's clock (a new epoch),
+                // or extended if it is ours and live (the same epoch: two of our own tasks
+                // locating the board at once must not fence each other). Otherwise the row stays.
                 client.execute(
                     "INSERT INTO leases (key, owner, epoch, expires_at)
                      VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond')
                      ON CONFLICT (key) DO UPDATE
-                         SET owner = EXCLUDED.owner, epoch = leases.epoch + 1, expires_at = EXCLUDED.expires_at
+                         SET owner = EXCLUDED.owner,
+                             epoch = CASE WHEN leases.owner = EXCLUDED.owner AND leases.expires_at > now()
+                                          THEN leases.epoch ELSE leases.epoch + 1 END,
+                             expires_at = EXCLUDED.expires_at
                          WHERE leases.expires_at <= now() OR leases.owner = EXCLUDED.owner",
                     &[&key, node, &millis(ttl)],
                 )?;
@@ -271,12 +291,16 @@ impl Backend for Postgres {
                     .query("SELECT key, owner, epoch, expires_at > now() FROM leases WHERE key = $1", &[&key])?;
                 LeaseAnswer::Holders(holders(rows))
             }
-            LeaseOp::Renew { node, ttl } => {
+            LeaseOp::Renew { node, ttl, held } => {
+                let keys: Vec<&[u8]> = held.iter().map(|(key, _)| key.as_bytes().as_slice()).collect();
+                let epochs: Vec<i64> = held.iter().map(|(_, epoch)| *epoch).collect();
                 let rows = client.query(
                     "UPDATE leases SET expires_at = now() + $2::float8 * interval '1 millisecond'
-                     WHERE owner = $1 AND expires_at > now()
-                     RETURNING key, owner, epoch, true",
-                    &[node, &millis(ttl)],
+                     FROM unnest($3::bytea[], $4::int8[]) AS held (key, epoch)
+                     WHERE leases.key = held.key AND leases.epoch = held.epoch
+                       AND leases.owner = $1 AND leases.expires_at > now()
+                     RETURNING leases.key, leases.owner, leases.epoch, true",
+                    &[node, &millis(ttl), &keys, &epochs],
                 )?;
                 LeaseAnswer::Holders(holders(rows))
             }
@@ -298,10 +322,11 @@ impl Backend for Postgres {
 
     /// Lets go of the database at once, for the node that starts next.
     fn close(&mut self) {
-        if self.sharing == Sharing::Cluster {
-            return;
-        }
-        if let Err(e) = self.client.execute("SELECT pg_advisory_unlock($1)", &[&NODE_LOCK]) {
+        let unlock = match self.sharing {
+            Sharing::Alone => "SELECT pg_advisory_unlock($1)",
+            Sharing::Cluster => "SELECT pg_advisory_unlock_shared($1)",
+        };
+        if let Err(e) = self.client.execute(unlock, &[&NODE_LOCK]) {
             tracing::warn!(error = %e, "could not let go of the database's node lock");
         }
     }
@@ -378,11 +403,13 @@ fn apply(db: &mut impl GenericClient, write: &Write<'_>) -> Result<usize, StoreE
                 .collect();
             return delete_idle(idle, keep, |board| delete(db, board));
         }
-        Write::Delete { id } => {
+        Write::Delete { id, fence } => {
+            check(db, *fence)?;
             delete(db, id.as_bytes())?;
             return Ok(1);
         }
-        Write::Compacted { doc, snapshot, hashes } => {
+        Write::Compacted { doc, snapshot, hashes, fence } => {
+            check(db, *fence)?;
             let key = doc.as_bytes().as_slice();
             db.execute("UPDATE snapshots SET data = $2 WHERE doc = $1", &[&key, snapshot])?;
             let delete = db.prepare("DELETE FROM changes WHERE doc = $1 AND hash = $2")?;

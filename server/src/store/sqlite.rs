@@ -198,7 +198,10 @@ fn apply(conn: &Connection, write: &Write<'_>) -> Result<usize, StoreError> {
             conn.execute("INSERT INTO snapshots (doc, data) VALUES (?1, ?2)", params![record.id.as_bytes(), snapshot])?;
         }
         // Leases are cluster mode's, which runs on Postgres only.
-        Write::CreateParticipant { fence: Some(_), .. } | Write::Append { fence: Some(_), .. } => {
+        Write::CreateParticipant { fence: Some(_), .. }
+        | Write::Append { fence: Some(_), .. }
+        | Write::Delete { fence: Some(_), .. }
+        | Write::Compacted { fence: Some(_), .. } => {
             return Err(StoreError::NeedsPostgres);
         }
         Write::CreateParticipant { record, desk, max, fence: None } => {
@@ -238,11 +241,11 @@ fn apply(conn: &Connection, write: &Write<'_>) -> Result<usize, StoreError> {
                 statement.query_map(params![before_ms], |row| row.get(0))?.collect::<Result<_, _>>()?;
             return delete_idle(idle, keep, |board| delete(conn, board));
         }
-        Write::Delete { id } => {
+        Write::Delete { id, fence: None } => {
             delete(conn, id.as_bytes())?;
             return Ok(1);
         }
-        Write::Compacted { doc, snapshot, hashes } => {
+        Write::Compacted { doc, snapshot, hashes, fence: None } => {
             conn.execute("UPDATE snapshots SET data = ?2 WHERE doc = ?1", params![doc.as_bytes(), snapshot])?;
             let mut delete = conn.prepare_cached("DELETE FROM changes WHERE doc = ?1 AND hash = ?2")?;
             for hash in *hashes {

@@ -223,7 +223,7 @@ impl TeamActor {
         .await?;
         self.budgets = budgets;
         if let Some(reply) = delete {
-            self.ctx.store.delete(self.id).await?;
+            self.ctx.store.delete(self.id, self.lease.as_ref().map(|lease| lease.fence())).await?;
             tracing::info!(team = %self.id.tag(), "deleted a team");
             drop(reply.send(Ok(())));
             // What else the batch asked is answered as if the team were gone already.
