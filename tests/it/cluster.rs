@@ -62,6 +62,9 @@ async fn three_nodes_serve_one_board_and_its_rules_hold_through_every_node() -> 
     // A participant moves the phase, through node 1: refused by the owner, as on one node.
     let hash = ann.send_board_change(|tx| Ok(edit::set_phase(tx, Phase::Reveal)?)).await?;
     assert!(ann.verdict(hash).await?.is_refused(), "a participant moved the phase through a non-owner");
+    // A session id no header could hold, through node 1: relayed or dropped, never a broken
+    // route (Ann goes on below).
+    ann.peer().send_ephemeral("evil\r\nHs-Kind: left", 1, b"hi").await?;
 
     fac.set_phase(Phase::Reveal).await?;
     fac.reveal_all().await?;

@@ -7,7 +7,8 @@
 //!   dependencies wait for them; the presence roster; client `ephemeral` messages are relayed,
 //!   never stored.
 //! - [`rules`]: every rule of a retro (issue 3): the forbidden change is refused, the board is
-//!   unchanged and nobody else hears of it; and its allowed counterpart goes through.
+//!   unchanged and nobody else hears of it; and its allowed counterpart goes through. Every story
+//!   also runs in a cluster, through nodes that do not own the board (issue 16).
 //! - [`anonymity`]: an unrevealed note reaches nobody; after a whole retro the stored board links
 //!   no note to anyone; named notes, when chosen, do carry names.
 //! - [`voting`]: racing votes (two connections of one person among them) never break the budget

@@ -14,8 +14,9 @@ use automerge::transaction::{Transactable, Transaction};
 use hindsight_shared::edit;
 use hindsight_shared::protocol::WireMessage;
 use hindsight_shared::schema::{self, ActionItem, Draft, MAX_NOTE_CHARS, Note, Phase, Settings};
+use hindsight_tests::cluster::ClusterUnderTest;
 use hindsight_tests::peer::{Mark, is_chatter};
-use hindsight_tests::{ChangeOptions, Participant, SyncPeer, TestServer};
+use hindsight_tests::{ChangeOptions, Endpoint, Participant, SyncPeer, TestServer};
 
 /// Who makes an attempt.
 #[derive(Debug, Clone, Copy)]
@@ -32,9 +33,22 @@ enum Doc {
     Desk,
 }
 
+/// Where a table sits: one server, or a cluster where Fay's node owns the board and everyone
+/// else comes through the others (Ann and the viewer through node 1, Bob through node 2).
+#[derive(Debug, Clone, Copy)]
+enum Venue {
+    One,
+    Cluster,
+}
+
+enum Servers {
+    One(TestServer),
+    Cluster(ClusterUnderTest),
+}
+
 /// A board with its cast, taken to some phase.
 struct Table {
-    server: TestServer,
+    servers: Servers,
     fay: Participant,
     ann: Participant,
     bob: Participant,
@@ -48,18 +62,25 @@ struct Table {
 impl Table {
     /// A mad-sad-glad board where Ann and Bob wrote two notes each, taken to `phase` (from Group
     /// on, every note is published).
-    async fn at(phase: Phase) -> anyhow::Result<Self> {
-        let server = TestServer::spawn().await;
-        let board = server.create_board("Rules", "mad-sad-glad").await;
-        let fay = Participant::join_as_facilitator(&server, &board, "Fay").await?;
-        let mut ann = Participant::join(&server, board.board_id, "Ann").await?;
-        let mut bob = Participant::join(&server, board.board_id, "Bob").await?;
-        let viewer = SyncPeer::open(&server.ws_url(), board.board_id).await?;
+    async fn at(venue: Venue, phase: Phase) -> anyhow::Result<Self> {
+        let servers = match venue {
+            Venue::One => Servers::One(TestServer::spawn().await),
+            Venue::Cluster => Servers::Cluster(ClusterUnderTest::start(3, 2_000).await?),
+        };
+        let [fays, anns, bobs]: [&dyn Endpoint; 3] = match &servers {
+            Servers::One(server) => [server, server, server],
+            Servers::Cluster(cluster) => [cluster.node(0), cluster.node(1), cluster.node(2)],
+        };
+        let board = hindsight_tests::http::create_board(&fays.http_url(), "Rules", "mad-sad-glad").await?;
+        let fay = Participant::join_as_facilitator(&fays, &board, "Fay").await?;
+        let mut ann = Participant::join(&anns, board.board_id, "Ann").await?;
+        let mut bob = Participant::join(&bobs, board.board_id, "Bob").await?;
+        let viewer = SyncPeer::open(&anns.ws_url(), board.board_id).await?;
         let drafts = vec![ann.write("mad", "Slow builds").await?, ann.write("sad", "No demo").await?];
         let bobs = [bob.write("mad", "Flaky tests").await?, bob.write("glad", "Nice offsite").await?];
         let notes =
             vec![ann.note_id(&drafts[0]), ann.note_id(&drafts[1]), bob.note_id(&bobs[0]), bob.note_id(&bobs[1])];
-        let mut table = Self { server, fay, ann, bob, viewer, notes, drafts };
+        let mut table = Self { servers, fay, ann, bob, viewer, notes, drafts };
         table.go_to(phase).await?;
         Ok(table)
     }
@@ -156,9 +177,13 @@ impl Table {
         Ok(())
     }
 
-    /// Ends the story: the server stops cleanly.
-    async fn finish(self) {
-        self.server.shutdown().await;
+    /// Ends the story: the servers stop cleanly.
+    async fn finish(self) -> anyhow::Result<()> {
+        match self.servers {
+            Servers::One(server) => server.shutdown().await,
+            Servers::Cluster(cluster) => cluster.stop().await?,
+        }
+        Ok(())
     }
 }
 
@@ -197,9 +222,8 @@ fn draft(id: &str, text: &str) -> Draft {
     Draft { id: id.into(), column: "glad".into(), text: text.into(), created_at: 0 }
 }
 
-#[tokio::test]
-async fn only_the_facilitator_runs_the_retro() -> anyhow::Result<()> {
-    let mut t = Table::at(Phase::Write).await?;
+async fn only_the_facilitator_runs_the_retro(venue: Venue) -> anyhow::Result<()> {
+    let mut t = Table::at(venue, Phase::Write).await?;
     use {Doc::Board, Who::Ann};
     t.refused("Ann moves the phase", Ann, Board, |tx| Ok(edit::set_phase(tx, Phase::Reveal)?)).await?;
     t.refused("Ann retitles the board", Ann, Board, |tx| Ok(edit::set_title(tx, "Ann's board")?)).await?;
@@ -234,13 +258,11 @@ async fn only_the_facilitator_runs_the_retro() -> anyhow::Result<()> {
     let item = t.notes[0].clone();
     t.refused("Ann focuses an item", Ann, Board, |tx| Ok(edit::set_focus(tx, Some(&item))?)).await?;
     t.fay.focus(Some(&t.notes[0].clone())).await?;
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn notes_and_vote_totals_are_written_by_the_server_alone() -> anyhow::Result<()> {
-    let mut t = Table::at(Phase::Reveal).await?;
+async fn notes_and_vote_totals_are_written_by_the_server_alone(venue: Venue) -> anyhow::Result<()> {
+    let mut t = Table::at(venue, Phase::Reveal).await?;
     t.fay.reveal("mad").await?;
     t.catch_up().await?;
     let published = t.notes[0].clone();
@@ -279,13 +301,11 @@ async fn notes_and_vote_totals_are_written_by_the_server_alone() -> anyhow::Resu
     t.bob
         .pump_until("the edit", |p| p.board().notes.get(&published).is_some_and(|n| n.text == "Very slow builds"))
         .await?;
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn a_viewer_may_write_nothing() -> anyhow::Result<()> {
-    let mut t = Table::at(Phase::Group).await?;
+async fn a_viewer_may_write_nothing(venue: Venue) -> anyhow::Result<()> {
+    let mut t = Table::at(venue, Phase::Group).await?;
     let (a, b) = (t.notes[0].clone(), t.notes[1].clone());
     let board = t.viewer.board();
     t.refused("the viewer groups two notes", Who::Viewer, Doc::Board, |tx| {
@@ -309,14 +329,12 @@ async fn a_viewer_may_write_nothing() -> anyhow::Result<()> {
     })
     .await?;
     t.ann.put_action(&action("a1")).await?;
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn each_phase_allows_its_own_gestures_only() -> anyhow::Result<()> {
+async fn each_phase_allows_its_own_gestures_only(venue: Venue) -> anyhow::Result<()> {
     use {Doc::Board, Doc::Desk, Who::Ann};
-    let mut t = Table::at(Phase::Reveal).await?;
+    let mut t = Table::at(venue, Phase::Reveal).await?;
     t.fay.reveal_all().await?;
     t.catch_up().await?;
     let (a, b) = (t.notes[0].clone(), t.notes[2].clone());
@@ -361,14 +379,12 @@ async fn each_phase_allows_its_own_gestures_only() -> anyhow::Result<()> {
     t.ann.put_action(&action("a2")).await?;
     t.bob.pump_until("both action items", |p| p.board().action_items.len() == 2).await?;
     assert_eq!(t.bob.board().vote_totals.get(&cluster), Some(&2));
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn votes_stay_within_the_budget_and_the_maximum() -> anyhow::Result<()> {
+async fn votes_stay_within_the_budget_and_the_maximum(venue: Venue) -> anyhow::Result<()> {
     use {Doc::Desk, Who::Ann};
-    let mut t = Table::at(Phase::Group).await?;
+    let mut t = Table::at(venue, Phase::Group).await?;
     t.fay
         .set_settings(|s| {
             s.vote_budget = 4;
@@ -396,14 +412,12 @@ async fn votes_stay_within_the_budget_and_the_maximum() -> anyhow::Result<()> {
     t.go_to(Phase::Discuss).await?;
     let totals = t.bob.board().vote_totals;
     assert_eq!((totals.get(&a), totals.get(&b)), (Some(&4), Some(&1)));
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn a_done_retro_is_read_only_but_may_be_reopened() -> anyhow::Result<()> {
+async fn a_done_retro_is_read_only_but_may_be_reopened(venue: Venue) -> anyhow::Result<()> {
     use {Doc::Board, Doc::Desk};
-    let mut t = Table::at(Phase::Done).await?;
+    let mut t = Table::at(venue, Phase::Done).await?;
     let (a, b) = (t.notes[0].clone(), t.notes[1].clone());
     let board = t.ann.board();
     t.refused("Ann groups in Done", Who::Ann, Board, |tx| Ok(edit::group(tx, &board, &a, &b, "done")?)).await?;
@@ -423,14 +437,12 @@ async fn a_done_retro_is_read_only_but_may_be_reopened() -> anyhow::Result<()> {
     t.fay.set_phase(Phase::Actions).await?;
     t.ann.put_action(&action("after")).await?;
     t.bob.pump_until("the reopened board", |p| p.board().action_items.contains_key("after")).await?;
-    t.finish().await;
-    Ok(())
+    t.finish().await
 }
 
-#[tokio::test]
-async fn changes_carry_no_message_no_author_and_no_oversized_note() -> anyhow::Result<()> {
+async fn changes_carry_no_message_no_author_and_no_oversized_note(venue: Venue) -> anyhow::Result<()> {
     use {Doc::Board, Doc::Desk};
-    let mut t = Table::at(Phase::Write).await?;
+    let mut t = Table::at(venue, Phase::Write).await?;
     let message = ChangeOptions { message: Some("by Fay".into()), ..ChangeOptions::default() };
     t.attempt("Fay's change with a message", Who::Fay, Board, &message, |tx| Ok(edit::set_title(tx, "Signed")?))
         .await?;
@@ -459,6 +471,67 @@ async fn changes_carry_no_message_no_author_and_no_oversized_note() -> anyhow::R
     t.go_to(Phase::Group).await?;
     assert_eq!(t.bob.board().notes[&t.ann.note_id(&id)].text, longest);
     assert_eq!(t.bob.board().title, "Plain");
-    t.finish().await;
+    t.finish().await
+}
+
+// Each story on one server; and all of them in a cluster, through nodes that do not own the
+// board (issue 16).
+
+#[tokio::test]
+async fn only_the_facilitator_runs_the_retro_on_one_server() -> anyhow::Result<()> {
+    only_the_facilitator_runs_the_retro(Venue::One).await
+}
+
+#[tokio::test]
+async fn notes_and_vote_totals_are_written_by_the_server_alone_on_one_server() -> anyhow::Result<()> {
+    notes_and_vote_totals_are_written_by_the_server_alone(Venue::One).await
+}
+
+#[tokio::test]
+async fn a_viewer_may_write_nothing_on_one_server() -> anyhow::Result<()> {
+    a_viewer_may_write_nothing(Venue::One).await
+}
+
+#[tokio::test]
+async fn each_phase_allows_its_own_gestures_only_on_one_server() -> anyhow::Result<()> {
+    each_phase_allows_its_own_gestures_only(Venue::One).await
+}
+
+#[tokio::test]
+async fn votes_stay_within_the_budget_and_the_maximum_on_one_server() -> anyhow::Result<()> {
+    votes_stay_within_the_budget_and_the_maximum(Venue::One).await
+}
+
+#[tokio::test]
+async fn a_done_retro_is_read_only_but_may_be_reopened_on_one_server() -> anyhow::Result<()> {
+    a_done_retro_is_read_only_but_may_be_reopened(Venue::One).await
+}
+
+#[tokio::test]
+async fn changes_carry_no_message_no_author_and_no_oversized_note_on_one_server() -> anyhow::Result<()> {
+    changes_carry_no_message_no_author_and_no_oversized_note(Venue::One).await
+}
+
+#[tokio::test]
+async fn every_rule_holds_through_nodes_that_do_not_own_the_board() -> anyhow::Result<()> {
+    only_the_facilitator_runs_the_retro(Venue::Cluster)
+        .await
+        .context("only_the_facilitator_runs_the_retro, in a cluster")?;
+    notes_and_vote_totals_are_written_by_the_server_alone(Venue::Cluster)
+        .await
+        .context("notes_and_vote_totals_are_written_by_the_server_alone, in a cluster")?;
+    a_viewer_may_write_nothing(Venue::Cluster).await.context("a_viewer_may_write_nothing, in a cluster")?;
+    each_phase_allows_its_own_gestures_only(Venue::Cluster)
+        .await
+        .context("each_phase_allows_its_own_gestures_only, in a cluster")?;
+    votes_stay_within_the_budget_and_the_maximum(Venue::Cluster)
+        .await
+        .context("votes_stay_within_the_budget_and_the_maximum, in a cluster")?;
+    a_done_retro_is_read_only_but_may_be_reopened(Venue::Cluster)
+        .await
+        .context("a_done_retro_is_read_only_but_may_be_reopened, in a cluster")?;
+    changes_carry_no_message_no_author_and_no_oversized_note(Venue::Cluster)
+        .await
+        .context("changes_carry_no_message_no_author_and_no_oversized_note, in a cluster")?;
     Ok(())
 }

@@ -69,6 +69,18 @@ pub trait Endpoint {
     fn ws_url(&self) -> String;
 }
 
+/// A reference to an endpoint is one (`&dyn Endpoint` among them: a table's seats on different
+/// nodes).
+impl<T: Endpoint + ?Sized> Endpoint for &T {
+    fn http_url(&self) -> String {
+        (**self).http_url()
+    }
+
+    fn ws_url(&self) -> String {
+        (**self).ws_url()
+    }
+}
+
 /// The longest any single wait (one message, one HTTP answer, one start-up) may take before the
 /// test fails. Generous, because two cores may be busy compiling while the tests run.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
