@@ -253,7 +253,7 @@ async fn a_stock_client_on_a_non_owner_node_syncs_a_board_owned_by_another() -> 
     use hindsight_shared::ids::published_note_id;
     use hindsight_shared::schema::{Board, Draft};
 
-    use crate::compat::{find, read_board, samod_repo, samod_until};
+    use crate::compat::{find, read_board, samod_repo, samod_until, write_draft};
 
     let cluster = ClusterUnderTest::start(2, LEASE_MS).await?;
     let created = cluster.node(0).create_board("Stock client", "went-well").await?;
@@ -264,12 +264,7 @@ async fn a_stock_client_on_a_non_owner_node_syncs_a_board_owned_by_another() -> 
     let board = find(&repo, created.board_id).await?;
     let column = read_board(&board)?.columns[0].id.clone();
     let draft = Draft { id: "samod-1".into(), column: column.clone(), text: "Through node 1".into(), created_at: 1 };
-    desk.with_document(|doc| {
-        let mut tx = doc.transaction();
-        edit::add_draft(&mut tx, &draft)?;
-        tx.commit();
-        anyhow::Ok(())
-    })?;
+    write_draft(&desk, &draft)?;
     fay.pump_until("Sam's draft on the roster", |p| {
         p.roster().is_some_and(|r| r.iter().any(|e| e.id == joined.participant_id && e.notes == Some(1)))
     })

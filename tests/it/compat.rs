@@ -93,6 +93,16 @@ pub(crate) async fn samod_until(
     .await
 }
 
+/// Writes a draft on samod's copy of a desk, as an app built on automerge-repo would.
+pub(crate) fn write_draft(desk: &samod::DocHandle, draft: &Draft) -> anyhow::Result<()> {
+    desk.with_document(|doc| {
+        let mut tx = doc.transaction();
+        edit::add_draft(&mut tx, draft)?;
+        tx.commit();
+        anyhow::Ok(())
+    })
+}
+
 /// The board as samod's copy of the document has it.
 pub(crate) fn read_board(handle: &samod::DocHandle) -> anyhow::Result<Board> {
     handle.with_document(|doc| Ok(Board::read(doc)?))
@@ -149,12 +159,7 @@ async fn samod_as_a_participant_writes_on_its_desk_and_sees_the_published_note()
 
     let draft =
         Draft { id: "samod-1".into(), column: column.clone(), text: "Written through samod".into(), created_at: 1 };
-    desk.with_document(|doc| {
-        let mut tx = doc.transaction();
-        edit::add_draft(&mut tx, &draft)?;
-        tx.commit();
-        anyhow::Ok(())
-    })?;
+    write_draft(&desk, &draft)?;
     fay.pump_until("Sam's draft on the roster", |p| {
         p.roster().is_some_and(|r| r.iter().any(|e| e.id == joined.participant_id && e.online && e.notes == Some(1)))
     })

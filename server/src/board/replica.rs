@@ -670,30 +670,39 @@ mod tests {
         panic!("the replica and the client never settled");
     }
 
+    /// A replica and a client synced over one change writing `key`.
+    fn synced(key: &str) -> (Replica, Automerge, sync::State) {
+        let (mut owner, mut client, mut state) = (replica(), Automerge::new(), sync::State::new());
+        let mut tx = client.transaction();
+        tx.put(ROOT, key, 1).expect("put");
+        tx.commit();
+        settle(&mut owner, &mut client, &mut state);
+        assert_eq!(owner.doc().get_heads(), client.get_heads());
+        (owner, client, state)
+    }
+
+    /// The next owner of `old`'s document, loaded from what `old` stored, resuming the client.
+    fn next_owner(old: &Replica) -> Replica {
+        let saved = old.doc().save();
+        let mut next = Replica::load(old.id(), ActorId::random(), &saved, &[], usize::MAX, Limits::default())
+            .expect("loads what the old owner stored");
+        next.resume(1, &PeerId::from("client"));
+        next
+    }
+
     /// Failover: a client's change reached an owner that died before storing it, so the client
     /// believes it sent it. The next owner, resuming the client, makes it send the change again,
     /// takes it, and says so (its heads reach the client).
     #[test]
     fn a_resumed_peer_sends_again_what_the_previous_owner_lost_and_hears_it_taken() {
-        let mut old = replica();
-        let mut client = Automerge::new();
-        let mut state = sync::State::new();
-        let mut tx = client.transaction();
-        tx.put(ROOT, "before", 1).expect("put");
-        tx.commit();
-        settle(&mut old, &mut client, &mut state);
-        assert_eq!(old.doc().get_heads(), client.get_heads());
-
+        let (old, mut client, mut state) = synced("before");
         let mut tx = client.transaction();
         tx.put(ROOT, "lost", 2).expect("put");
         tx.commit();
         let lost = client.generate_sync_message(&mut state).expect("a message with the change");
         assert_eq!(lost.changes.len(), 1, "the change went out (and the owner died with it)");
 
-        let saved = old.doc().save();
-        let mut next = Replica::load(old.id(), ActorId::random(), &saved, &[], usize::MAX, Limits::default())
-            .expect("loads what the old owner stored");
-        next.resume(1, &PeerId::from("client"));
+        let mut next = next_owner(&old);
         settle(&mut next, &mut client, &mut state);
         assert_eq!(next.doc().get_heads(), client.get_heads(), "the lost change was sent again and taken");
         assert_eq!(state.shared_heads, client.get_heads(), "the client heard that the next owner holds it");
@@ -704,17 +713,8 @@ mod tests {
     /// client waits for).
     #[test]
     fn a_resumed_peer_that_lost_nothing_hears_the_next_owners_heads() {
-        let mut old = replica();
-        let mut client = Automerge::new();
-        let mut state = sync::State::new();
-        let mut tx = client.transaction();
-        tx.put(ROOT, "kept", 1).expect("put");
-        tx.commit();
-        settle(&mut old, &mut client, &mut state);
-        let saved = old.doc().save();
-        let mut next = Replica::load(old.id(), ActorId::random(), &saved, &[], usize::MAX, Limits::default())
-            .expect("loads what the old owner stored");
-        next.resume(1, &PeerId::from("client"));
+        let (old, mut client, mut state) = synced("kept");
+        let mut next = next_owner(&old);
         settle(&mut next, &mut client, &mut state);
         assert_eq!(state.shared_heads, client.get_heads(), "the client never heard the next owner's heads");
     }
