@@ -15,13 +15,12 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hindsight_shared::ids::DocumentId;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 
-use super::{Cluster, Located, wire};
+use super::{Cluster, Located, next_message, wire};
 
 /// How long a forwarded call may take, the owner's work included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,14 +131,7 @@ pub(super) async fn serve(
     tracker: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return,
-            message = calls.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
+    while let Some(message) = next_message(&mut calls, &shutdown).await {
         let (cluster, app) = (Arc::clone(&cluster), app.clone());
         tracker.spawn(async move {
             let Some(reply) = message.reply.clone() else { return };

@@ -495,17 +495,21 @@ impl Cluster {
     }
 }
 
+/// The next message of a subscription; `None` once the server shuts down or NATS ends it.
+async fn next_message(
+    subscriber: &mut async_nats::Subscriber,
+    shutdown: &CancellationToken,
+) -> Option<async_nats::Message> {
+    use futures_util::StreamExt;
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        message = subscriber.next() => message,
+    }
+}
+
 /// Answers `ping` requests, so that owners know this node is alive.
 async fn answer_pings(nats: async_nats::Client, mut pings: async_nats::Subscriber, shutdown: CancellationToken) {
-    use futures_util::StreamExt;
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return,
-            message = pings.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
+    while let Some(message) = next_message(&mut pings, &shutdown).await {
         if let Some(reply) = message.reply {
             let _ = nats.publish(reply, bytes::Bytes::from_static(b"pong")).await;
         }

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::StreamExt;
 use hindsight_shared::ids::{DocumentId, PeerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Cluster;
 use super::wire::{self, ToOrigin, ToOwner};
+use super::{Cluster, next_message};
 use crate::board::core::DocMessage;
 use crate::board::replica::ConnId;
 use crate::board::{BoardHandle, BoardMsg, Frame, FrameKind, MAX_OUTBOX_FRAMES, PeerLink};
@@ -52,16 +51,6 @@ impl Default for Proxies {
     }
 }
 
-impl Proxies {
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Proxy {
     link: PeerLink,
@@ -86,14 +75,7 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
 ) {
     let mut partial: wire::Partial<(String, ConnId)> = wire::Partial::new();
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return,
-            message = inbox.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
+    while let Some(message) = next_message(&mut inbox, &shutdown).await {
         let Some(headers) = message.headers.as_ref() else { continue };
         let envelope = match ToOwner::read(headers) {
             Ok(envelope) => envelope,

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use hindsight_shared::ids::DocumentId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Cluster;
 use super::wire::{self, ToOrigin, ToOwner};
+use super::{Cluster, next_message};
 use crate::board::core::DocMessage;
 use crate::board::replica::ConnId;
 use crate::board::{AdmitError, AlertError, BoardHandle, BoardMsg, PeerLink};
@@ -87,15 +87,6 @@ impl Routes {
         for route in routes {
             self.end_this(&route.handle);
         }
-    }
-
-    /// How many routes are open.
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
     }
 }
 
@@ -272,14 +263,7 @@ async fn resume(cluster: &Arc<Cluster>, link: &PeerLink, doc: DocumentId, from: 
 /// Hands the owners' frames to this node's connections.
 pub(super) async fn serve(cluster: Arc<Cluster>, mut frames: async_nats::Subscriber, shutdown: CancellationToken) {
     let mut partial: wire::Partial<ConnId> = wire::Partial::new();
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return,
-            message = frames.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
+    while let Some(message) = next_message(&mut frames, &shutdown).await {
         let Some(headers) = message.headers.as_ref() else { continue };
         let envelope = match ToOrigin::read(headers) {
             Ok(envelope) => envelope,
